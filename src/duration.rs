@@ -1,0 +1,1 @@
+//! Mesos duration strings (placeholder: filled in by the executor work).

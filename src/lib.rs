@@ -1,0 +1,26 @@
+//! # mesos-sdk
+//!
+//! A Rust SDK for writing Apache Mesos frameworks on the Mesos V1 HTTP API.
+//!
+//! Layers, bottom up:
+//! - [`v1`]: prost types generated from the complete `mesos.v1` schema under `proto/`.
+//! - [`codec`]: the two wire formats, protobuf (`application/x-protobuf`, the default) and Mesos'
+//!   own JSON mapping (`application/json`).
+//! - [`recordio`]: the RecordIO framing of event streams.
+//! - [`duration`]: Mesos duration strings (`15mins`, `1.5secs`).
+//! - [`client`]: the HTTP transport to masters and agents (stream ids, redirects, auth, TLS, typed errors).
+//! - [`scheduler`] and [`executor`]: the V1 scheduler and executor runtimes.
+//! - [`local`] (feature `local`, on by default): an embedded Mesos-compatible master and agents.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod client;
+pub mod codec;
+pub mod duration;
+pub mod executor;
+#[cfg(feature = "local")]
+pub mod local;
+pub mod recordio;
+pub mod scheduler;
+pub mod v1;

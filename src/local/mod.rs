@@ -1,0 +1,12 @@
+//! An embedded Mesos-compatible cluster: one master and any number of agents in one process,
+//! speaking the real V1 HTTP APIs over loopback.
+//!
+//! - [`master`]: the master (`/api/v1/scheduler`, `/api/v1` operator API, `/state`, `/health`).
+//! - [`agent`]: the agents (`/api/v1/executor`, fetcher, sandboxes, executors, command executor).
+//! - [`link`]: the in-process messages between the master and its agents.
+//! - [`cluster`]: starts a master and its agents together; what the `mesos-local` binary runs.
+
+pub mod agent;
+pub mod cluster;
+pub mod link;
+pub mod master;
