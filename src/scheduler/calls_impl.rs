@@ -1,0 +1,245 @@
+//! Sending calls: stream id and framework id handling, 403 reporting, and the typed call methods
+//! of [`Scheduler`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{CallContext, Lost, Scheduler, SchedulerError, calls};
+use crate::client::{CallRequest, CallResponse, ErrorKind};
+use crate::v1::offer::Operation;
+use crate::v1::scheduler::Call;
+use crate::v1::scheduler::call::Type as CallType;
+use crate::v1::scheduler::call::reconcile_operations;
+use crate::v1::{
+    AgentId, ExecutorId, FrameworkInfo, KillPolicy, OfferId, OperationStatus, TaskId, TaskStatus,
+};
+
+/// Sends `call` on the current subscription.
+pub(super) async fn send(
+    context: &CallContext,
+    mut call: Call,
+) -> Result<CallResponse, SchedulerError> {
+    match call.r#type() {
+        CallType::Subscribe => {
+            return Err(SchedulerError::InvalidCall(
+                "SUBSCRIBE is sent by the scheduler driver".into(),
+            ));
+        }
+        CallType::Unknown => {
+            return Err(SchedulerError::InvalidCall(
+                "a call of type UNKNOWN is never sent".into(),
+            ));
+        }
+        _ => {}
+    }
+    let (framework_id, stream_id) = {
+        let state = context.state();
+        if let Some(termination) = &state.terminated {
+            return Err(SchedulerError::Terminated(termination.clone()));
+        }
+        (state.framework_id.clone(), state.stream_id.clone())
+    };
+    let stream_id = stream_id.ok_or(SchedulerError::NotSubscribed)?;
+    if call.framework_id.is_none() {
+        call.framework_id = framework_id;
+    }
+    let body = context.client.format().encode(&call)?;
+    let kind = call.r#type();
+    let result = context
+        .client
+        .call(CallRequest {
+            path: context.path.clone(),
+            body,
+            stream_id: Some(stream_id.clone()),
+        })
+        .await;
+    match result {
+        Ok(response) => {
+            tracing::trace!(call = kind.as_str_name(), status = %response.status, "call accepted");
+            Ok(response)
+        }
+        Err(err) => {
+            if err.kind() == ErrorKind::SubscriptionLost {
+                tracing::info!(call = kind.as_str_name(), error = %err, "the master lost the subscription");
+                let _ = context.lost.send(Lost {
+                    stream_id,
+                    reason: format!("{} answered: {err}", kind.as_str_name()),
+                });
+            } else {
+                tracing::debug!(call = kind.as_str_name(), error = %err, "call failed");
+            }
+            Err(err.into())
+        }
+    }
+}
+
+impl Scheduler {
+    fn forget_offers(&self, offer_ids: &[OfferId]) {
+        let mut state = self.context.state();
+        for id in offer_ids {
+            state.offers.remove(&id.value);
+        }
+    }
+
+    /// ACCEPT `offer_ids` with `operations` (see [`calls::operations`]); unused resources are
+    /// declined for `refuse` (Mesos' default 5 s when `None`). The offers leave the cache.
+    pub async fn accept(
+        &self,
+        offer_ids: Vec<OfferId>,
+        operations: Vec<Operation>,
+        refuse: Option<Duration>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.forget_offers(&offer_ids);
+        self.call(calls::accept(offer_ids, operations, refuse))
+            .await
+    }
+
+    /// DECLINE `offer_ids`, not to be re-offered for `refuse` (Mesos' default 5 s when `None`).
+    /// The offers leave the cache.
+    pub async fn decline(
+        &self,
+        offer_ids: Vec<OfferId>,
+        refuse: Option<Duration>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.forget_offers(&offer_ids);
+        self.call(calls::decline(offer_ids, refuse)).await
+    }
+
+    /// ACCEPT_INVERSE_OFFERS.
+    pub async fn accept_inverse_offers(
+        &self,
+        inverse_offer_ids: Vec<OfferId>,
+        refuse: Option<Duration>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::accept_inverse_offers(inverse_offer_ids, refuse))
+            .await
+    }
+
+    /// DECLINE_INVERSE_OFFERS.
+    pub async fn decline_inverse_offers(
+        &self,
+        inverse_offer_ids: Vec<OfferId>,
+        refuse: Option<Duration>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::decline_inverse_offers(inverse_offer_ids, refuse))
+            .await
+    }
+
+    /// KILL a task.
+    pub async fn kill(
+        &self,
+        task_id: TaskId,
+        agent_id: Option<AgentId>,
+        kill_policy: Option<KillPolicy>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::kill(task_id, agent_id, kill_policy)).await
+    }
+
+    /// ACKNOWLEDGE a status update. Returns `Ok(None)` without sending anything when the
+    /// update must not be acknowledged (no uuid).
+    pub async fn acknowledge(
+        &self,
+        status: &TaskStatus,
+    ) -> Result<Option<CallResponse>, SchedulerError> {
+        match calls::acknowledge(status) {
+            Some(call) => self.call(call).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// ACKNOWLEDGE_OPERATION_STATUS. Returns `Ok(None)` when the update carries no uuid.
+    pub async fn acknowledge_operation_status(
+        &self,
+        status: &OperationStatus,
+    ) -> Result<Option<CallResponse>, SchedulerError> {
+        match calls::acknowledge_operation_status(status) {
+            Some(call) => self.call(call).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Explicit RECONCILE of `(task, agent)` pairs.
+    pub async fn reconcile(
+        &self,
+        tasks: Vec<(TaskId, Option<AgentId>)>,
+    ) -> Result<CallResponse, SchedulerError> {
+        if tasks.is_empty() {
+            return Err(SchedulerError::InvalidCall(
+                "explicit reconciliation needs tasks; use reconcile_all".into(),
+            ));
+        }
+        self.call(calls::reconcile(tasks)).await
+    }
+
+    /// Implicit RECONCILE: the master answers with every task it knows.
+    pub async fn reconcile_all(&self) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::reconcile(Vec::new())).await
+    }
+
+    /// RECONCILE_OPERATIONS (implicit when `operations` is empty).
+    pub async fn reconcile_operations(
+        &self,
+        operations: Vec<reconcile_operations::Operation>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::reconcile_operations(operations)).await
+    }
+
+    /// REVIVE `roles` (all when empty).
+    pub async fn revive(&self, roles: Vec<String>) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::revive(roles)).await
+    }
+
+    /// SUPPRESS `roles` (all when empty).
+    pub async fn suppress(&self, roles: Vec<String>) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::suppress(roles)).await
+    }
+
+    /// UPDATE_FRAMEWORK. `framework_info.id` is filled in with the current id when unset.
+    pub async fn update_framework(
+        &self,
+        mut framework_info: FrameworkInfo,
+        suppressed_roles: Vec<String>,
+    ) -> Result<CallResponse, SchedulerError> {
+        if framework_info.id.is_none() {
+            framework_info.id = self.framework_id();
+        }
+        self.call(calls::update_framework(framework_info, suppressed_roles))
+            .await
+    }
+
+    /// MESSAGE to an executor.
+    pub async fn message(
+        &self,
+        agent_id: AgentId,
+        executor_id: ExecutorId,
+        data: Bytes,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::message(agent_id, executor_id, data)).await
+    }
+
+    /// SHUTDOWN a custom executor.
+    pub async fn shutdown_executor(
+        &self,
+        executor_id: ExecutorId,
+        agent_id: AgentId,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::shutdown(executor_id, agent_id)).await
+    }
+
+    /// REQUEST resources (ignored by Mesos' built-in allocator).
+    pub async fn request(
+        &self,
+        requests: Vec<crate::v1::Request>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(calls::request(requests)).await
+    }
+
+    /// TEARDOWN: kills every task and removes the framework for good, then stops the driver.
+    /// Never call it on an ordinary shutdown (use [`Scheduler::stop`]).
+    pub async fn teardown(&self) -> Result<CallResponse, SchedulerError> {
+        let response = self.call(calls::teardown()).await?;
+        self.stop();
+        Ok(response)
+    }
+}

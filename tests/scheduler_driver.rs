@@ -1,0 +1,747 @@
+//! The scheduler runtime against a scripted master: subscription and resubscription, stream ids,
+//! heartbeat watchdog, ERROR handling, 403s, offer cache and automatic acknowledgements.
+
+#[path = "common/scripted.rs"]
+mod scripted;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use mesos_sdk::client::{Client, ErrorKind};
+use mesos_sdk::codec::Format;
+use mesos_sdk::scheduler::{
+    FrameworkInfoBuilder, Scheduler, SchedulerError, SchedulerEvent, SchedulerEvents, Termination,
+};
+use mesos_sdk::v1::scheduler::call::Type as CallType;
+use mesos_sdk::v1::scheduler::event::{self, Type as EventType};
+use mesos_sdk::v1::scheduler::{Call, Event};
+use mesos_sdk::v1::{AgentId, FrameworkId, Offer, OfferId, TaskId, TaskStatus};
+use prost::Message;
+use scripted::{Recorded, Reply, ScriptedServer, StreamHandle};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A scripted master: hands each SUBSCRIBE's stream to the test and records every other call.
+struct Master {
+    server: ScriptedServer,
+    subscriptions: mpsc::UnboundedReceiver<(Call, Recorded, StreamHandle)>,
+    calls: mpsc::UnboundedReceiver<(Call, Recorded)>,
+}
+
+type CallAnswer = Arc<dyn Fn(&Call) -> Reply + Send + Sync>;
+type SubscribeAnswer = Arc<dyn Fn(usize) -> Option<Reply> + Send + Sync>;
+
+impl Master {
+    async fn start() -> Self {
+        Self::scripted(Arc::new(|_| None), Arc::new(|_| Reply::empty(202))).await
+    }
+
+    async fn scripted(on_subscribe: SubscribeAnswer, on_call: CallAnswer) -> Self {
+        let (sub_tx, subscriptions) = mpsc::unbounded_channel();
+        let (call_tx, calls) = mpsc::unbounded_channel();
+        let count = Arc::new(AtomicUsize::new(0));
+        let server = ScriptedServer::start(move |req: Recorded| {
+            let call = Call::decode(req.body.clone()).expect("a protobuf Call");
+            let reply = if call.r#type() == CallType::Subscribe {
+                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+                match on_subscribe(n) {
+                    Some(reply) => reply,
+                    None => {
+                        let id = format!("stream-{n}");
+                        let (reply, handle) = Reply::stream("application/x-protobuf", Some(&id));
+                        let _ = sub_tx.send((call, req, handle));
+                        reply
+                    }
+                }
+            } else {
+                let reply = on_call(&call);
+                let _ = call_tx.send((call, req));
+                reply
+            };
+            async move { reply }
+        })
+        .await;
+        Self {
+            server,
+            subscriptions,
+            calls,
+        }
+    }
+
+    async fn next_subscription(&mut self) -> (Call, Recorded, StreamHandle) {
+        tokio::time::timeout(WAIT, self.subscriptions.recv())
+            .await
+            .expect("a SUBSCRIBE in time")
+            .expect("master running")
+    }
+
+    async fn next_call(&mut self) -> (Call, Recorded) {
+        tokio::time::timeout(WAIT, self.calls.recv())
+            .await
+            .expect("a call in time")
+            .expect("master running")
+    }
+
+    fn client(&self) -> Client {
+        Client::builder()
+            .endpoint(self.server.url())
+            .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
+            .max_attempts(1)
+            .build()
+            .unwrap()
+    }
+}
+
+fn encode(event: Event) -> Vec<u8> {
+    event.encode_to_vec()
+}
+
+fn typed(kind: EventType) -> Event {
+    let mut event = Event::default();
+    event.set_type(kind);
+    event
+}
+
+fn subscribed(framework_id: &str) -> Vec<u8> {
+    encode(Event {
+        subscribed: Some(event::Subscribed {
+            framework_id: FrameworkId {
+                value: framework_id.into(),
+            },
+            heartbeat_interval_seconds: Some(15.0),
+            master_info: None,
+        }),
+        ..typed(EventType::Subscribed)
+    })
+}
+
+fn heartbeat() -> Vec<u8> {
+    encode(typed(EventType::Heartbeat))
+}
+
+fn offers(ids: &[&str]) -> Vec<u8> {
+    encode(Event {
+        offers: Some(event::Offers {
+            offers: ids
+                .iter()
+                .map(|id| Offer {
+                    id: OfferId {
+                        value: (*id).into(),
+                    },
+                    ..Offer::default()
+                })
+                .collect(),
+        }),
+        ..typed(EventType::Offers)
+    })
+}
+
+fn rescind(id: &str) -> Vec<u8> {
+    encode(Event {
+        rescind: Some(event::Rescind {
+            offer_id: OfferId { value: id.into() },
+        }),
+        ..typed(EventType::Rescind)
+    })
+}
+
+fn error(message: &str) -> Vec<u8> {
+    encode(Event {
+        error: Some(event::Error {
+            message: message.into(),
+        }),
+        ..typed(EventType::Error)
+    })
+}
+
+fn update(task: &str, uuid: Option<&'static [u8]>) -> Vec<u8> {
+    encode(Event {
+        update: Some(event::Update {
+            status: TaskStatus {
+                task_id: TaskId { value: task.into() },
+                agent_id: Some(AgentId {
+                    value: "agent-1".into(),
+                }),
+                uuid: uuid.map(Bytes::from_static),
+                ..TaskStatus::default()
+            },
+        }),
+        ..typed(EventType::Update)
+    })
+}
+
+fn start(master: &Master) -> (Scheduler, SchedulerEvents) {
+    start_with(master, |b| b)
+}
+
+fn start_with(
+    master: &Master,
+    configure: impl FnOnce(
+        mesos_sdk::scheduler::SchedulerBuilder,
+    ) -> mesos_sdk::scheduler::SchedulerBuilder,
+) -> (Scheduler, SchedulerEvents) {
+    let framework = FrameworkInfoBuilder::new("tester", "scripted").build();
+    let builder = Scheduler::builder(master.client(), framework)
+        .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20));
+    configure(builder).start()
+}
+
+/// The next event matching `pred`, skipping others.
+async fn wait_for(
+    events: &mut SchedulerEvents,
+    mut pred: impl FnMut(&SchedulerEvent) -> bool,
+) -> SchedulerEvent {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, events.next())
+            .await
+            .expect("the expected event in time")
+            .expect("events still flowing");
+        if pred(&event) {
+            return event;
+        }
+    }
+}
+
+async fn connected(events: &mut SchedulerEvents) -> FrameworkId {
+    match wait_for(events, |e| matches!(e, SchedulerEvent::Connected { .. })).await {
+        SchedulerEvent::Connected { framework_id, .. } => framework_id,
+        _ => unreachable!(),
+    }
+}
+
+fn is_event(kind: EventType) -> impl FnMut(&SchedulerEvent) -> bool {
+    move |e| matches!(e, SchedulerEvent::Event(ev) if ev.r#type() == kind)
+}
+
+async fn terminated(events: &mut SchedulerEvents) -> Termination {
+    match wait_for(events, |e| matches!(e, SchedulerEvent::Terminated(_))).await {
+        SchedulerEvent::Terminated(t) => t,
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test]
+async fn subscribes_and_sends_the_stream_id_on_every_other_call() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start(&master);
+    let (call, req, stream) = master.next_subscription().await;
+    assert!(call.framework_id.is_none(), "a new framework has no id");
+    let info = &call.subscribe.as_ref().unwrap().framework_info;
+    assert!(info.id.is_none());
+    assert_eq!(info.checkpoint, Some(true));
+    assert_eq!(req.header("mesos-stream-id"), None);
+    assert_eq!(
+        req.header("accept").as_deref(),
+        Some("application/x-protobuf")
+    );
+
+    // Before SUBSCRIBED there is nothing to send with.
+    let early = scheduler.revive(vec![]).await.unwrap_err();
+    assert!(matches!(early, SchedulerError::NotSubscribed), "{early}");
+
+    stream.record(subscribed("fw-1"));
+    assert_eq!(connected(&mut events).await.value, "fw-1");
+    assert_eq!(scheduler.framework_id().unwrap().value, "fw-1");
+    assert!(scheduler.is_connected());
+
+    scheduler.suppress(vec!["*".into()]).await.unwrap();
+    let (call, req) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Suppress);
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
+    assert_eq!(
+        req.header("content-type").as_deref(),
+        Some("application/x-protobuf")
+    );
+
+    scheduler
+        .kill(TaskId { value: "t".into() }, None, None)
+        .await
+        .unwrap();
+    let (call, req) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Kill);
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
+}
+
+#[tokio::test]
+async fn resubscribes_with_the_framework_id_and_drops_offers() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-9"));
+    connected(&mut events).await;
+    stream.record(offers(&["o1", "o2", "o3"]));
+    wait_for(&mut events, is_event(EventType::Offers)).await;
+    assert_eq!(scheduler.offers().len(), 3);
+    stream.record(rescind("o3"));
+    wait_for(&mut events, is_event(EventType::Rescind)).await;
+    assert_eq!(scheduler.offers().len(), 2);
+    assert!(scheduler.offer(&OfferId { value: "o1".into() }).is_some());
+
+    // The master closes the stream.
+    drop(stream);
+    let invalidated = wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::OffersInvalidated { .. })
+    })
+    .await;
+    match invalidated {
+        SchedulerEvent::OffersInvalidated { mut offer_ids } => {
+            offer_ids.sort_by(|a, b| a.value.cmp(&b.value));
+            let ids: Vec<_> = offer_ids.into_iter().map(|o| o.value).collect();
+            assert_eq!(ids, ["o1", "o2"]);
+        }
+        _ => unreachable!(),
+    }
+    wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::Disconnected { .. })
+    })
+    .await;
+    assert!(scheduler.offers().is_empty());
+    assert!(!scheduler.is_connected());
+
+    let (call, req, stream) = master.next_subscription().await;
+    assert_eq!(call.framework_id.as_ref().unwrap().value, "fw-9");
+    assert_eq!(
+        call.subscribe.unwrap().framework_info.id.unwrap().value,
+        "fw-9"
+    );
+    assert_eq!(req.header("mesos-stream-id"), None);
+    stream.record(subscribed("fw-9"));
+    connected(&mut events).await;
+
+    scheduler.revive(vec![]).await.unwrap();
+    let (_, req) = master.next_call().await;
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-2"));
+}
+
+#[tokio::test]
+async fn a_given_framework_id_is_resumed_from_the_first_subscribe() {
+    let mut master = Master::start().await;
+    let framework = FrameworkInfoBuilder::new("tester", "scripted")
+        .id("stored-id")
+        .build();
+    let (_scheduler, _events) = Scheduler::builder(master.client(), framework).start();
+    let (call, _, _stream) = master.next_subscription().await;
+    assert_eq!(call.framework_id.unwrap().value, "stored-id");
+    assert_eq!(
+        call.subscribe.unwrap().framework_info.id.unwrap().value,
+        "stored-id"
+    );
+}
+
+#[tokio::test]
+async fn stream_cut_mid_record_reconnects() {
+    let mut master = Master::start().await;
+    let (_scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.raw(&b"100\npartial"[..]);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.abort();
+    let reason = match wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::Disconnected { .. })
+    })
+    .await
+    {
+        SchedulerEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    };
+    assert!(reason.contains("event stream failed"), "{reason}");
+    let (call, _, _stream) = master.next_subscription().await;
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+}
+
+#[tokio::test]
+async fn silent_stream_trips_the_heartbeat_watchdog() {
+    let mut master = Master::start().await;
+    let (_scheduler, mut events) = start_with(&master, |b| {
+        b.heartbeat_interval(Duration::from_millis(50))
+            .heartbeat_misses(3)
+    });
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    // Heartbeats keep it alive.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        stream.record(heartbeat());
+    }
+    let went_silent = Instant::now();
+    let reason = match wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::Disconnected { .. })
+    })
+    .await
+    {
+        SchedulerEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    };
+    assert!(reason.contains("watchdog"), "{reason}");
+    assert!(went_silent.elapsed() < Duration::from_secs(3));
+    // It resubscribes; the old stream was closed.
+    master.next_subscription().await;
+    assert!(stream.is_closed() || !stream.record(heartbeat()));
+}
+
+#[tokio::test]
+async fn a_hanging_subscribe_is_bounded_by_the_watchdog() {
+    let hangs = Arc::new(AtomicUsize::new(0));
+    let seen = hangs.clone();
+    let mut master = Master::scripted(
+        Arc::new(move |n| {
+            if n == 1 {
+                seen.fetch_add(1, Ordering::SeqCst);
+                // An answer that never sends SUBSCRIBED.
+                let (reply, handle) = Reply::stream("application/x-protobuf", Some("silent"));
+                std::mem::forget(handle);
+                Some(reply)
+            } else {
+                None
+            }
+        }),
+        Arc::new(|_| Reply::empty(202)),
+    )
+    .await;
+    let (_scheduler, mut events) = start_with(&master, |b| {
+        b.heartbeat_interval(Duration::from_millis(50))
+            .heartbeat_misses(2)
+    });
+    let (_, _, stream) = master.next_subscription().await;
+    assert_eq!(hangs.load(Ordering::SeqCst), 1);
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+}
+
+#[tokio::test]
+async fn failed_over_error_is_terminal() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.record(error("Framework failed over"));
+    let termination = terminated(&mut events).await;
+    assert!(
+        matches!(&termination, Termination::FailedOver { message } if message == "Framework failed over"),
+        "{termination:?}"
+    );
+    // The stream ends and nobody resubscribes.
+    assert!(
+        tokio::time::timeout(WAIT, events.next())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(master.subscriptions.try_recv().is_err());
+    let err = scheduler.revive(vec![]).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SchedulerError::Terminated(Termination::FailedOver { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(scheduler.termination(), Some(termination));
+}
+
+#[tokio::test]
+async fn removed_error_is_terminal() {
+    let mut master = Master::start().await;
+    let (_scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(error("Framework has been removed"));
+    let termination = terminated(&mut events).await;
+    assert!(
+        matches!(termination, Termination::FrameworkRemoved { .. }),
+        "{termination:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(master.subscriptions.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn other_errors_resubscribe() {
+    let mut master = Master::start().await;
+    let (_scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.record(error("Role 'x' is not allowed"));
+    let error_event = wait_for(&mut events, is_event(EventType::Error)).await;
+    assert!(matches!(error_event, SchedulerEvent::Event(_)));
+    let reason = match wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::Disconnected { .. })
+    })
+    .await
+    {
+        SchedulerEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    };
+    assert!(reason.contains("Role 'x' is not allowed"), "{reason}");
+    let (call, _, stream) = master.next_subscription().await;
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+}
+
+#[tokio::test]
+async fn forbidden_call_makes_the_driver_resubscribe() {
+    let mut master = Master::scripted(
+        Arc::new(|_| None),
+        Arc::new(|call| {
+            if call.r#type() == CallType::Revive {
+                Reply::text(403, "Framework is not subscribed")
+            } else {
+                Reply::empty(202)
+            }
+        }),
+    )
+    .await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, first) = master.next_subscription().await;
+    first.record(subscribed("fw-1"));
+    connected(&mut events).await;
+
+    let err = scheduler.revive(vec![]).await.unwrap_err();
+    match &err {
+        SchedulerError::Client(err) => {
+            assert_eq!(err.kind(), ErrorKind::SubscriptionLost);
+            assert_eq!(err.message(), "Framework is not subscribed");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::Disconnected { .. })
+    })
+    .await;
+    let (call, _, second) = master.next_subscription().await;
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+    assert!(first.is_closed() || !first.record(heartbeat()));
+    second.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    scheduler.suppress(vec![]).await.unwrap();
+    let (_, req) = master.next_call().await; // the 403'd REVIVE
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
+    let (_, req) = master.next_call().await;
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-2"));
+}
+
+#[tokio::test]
+async fn acknowledges_only_updates_with_a_uuid() {
+    let mut master = Master::start().await;
+    let (_scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.record(update("reconciled", None));
+    stream.record(update("empty-uuid", Some(b"")));
+    stream.record(update("reliable", Some(b"0123456789abcdef")));
+    for _ in 0..3 {
+        wait_for(&mut events, is_event(EventType::Update)).await;
+    }
+    let (call, req) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Acknowledge);
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
+    let ack = call.acknowledge.unwrap();
+    assert_eq!(ack.task_id.value, "reliable");
+    assert_eq!(ack.agent_id.value, "agent-1");
+    assert_eq!(&ack.uuid[..], b"0123456789abcdef");
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(master.calls.try_recv().is_err(), "no other acknowledgement");
+}
+
+#[tokio::test]
+async fn automatic_acknowledgement_can_be_switched_off() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start_with(&master, |b| b.auto_acknowledge(false));
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.record(update("reliable", Some(b"0123456789abcdef")));
+    let event = wait_for(&mut events, is_event(EventType::Update)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(master.calls.try_recv().is_err(), "nothing acknowledged");
+    let SchedulerEvent::Event(event) = event else {
+        unreachable!()
+    };
+    let status = &event.update.as_ref().unwrap().status;
+    assert!(scheduler.acknowledge(status).await.unwrap().is_some());
+    let (call, _) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Acknowledge);
+}
+
+#[tokio::test]
+async fn unauthorized_subscribe_is_terminal_with_the_masters_text() {
+    let master = Master::scripted(
+        Arc::new(|_| Some(Reply::text(401, "Authentication required"))),
+        Arc::new(|_| Reply::empty(202)),
+    )
+    .await;
+    let (_scheduler, mut events) = start(&master);
+    let termination = terminated(&mut events).await;
+    assert_eq!(
+        termination,
+        Termination::Rejected {
+            kind: ErrorKind::Unauthorized,
+            status: Some(401),
+            message: "Authentication required".into(),
+        }
+    );
+}
+
+#[tokio::test]
+async fn unavailable_master_is_retried() {
+    let mut master = Master::scripted(
+        Arc::new(|n| (n <= 2).then(|| Reply::text(503, "No leader elected"))),
+        Arc::new(|_| Reply::empty(202)),
+    )
+    .await;
+    let (_scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    assert_eq!(master.server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn stop_ends_without_teardown_and_teardown_is_sent_once() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    scheduler.stop();
+    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(master.calls.try_recv().is_err(), "stop sends no TEARDOWN");
+
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-2"));
+    connected(&mut events).await;
+    scheduler.teardown().await.unwrap();
+    let (call, _) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Teardown);
+    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+}
+
+#[tokio::test]
+async fn invalid_calls_are_refused_locally() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    let unknown = scheduler.call(Call::default()).await.unwrap_err();
+    assert!(
+        matches!(unknown, SchedulerError::InvalidCall(_)),
+        "{unknown}"
+    );
+    let mut subscribe = Call::default();
+    subscribe.set_type(CallType::Subscribe);
+    let err = scheduler.call(subscribe).await.unwrap_err();
+    assert!(matches!(err, SchedulerError::InvalidCall(_)), "{err}");
+    let err = scheduler.reconcile(vec![]).await.unwrap_err();
+    assert!(matches!(err, SchedulerError::InvalidCall(_)), "{err}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(master.calls.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn typed_calls_carry_their_payloads() {
+    let mut master = Master::start().await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.record(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.record(offers(&["o1"]));
+    wait_for(&mut events, is_event(EventType::Offers)).await;
+
+    let o1 = OfferId { value: "o1".into() };
+    let task = mesos_sdk::v1::TaskInfo {
+        name: "t".into(),
+        task_id: TaskId { value: "t1".into() },
+        agent_id: AgentId { value: "a".into() },
+        ..Default::default()
+    };
+    scheduler
+        .accept(
+            vec![o1.clone()],
+            vec![mesos_sdk::scheduler::calls::operations::launch(vec![task])],
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        scheduler.offers().is_empty(),
+        "accepted offers leave the cache"
+    );
+    let (call, _) = master.next_call().await;
+    let accept = call.accept.unwrap();
+    assert_eq!(accept.offer_ids, vec![o1.clone()]);
+    assert_eq!(
+        accept.operations[0].launch.as_ref().unwrap().task_infos[0].name,
+        "t"
+    );
+    assert_eq!(accept.filters.unwrap().refuse_seconds(), 10.0);
+
+    scheduler
+        .decline(vec![o1], Some(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    let (call, _) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Decline);
+
+    scheduler
+        .reconcile(vec![(TaskId { value: "t1".into() }, None)])
+        .await
+        .unwrap();
+    let (call, _) = master.next_call().await;
+    assert_eq!(call.reconcile.unwrap().tasks.len(), 1);
+
+    scheduler.reconcile_all().await.unwrap();
+    let (call, _) = master.next_call().await;
+    assert!(call.reconcile.unwrap().tasks.is_empty());
+
+    scheduler
+        .message(
+            AgentId { value: "a".into() },
+            mesos_sdk::v1::ExecutorId { value: "e".into() },
+            Bytes::from_static(b"hi"),
+        )
+        .await
+        .unwrap();
+    let (call, _) = master.next_call().await;
+    assert_eq!(&call.message.unwrap().data[..], b"hi");
+
+    let info = FrameworkInfoBuilder::new("tester", "renamed").build();
+    scheduler.update_framework(info, vec![]).await.unwrap();
+    let (call, _) = master.next_call().await;
+    let update = call.update_framework.unwrap();
+    assert_eq!(update.framework_info.id.unwrap().value, "fw-1");
+    assert_eq!(update.framework_info.name, "renamed");
+
+    scheduler
+        .shutdown_executor(
+            mesos_sdk::v1::ExecutorId { value: "e".into() },
+            AgentId { value: "a".into() },
+        )
+        .await
+        .unwrap();
+    let (call, _) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Shutdown);
+}
+
+#[tokio::test]
+async fn protobuf_is_the_default_format() {
+    let master = Master::start().await;
+    assert_eq!(master.client().format(), Format::Protobuf);
+}
