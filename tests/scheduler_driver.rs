@@ -19,7 +19,6 @@ use mesos_sdk::v1::scheduler::call::Type as CallType;
 use mesos_sdk::v1::scheduler::event::{self, Type as EventType};
 use mesos_sdk::v1::scheduler::{Call, Event};
 use mesos_sdk::v1::{AgentId, FrameworkId, Offer, OfferId, TaskId, TaskStatus};
-use prost::Message;
 use scripted::{Recorded, Reply, ScriptedServer, StreamHandle};
 use tokio::sync::mpsc;
 
@@ -27,6 +26,7 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// A scripted master: hands each SUBSCRIBE's stream to the test and records every other call.
 struct Master {
+    format: Format,
     server: ScriptedServer,
     subscriptions: mpsc::UnboundedReceiver<(Call, Recorded, StreamHandle)>,
     calls: mpsc::UnboundedReceiver<(Call, Recorded)>,
@@ -36,23 +36,25 @@ type CallAnswer = Arc<dyn Fn(&Call) -> Reply + Send + Sync>;
 type SubscribeAnswer = Arc<dyn Fn(usize) -> Option<Reply> + Send + Sync>;
 
 impl Master {
-    async fn start() -> Self {
-        Self::scripted(Arc::new(|_| None), Arc::new(|_| Reply::empty(202))).await
+    async fn start(format: Format) -> Self {
+        Self::scripted(format, Arc::new(|_| None), Arc::new(|_| Reply::empty(202))).await
     }
 
-    async fn scripted(on_subscribe: SubscribeAnswer, on_call: CallAnswer) -> Self {
+    async fn scripted(format: Format, on_subscribe: SubscribeAnswer, on_call: CallAnswer) -> Self {
         let (sub_tx, subscriptions) = mpsc::unbounded_channel();
         let (call_tx, calls) = mpsc::unbounded_channel();
         let count = Arc::new(AtomicUsize::new(0));
         let server = ScriptedServer::start(move |req: Recorded| {
-            let call = Call::decode(req.body.clone()).expect("a protobuf Call");
+            let call: Call = format
+                .decode(&req.body)
+                .expect("a Call in the client's format");
             let reply = if call.r#type() == CallType::Subscribe {
                 let n = count.fetch_add(1, Ordering::SeqCst) + 1;
                 match on_subscribe(n) {
                     Some(reply) => reply,
                     None => {
                         let id = format!("stream-{n}");
-                        let (reply, handle) = Reply::stream("application/x-protobuf", Some(&id));
+                        let (reply, handle) = Reply::stream(format.content_type(), Some(&id));
                         let _ = sub_tx.send((call, req, handle));
                         reply
                     }
@@ -66,17 +68,23 @@ impl Master {
         })
         .await;
         Self {
+            format,
             server,
             subscriptions,
             calls,
         }
     }
 
-    async fn next_subscription(&mut self) -> (Call, Recorded, StreamHandle) {
-        tokio::time::timeout(WAIT, self.subscriptions.recv())
+    async fn next_subscription(&mut self) -> (Call, Recorded, EventStream) {
+        let (call, req, handle) = tokio::time::timeout(WAIT, self.subscriptions.recv())
             .await
             .expect("a SUBSCRIBE in time")
-            .expect("master running")
+            .expect("master running");
+        let stream = EventStream {
+            handle,
+            format: self.format,
+        };
+        (call, req, stream)
     }
 
     async fn next_call(&mut self) -> (Call, Recorded) {
@@ -89,6 +97,7 @@ impl Master {
     fn client(&self) -> Client {
         Client::builder()
             .endpoint(self.server.url())
+            .format(self.format)
             .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
             .max_attempts(1)
             .build()
@@ -96,8 +105,25 @@ impl Master {
     }
 }
 
-fn encode(event: Event) -> Vec<u8> {
-    event.encode_to_vec()
+/// One SUBSCRIBE's event stream, encoding events in the master's format.
+struct EventStream {
+    handle: StreamHandle,
+    format: Format,
+}
+
+impl EventStream {
+    fn send(&self, event: Event) -> bool {
+        self.handle.record(self.format.encode(&event).unwrap())
+    }
+    fn raw(&self, data: &'static [u8]) -> bool {
+        self.handle.raw(data)
+    }
+    fn abort(&self) {
+        self.handle.abort()
+    }
+    fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
 }
 
 fn typed(kind: EventType) -> Event {
@@ -106,8 +132,8 @@ fn typed(kind: EventType) -> Event {
     event
 }
 
-fn subscribed(framework_id: &str) -> Vec<u8> {
-    encode(Event {
+fn subscribed(framework_id: &str) -> Event {
+    Event {
         subscribed: Some(event::Subscribed {
             framework_id: FrameworkId {
                 value: framework_id.into(),
@@ -116,15 +142,15 @@ fn subscribed(framework_id: &str) -> Vec<u8> {
             master_info: None,
         }),
         ..typed(EventType::Subscribed)
-    })
+    }
 }
 
-fn heartbeat() -> Vec<u8> {
-    encode(typed(EventType::Heartbeat))
+fn heartbeat() -> Event {
+    typed(EventType::Heartbeat)
 }
 
-fn offers(ids: &[&str]) -> Vec<u8> {
-    encode(Event {
+fn offers(ids: &[&str]) -> Event {
+    Event {
         offers: Some(event::Offers {
             offers: ids
                 .iter()
@@ -137,29 +163,29 @@ fn offers(ids: &[&str]) -> Vec<u8> {
                 .collect(),
         }),
         ..typed(EventType::Offers)
-    })
+    }
 }
 
-fn rescind(id: &str) -> Vec<u8> {
-    encode(Event {
+fn rescind(id: &str) -> Event {
+    Event {
         rescind: Some(event::Rescind {
             offer_id: OfferId { value: id.into() },
         }),
         ..typed(EventType::Rescind)
-    })
+    }
 }
 
-fn error(message: &str) -> Vec<u8> {
-    encode(Event {
+fn error(message: &str) -> Event {
+    Event {
         error: Some(event::Error {
             message: message.into(),
         }),
         ..typed(EventType::Error)
-    })
+    }
 }
 
-fn update(task: &str, uuid: Option<&'static [u8]>) -> Vec<u8> {
-    encode(Event {
+fn update(task: &str, uuid: Option<&'static [u8]>) -> Event {
+    Event {
         update: Some(event::Update {
             status: TaskStatus {
                 task_id: TaskId { value: task.into() },
@@ -171,7 +197,7 @@ fn update(task: &str, uuid: Option<&'static [u8]>) -> Vec<u8> {
             },
         }),
         ..typed(EventType::Update)
-    })
+    }
 }
 
 fn start(master: &Master) -> (Scheduler, SchedulerEvents) {
@@ -226,9 +252,8 @@ async fn terminated(events: &mut SchedulerEvents) -> Termination {
     }
 }
 
-#[tokio::test]
-async fn subscribes_and_sends_the_stream_id_on_every_other_call() {
-    let mut master = Master::start().await;
+async fn subscribes_and_sends_the_stream_id_on_every_other_call(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start(&master);
     let (call, req, stream) = master.next_subscription().await;
     assert!(call.framework_id.is_none(), "a new framework has no id");
@@ -236,16 +261,13 @@ async fn subscribes_and_sends_the_stream_id_on_every_other_call() {
     assert!(info.id.is_none());
     assert_eq!(info.checkpoint, Some(true));
     assert_eq!(req.header("mesos-stream-id"), None);
-    assert_eq!(
-        req.header("accept").as_deref(),
-        Some("application/x-protobuf")
-    );
+    assert_eq!(req.header("accept").as_deref(), Some(format.content_type()));
 
     // Before SUBSCRIBED there is nothing to send with.
     let early = scheduler.revive(vec![]).await.unwrap_err();
     assert!(matches!(early, SchedulerError::NotSubscribed), "{early}");
 
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     assert_eq!(connected(&mut events).await.value, "fw-1");
     assert_eq!(scheduler.framework_id().unwrap().value, "fw-1");
     assert!(scheduler.is_connected());
@@ -257,7 +279,7 @@ async fn subscribes_and_sends_the_stream_id_on_every_other_call() {
     assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
     assert_eq!(
         req.header("content-type").as_deref(),
-        Some("application/x-protobuf")
+        Some(format.content_type())
     );
 
     scheduler
@@ -269,17 +291,16 @@ async fn subscribes_and_sends_the_stream_id_on_every_other_call() {
     assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
 }
 
-#[tokio::test]
-async fn resubscribes_with_the_framework_id_and_drops_offers() {
-    let mut master = Master::start().await;
+async fn resubscribes_with_the_framework_id_and_drops_offers(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-9"));
+    stream.send(subscribed("fw-9"));
     connected(&mut events).await;
-    stream.record(offers(&["o1", "o2", "o3"]));
+    stream.send(offers(&["o1", "o2", "o3"]));
     wait_for(&mut events, is_event(EventType::Offers)).await;
     assert_eq!(scheduler.offers().len(), 3);
-    stream.record(rescind("o3"));
+    stream.send(rescind("o3"));
     wait_for(&mut events, is_event(EventType::Rescind)).await;
     assert_eq!(scheduler.offers().len(), 2);
     assert!(scheduler.offer(&OfferId { value: "o1".into() }).is_some());
@@ -312,7 +333,7 @@ async fn resubscribes_with_the_framework_id_and_drops_offers() {
         "fw-9"
     );
     assert_eq!(req.header("mesos-stream-id"), None);
-    stream.record(subscribed("fw-9"));
+    stream.send(subscribed("fw-9"));
     connected(&mut events).await;
 
     scheduler.revive(vec![]).await.unwrap();
@@ -320,9 +341,8 @@ async fn resubscribes_with_the_framework_id_and_drops_offers() {
     assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-2"));
 }
 
-#[tokio::test]
-async fn a_given_framework_id_is_resumed_from_the_first_subscribe() {
-    let mut master = Master::start().await;
+async fn a_given_framework_id_is_resumed_from_the_first_subscribe(format: Format) {
+    let mut master = Master::start(format).await;
     let framework = FrameworkInfoBuilder::new("tester", "scripted")
         .id("stored-id")
         .build();
@@ -335,14 +355,13 @@ async fn a_given_framework_id_is_resumed_from_the_first_subscribe() {
     );
 }
 
-#[tokio::test]
-async fn stream_cut_mid_record_reconnects() {
-    let mut master = Master::start().await;
+async fn stream_cut_mid_record_reconnects(format: Format) {
+    let mut master = Master::start(format).await;
     let (_scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
-    stream.raw(&b"100\npartial"[..]);
+    stream.raw(b"100\npartial");
     tokio::time::sleep(Duration::from_millis(50)).await;
     stream.abort();
     let reason = match wait_for(&mut events, |e| {
@@ -358,20 +377,19 @@ async fn stream_cut_mid_record_reconnects() {
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
 }
 
-#[tokio::test]
-async fn silent_stream_trips_the_heartbeat_watchdog() {
-    let mut master = Master::start().await;
+async fn silent_stream_trips_the_heartbeat_watchdog(format: Format) {
+    let mut master = Master::start(format).await;
     let (_scheduler, mut events) = start_with(&master, |b| {
         b.heartbeat_interval(Duration::from_millis(50))
             .heartbeat_misses(3)
     });
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     // Heartbeats keep it alive.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(40)).await;
-        stream.record(heartbeat());
+        stream.send(heartbeat());
     }
     let went_silent = Instant::now();
     let reason = match wait_for(&mut events, |e| {
@@ -386,19 +404,19 @@ async fn silent_stream_trips_the_heartbeat_watchdog() {
     assert!(went_silent.elapsed() < Duration::from_secs(3));
     // It resubscribes; the old stream was closed.
     master.next_subscription().await;
-    assert!(stream.is_closed() || !stream.record(heartbeat()));
+    assert!(stream.is_closed() || !stream.send(heartbeat()));
 }
 
-#[tokio::test]
-async fn a_hanging_subscribe_is_bounded_by_the_watchdog() {
+async fn a_hanging_subscribe_is_bounded_by_the_watchdog(format: Format) {
     let hangs = Arc::new(AtomicUsize::new(0));
     let seen = hangs.clone();
     let mut master = Master::scripted(
+        format,
         Arc::new(move |n| {
             if n == 1 {
                 seen.fetch_add(1, Ordering::SeqCst);
                 // An answer that never sends SUBSCRIBED.
-                let (reply, handle) = Reply::stream("application/x-protobuf", Some("silent"));
+                let (reply, handle) = Reply::stream(format.content_type(), Some("silent"));
                 std::mem::forget(handle);
                 Some(reply)
             } else {
@@ -414,18 +432,17 @@ async fn a_hanging_subscribe_is_bounded_by_the_watchdog() {
     });
     let (_, _, stream) = master.next_subscription().await;
     assert_eq!(hangs.load(Ordering::SeqCst), 1);
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
 }
 
-#[tokio::test]
-async fn failed_over_error_is_terminal() {
-    let mut master = Master::start().await;
+async fn failed_over_error_is_terminal(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
-    stream.record(error("Framework failed over"));
+    stream.send(error("Framework failed over"));
     let termination = terminated(&mut events).await;
     assert!(
         matches!(&termination, Termination::FailedOver { message } if message == "Framework failed over"),
@@ -451,12 +468,11 @@ async fn failed_over_error_is_terminal() {
     assert_eq!(scheduler.termination(), Some(termination));
 }
 
-#[tokio::test]
-async fn removed_error_is_terminal() {
-    let mut master = Master::start().await;
+async fn removed_error_is_terminal(format: Format) {
+    let mut master = Master::start(format).await;
     let (_scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(error("Framework has been removed"));
+    stream.send(error("Framework has been removed"));
     let termination = terminated(&mut events).await;
     assert!(
         matches!(termination, Termination::FrameworkRemoved { .. }),
@@ -466,14 +482,13 @@ async fn removed_error_is_terminal() {
     assert!(master.subscriptions.try_recv().is_err());
 }
 
-#[tokio::test]
-async fn other_errors_resubscribe() {
-    let mut master = Master::start().await;
+async fn other_errors_resubscribe(format: Format) {
+    let mut master = Master::start(format).await;
     let (_scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
-    stream.record(error("Role 'x' is not allowed"));
+    stream.send(error("Role 'x' is not allowed"));
     let error_event = wait_for(&mut events, is_event(EventType::Error)).await;
     assert!(matches!(error_event, SchedulerEvent::Event(_)));
     let reason = match wait_for(&mut events, |e| {
@@ -487,13 +502,13 @@ async fn other_errors_resubscribe() {
     assert!(reason.contains("Role 'x' is not allowed"), "{reason}");
     let (call, _, stream) = master.next_subscription().await;
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
 }
 
-#[tokio::test]
-async fn forbidden_call_makes_the_driver_resubscribe() {
+async fn forbidden_call_makes_the_driver_resubscribe(format: Format) {
     let mut master = Master::scripted(
+        format,
         Arc::new(|_| None),
         Arc::new(|call| {
             if call.r#type() == CallType::Revive {
@@ -506,7 +521,7 @@ async fn forbidden_call_makes_the_driver_resubscribe() {
     .await;
     let (scheduler, mut events) = start(&master);
     let (_, _, first) = master.next_subscription().await;
-    first.record(subscribed("fw-1"));
+    first.send(subscribed("fw-1"));
     connected(&mut events).await;
 
     let err = scheduler.revive(vec![]).await.unwrap_err();
@@ -523,8 +538,8 @@ async fn forbidden_call_makes_the_driver_resubscribe() {
     .await;
     let (call, _, second) = master.next_subscription().await;
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
-    assert!(first.is_closed() || !first.record(heartbeat()));
-    second.record(subscribed("fw-1"));
+    assert!(first.is_closed() || !first.send(heartbeat()));
+    second.send(subscribed("fw-1"));
     connected(&mut events).await;
     scheduler.suppress(vec![]).await.unwrap();
     let (_, req) = master.next_call().await; // the 403'd REVIVE
@@ -533,16 +548,15 @@ async fn forbidden_call_makes_the_driver_resubscribe() {
     assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-2"));
 }
 
-#[tokio::test]
-async fn acknowledges_only_updates_with_a_uuid() {
-    let mut master = Master::start().await;
+async fn acknowledges_only_updates_with_a_uuid(format: Format) {
+    let mut master = Master::start(format).await;
     let (_scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
-    stream.record(update("reconciled", None));
-    stream.record(update("empty-uuid", Some(b"")));
-    stream.record(update("reliable", Some(b"0123456789abcdef")));
+    stream.send(update("reconciled", None));
+    stream.send(update("empty-uuid", Some(b"")));
+    stream.send(update("reliable", Some(b"0123456789abcdef")));
     for _ in 0..3 {
         wait_for(&mut events, is_event(EventType::Update)).await;
     }
@@ -558,14 +572,13 @@ async fn acknowledges_only_updates_with_a_uuid() {
     assert!(master.calls.try_recv().is_err(), "no other acknowledgement");
 }
 
-#[tokio::test]
-async fn automatic_acknowledgement_can_be_switched_off() {
-    let mut master = Master::start().await;
+async fn automatic_acknowledgement_can_be_switched_off(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start_with(&master, |b| b.auto_acknowledge(false));
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
-    stream.record(update("reliable", Some(b"0123456789abcdef")));
+    stream.send(update("reliable", Some(b"0123456789abcdef")));
     let event = wait_for(&mut events, is_event(EventType::Update)).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(master.calls.try_recv().is_err(), "nothing acknowledged");
@@ -578,9 +591,9 @@ async fn automatic_acknowledgement_can_be_switched_off() {
     assert_eq!(call.r#type(), CallType::Acknowledge);
 }
 
-#[tokio::test]
-async fn unauthorized_subscribe_is_terminal_with_the_masters_text() {
+async fn unauthorized_subscribe_is_terminal_with_the_masters_text(format: Format) {
     let master = Master::scripted(
+        format,
         Arc::new(|_| Some(Reply::text(401, "Authentication required"))),
         Arc::new(|_| Reply::empty(202)),
     )
@@ -597,26 +610,25 @@ async fn unauthorized_subscribe_is_terminal_with_the_masters_text() {
     );
 }
 
-#[tokio::test]
-async fn unavailable_master_is_retried() {
+async fn unavailable_master_is_retried(format: Format) {
     let mut master = Master::scripted(
+        format,
         Arc::new(|n| (n <= 2).then(|| Reply::text(503, "No leader elected"))),
         Arc::new(|_| Reply::empty(202)),
     )
     .await;
     let (_scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     assert_eq!(master.server.requests().len(), 3);
 }
 
-#[tokio::test]
-async fn stop_ends_without_teardown_and_teardown_is_sent_once() {
-    let mut master = Master::start().await;
+async fn stop_ends_without_teardown_and_teardown_is_sent_once(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     scheduler.stop();
     assert_eq!(terminated(&mut events).await, Termination::Stopped);
@@ -625,7 +637,7 @@ async fn stop_ends_without_teardown_and_teardown_is_sent_once() {
 
     let (scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-2"));
+    stream.send(subscribed("fw-2"));
     connected(&mut events).await;
     scheduler.teardown().await.unwrap();
     let (call, _) = master.next_call().await;
@@ -633,12 +645,11 @@ async fn stop_ends_without_teardown_and_teardown_is_sent_once() {
     assert_eq!(terminated(&mut events).await, Termination::Stopped);
 }
 
-#[tokio::test]
-async fn invalid_calls_are_refused_locally() {
-    let mut master = Master::start().await;
+async fn invalid_calls_are_refused_locally(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     let unknown = scheduler.call(Call::default()).await.unwrap_err();
     assert!(
@@ -655,14 +666,13 @@ async fn invalid_calls_are_refused_locally() {
     assert!(master.calls.try_recv().is_err());
 }
 
-#[tokio::test]
-async fn typed_calls_carry_their_payloads() {
-    let mut master = Master::start().await;
+async fn typed_calls_carry_their_payloads(format: Format) {
+    let mut master = Master::start(format).await;
     let (scheduler, mut events) = start(&master);
     let (_, _, stream) = master.next_subscription().await;
-    stream.record(subscribed("fw-1"));
+    stream.send(subscribed("fw-1"));
     connected(&mut events).await;
-    stream.record(offers(&["o1"]));
+    stream.send(offers(&["o1"]));
     wait_for(&mut events, is_event(EventType::Offers)).await;
 
     let o1 = OfferId { value: "o1".into() };
@@ -742,6 +752,51 @@ async fn typed_calls_carry_their_payloads() {
 
 #[tokio::test]
 async fn protobuf_is_the_default_format() {
-    let master = Master::start().await;
-    assert_eq!(master.client().format(), Format::Protobuf);
+    let client = Client::builder()
+        .endpoint("http://127.0.0.1:1")
+        .build()
+        .unwrap();
+    assert_eq!(client.format(), Format::Protobuf);
 }
+
+/// Runs each scenario once per wire format.
+macro_rules! in_both_formats {
+    ($($name:ident),* $(,)?) => {
+        mod protobuf {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Format::Protobuf).await
+                }
+            )*
+        }
+        mod json {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Format::Json).await
+                }
+            )*
+        }
+    };
+}
+
+in_both_formats!(
+    subscribes_and_sends_the_stream_id_on_every_other_call,
+    resubscribes_with_the_framework_id_and_drops_offers,
+    a_given_framework_id_is_resumed_from_the_first_subscribe,
+    stream_cut_mid_record_reconnects,
+    silent_stream_trips_the_heartbeat_watchdog,
+    a_hanging_subscribe_is_bounded_by_the_watchdog,
+    failed_over_error_is_terminal,
+    removed_error_is_terminal,
+    other_errors_resubscribe,
+    forbidden_call_makes_the_driver_resubscribe,
+    acknowledges_only_updates_with_a_uuid,
+    automatic_acknowledgement_can_be_switched_off,
+    unauthorized_subscribe_is_terminal_with_the_masters_text,
+    unavailable_master_is_retried,
+    stop_ends_without_teardown_and_teardown_is_sent_once,
+    invalid_calls_are_refused_locally,
+    typed_calls_carry_their_payloads,
+);
