@@ -105,13 +105,6 @@ impl Bookkeeping {
         }
     }
 
-    /// Marks every recorded update as accepted (they travelled in an accepted SUBSCRIBE).
-    pub fn all_delivered(&mut self) {
-        for pending in &mut self.updates {
-            pending.delivered = true;
-        }
-    }
-
     /// Handles `ACKNOWLEDGED{task_id, uuid}`: forgets the update and, since an update of the
     /// task was acknowledged, its `TaskInfo`. Returns whether the update was known.
     pub fn acknowledged(&mut self, task_id: &TaskId, uuid: Uuid) -> bool {
@@ -290,7 +283,7 @@ mod tests {
         book.delivered(u1);
         let undelivered: Vec<Uuid> = book.undelivered().into_iter().map(|(u, _)| u).collect();
         assert_eq!(undelivered, [u2]);
-        book.all_delivered();
+        book.delivered(u2);
         assert!(book.everything_delivered());
         assert_eq!(
             book.active_tasks().len(),

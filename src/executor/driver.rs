@@ -34,10 +34,12 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the transport to the agent described by `config`.
     pub fn new(config: ExecutorConfig) -> Result<Self, Error> {
+        // One attempt per request: the driver applies Mesos' own backoff rules between them.
         let mut builder = Client::builder()
             .endpoint(config.agent_url())
             .format(config.format)
-            .max_record_size(config.max_record_size);
+            .max_record_size(config.max_record_size)
+            .max_attempts(1);
         if let Some(token) = &config.authentication_token {
             builder = builder.bearer_token(token.clone());
         }
@@ -83,6 +85,8 @@ impl Runtime {
             agent_id: None,
             shutdown: None,
             subscribed_once: false,
+            connected: false,
+            subscribe_batch: Vec::new(),
             stop_requested: false,
         }
         .drive()
@@ -123,6 +127,10 @@ struct Driver<E> {
     agent_id: Option<AgentId>,
     shutdown: Option<ShutdownClock>,
     subscribed_once: bool,
+    /// SUBSCRIBED was received on the current stream.
+    connected: bool,
+    /// The updates carried by the last SUBSCRIBE call.
+    subscribe_batch: Vec<Uuid>,
     stop_requested: bool,
 }
 
@@ -165,7 +173,9 @@ impl<E: Executor> Driver<E> {
                     continue;
                 }
             };
-            match self.serve(subscription, &mut failing_since).await? {
+            let end = self.serve(subscription, &mut failing_since).await;
+            self.connected = false;
+            match end? {
                 StreamEnd::Finished(outcome) => return Ok(outcome),
                 StreamEnd::Broken {
                     subscribed: true,
@@ -260,9 +270,15 @@ impl<E: Executor> Driver<E> {
     /// Sends SUBSCRIBE; the outer error is final, the inner one is the transport's.
     async fn subscribe(&mut self) -> Result<Result<Subscription, client::Error>, Error> {
         let mut call = self.call(call::Type::Subscribe);
+        let updates = self.book.unacknowledged_updates();
+        self.subscribe_batch = updates
+            .iter()
+            .filter_map(|u| u.status.uuid.as_deref())
+            .filter_map(|uuid| Uuid::from_slice(uuid).ok())
+            .collect();
         call.subscribe = Some(call::Subscribe {
             unacknowledged_tasks: self.book.unacknowledged_tasks(),
-            unacknowledged_updates: self.book.unacknowledged_updates(),
+            unacknowledged_updates: updates,
         });
         info!(
             tasks = call
@@ -306,7 +322,7 @@ impl<E: Executor> Driver<E> {
         failing_since: &mut Option<Instant>,
     ) -> Result<StreamEnd, Error> {
         let format = subscription.format;
-        let mut subscribed = false;
+        self.connected = false;
         let retry_every = self
             .config
             .update_retry_interval
@@ -315,7 +331,9 @@ impl<E: Executor> Driver<E> {
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             if self.stop_requested {
-                self.send_undelivered().await?;
+                if self.connected {
+                    self.send_undelivered().await?;
+                }
                 return Ok(StreamEnd::Finished(Outcome::Stopped));
             }
             if self.shutdown_complete() {
@@ -334,11 +352,14 @@ impl<E: Executor> Driver<E> {
                     let bytes = match record {
                         Some(Ok(bytes)) => bytes,
                         Some(Err(err)) => {
-                            return Ok(StreamEnd::Broken { subscribed, reason: err.to_string() });
+                            return Ok(StreamEnd::Broken {
+                                subscribed: self.connected,
+                                reason: err.to_string(),
+                            });
                         }
                         None => {
                             return Ok(StreamEnd::Broken {
-                                subscribed,
+                                subscribed: self.connected,
                                 reason: "the agent closed the event stream".to_owned(),
                             });
                         }
@@ -347,19 +368,19 @@ impl<E: Executor> Driver<E> {
                         Ok(event) => event,
                         Err(err) => {
                             return Ok(StreamEnd::Broken {
-                                subscribed,
+                                subscribed: self.connected,
                                 reason: format!("undecodable event: {err}"),
                             });
                         }
                     };
-                    if let Some(end) = self.on_event(event, &mut subscribed, failing_since).await? {
+                    if let Some(end) = self.on_event(event, failing_since).await? {
                         return Ok(end);
                     }
                 }
-                command = self.commands.recv(), if subscribed => {
+                command = self.commands.recv() => {
                     self.on_command(command).await?;
                 }
-                _ = retry.tick(), if subscribed => {
+                _ = retry.tick(), if self.connected => {
                     self.send_undelivered().await?;
                 }
                 _ = sleep_until_some(shutdown_alarm) => {
@@ -374,7 +395,6 @@ impl<E: Executor> Driver<E> {
     async fn on_event(
         &mut self,
         event: Event,
-        subscribed: &mut bool,
         failing_since: &mut Option<Instant>,
     ) -> Result<Option<StreamEnd>, Error> {
         let kind = event.r#type();
@@ -386,13 +406,16 @@ impl<E: Executor> Driver<E> {
                     return Ok(None);
                 };
                 info!(agent = ?info.agent_info.id.as_ref().map(|id| &id.value), "subscribed");
-                *subscribed = true;
+                self.connected = true;
                 *failing_since = None;
                 self.subscribed_once = true;
                 if let Some(agent_id) = &info.agent_info.id {
                     self.agent_id = Some(agent_id.clone());
                 }
-                self.book.all_delivered();
+                for uuid in std::mem::take(&mut self.subscribe_batch) {
+                    self.book.delivered(uuid);
+                }
+                self.send_undelivered().await?;
                 self.executor.subscribed(&self.handle, &info).await;
             }
             event::Type::Launch => {
@@ -464,7 +487,14 @@ impl<E: Executor> Driver<E> {
         match command {
             Some(Command::Update(status)) => {
                 self.record(*status);
-                self.send_undelivered().await
+                if self.connected {
+                    self.send_undelivered().await?;
+                }
+                Ok(())
+            }
+            Some(Command::Message(_)) if !self.connected => {
+                warn!("dropping a message: not subscribed");
+                Ok(())
             }
             Some(Command::Message(data)) => {
                 let mut call = self.call(call::Type::Message);
