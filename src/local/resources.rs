@@ -836,7 +836,10 @@ mod tests {
         assert!(multi.role.is_none());
         assert_eq!(normalize(&multi), reserved);
         let unreserved = res("mem:5").remove(0);
-        assert_eq!(for_offer(&unreserved, "x", false).role.as_deref(), Some("*"));
+        assert_eq!(
+            for_offer(&unreserved, "x", false).role.as_deref(),
+            Some("*")
+        );
         assert!(allocatable_to(&reserved, "web"));
         assert!(!allocatable_to(&reserved, "db"));
         assert!(allocatable_to(&unreserved, "db"));

@@ -130,9 +130,7 @@ fn response_format(headers: &HeaderMap) -> Option<Format> {
 fn not_acceptable() -> Response {
     text(
         StatusCode::NOT_ACCEPTABLE,
-        format!(
-            "Expecting 'Accept' to allow '{PROTOBUF_CONTENT_TYPE}' or '{JSON_CONTENT_TYPE}'"
-        ),
+        format!("Expecting 'Accept' to allow '{PROTOBUF_CONTENT_TYPE}' or '{JSON_CONTENT_TYPE}'"),
     )
 }
 
@@ -276,7 +274,10 @@ async fn scheduler(
             );
         }
         let Some(subscribe) = call.subscribe else {
-            return text(StatusCode::BAD_REQUEST, "Expecting 'subscribe' to be present");
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Expecting 'subscribe' to be present",
+            );
         };
         let (stream_id, rx, framework_id) = shared.lock().subscribe(&shared, subscribe, format);
         let stream = EventStream {
@@ -341,8 +342,8 @@ async fn operator(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    use crate::v1::master::{Call as OperatorCall, Response as OperatorResponse, call as ocall};
     use crate::v1::master::response as oresponse;
+    use crate::v1::master::{Call as OperatorCall, Response as OperatorResponse, call as ocall};
     if let Some(leader) = shared.lock().leader.clone() {
         return redirect_to(&leader, &uri);
     }

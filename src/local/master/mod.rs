@@ -172,6 +172,11 @@ impl MasterHandle {
         self.shared.lock().master_info.id.clone()
     }
 
+    /// Number of agents currently registered.
+    pub fn registered_agents(&self) -> usize {
+        self.shared.lock().agents.len()
+    }
+
     /// Makes this master a follower that redirects to `Some("host:port")`, or the leader again
     /// with `None`. Existing subscriptions are closed when leadership is lost, as after a real
     /// master failover.

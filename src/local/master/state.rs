@@ -553,17 +553,19 @@ impl State {
     // ---------------------------------------------------------------- calls
 
     /// Runs a validated non-SUBSCRIBE call from the framework that owns `stream_id`.
-    pub fn call(&mut self, shared: &Arc<Shared>, call: Call, stream_id: Option<&str>) -> CallOutcome {
+    pub fn call(
+        &mut self,
+        shared: &Arc<Shared>,
+        call: Call,
+        stream_id: Option<&str>,
+    ) -> CallOutcome {
         let framework_id = call
             .framework_id
             .as_ref()
             .map(|f| f.value.clone())
             .unwrap_or_default();
         let Some(framework) = self.frameworks.get(&framework_id) else {
-            return CallOutcome::Error(
-                StatusCode::BAD_REQUEST,
-                "Framework cannot be found".into(),
-            );
+            return CallOutcome::Error(StatusCode::BAD_REQUEST, "Framework cannot be found".into());
         };
         let Some(subscription) = &framework.subscription else {
             return CallOutcome::Error(StatusCode::FORBIDDEN, "Framework is not subscribed".into());
@@ -999,7 +1001,13 @@ impl State {
         }
     }
 
-    fn task_error(&mut self, framework_id: &str, task: &TaskInfo, reason: task_status::Reason, message: &str) {
+    fn task_error(
+        &mut self,
+        framework_id: &str,
+        task: &TaskInfo,
+        reason: task_status::Reason,
+        message: &str,
+    ) {
         let status = master_status(
             &task.task_id,
             Some(&task.agent_id),
@@ -1042,7 +1050,12 @@ impl State {
             value: agent_id.to_string(),
         };
         if let Some(message) = self.validate_task(framework_id, &task, &HashSet::new()) {
-            self.task_error(framework_id, &task, task_status::Reason::TaskInvalid, &message);
+            self.task_error(
+                framework_id,
+                &task,
+                task_status::Reason::TaskInvalid,
+                &message,
+            );
             return;
         }
         if task.executor.is_some() == task.command.is_some() {
@@ -1076,7 +1089,12 @@ impl State {
                 Resources::from_slice(&needed),
                 remaining
             );
-            self.task_error(framework_id, &task, task_status::Reason::TaskInvalid, &message);
+            self.task_error(
+                framework_id,
+                &task,
+                task_status::Reason::TaskInvalid,
+                &message,
+            );
             return;
         }
         remaining.subtract_all(&needed);
@@ -1377,7 +1395,9 @@ impl State {
                 frameworks,
                 executors,
                 tasks,
-            } => self.register_agent(shared, agent_id, info, link, url, frameworks, executors, tasks),
+            } => self.register_agent(
+                shared, agent_id, info, link, url, frameworks, executors, tasks,
+            ),
             FromAgent::StatusUpdate {
                 framework_id,
                 status,
@@ -1490,8 +1510,7 @@ impl State {
             });
         }
         for executor in executors {
-            let Some(framework_id) = executor.framework_id.as_ref().map(|f| f.value.clone())
-            else {
+            let Some(framework_id) = executor.framework_id.as_ref().map(|f| f.value.clone()) else {
                 continue;
             };
             if let Some(framework) = self.frameworks.get_mut(&framework_id) {
@@ -2014,7 +2033,9 @@ fn validate_role(role: &str) -> Option<String> {
             return Some(format!("Role '{role}' cannot be '.' or '..'"));
         }
         if component == "*" {
-            return Some(format!("Role '{role}' cannot contain '*' as a path component"));
+            return Some(format!(
+                "Role '{role}' cannot contain '*' as a path component"
+            ));
         }
         if component.starts_with('-') {
             return Some(format!("Role '{role}' cannot start with '-'"));
@@ -2023,7 +2044,9 @@ fn validate_role(role: &str) -> Option<String> {
             .chars()
             .any(|c| c.is_ascii_control() || c == ' ' || c == '\u{7f}')
         {
-            return Some(format!("Role '{role}' cannot include whitespace or control characters"));
+            return Some(format!(
+                "Role '{role}' cannot include whitespace or control characters"
+            ));
         }
     }
     None

@@ -33,7 +33,11 @@ pub(super) fn resources_json(resources: &[Resource]) -> Value {
                 out.insert(r.name.clone(), json!(format!("[{}]", parts.join(", "))));
             }
             Ok(value::Type::Set) => {
-                let items = r.set.as_ref().map(|s| s.item.join(", ")).unwrap_or_default();
+                let items = r
+                    .set
+                    .as_ref()
+                    .map(|s| s.item.join(", "))
+                    .unwrap_or_default();
                 out.insert(r.name.clone(), json!(format!("{{{items}}}")));
             }
             _ => {}
@@ -74,7 +78,11 @@ fn attributes_json(attributes: &[Attribute]) -> Value {
                 json!(format!("[{}]", parts.join(", ")))
             }
             Ok(value::Type::Set) => {
-                let items = a.set.as_ref().map(|s| s.item.join(", ")).unwrap_or_default();
+                let items = a
+                    .set
+                    .as_ref()
+                    .map(|s| s.item.join(", "))
+                    .unwrap_or_default();
                 json!(format!("{{{items}}}"))
             }
             Err(_) => Value::Null,
