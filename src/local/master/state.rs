@@ -2180,15 +2180,17 @@ fn spawn_heartbeats(
     let Some(beat) = beat else {
         return;
     };
+    // A weak sender: dropping the subscription's sender ends the stream.
+    let tx = tx.downgrade();
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {
+                    let Some(tx) = tx.upgrade() else { return };
                     if tx.send(beat.clone()).is_err() {
                         return;
                     }
                 }
-                _ = tx.closed() => return,
                 _ = shutdown.cancelled() => return,
             }
         }
