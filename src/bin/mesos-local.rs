@@ -1,1 +1,152 @@
-fn main() {}
+//! `mesos-local`: runs an embedded Mesos-compatible master and agents in one process until
+//! Ctrl-C or SIGTERM. Flags are named like Mesos' own where one exists.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mesos_sdk::local::cluster::{DEFAULT_RESOURCES, LocalCluster};
+
+/// Runs a local Mesos-compatible cluster (one master, N agents) on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "mesos-local", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: IpAddr,
+    /// Master port (0: any free port).
+    #[arg(long, default_value_t = 5050)]
+    port: u16,
+    /// Hostname the master and agents report.
+    #[arg(long, default_value = "localhost")]
+    hostname: String,
+    /// Work directory; agent N keeps its checkpoints in WORK_DIR/agents/N.
+    #[arg(long = "work_dir")]
+    work_dir: Option<PathBuf>,
+    /// Number of agents.
+    #[arg(long, default_value_t = 1)]
+    agents: usize,
+    /// Resources of each agent, Mesos syntax.
+    #[arg(long, default_value = DEFAULT_RESOURCES)]
+    resources: String,
+    /// Attributes of each agent, Mesos syntax (`rack:r1;zone:2`).
+    #[arg(long, default_value = "")]
+    attributes: String,
+    /// Scheduler heartbeat interval (Mesos duration such as `15secs`, or plain seconds).
+    #[arg(long = "heartbeat_interval", default_value = "15secs", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Offer timeout (Mesos duration); no timeout when absent.
+    #[arg(long = "offer_timeout", value_parser = parse_duration)]
+    offer_timeout: Option<Duration>,
+    /// Allocation interval (Mesos duration).
+    #[arg(long = "allocation_interval", default_value = "1secs", value_parser = parse_duration)]
+    allocation_interval: Duration,
+}
+
+/// Parses a Mesos duration (`<number><unit>`, unit one of ns us ms secs mins hrs days weeks) or
+/// a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration '{text}'"))?;
+    let seconds = match unit {
+        "" | "secs" => value,
+        "ns" => value / 1e9,
+        "us" => value / 1e6,
+        "ms" => value / 1e3,
+        "mins" => value * 60.0,
+        "hrs" => value * 3600.0,
+        "days" => value * 86400.0,
+        "weeks" => value * 604800.0,
+        _ => return Err(format!("invalid duration unit '{unit}' in '{text}'")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration '{text}': {e}"))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut builder = LocalCluster::builder()
+        .ip(args.ip)
+        .port(args.port)
+        .hostname(args.hostname.clone())
+        .agent_hostname(args.hostname)
+        .agents(args.agents)
+        .resources(args.resources)
+        .attributes(args.attributes)
+        .heartbeat_interval(args.heartbeat_interval)
+        .allocation_interval(args.allocation_interval);
+    if let Some(timeout) = args.offer_timeout {
+        builder = builder.offer_timeout(timeout);
+    }
+    if let Some(dir) = args.work_dir {
+        builder = builder.work_dir(dir);
+    }
+    let cluster = match builder.start().await {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!("mesos-local: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", cluster.master_url());
+    for agent in cluster.agents() {
+        tracing::info!(id = %agent.id().value, url = %agent.url(), "agent running");
+    }
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    cluster.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15secs"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5secs"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2mins"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3 secs").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+}

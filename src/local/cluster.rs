@@ -1,1 +1,270 @@
-//! Placeholder: filled in by the master work.
+//! A local cluster: one embedded master and N embedded agents in this process, started and
+//! stopped together. [`LocalCluster::builder`] takes Mesos-style `--resources` / `--attributes`
+//! texts; this is what the `mesos-local` binary runs.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::local::agent::{self, AgentConfig, AgentError, AgentHandle};
+use crate::local::master::{Master, MasterConfig, MasterError, MasterHandle};
+use crate::local::resources::{self, ParseError};
+
+/// Default agent resources, like a small Mesos agent.
+pub const DEFAULT_RESOURCES: &str = "cpus:4;mem:8192;disk:20000;ports:[31000-32000]";
+
+/// Errors starting a local cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LocalError {
+    /// The master did not start.
+    #[error(transparent)]
+    Master(#[from] MasterError),
+    /// An agent did not start.
+    #[error("agent {index} failed to start: {source}")]
+    Agent {
+        /// Index of the agent (0-based).
+        index: usize,
+        /// The cause.
+        source: AgentError,
+    },
+    /// Bad `--resources` text.
+    #[error("invalid resources: {0}")]
+    Resources(ParseError),
+    /// Bad `--attributes` text.
+    #[error("invalid attributes: {0}")]
+    Attributes(ParseError),
+    /// The agents did not all register in time.
+    #[error("only {registered} of {expected} agents registered within {waited:?}")]
+    Registration {
+        /// Agents registered.
+        registered: usize,
+        /// Agents started.
+        expected: usize,
+        /// How long the builder waited.
+        waited: Duration,
+    },
+}
+
+/// Settings of a [`LocalCluster`]; see [`LocalCluster::builder`].
+#[derive(Debug, Clone)]
+pub struct LocalClusterBuilder {
+    master: MasterConfig,
+    agents: usize,
+    resources: String,
+    attributes: String,
+    work_dir: Option<PathBuf>,
+    agent_hostname: String,
+    status_update_retry_min: Duration,
+    status_update_retry_max: Duration,
+    executor_registration_timeout: Duration,
+    executor_shutdown_grace_period: Duration,
+    executor_reregistration_timeout: Duration,
+    recovery_timeout: Duration,
+    registration_wait: Duration,
+}
+
+impl Default for LocalClusterBuilder {
+    fn default() -> Self {
+        Self {
+            master: MasterConfig::default(),
+            agents: 1,
+            resources: DEFAULT_RESOURCES.to_string(),
+            attributes: String::new(),
+            work_dir: None,
+            agent_hostname: "localhost".to_string(),
+            status_update_retry_min: Duration::from_secs(10),
+            status_update_retry_max: Duration::from_secs(600),
+            executor_registration_timeout: Duration::from_secs(60),
+            executor_shutdown_grace_period: Duration::from_secs(5),
+            executor_reregistration_timeout: Duration::from_secs(2),
+            recovery_timeout: Duration::from_secs(15 * 60),
+            registration_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+impl LocalClusterBuilder {
+    /// Number of agents (default 1).
+    pub fn agents(mut self, agents: usize) -> Self {
+        self.agents = agents;
+        self
+    }
+    /// Each agent's resources, Mesos `--resources` text (default [`DEFAULT_RESOURCES`]).
+    pub fn resources(mut self, resources: impl Into<String>) -> Self {
+        self.resources = resources.into();
+        self
+    }
+    /// Each agent's attributes, Mesos `--attributes` text (default none).
+    pub fn attributes(mut self, attributes: impl Into<String>) -> Self {
+        self.attributes = attributes.into();
+        self
+    }
+    /// Work directory; agent `n` uses `work_dir/agents/<n>`, so a restart finds its checkpoints.
+    pub fn work_dir(mut self, work_dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(work_dir.into());
+        self
+    }
+    /// Address the master and agents listen on (default 127.0.0.1).
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.master.ip = ip;
+        self
+    }
+    /// Master port (default 0: any free port).
+    pub fn port(mut self, port: u16) -> Self {
+        self.master.port = port;
+        self
+    }
+    /// Hostname of the master (default `localhost`).
+    pub fn hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.master.hostname = hostname.into();
+        self
+    }
+    /// Hostname the agents report in offers (default `localhost`).
+    pub fn agent_hostname(mut self, hostname: impl Into<String>) -> Self {
+        self.agent_hostname = hostname.into();
+        self
+    }
+    /// Scheduler HEARTBEAT interval (default 15 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.master.heartbeat_interval = interval;
+        self
+    }
+    /// Offer timeout (default none).
+    pub fn offer_timeout(mut self, timeout: Duration) -> Self {
+        self.master.offer_timeout = Some(timeout);
+        self
+    }
+    /// Allocation interval (default 1 s).
+    pub fn allocation_interval(mut self, interval: Duration) -> Self {
+        self.master.allocation_interval = interval;
+        self
+    }
+    /// Replaces the whole master configuration (ip, port and hostname included).
+    pub fn master_config(mut self, config: MasterConfig) -> Self {
+        self.master = config;
+        self
+    }
+    /// Retry interval bounds of unacknowledged status updates (default 10 s to 10 min).
+    pub fn status_update_retry(mut self, min: Duration, max: Duration) -> Self {
+        self.status_update_retry_min = min;
+        self.status_update_retry_max = max;
+        self
+    }
+    /// Executor registration timeout (default 1 min).
+    pub fn executor_registration_timeout(mut self, timeout: Duration) -> Self {
+        self.executor_registration_timeout = timeout;
+        self
+    }
+    /// Default executor shutdown grace period (default 5 s).
+    pub fn executor_shutdown_grace_period(mut self, period: Duration) -> Self {
+        self.executor_shutdown_grace_period = period;
+        self
+    }
+    /// How long [`LocalClusterBuilder::start`] waits for every agent to register (default 10 s).
+    pub fn registration_wait(mut self, wait: Duration) -> Self {
+        self.registration_wait = wait;
+        self
+    }
+
+    /// Starts the master, then the agents, and waits until every agent has registered.
+    pub async fn start(self) -> Result<LocalCluster, LocalError> {
+        let resources =
+            resources::parse_resources(&self.resources).map_err(LocalError::Resources)?;
+        let attributes =
+            resources::parse_attributes(&self.attributes).map_err(LocalError::Attributes)?;
+        let master = Master::start(self.master.clone()).await?;
+        let ip = match self.master.ip {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip => ip,
+        };
+        let mut agents = Vec::with_capacity(self.agents);
+        for index in 0..self.agents {
+            let config = AgentConfig {
+                id: None,
+                hostname: self.agent_hostname.clone(),
+                ip,
+                port: 0,
+                resources: resources.clone(),
+                attributes: attributes.clone(),
+                work_dir: self
+                    .work_dir
+                    .as_ref()
+                    .map(|dir| dir.join("agents").join(index.to_string())),
+                status_update_retry_min: self.status_update_retry_min,
+                status_update_retry_max: self.status_update_retry_max,
+                executor_registration_timeout: self.executor_registration_timeout,
+                executor_shutdown_grace_period: self.executor_shutdown_grace_period,
+                executor_reregistration_timeout: self.executor_reregistration_timeout,
+                recovery_timeout: self.recovery_timeout,
+            };
+            match agent::start(config, master.link()).await {
+                Ok(handle) => agents.push(handle),
+                Err(source) => {
+                    for agent in agents {
+                        agent.shutdown().await;
+                    }
+                    master.shutdown().await;
+                    return Err(LocalError::Agent { index, source });
+                }
+            }
+        }
+        let started = Instant::now();
+        loop {
+            let registered = master.registered_agents();
+            if registered >= self.agents {
+                break;
+            }
+            if started.elapsed() >= self.registration_wait {
+                for agent in agents {
+                    agent.shutdown().await;
+                }
+                master.shutdown().await;
+                return Err(LocalError::Registration {
+                    registered,
+                    expected: self.agents,
+                    waited: self.registration_wait,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(LocalCluster { master, agents })
+    }
+}
+
+/// A running local cluster.
+#[derive(Debug)]
+pub struct LocalCluster {
+    master: MasterHandle,
+    agents: Vec<AgentHandle>,
+}
+
+impl LocalCluster {
+    /// A builder with Mesos-like defaults: one agent with [`DEFAULT_RESOURCES`].
+    pub fn builder() -> LocalClusterBuilder {
+        LocalClusterBuilder::default()
+    }
+
+    /// The master's base URL (`http://127.0.0.1:PORT`).
+    pub fn master_url(&self) -> String {
+        self.master.url()
+    }
+
+    /// The master.
+    pub fn master(&self) -> &MasterHandle {
+        &self.master
+    }
+
+    /// The agents, in start order.
+    pub fn agents(&self) -> &[AgentHandle] {
+        &self.agents
+    }
+
+    /// Stops the agents, then the master.
+    pub async fn shutdown(self) {
+        for agent in self.agents {
+            agent.shutdown().await;
+        }
+        self.master.shutdown().await;
+    }
+}

@@ -4,9 +4,11 @@
 //! - [`master`]: the master (`/api/v1/scheduler`, `/api/v1` operator API, `/state`, `/health`).
 //! - [`agent`]: the agents (`/api/v1/executor`, fetcher, sandboxes, executors, command executor).
 //! - [`link`]: the in-process messages between the master and its agents.
+//! - [`resources`]: `--resources` / `--attributes` parsing and resource arithmetic.
 //! - [`cluster`]: starts a master and its agents together; what the `mesos-local` binary runs.
 
 pub mod agent;
 pub mod cluster;
 pub mod link;
 pub mod master;
+pub mod resources;
