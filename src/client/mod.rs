@@ -448,6 +448,11 @@ impl Client {
                             ErrorKind::Timeout,
                             format!("no answer within {:?}", inner.call_timeout),
                         ))),
+                        Ok(Err(err)) if err.is_connect() && is_tls_failure(&err) => {
+                            Err(AttemptFailure::Fatal(
+                                Error::new(ErrorKind::Io, "TLS handshake failed").with_source(err),
+                            ))
+                        }
                         Ok(Err(err)) if err.is_connect() => {
                             Err(AttemptFailure::Unreachable(connect_error(err)))
                         }
@@ -743,6 +748,30 @@ fn connect_error(err: hyper_util::client::legacy::Error) -> Error {
         ErrorKind::Io
     };
     Error::new(kind, text).with_source(err)
+}
+
+/// Whether a connect failure was the TLS handshake (a certificate problem is not cured by trying
+/// another candidate).
+fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        // io::Error hides what it wraps from `source()`: unwrap nested ones by hand.
+        let mut layer = error;
+        loop {
+            if layer.is::<rustls::Error>() {
+                return true;
+            }
+            match layer
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(inner) => layer = inner,
+                None => break,
+            }
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer as text.
