@@ -652,7 +652,21 @@ async fn stop_ends_without_teardown_and_teardown_is_sent_once(format: Format) {
     scheduler.teardown().await.unwrap();
     let (call, _) = master.next_call().await;
     assert_eq!(call.r#type(), CallType::Teardown);
-    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+    // The master closes the stream after TEARDOWN: that is no disconnection to report.
+    drop(stream);
+    let end = wait_for(&mut events, |e| {
+        matches!(
+            e,
+            SchedulerEvent::Terminated(_) | SchedulerEvent::Disconnected { .. }
+        )
+    })
+    .await;
+    assert!(
+        matches!(end, SchedulerEvent::Terminated(Termination::Stopped)),
+        "{end:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(master.subscriptions.try_recv().is_err(), "no resubscription");
 }
 
 async fn invalid_calls_are_refused_locally(format: Format) {

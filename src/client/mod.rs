@@ -625,7 +625,9 @@ impl Client {
         let inner = &self.inner;
         let candidates = self.ordered_candidates();
         let mut next_candidate = 1usize;
-        let mut target = candidates[0].clone();
+        let Some(mut target) = candidates.first().cloned() else {
+            return Err(Error::new(ErrorKind::Config, "no endpoint configured"));
+        };
         let mut redirects = 0u32;
         let mut unavailable = 0u32;
         loop {
