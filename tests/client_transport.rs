@@ -542,3 +542,50 @@ async fn https_endpoint_with_plain_server_fails_with_io() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn extra_headers_and_the_decorator_reach_every_request() {
+    let server = ScriptedServer::start(|req| async move {
+        if req.header("mesos-stream-id").is_some() {
+            Reply::empty(202)
+        } else {
+            let (reply, handle) = Reply::stream("application/x-protobuf", Some("s"));
+            std::mem::forget(handle);
+            reply
+        }
+    })
+    .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let client = fast(Client::builder().endpoint(server.url()))
+        .header("X-Team", "infra")
+        .request_decorator(move |headers| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            headers.insert(
+                "authorization",
+                http::HeaderValue::from_str(&format!("Bearer rotated-{n}")).unwrap(),
+            );
+        })
+        .build()
+        .unwrap();
+    client.call(call(b"x", Some("id"))).await.unwrap();
+    client.subscribe(call(b"s", None)).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].header("x-team").as_deref(), Some("infra"));
+    assert_eq!(
+        requests[0].header("authorization").as_deref(),
+        Some("Bearer rotated-0")
+    );
+    assert_eq!(requests[1].header("x-team").as_deref(), Some("infra"));
+    assert_eq!(
+        requests[1].header("authorization").as_deref(),
+        Some("Bearer rotated-1")
+    );
+
+    let bad = Client::builder()
+        .endpoint("http://x:1")
+        .header("bad name", "v")
+        .build()
+        .unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::Config);
+}
