@@ -444,6 +444,8 @@ async fn other_statuses_map_to_their_kinds() {
         (409, ErrorKind::BadRequest),
         (415, ErrorKind::BadRequest),
         (501, ErrorKind::BadRequest),
+        (302, ErrorKind::Protocol),
+        (500, ErrorKind::Unavailable),
     ] {
         let err = client
             .call(CallRequest {
@@ -588,4 +590,41 @@ async fn extra_headers_and_the_decorator_reach_every_request() {
         .build()
         .unwrap_err();
     assert_eq!(bad.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn subscribe_without_an_answer_times_out() {
+    let server = ScriptedServer::start(|_| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Reply::empty(200)
+    })
+    .await;
+    let client = fast(Client::builder().endpoint(server.url()))
+        .call_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.subscribe(call(b"s", None)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn a_silent_subscription_stays_open_past_the_call_timeout() {
+    let server = ScriptedServer::start(|_| async {
+        let (reply, handle) = Reply::stream("application/x-protobuf", Some("s"));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            handle.record(b"late");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        reply
+    })
+    .await;
+    let client = fast(Client::builder().endpoint(server.url()))
+        .call_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut sub = client.subscribe(call(b"s", None)).await.unwrap();
+    assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"late");
 }
