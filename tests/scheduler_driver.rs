@@ -666,7 +666,10 @@ async fn stop_ends_without_teardown_and_teardown_is_sent_once(format: Format) {
         "{end:?}"
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(master.subscriptions.try_recv().is_err(), "no resubscription");
+    assert!(
+        master.subscriptions.try_recv().is_err(),
+        "no resubscription"
+    );
 }
 
 async fn invalid_calls_are_refused_locally(format: Format) {
