@@ -329,6 +329,8 @@ impl<E: Executor> Driver<E> {
             .max(Duration::from_millis(1));
         let mut retry = tokio::time::interval_at(Instant::now() + retry_every, retry_every);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An accepted subscription must bring SUBSCRIBED within the registration timeout.
+        let subscribed_by = Instant::now() + self.config.registration_timeout;
         loop {
             if self.stop_requested {
                 if self.connected {
@@ -382,6 +384,15 @@ impl<E: Executor> Driver<E> {
                 }
                 _ = retry.tick(), if self.connected => {
                     self.send_undelivered().await?;
+                }
+                _ = sleep_until_some((!self.connected).then_some(subscribed_by)) => {
+                    return Ok(StreamEnd::Broken {
+                        subscribed: false,
+                        reason: format!(
+                            "no SUBSCRIBED event within {:?}",
+                            self.config.registration_timeout
+                        ),
+                    });
                 }
                 _ = sleep_until_some(shutdown_alarm) => {
                     if let Some(outcome) = self.on_shutdown_alarm().await? {
@@ -586,9 +597,7 @@ impl<E: Executor> Driver<E> {
     }
 
     fn shutdown_complete(&self) -> bool {
-        self.shutdown.is_some()
-            && self.book.active_tasks().is_empty()
-            && self.book.everything_delivered()
+        self.shutdown.is_some() && !self.book.has_active_tasks() && self.book.everything_delivered()
     }
 
     async fn on_shutdown_alarm(&mut self) -> Result<Option<Outcome>, Error> {
