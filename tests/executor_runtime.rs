@@ -687,3 +687,12 @@ async fn a_silent_accepted_subscription_is_retried() {
     assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
     drop(second);
 }
+
+#[tokio::test]
+async fn an_unreadable_ca_file_is_a_typed_error() {
+    let agent = ScriptedAgent::start().await;
+    let mut config = config(&agent, false);
+    config.tls = true;
+    config.tls_ca_file = Some("/nonexistent/ca.pem".into());
+    assert!(matches!(Runtime::new(config), Err(Error::CaFile { .. })));
+}

@@ -46,6 +46,13 @@ impl Runtime {
         if let Some(call_timeout) = config.call_timeout {
             builder = builder.call_timeout(call_timeout);
         }
+        if let Some(path) = &config.tls_ca_file {
+            let pem = std::fs::read(path).map_err(|source| Error::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            builder = builder.add_ca_pem(pem);
+        }
         let client = builder.build().map_err(Error::Transport)?;
         if let Some(socket) = &config.domain_socket {
             info!(
