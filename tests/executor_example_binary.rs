@@ -196,7 +196,10 @@ async fn kill_terminates_the_task_with_sigterm_then_sigkill() {
     send(stream, &launch_event(task("polite", Some("sleep 30"))));
     send(
         stream,
-        &launch_event(task("stubborn", Some("trap '' TERM; sleep 30"))),
+        &launch_event(task(
+            "stubborn",
+            Some("trap '' TERM; touch trap-installed; sleep 30"),
+        )),
     );
     let seen = updates(&mut agent, stream, 4).await;
     assert_eq!(
@@ -207,8 +210,13 @@ async fn kill_terminates_the_task_with_sigterm_then_sigkill() {
         states_of(&seen, "stubborn").last(),
         Some(&TaskState::TaskRunning)
     );
-    // Let the stubborn shell install its trap.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until the stubborn shell has installed its trap.
+    let marker = executor.sandbox().join("trap-installed");
+    let waited = tokio::time::Instant::now();
+    while !marker.exists() {
+        assert!(waited.elapsed() < WAIT, "the stubborn task never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let started = tokio::time::Instant::now();
     let short = KillPolicy {
