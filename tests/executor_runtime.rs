@@ -696,3 +696,32 @@ async fn an_unreadable_ca_file_is_a_typed_error() {
     config.tls_ca_file = Some("/nonexistent/ca.pem".into());
     assert!(matches!(Runtime::new(config), Err(Error::CaFile { .. })));
 }
+
+#[tokio::test]
+async fn what_was_queued_before_stop_is_still_sent() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut running = start(config(&agent, false), true);
+    let _subscription = agent.accept_subscription().await;
+    assert_eq!(running.next_seen().await, Seen::Subscribed);
+    let uuid = running
+        .handle
+        .send_status(
+            TaskId { value: "t".into() },
+            TaskState::TaskFinished,
+            "done",
+        )
+        .unwrap();
+    running
+        .handle
+        .send_message(Bytes::from_static(b"bye"))
+        .unwrap();
+    running.handle.stop().unwrap();
+    assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
+    let update = agent.expect(call::Type::Update).await;
+    assert_eq!(update.status().uuid.as_deref(), Some(&uuid.as_bytes()[..]));
+    let message = agent.expect(call::Type::Message).await;
+    assert_eq!(
+        message.call.message.as_ref().unwrap().data,
+        Bytes::from_static(b"bye")
+    );
+}

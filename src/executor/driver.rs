@@ -514,23 +514,34 @@ impl<E: Executor> Driver<E> {
                 warn!("dropping a message: not subscribed");
                 Ok(())
             }
-            Some(Command::Message(data)) => {
-                let mut call = self.call(call::Type::Message);
-                call.message = Some(call::Message { data });
-                match self.send_call(call).await? {
-                    Ok(()) => Ok(()),
-                    Err(err) if err.kind() == ErrorKind::Unauthorized => {
-                        Err(Error::Unauthorized(err))
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "MESSAGE call failed");
-                        Ok(())
+            Some(Command::Message(data)) => self.send_message(data).await,
+            Some(Command::Stop) | None => {
+                // What was queued before the stop still goes out.
+                self.stop_requested = true;
+                while let Ok(command) = self.commands.try_recv() {
+                    match command {
+                        Command::Update(status) => self.record(*status),
+                        Command::Message(data) if self.connected => {
+                            self.send_message(data).await?;
+                        }
+                        Command::Message(_) => warn!("dropping a message: not subscribed"),
+                        Command::Stop => {}
                     }
                 }
+                Ok(())
             }
-            Some(Command::Stop) | None => {
-                self.stop_requested = true;
-                self.absorb_queued_commands();
+        }
+    }
+
+    /// Sends a MESSAGE call; failures other than 401 are logged (messages are unreliable).
+    async fn send_message(&mut self, data: bytes::Bytes) -> Result<(), Error> {
+        let mut call = self.call(call::Type::Message);
+        call.message = Some(call::Message { data });
+        match self.send_call(call).await? {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == ErrorKind::Unauthorized => Err(Error::Unauthorized(err)),
+            Err(err) => {
+                warn!(error = %err, "MESSAGE call failed");
                 Ok(())
             }
         }
