@@ -312,3 +312,46 @@ async fn a_bad_environment_exits_non_zero() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("MESOS_FRAMEWORK_ID"), "{log}");
 }
+
+#[tokio::test]
+async fn a_checkpointing_executor_survives_an_agent_restart() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut executor = ExampleExecutor::start(&agent, true);
+    let first = agent.accept_subscription().await;
+    send(
+        first.stream(),
+        &launch_event(task("long", Some("sleep 30"))),
+    );
+    // STARTING and RUNNING arrive, but the "agent" dies before acknowledging them.
+    let starting = agent.expect(call::Type::Update).await;
+    let running = agent.expect(call::Type::Update).await;
+    assert_eq!(running.status().state(), TaskState::TaskRunning);
+    first.stream().abort();
+
+    let second = agent.accept_subscription().await;
+    let body = second.call.subscribe.as_ref().unwrap();
+    let tasks: Vec<&str> = body
+        .unacknowledged_tasks
+        .iter()
+        .map(|t| t.task_id.value.as_str())
+        .collect();
+    assert_eq!(tasks, ["long"]);
+    let resent: Vec<_> = body
+        .unacknowledged_updates
+        .iter()
+        .map(|u| u.status.uuid.clone())
+        .collect();
+    assert_eq!(
+        resent,
+        [
+            starting.status().uuid.clone(),
+            running.status().uuid.clone()
+        ]
+    );
+
+    // The task kept running across the reconnection and can still be killed.
+    send(second.stream(), &kill_event("long", None));
+    let seen = updates(&mut agent, second.stream(), 1).await;
+    assert_eq!(seen[0].1, TaskState::TaskKilled);
+    shut_down(&mut agent, &mut executor, second.stream()).await;
+}
