@@ -111,7 +111,8 @@ fn message_to_json(message: &DynamicMessage) -> Map<String, Json> {
     for field in message.descriptor().fields() {
         let kind = field.kind();
         if field.is_map() {
-            let Some(entries) = message.get_field(&field).as_map().cloned() else {
+            let value = message.get_field(&field);
+            let Some(entries) = value.as_map() else {
                 continue;
             };
             if entries.is_empty() {
