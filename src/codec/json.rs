@@ -916,6 +916,76 @@ mod tests {
         assert!(call_from(&deep).is_err());
     }
 
+    /// A message of `descriptor` with every field set (message fields up to `depth` levels).
+    fn filled(descriptor: &MessageDescriptor, depth: usize) -> DynamicMessage {
+        fn sample(kind: &Kind, depth: usize) -> Option<Value> {
+            Some(match kind {
+                Kind::Double => Value::F64(-1.5),
+                Kind::Float => Value::F32(0.25),
+                Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Value::I32(-7),
+                Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Value::I64(i64::MIN),
+                Kind::Uint32 | Kind::Fixed32 => Value::U32(u32::MAX),
+                Kind::Uint64 | Kind::Fixed64 => Value::U64(u64::MAX),
+                Kind::Bool => Value::Bool(true),
+                Kind::String => Value::String("s \"q\" NaN".into()),
+                Kind::Bytes => Value::Bytes(Bytes::from_static(&[0, 1, 254, 255])),
+                Kind::Enum(e) => Value::EnumNumber(e.values().last()?.number()),
+                Kind::Message(m) if depth > 0 => Value::Message(filled(m, depth - 1)),
+                Kind::Message(_) => return None,
+            })
+        }
+        let mut message = DynamicMessage::new(descriptor.clone());
+        for field in descriptor.fields() {
+            if field.is_map() {
+                let Kind::Message(entry) = field.kind() else {
+                    continue;
+                };
+                let key = match entry.map_entry_key_field().kind() {
+                    Kind::String => MapKey::String("k".into()),
+                    Kind::Bool => MapKey::Bool(true),
+                    Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => MapKey::I32(-3),
+                    Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => MapKey::I64(-3),
+                    Kind::Uint32 | Kind::Fixed32 => MapKey::U32(3),
+                    _ => MapKey::U64(3),
+                };
+                if let Some(value) = sample(&entry.map_entry_value_field().kind(), depth) {
+                    message.set_field(&field, Value::Map(HashMap::from([(key, value)])));
+                }
+            } else if let Some(value) = sample(&field.kind(), depth) {
+                if field.is_list() {
+                    message.set_field(&field, Value::List(vec![value.clone(), value]));
+                } else {
+                    message.set_field(&field, value);
+                }
+            }
+        }
+        message
+    }
+
+    #[test]
+    fn every_message_type_round_trips_with_every_field_set() {
+        let pool = POOL.as_ref().unwrap();
+        let mut checked = 0;
+        for descriptor in pool.all_messages() {
+            if descriptor.is_map_entry() {
+                continue;
+            }
+            let message = filled(&descriptor, 2);
+            let json = Json::Object(message_to_json(&message));
+            // Through text, as on the wire.
+            let text = serde_json::to_vec(&json).unwrap();
+            let parsed: Json = serde_json::from_slice(&quote_bare_non_finite(&text)).unwrap();
+            let Json::Object(object) = parsed else {
+                panic!("{}: not an object", descriptor.full_name())
+            };
+            let back = message_from_json(&descriptor, &object, "")
+                .unwrap_or_else(|err| panic!("{}: {err}", descriptor.full_name()));
+            assert_eq!(back, message, "{}: {json}", descriptor.full_name());
+            checked += 1;
+        }
+        assert!(checked > 300, "only {checked} message types");
+    }
+
     #[test]
     fn missing_required_in_dynamic_lists_nested_paths() {
         let descriptor = descriptor_of::<Call>().unwrap();
