@@ -249,4 +249,23 @@ mod tests {
         let huge = Duration::new(u64::MAX, 999_999_999);
         assert_eq!(parse_duration(&format_duration(huge)), Ok(huge));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_duration_round_trips(secs in 0u64..=u64::MAX, nanos in 0u32..1_000_000_000) {
+            let duration = Duration::new(secs, nanos);
+            proptest::prop_assert_eq!(parse_duration(&format_duration(duration)), Ok(duration));
+        }
+
+        #[test]
+        fn decimal_seconds_parse_to_the_nearest_nanosecond(millis in 0u64..10_000_000_000) {
+            let text = format!("{}.{:03}secs", millis / 1000, millis % 1000);
+            proptest::prop_assert_eq!(parse_duration(&text), Ok(Duration::from_millis(millis)));
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,24}") {
+            let _ = parse_duration(&text);
+        }
+    }
 }

@@ -444,6 +444,8 @@ async fn other_statuses_map_to_their_kinds() {
         (409, ErrorKind::BadRequest),
         (415, ErrorKind::BadRequest),
         (501, ErrorKind::BadRequest),
+        (302, ErrorKind::Protocol),
+        (500, ErrorKind::Unavailable),
     ] {
         let err = client
             .call(CallRequest {
@@ -541,4 +543,88 @@ async fn https_endpoint_with_plain_server_fails_with_io() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn extra_headers_and_the_decorator_reach_every_request() {
+    let server = ScriptedServer::start(|req| async move {
+        if req.header("mesos-stream-id").is_some() {
+            Reply::empty(202)
+        } else {
+            let (reply, handle) = Reply::stream("application/x-protobuf", Some("s"));
+            std::mem::forget(handle);
+            reply
+        }
+    })
+    .await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let client = fast(Client::builder().endpoint(server.url()))
+        .header("X-Team", "infra")
+        .request_decorator(move |headers| {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            headers.insert(
+                "authorization",
+                http::HeaderValue::from_str(&format!("Bearer rotated-{n}")).unwrap(),
+            );
+        })
+        .build()
+        .unwrap();
+    client.call(call(b"x", Some("id"))).await.unwrap();
+    client.subscribe(call(b"s", None)).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].header("x-team").as_deref(), Some("infra"));
+    assert_eq!(
+        requests[0].header("authorization").as_deref(),
+        Some("Bearer rotated-0")
+    );
+    assert_eq!(requests[1].header("x-team").as_deref(), Some("infra"));
+    assert_eq!(
+        requests[1].header("authorization").as_deref(),
+        Some("Bearer rotated-1")
+    );
+
+    let bad = Client::builder()
+        .endpoint("http://x:1")
+        .header("bad name", "v")
+        .build()
+        .unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn subscribe_without_an_answer_times_out() {
+    let server = ScriptedServer::start(|_| async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Reply::empty(200)
+    })
+    .await;
+    let client = fast(Client::builder().endpoint(server.url()))
+        .call_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.subscribe(call(b"s", None)).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test]
+async fn a_silent_subscription_stays_open_past_the_call_timeout() {
+    let server = ScriptedServer::start(|_| async {
+        let (reply, handle) = Reply::stream("application/x-protobuf", Some("s"));
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            handle.record(b"late");
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        reply
+    })
+    .await;
+    let client = fast(Client::builder().endpoint(server.url()))
+        .call_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut sub = client.subscribe(call(b"s", None)).await.unwrap();
+    assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"late");
 }

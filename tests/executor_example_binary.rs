@@ -196,7 +196,10 @@ async fn kill_terminates_the_task_with_sigterm_then_sigkill() {
     send(stream, &launch_event(task("polite", Some("sleep 30"))));
     send(
         stream,
-        &launch_event(task("stubborn", Some("trap '' TERM; sleep 30"))),
+        &launch_event(task(
+            "stubborn",
+            Some("trap '' TERM; touch trap-installed; sleep 30"),
+        )),
     );
     let seen = updates(&mut agent, stream, 4).await;
     assert_eq!(
@@ -207,8 +210,13 @@ async fn kill_terminates_the_task_with_sigterm_then_sigkill() {
         states_of(&seen, "stubborn").last(),
         Some(&TaskState::TaskRunning)
     );
-    // Let the stubborn shell install its trap.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait until the stubborn shell has installed its trap.
+    let marker = executor.sandbox().join("trap-installed");
+    let waited = tokio::time::Instant::now();
+    while !marker.exists() {
+        assert!(waited.elapsed() < WAIT, "the stubborn task never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let started = tokio::time::Instant::now();
     let short = KillPolicy {
@@ -303,4 +311,47 @@ async fn a_bad_environment_exits_non_zero() {
     assert_eq!(output.status.code(), Some(2));
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("MESOS_FRAMEWORK_ID"), "{log}");
+}
+
+#[tokio::test]
+async fn a_checkpointing_executor_survives_an_agent_restart() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut executor = ExampleExecutor::start(&agent, true);
+    let first = agent.accept_subscription().await;
+    send(
+        first.stream(),
+        &launch_event(task("long", Some("sleep 30"))),
+    );
+    // STARTING and RUNNING arrive, but the "agent" dies before acknowledging them.
+    let starting = agent.expect(call::Type::Update).await;
+    let running = agent.expect(call::Type::Update).await;
+    assert_eq!(running.status().state(), TaskState::TaskRunning);
+    first.stream().abort();
+
+    let second = agent.accept_subscription().await;
+    let body = second.call.subscribe.as_ref().unwrap();
+    let tasks: Vec<&str> = body
+        .unacknowledged_tasks
+        .iter()
+        .map(|t| t.task_id.value.as_str())
+        .collect();
+    assert_eq!(tasks, ["long"]);
+    let resent: Vec<_> = body
+        .unacknowledged_updates
+        .iter()
+        .map(|u| u.status.uuid.clone())
+        .collect();
+    assert_eq!(
+        resent,
+        [
+            starting.status().uuid.clone(),
+            running.status().uuid.clone()
+        ]
+    );
+
+    // The task kept running across the reconnection and can still be killed.
+    send(second.stream(), &kill_event("long", None));
+    let seen = updates(&mut agent, second.stream(), 1).await;
+    assert_eq!(seen[0].1, TaskState::TaskKilled);
+    shut_down(&mut agent, &mut executor, second.stream()).await;
 }

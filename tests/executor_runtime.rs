@@ -643,3 +643,85 @@ async fn kill_passes_the_event_policy_to_the_executor() {
     running.handle.stop().unwrap();
     assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
 }
+
+#[tokio::test]
+async fn the_json_format_works_end_to_end() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut config = config(&agent, false);
+    config.format = mesos_sdk::codec::Format::Json;
+    let mut running = start(config, true);
+    let subscribe = agent.expect(call::Type::Subscribe).await;
+    assert_eq!(
+        subscribe.request.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    let text = String::from_utf8(subscribe.request.body.to_vec()).unwrap();
+    assert!(text.contains("\"SUBSCRIBE\""), "{text}");
+    send_json(subscribe.stream(), &subscribed_event());
+    send_json(subscribe.stream(), &launch_event(task("j", Some("true"))));
+    assert_eq!(running.next_seen().await, Seen::Subscribed);
+    assert_eq!(running.next_seen().await, Seen::Launch("j".into()));
+    let update = agent.expect(call::Type::Update).await;
+    let text = String::from_utf8(update.request.body.to_vec()).unwrap();
+    assert!(text.contains("\"SOURCE_EXECUTOR\""), "{text}");
+    assert_eq!(update.status().uuid.as_ref().unwrap().len(), 16);
+    send_json(subscribe.stream(), &acknowledged_event(update.status()));
+    assert!(matches!(running.next_seen().await, Seen::Acknowledged(..)));
+    running.handle.stop().unwrap();
+    assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
+}
+
+#[tokio::test]
+async fn a_silent_accepted_subscription_is_retried() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut config = config(&agent, false);
+    config.registration_timeout = Duration::from_millis(500);
+    config.subscription_backoff_max = Duration::from_millis(20);
+    let mut running = start(config, true);
+    // The first stream stays silent: no SUBSCRIBED.
+    let silent = agent.expect(call::Type::Subscribe).await;
+    let second = agent.accept_subscription().await;
+    assert_eq!(running.next_seen().await, Seen::Subscribed);
+    drop(silent);
+    running.handle.stop().unwrap();
+    assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
+    drop(second);
+}
+
+#[tokio::test]
+async fn an_unreadable_ca_file_is_a_typed_error() {
+    let agent = ScriptedAgent::start().await;
+    let mut config = config(&agent, false);
+    config.tls = true;
+    config.tls_ca_file = Some("/nonexistent/ca.pem".into());
+    assert!(matches!(Runtime::new(config), Err(Error::CaFile { .. })));
+}
+
+#[tokio::test]
+async fn what_was_queued_before_stop_is_still_sent() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut running = start(config(&agent, false), true);
+    let _subscription = agent.accept_subscription().await;
+    assert_eq!(running.next_seen().await, Seen::Subscribed);
+    let uuid = running
+        .handle
+        .send_status(
+            TaskId { value: "t".into() },
+            TaskState::TaskFinished,
+            "done",
+        )
+        .unwrap();
+    running
+        .handle
+        .send_message(Bytes::from_static(b"bye"))
+        .unwrap();
+    running.handle.stop().unwrap();
+    assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
+    let update = agent.expect(call::Type::Update).await;
+    assert_eq!(update.status().uuid.as_deref(), Some(&uuid.as_bytes()[..]));
+    let message = agent.expect(call::Type::Message).await;
+    assert_eq!(
+        message.call.message.as_ref().unwrap().data,
+        Bytes::from_static(b"bye")
+    );
+}

@@ -234,6 +234,16 @@ async fn wait_for(
     }
 }
 
+/// Waits until the client has dropped `stream` (writing nudges the server to notice).
+async fn assert_closed(stream: &EventStream) {
+    let deadline = Instant::now() + WAIT;
+    while !stream.is_closed() {
+        assert!(Instant::now() < deadline, "the old stream is still open");
+        stream.send(heartbeat());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn connected(events: &mut SchedulerEvents) -> FrameworkId {
     match wait_for(events, |e| matches!(e, SchedulerEvent::Connected { .. })).await {
         SchedulerEvent::Connected { framework_id, .. } => framework_id,
@@ -404,7 +414,7 @@ async fn silent_stream_trips_the_heartbeat_watchdog(format: Format) {
     assert!(went_silent.elapsed() < Duration::from_secs(3));
     // It resubscribes; the old stream was closed.
     master.next_subscription().await;
-    assert!(stream.is_closed() || !stream.send(heartbeat()));
+    assert_closed(&stream).await;
 }
 
 async fn a_hanging_subscribe_is_bounded_by_the_watchdog(format: Format) {
@@ -538,7 +548,7 @@ async fn forbidden_call_makes_the_driver_resubscribe(format: Format) {
     .await;
     let (call, _, second) = master.next_subscription().await;
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
-    assert!(first.is_closed() || !first.send(heartbeat()));
+    assert_closed(&first).await;
     second.send(subscribed("fw-1"));
     connected(&mut events).await;
     scheduler.suppress(vec![]).await.unwrap();
@@ -642,7 +652,24 @@ async fn stop_ends_without_teardown_and_teardown_is_sent_once(format: Format) {
     scheduler.teardown().await.unwrap();
     let (call, _) = master.next_call().await;
     assert_eq!(call.r#type(), CallType::Teardown);
-    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+    // The master closes the stream after TEARDOWN: that is no disconnection to report.
+    drop(stream);
+    let end = wait_for(&mut events, |e| {
+        matches!(
+            e,
+            SchedulerEvent::Terminated(_) | SchedulerEvent::Disconnected { .. }
+        )
+    })
+    .await;
+    assert!(
+        matches!(end, SchedulerEvent::Terminated(Termination::Stopped)),
+        "{end:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        master.subscriptions.try_recv().is_err(),
+        "no resubscription"
+    );
 }
 
 async fn invalid_calls_are_refused_locally(format: Format) {

@@ -82,6 +82,9 @@ pub const DEFAULT_RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// Default longest wait between two attempts.
 pub const DEFAULT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(13);
 
+/// A function that adjusts the headers of every request (see [`ClientBuilder::request_decorator`]).
+pub type RequestDecorator = Arc<dyn Fn(&mut HeaderMap) + Send + Sync>;
+
 /// Longest peer error body kept in an [`Error`]'s message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
@@ -183,7 +186,6 @@ impl Auth {
 /// At least one [`endpoint`](ClientBuilder::endpoint) is required; every other setting has a
 /// default (protobuf, no authentication, [`DEFAULT_CALL_TIMEOUT`], [`DEFAULT_CONNECT_TIMEOUT`],
 /// 64 MiB records, [`DEFAULT_MAX_REDIRECTS`], webpki roots for TLS).
-#[derive(Debug)]
 pub struct ClientBuilder {
     endpoints: Vec<String>,
     format: Format,
@@ -197,6 +199,23 @@ pub struct ClientBuilder {
     backoff_max: Duration,
     tls: TlsSettings,
     user_agent: String,
+    extra_headers: Vec<(String, String)>,
+    decorator: Option<RequestDecorator>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoints", &self.endpoints)
+            .field("format", &self.format)
+            .field("auth", &self.auth)
+            .field("call_timeout", &self.call_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_record_size", &self.max_record_size)
+            .field("max_redirects", &self.max_redirects)
+            .field("max_attempts", &self.max_attempts)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ClientBuilder {
@@ -214,6 +233,8 @@ impl Default for ClientBuilder {
             backoff_max: DEFAULT_RETRY_BACKOFF_MAX,
             tls: TlsSettings::default(),
             user_agent: concat!("mesos-sdk/", env!("CARGO_PKG_VERSION")).to_owned(),
+            extra_headers: Vec::new(),
+            decorator: None,
         }
     }
 }
@@ -301,6 +322,20 @@ impl ClientBuilder {
         self.user_agent = agent.into();
         self
     }
+    /// Adds a header to every request (after the built-in ones).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra_headers.push((name.into(), value.into()));
+        self
+    }
+    /// Runs `decorator` on the headers of every request, last: a hook for credentials that
+    /// change over time (rotating tokens) or any other per-request header.
+    pub fn request_decorator(
+        mut self,
+        decorator: impl Fn(&mut HeaderMap) + Send + Sync + 'static,
+    ) -> Self {
+        self.decorator = Some(Arc::new(decorator));
+        self
+    }
     /// Builds the client. Fails with [`ErrorKind::Config`] on no or invalid endpoints, credentials
     /// that cannot be a header, or unusable TLS material.
     pub fn build(self) -> Result<Client, Error> {
@@ -316,6 +351,21 @@ impl ClientBuilder {
         let user_agent = HeaderValue::from_str(&self.user_agent)
             .map_err(|err| Error::new(ErrorKind::Config, "invalid User-Agent").with_source(err))?;
         let tls_config = Arc::new(self.tls.client_config()?);
+        let mut extra_headers = HeaderMap::new();
+        for (name, value) in &self.extra_headers {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|err| {
+                Error::new(ErrorKind::Config, format!("invalid header name '{name}'"))
+                    .with_source(err)
+            })?;
+            let value = HeaderValue::from_str(value).map_err(|err| {
+                Error::new(
+                    ErrorKind::Config,
+                    format!("invalid value for header '{name}'"),
+                )
+                .with_source(err)
+            })?;
+            extra_headers.append(name, value);
+        }
 
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -342,6 +392,8 @@ impl ClientBuilder {
                 format: self.format,
                 authorization,
                 user_agent,
+                extra_headers,
+                decorator: self.decorator,
                 call_timeout: self.call_timeout,
                 connect_timeout: self.connect_timeout,
                 max_record_size: self.max_record_size,
@@ -362,6 +414,8 @@ struct Inner {
     format: Format,
     authorization: Option<HeaderValue>,
     user_agent: HeaderValue,
+    extra_headers: HeaderMap,
+    decorator: Option<RequestDecorator>,
     call_timeout: Duration,
     connect_timeout: Duration,
     max_record_size: usize,
@@ -448,6 +502,11 @@ impl Client {
                             ErrorKind::Timeout,
                             format!("no answer within {:?}", inner.call_timeout),
                         ))),
+                        Ok(Err(err)) if err.is_connect() && is_tls_failure(&err) => {
+                            Err(AttemptFailure::Fatal(
+                                Error::new(ErrorKind::Io, "TLS handshake failed").with_source(err),
+                            ))
+                        }
                         Ok(Err(err)) if err.is_connect() => {
                             Err(AttemptFailure::Unreachable(connect_error(err)))
                         }
@@ -582,9 +641,21 @@ impl Client {
                 builder = builder.header(STREAM_ID_HEADER, value);
             }
         }
-        builder
+        let mut http_request = builder
             .body(Full::new(request.body.clone()))
-            .map_err(|err| Error::new(ErrorKind::Config, "invalid request").with_source(err))
+            .map_err(|err| Error::new(ErrorKind::Config, "invalid request").with_source(err))?;
+        let headers = http_request.headers_mut();
+        for (name, value) in &inner.extra_headers {
+            headers.append(name, value.clone());
+        }
+        if let Some(decorate) = &inner.decorator {
+            decorate(headers);
+        }
+        if subscribe {
+            // Whatever a decorator did, SUBSCRIBE never carries a stream id.
+            headers.remove(STREAM_ID_HEADER);
+        }
+        Ok(http_request)
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
@@ -620,7 +691,9 @@ impl Client {
         let inner = &self.inner;
         let candidates = self.ordered_candidates();
         let mut next_candidate = 1usize;
-        let mut target = candidates[0].clone();
+        let Some(mut target) = candidates.first().cloned() else {
+            return Err(Error::new(ErrorKind::Config, "no endpoint configured"));
+        };
         let mut redirects = 0u32;
         let mut unavailable = 0u32;
         loop {
@@ -743,6 +816,30 @@ fn connect_error(err: hyper_util::client::legacy::Error) -> Error {
         ErrorKind::Io
     };
     Error::new(kind, text).with_source(err)
+}
+
+/// Whether a connect failure was the TLS handshake (a certificate problem is not cured by trying
+/// another candidate).
+fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(error) = current {
+        // io::Error hides what it wraps from `source()`: unwrap nested ones by hand.
+        let mut layer = error;
+        loop {
+            if layer.is::<rustls::Error>() {
+                return true;
+            }
+            match layer
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+            {
+                Some(inner) => layer = inner,
+                None => break,
+            }
+        }
+        current = error.source();
+    }
+    false
 }
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of an error answer as text.

@@ -160,6 +160,11 @@ impl Bookkeeping {
         self.updates.iter().all(|p| p.delivered)
     }
 
+    /// Whether some known task has no terminal update yet.
+    pub fn has_active_tasks(&self) -> bool {
+        self.tasks.values().any(|t| !t.terminal)
+    }
+
     /// Tasks known to this executor with no terminal update yet, in launch order.
     pub fn active_tasks(&self) -> Vec<TaskId> {
         let mut tasks: Vec<(&String, &TrackedTask)> =
@@ -258,6 +263,7 @@ mod tests {
             ]
         );
         assert!(book.active_tasks().is_empty());
+        assert!(!book.has_active_tasks());
 
         let id = TaskId { value: "a".into() };
         assert!(book.acknowledged(&id, u3));

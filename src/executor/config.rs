@@ -44,6 +44,8 @@ pub const ENV_AGENT_PID: &str = "MESOS_SLAVE_PID";
 pub const ENV_HTTP_COMMAND_EXECUTOR: &str = "MESOS_HTTP_COMMAND_EXECUTOR";
 /// `LIBPROCESS_SSL_ENABLED`: `1`/`true` when the agent serves HTTPS (optional, default off).
 pub const ENV_SSL_ENABLED: &str = "LIBPROCESS_SSL_ENABLED";
+/// `LIBPROCESS_SSL_CA_FILE`: PEM bundle of extra CAs to trust for HTTPS (optional).
+pub const ENV_SSL_CA_FILE: &str = "LIBPROCESS_SSL_CA_FILE";
 
 /// Default of `MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD` (the agent flag's default).
 pub const DEFAULT_SHUTDOWN_GRACE_PERIOD: Duration = Duration::from_secs(5);
@@ -107,6 +109,8 @@ pub struct ExecutorConfig {
     pub agent_endpoint: String,
     /// Use `https` to reach the agent (`LIBPROCESS_SSL_ENABLED`).
     pub tls: bool,
+    /// Extra CA certificates (PEM file) to trust for `https` (`LIBPROCESS_SSL_CA_FILE`).
+    pub tls_ca_file: Option<PathBuf>,
     /// `MESOS_DIRECTORY`: the sandbox on the host.
     pub directory: PathBuf,
     /// `MESOS_SANDBOX`: the sandbox inside the container, if the containerizer set it.
@@ -221,6 +225,7 @@ impl ExecutorConfig {
             executor_id,
             agent_endpoint,
             tls: flag(ENV_SSL_ENABLED)?,
+            tls_ca_file: optional(ENV_SSL_CA_FILE).map(PathBuf::from),
             directory,
             sandbox: optional(ENV_SANDBOX).map(PathBuf::from),
             checkpoint: flag(ENV_CHECKPOINT)?,
@@ -341,6 +346,7 @@ mod tests {
             (ENV_AGENT_PID, "slave(1)@127.0.0.1:5051"),
             (ENV_HTTP_COMMAND_EXECUTOR, "1"),
             (ENV_SSL_ENABLED, "true"),
+            (ENV_SSL_CA_FILE, "/etc/mesos/ca.pem"),
         ])
         .unwrap();
         assert_eq!(
@@ -366,6 +372,7 @@ mod tests {
             config.executor_api_url(),
             "https://127.0.0.1:5051/api/v1/executor"
         );
+        assert_eq!(config.tls_ca_file, Some(PathBuf::from("/etc/mesos/ca.pem")));
     }
 
     #[test]

@@ -46,6 +46,13 @@ impl Runtime {
         if let Some(call_timeout) = config.call_timeout {
             builder = builder.call_timeout(call_timeout);
         }
+        if let Some(path) = &config.tls_ca_file {
+            let pem = std::fs::read(path).map_err(|source| Error::CaFile {
+                path: path.clone(),
+                source,
+            })?;
+            builder = builder.add_ca_pem(pem);
+        }
         let client = builder.build().map_err(Error::Transport)?;
         if let Some(socket) = &config.domain_socket {
             info!(
@@ -329,6 +336,8 @@ impl<E: Executor> Driver<E> {
             .max(Duration::from_millis(1));
         let mut retry = tokio::time::interval_at(Instant::now() + retry_every, retry_every);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // An accepted subscription must bring SUBSCRIBED within the registration timeout.
+        let subscribed_by = Instant::now() + self.config.registration_timeout;
         loop {
             if self.stop_requested {
                 if self.connected {
@@ -382,6 +391,15 @@ impl<E: Executor> Driver<E> {
                 }
                 _ = retry.tick(), if self.connected => {
                     self.send_undelivered().await?;
+                }
+                _ = sleep_until_some((!self.connected).then_some(subscribed_by)) => {
+                    return Ok(StreamEnd::Broken {
+                        subscribed: false,
+                        reason: format!(
+                            "no SUBSCRIBED event within {:?}",
+                            self.config.registration_timeout
+                        ),
+                    });
                 }
                 _ = sleep_until_some(shutdown_alarm) => {
                     if let Some(outcome) = self.on_shutdown_alarm().await? {
@@ -496,23 +514,34 @@ impl<E: Executor> Driver<E> {
                 warn!("dropping a message: not subscribed");
                 Ok(())
             }
-            Some(Command::Message(data)) => {
-                let mut call = self.call(call::Type::Message);
-                call.message = Some(call::Message { data });
-                match self.send_call(call).await? {
-                    Ok(()) => Ok(()),
-                    Err(err) if err.kind() == ErrorKind::Unauthorized => {
-                        Err(Error::Unauthorized(err))
-                    }
-                    Err(err) => {
-                        warn!(error = %err, "MESSAGE call failed");
-                        Ok(())
+            Some(Command::Message(data)) => self.send_message(data).await,
+            Some(Command::Stop) | None => {
+                // What was queued before the stop still goes out.
+                self.stop_requested = true;
+                while let Ok(command) = self.commands.try_recv() {
+                    match command {
+                        Command::Update(status) => self.record(*status),
+                        Command::Message(data) if self.connected => {
+                            self.send_message(data).await?;
+                        }
+                        Command::Message(_) => warn!("dropping a message: not subscribed"),
+                        Command::Stop => {}
                     }
                 }
+                Ok(())
             }
-            Some(Command::Stop) | None => {
-                self.stop_requested = true;
-                self.absorb_queued_commands();
+        }
+    }
+
+    /// Sends a MESSAGE call; failures other than 401 are logged (messages are unreliable).
+    async fn send_message(&mut self, data: bytes::Bytes) -> Result<(), Error> {
+        let mut call = self.call(call::Type::Message);
+        call.message = Some(call::Message { data });
+        match self.send_call(call).await? {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == ErrorKind::Unauthorized => Err(Error::Unauthorized(err)),
+            Err(err) => {
+                warn!(error = %err, "MESSAGE call failed");
                 Ok(())
             }
         }
@@ -586,9 +615,7 @@ impl<E: Executor> Driver<E> {
     }
 
     fn shutdown_complete(&self) -> bool {
-        self.shutdown.is_some()
-            && self.book.active_tasks().is_empty()
-            && self.book.everything_delivered()
+        self.shutdown.is_some() && !self.book.has_active_tasks() && self.book.everything_delivered()
     }
 
     async fn on_shutdown_alarm(&mut self) -> Result<Option<Outcome>, Error> {

@@ -176,6 +176,14 @@ pub enum Error {
     /// The HTTP transport could not be set up.
     #[error("cannot build the transport to the agent: {0}")]
     Transport(#[source] crate::client::Error),
+    /// `LIBPROCESS_SSL_CA_FILE` could not be read.
+    #[error("cannot read the CA file {}: {source}", path.display())]
+    CaFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The agent answered 401: the bearer token is missing or wrong.
     #[error("the agent refused our credentials: {0}")]
     Unauthorized(#[source] crate::client::Error),

@@ -238,8 +238,16 @@ impl Scheduler {
     /// TEARDOWN: kills every task and removes the framework for good, then stops the driver.
     /// Never call it on an ordinary shutdown (use [`Scheduler::stop`]).
     pub async fn teardown(&self) -> Result<CallResponse, SchedulerError> {
-        let response = self.call(calls::teardown()).await?;
-        self.stop();
-        Ok(response)
+        self.context.state().tearing_down = true;
+        match self.call(calls::teardown()).await {
+            Ok(response) => {
+                self.stop();
+                Ok(response)
+            }
+            Err(err) => {
+                self.context.state().tearing_down = false;
+                Err(err)
+            }
+        }
     }
 }

@@ -120,6 +120,10 @@ impl Driver {
             match self.session().await {
                 SessionEnd::Terminated(termination) => break termination,
                 SessionEnd::Lost { reason, connected } => {
+                    if self.context.state().tearing_down {
+                        tracing::debug!(%reason, "stream ended after TEARDOWN");
+                        break Termination::Stopped;
+                    }
                     self.invalidate(&reason, connected);
                     if connected {
                         failures = 0;

@@ -179,6 +179,8 @@ struct State {
     stream_id: Option<String>,
     offers: HashMap<String, Offer>,
     terminated: Option<Termination>,
+    /// TEARDOWN is under way: the end of the stream is expected, not a reason to resubscribe.
+    tearing_down: bool,
 }
 
 /// A stream id whose subscription a call found lost (403).

@@ -217,6 +217,12 @@ pub fn send(stream: &StreamHandle, event: &Event) {
     assert!(stream.record(body), "the executor closed the stream");
 }
 
+/// Sends one event in Mesos' JSON mapping.
+pub fn send_json(stream: &StreamHandle, event: &Event) {
+    let body = Format::Json.encode(event).unwrap();
+    assert!(stream.record(body), "the executor closed the stream");
+}
+
 fn typed(kind: event::Type) -> Event {
     let mut event = Event::default();
     event.set_type(kind);
