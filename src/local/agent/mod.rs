@@ -567,28 +567,6 @@ fn now_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A Mesos (stout) duration string: the largest unit not above the value, e.g. `5secs`,
-/// `1.5mins`, `250ms`.
-pub(crate) fn format_duration(duration: Duration) -> String {
-    const UNITS: [(u128, &str); 8] = [
-        (604_800_000_000_000, "weeks"),
-        (86_400_000_000_000, "days"),
-        (3_600_000_000_000, "hrs"),
-        (60_000_000_000, "mins"),
-        (1_000_000_000, "secs"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
-    let nanos = duration.as_nanos();
-    for (unit, name) in UNITS {
-        if nanos >= unit {
-            return format!("{}{}", nanos as f64 / unit as f64, name);
-        }
-    }
-    "0ns".to_string()
-}
-
 /// A `DurationInfo` as a non-negative `Duration`.
 pub(crate) fn duration_of(info: &crate::v1::DurationInfo) -> Duration {
     Duration::from_nanos(u64::try_from(info.nanoseconds).unwrap_or(0))

@@ -72,7 +72,7 @@ impl Agent {
             ),
             (
                 "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".to_string(),
-                super::format_duration(grace),
+                crate::duration::format_duration(grace),
             ),
             ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "0".to_string()),
             ("MESOS_SLAVE_ID".to_string(), self.id.value.clone()),
@@ -84,11 +84,11 @@ impl Agent {
         if checkpoint {
             env.push((
                 "MESOS_RECOVERY_TIMEOUT".to_string(),
-                super::format_duration(self.config.recovery_timeout),
+                crate::duration::format_duration(self.config.recovery_timeout),
             ));
             env.push((
                 "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_string(),
-                super::format_duration(self.config.executor_reregistration_timeout),
+                crate::duration::format_duration(self.config.executor_reregistration_timeout),
             ));
         }
         env
