@@ -407,20 +407,39 @@ pub struct EventStream {
     _sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
 }
 
-/// POSTs a protobuf executor call; for SUBSCRIBE the answer is a stream.
+/// POSTs a protobuf executor SUBSCRIBE accepting protobuf; the answer is a stream.
 pub async fn subscribe(addr: SocketAddr, call: &mesos_sdk::v1::executor::Call) -> EventStream {
+    subscribe_with(
+        addr,
+        "application/x-protobuf",
+        Some("application/x-protobuf"),
+        Bytes::from(call.encode_to_vec()),
+    )
+    .await
+}
+
+/// POSTs a SUBSCRIBE body with the given headers; the answer is a stream.
+pub async fn subscribe_with(
+    addr: SocketAddr,
+    content_type: &str,
+    accept: Option<&str>,
+    body: Bytes,
+) -> EventStream {
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await
         .unwrap();
     tokio::spawn(connection);
-    let request = http::Request::post("/api/v1/executor")
+    let mut request = http::Request::post("/api/v1/executor")
         .header("Host", addr.to_string())
-        .header("Content-Type", "application/x-protobuf")
-        .header("Accept", "application/x-protobuf")
-        .body(Full::new(Bytes::from(call.encode_to_vec())))
+        .header("Content-Type", content_type);
+    if let Some(accept) = accept {
+        request = request.header("Accept", accept);
+    }
+    let response = sender
+        .send_request(request.body(Full::new(body)).unwrap())
+        .await
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     EventStream {
@@ -434,11 +453,17 @@ pub async fn subscribe(addr: SocketAddr, call: &mesos_sdk::v1::executor::Call) -
 }
 
 impl EventStream {
-    /// The next event, or `None` when the stream ended.
+    /// The next protobuf event, or `None` when the stream ended.
     pub async fn next(&mut self) -> Option<mesos_sdk::v1::executor::Event> {
+        let record = self.next_record().await?;
+        Some(mesos_sdk::v1::executor::Event::decode(record).unwrap())
+    }
+
+    /// The next raw record, or `None` when the stream ended.
+    pub async fn next_record(&mut self) -> Option<Bytes> {
         loop {
             if let Some(record) = self.codec.decode(&mut self.buffer).unwrap() {
-                return Some(mesos_sdk::v1::executor::Event::decode(record).unwrap());
+                return Some(record);
             }
             let frame = tokio::time::timeout(WAIT, self.body.frame())
                 .await
