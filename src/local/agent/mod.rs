@@ -272,12 +272,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         ),
     };
     let bind_addr = SocketAddr::new(config.ip, port);
-    let listener = tokio::net::TcpListener::bind(bind_addr)
-        .await
-        .map_err(|source| AgentError::Bind {
-            addr: bind_addr,
-            source,
-        })?;
+    let listener = bind(bind_addr, checkpointed.is_some()).await?;
     let endpoint = listener.local_addr().map_err(|source| AgentError::Bind {
         addr: bind_addr,
         source,
@@ -307,6 +302,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         state: Mutex::new(State::default()),
         cancel: CancellationToken::new(),
         tasks: Spawner,
+        server: Mutex::new(None),
     });
     let recovered = if checkpointed.is_some() {
         agent.meta.recover(&id).map_err(AgentError::Checkpoint)?
@@ -314,11 +310,15 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         Vec::new()
     };
     let register = agent.restore(recovered);
-    agent.tasks.spawn(executor_api::serve(
+    let server = tokio::spawn(executor_api::serve(
         Arc::downgrade(&agent),
         listener,
         agent.cancel.clone(),
     ));
+    *agent
+        .server
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server);
     if agent
         .master
         .send(AgentMessage {
@@ -350,6 +350,25 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         agent,
         detached: false,
     })
+}
+
+/// Binds the HTTP server. A checkpointed port may still be held for a moment by the previous
+/// agent on this work directory, so binding it is retried for up to two seconds.
+async fn bind(addr: SocketAddr, retry: bool) -> Result<tokio::net::TcpListener, AgentError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(source)
+                if retry
+                    && source.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(source) => return Err(AgentError::Bind { addr, source }),
+        }
+    }
 }
 
 /// Reads the master's commands until the agent stops.
@@ -543,6 +562,8 @@ pub(crate) struct Agent {
     state: Mutex<State>,
     cancel: CancellationToken,
     tasks: Spawner,
+    /// The HTTP accept loop.
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 fn is_terminal(state: TaskState) -> bool {
@@ -1846,6 +1867,15 @@ impl Agent {
             }
         }
         self.cancel.cancel();
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            // The listener is closed once the accept loop has returned.
+            let _ = server.await;
+        }
         if kill_processes && self.temporary {
             let dir = self.work_dir.clone();
             let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
