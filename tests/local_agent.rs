@@ -524,3 +524,37 @@ async fn task_groups_run_on_the_default_executor_and_fail_together() {
     assert_eq!(stdout.trim(), "in-group");
     agent.shutdown().await;
 }
+
+/// Many `true` tasks end to end; prints the rate. The bound is loose (the target of 500 tasks/s
+/// is for release builds on 2 idle cores); run with `--ignored --nocapture` to measure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "throughput measurement"]
+async fn throughput_of_true_tasks() {
+    let (agent, mut master) = start(config(None)).await;
+    let count = 1000;
+    let started = Instant::now();
+    for i in 0..count {
+        master.run_task(
+            framework(false),
+            None,
+            task(&format!("p-{i}"), Some(shell("true"))),
+        );
+    }
+    let mut finished = 0;
+    while finished < count {
+        let status = master.next_update().await;
+        master.ack(&status);
+        if is_terminal(state_of(&status)) {
+            assert_eq!(state_of(&status), TaskState::TaskFinished);
+            finished += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{count} tasks in {elapsed:?}: {:.0} tasks/s",
+        count as f64 / elapsed.as_secs_f64()
+    );
+    let stopping = Instant::now();
+    agent.shutdown().await;
+    println!("shutdown took {:?}", stopping.elapsed());
+}

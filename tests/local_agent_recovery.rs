@@ -227,3 +227,37 @@ async fn executors_that_do_not_come_back_and_command_tasks_are_reported_after_a_
     );
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn unacknowledged_updates_are_resent_after_a_restart() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let (agent, mut master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    master.run_task(framework(true), None, task("r-true", Some(shell("true"))));
+    let starting = master.next_update().await;
+    assert_eq!(state_of(&starting), TaskState::TaskStarting);
+    master.ack(&starting);
+    let running = master.next_update().await;
+    assert_eq!(state_of(&running), TaskState::TaskRunning);
+    // Let the task finish (its FINISHED update is queued behind the unacknowledged RUNNING).
+    let sandbox = agent
+        .executor_sandbox(
+            &framework_id(),
+            &ExecutorId {
+                value: "r-true".into(),
+            },
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.crash().await;
+    drop(master);
+
+    let (agent, mut master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    let resent = master.next_update().await;
+    assert_eq!(resent.uuid, running.uuid, "the same update, same uuid");
+    master.ack(&resent);
+    let finished = master.next_update().await;
+    assert_eq!(state_of(&finished), TaskState::TaskFinished);
+    master.ack(&finished);
+    assert!(sandbox.exists());
+    agent.shutdown().await;
+}

@@ -30,7 +30,7 @@ pub(super) struct RecoveredFramework {
     pub(super) executors: Vec<RecoveredExecutor>,
 }
 
-/// The latest, unfinished run of an executor found in the checkpoints.
+/// The latest run of an executor found in the checkpoints.
 #[derive(Debug)]
 pub(super) struct RecoveredExecutor {
     pub(super) info: ExecutorInfo,
@@ -38,6 +38,8 @@ pub(super) struct RecoveredExecutor {
     pub(super) run_id: String,
     pub(super) sandbox: PathBuf,
     pub(super) pid: Option<i32>,
+    /// The run had ended; only its unacknowledged updates still matter.
+    pub(super) completed: bool,
     pub(super) tasks: Vec<RecoveredTask>,
 }
 
@@ -323,8 +325,8 @@ impl Meta {
             .join("task.updates")
     }
 
-    /// Everything checkpointed for `agent`: frameworks with the latest unfinished run of each
-    /// of their executors.
+    /// Everything checkpointed for `agent`: frameworks with the latest run of each of their
+    /// executors.
     pub(super) fn recover(&self, agent: &AgentId) -> Result<Vec<RecoveredFramework>, String> {
         let mut frameworks = Vec::new();
         for framework_dir in subdirectories(&self.agent_dir(agent).join("frameworks")) {
@@ -339,9 +341,7 @@ impl Meta {
                     continue;
                 };
                 let run_dir = executor_dir.join("runs").join(component(&run_id));
-                if run_dir.join("completed").exists() {
-                    continue;
-                }
+                let completed = run_dir.join("completed").exists();
                 let executor_info: ExecutorInfo =
                     read_message(&executor_dir.join("executor.info"))?;
                 let kind = read_text(&run_dir.join("kind"))
@@ -371,6 +371,7 @@ impl Meta {
                     run_id,
                     sandbox,
                     pid,
+                    completed,
                     tasks,
                 });
             }

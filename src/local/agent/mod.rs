@@ -1554,6 +1554,7 @@ impl Agent {
                     groups: 1,
                 };
                 let mut live_tasks = 0;
+                let completed = recovered_executor.completed;
                 for task in recovered_executor.tasks {
                     let task_id = task.info.task_id.value.clone();
                     let latest = task.updates.last().cloned();
@@ -1583,7 +1584,7 @@ impl Agent {
                     if !stream.queue.is_empty() {
                         state.streams.insert(stream_key, stream);
                     }
-                    if is_terminal(state_now) {
+                    if completed || is_terminal(state_now) {
                         continue;
                     }
                     live_tasks += 1;
@@ -1615,6 +1616,9 @@ impl Agent {
                     let mut task_entry = Self::new_task_entry(task.info, 0);
                     task_entry.state = state_now;
                     executor.tasks.insert(task_id, task_entry);
+                }
+                if completed {
+                    continue;
                 }
                 let alive = recovered_executor.pid.is_some_and(process_alive);
                 if live_tasks == 0 && !(kind == ExecutorKind::Custom && alive) {
@@ -1877,8 +1881,11 @@ impl Agent {
             let _ = server.await;
         }
         if kill_processes && self.temporary {
+            // Removing many sandboxes can take a while; nobody needs to wait for it.
             let dir = self.work_dir.clone();
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            let _ = std::thread::Builder::new()
+                .name("agent-cleanup".to_string())
+                .spawn(move || std::fs::remove_dir_all(dir));
         }
         tracing::info!(agent_id = %self.id.value, "agent stopped");
     }
