@@ -151,8 +151,8 @@ async fn a_checkpointing_executor_resubscribes_after_an_agent_restart() {
     assert_eq!(registration.tasks[0].task_id.value, "r-long");
     assert_eq!(registration.tasks[0].state(), TaskState::TaskRunning);
 
-    // The executor comes back on its own; a kill then goes through it.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // The executor comes back on its own; a kill (held until it has subscribed) goes
+    // through it.
     master.kill("r-long", Some(Duration::from_millis(200)));
     let updates = master.updates_until_terminal("r-long").await;
     let last = updates.last().unwrap();

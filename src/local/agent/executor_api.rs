@@ -452,6 +452,9 @@ impl Agent {
                 };
                 send_event(&subscriber, &launch_event(&launch));
             }
+            for pending in std::mem::take(&mut executor.pending_events) {
+                send_event(&subscriber, &pending);
+            }
             if executor.subscriber.is_some() {
                 tracing::info!(
                     executor_id,

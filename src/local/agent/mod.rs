@@ -521,6 +521,8 @@ struct Executor {
     /// Has subscribed at least once in this run (or was recovered alive).
     subscribed_once: bool,
     queued: Vec<QueuedLaunch>,
+    /// Events (kills) for an executor that is not subscribed right now, sent after SUBSCRIBED.
+    pending_events: Vec<crate::v1::executor::Event>,
     tasks: HashMap<String, TaskEntry>,
     terminating: bool,
     /// Killed for not subscribing within the registration timeout.
@@ -743,6 +745,7 @@ impl Agent {
             subscriber: None,
             subscribed_once: false,
             queued: Vec::new(),
+            pending_events: Vec::new(),
             tasks: HashMap::new(),
             terminating: false,
             timed_out: false,
@@ -798,6 +801,7 @@ impl Agent {
         mut task: TaskInfo,
     ) {
         task.agent_id = self.id.clone();
+        let executor = executor.or_else(|| task.executor.clone());
         match executor {
             None => self.run_command_task(framework_info, task),
             Some(info)
@@ -1094,22 +1098,24 @@ impl Agent {
                     }
                     return;
                 }
+                let event = crate::v1::executor::Event {
+                    r#type: Some(exec_event::Type::Kill as i32),
+                    kill: Some(exec_event::Kill {
+                        task_id: task_id.clone(),
+                        kill_policy: policy,
+                    }),
+                    ..Default::default()
+                };
                 match &executor.subscriber {
-                    Some(subscriber) => {
-                        let event = crate::v1::executor::Event {
-                            r#type: Some(exec_event::Type::Kill as i32),
-                            kill: Some(exec_event::Kill {
-                                task_id: task_id.clone(),
-                                kill_policy: policy,
-                            }),
-                            ..Default::default()
-                        };
-                        send_event(subscriber, &event);
+                    Some(subscriber) => send_event(subscriber, &event),
+                    None => {
+                        // A recovered or reconnecting executor gets the kill once it subscribes.
+                        tracing::info!(
+                            task_id = %task_id.value,
+                            "executor not subscribed; the kill waits for its subscription"
+                        );
+                        executor.pending_events.push(event);
                     }
-                    None => tracing::warn!(
-                        task_id = %task_id.value,
-                        "cannot kill: the task's executor is not subscribed"
-                    ),
                 }
             }
             ExecutorKind::Command | ExecutorKind::Default => {
@@ -1548,6 +1554,7 @@ impl Agent {
                     subscriber: None,
                     subscribed_once: false,
                     queued: Vec::new(),
+                    pending_events: Vec::new(),
                     tasks: HashMap::new(),
                     terminating: false,
                     timed_out: false,
