@@ -22,6 +22,12 @@
 //! their leftover process groups are killed and their non-terminal tasks are reported TASK_FAILED
 //! with REASON_EXECUTOR_TERMINATED. Unacknowledged status updates of checkpointing frameworks are
 //! resent after recovery.
+//!
+//! Not imitated: containers and isolation (`ContainerInfo` is ignored; processes run as the
+//! agent's user unless the agent runs as root and `CommandInfo.user` exists), secret environment
+//! variables, executor authentication (JWT), unix-socket and HTTPS executor endpoints, and the
+//! 503 `Agent has not finished recovery` answer (recovery completes before the HTTP server
+//! accepts its first connection).
 
 mod checkpoint;
 mod executor_api;
@@ -546,8 +552,33 @@ struct State {
     streams: HashMap<(String, String), UpdateStream>,
     /// Sandboxes of executors that are gone, for [`AgentHandle::executor_sandbox`].
     finished_sandboxes: HashMap<(String, String), PathBuf>,
+    /// Insertion order of `finished_sandboxes`, oldest first (the map is bounded).
+    finished_order: std::collections::VecDeque<(String, String)>,
     next_connection: u64,
     stopped: bool,
+}
+
+/// How many sandboxes of finished executors [`AgentHandle::executor_sandbox`] remembers.
+const REMEMBERED_SANDBOXES: usize = 10_000;
+
+impl State {
+    /// Remembers the sandbox of an executor that is gone, forgetting the oldest beyond
+    /// [`REMEMBERED_SANDBOXES`].
+    fn remember_sandbox(&mut self, framework_id: &str, executor_id: &str, sandbox: &Path) {
+        let key = (framework_id.to_string(), executor_id.to_string());
+        if self
+            .finished_sandboxes
+            .insert(key.clone(), sandbox.to_path_buf())
+            .is_none()
+        {
+            self.finished_order.push_back(key);
+        }
+        while self.finished_order.len() > REMEMBERED_SANDBOXES {
+            if let Some(oldest) = self.finished_order.pop_front() {
+                self.finished_sandboxes.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// The shared core of one agent.
@@ -1345,10 +1376,7 @@ impl Agent {
             }
             if executor.tasks.is_empty() {
                 if let Some(executor) = framework.executors.remove(executor_id) {
-                    state.finished_sandboxes.insert(
-                        (framework_id.to_string(), executor_id.to_string()),
-                        executor.sandbox.clone(),
-                    );
+                    state.remember_sandbox(framework_id, executor_id, &executor.sandbox);
                     if executor.kind == ExecutorKind::Default {
                         exited = Some(executor.info.resources.clone());
                     }
@@ -1478,10 +1506,7 @@ impl Agent {
                 return;
             };
             let terminating = executor.terminating || framework.removing;
-            state.finished_sandboxes.insert(
-                (framework_id.to_string(), executor_id.to_string()),
-                executor.sandbox.clone(),
-            );
+            state.remember_sandbox(framework_id, executor_id, &executor.sandbox);
             (executor, terminating)
         };
         tracing::info!(executor_id, wait_status, "executor terminated");
