@@ -317,7 +317,7 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
     let (agent, mut master) = start(config(None)).await;
     let command = CommandInfo {
         value: Some(
-            "./tool.sh && cat bundle/inside.txt zipped.txt renamed.dat cached.txt local.txt".into(),
+            "./tool.sh && cat bundle/inside.txt zipped.txt renamed.dat cached.txt local.txt copy/local.txt".into(),
         ),
         uris: vec![
             Uri {
@@ -335,6 +335,10 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
                 ..uri(&server.url("/cached.txt"))
             },
             uri(local_file.to_str().unwrap()),
+            Uri {
+                output_file: Some("copy/local.txt".into()),
+                ..uri(&format!("file://{}", local_file.display()))
+            },
         ],
         ..Default::default()
     };
@@ -360,7 +364,7 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
     let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
     assert_eq!(
         stdout,
-        "tool-ran\ntarredzippedrenamedcachedfrom disk",
+        "tool-ran\ntarredzippedrenamedcachedfrom diskfrom disk",
         "stderr: {}",
         std::fs::read_to_string(sandbox.join("stderr")).unwrap()
     );

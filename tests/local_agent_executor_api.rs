@@ -501,3 +501,59 @@ async fn executors_that_never_subscribe_are_killed_and_see_the_mesos_environment
     }
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn executor_exits_and_launch_failures_end_their_tasks() {
+    let (agent, mut master) = start(config(None)).await;
+    // Exits before subscribing.
+    master.run_task(
+        framework(false),
+        Some(custom_executor("ex-exit", shell("exit 3"))),
+        task("t-exit", None),
+    );
+    let updates = master.updates_until_terminal("t-exit").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskFailed);
+    assert_eq!(last.reason(), task_status::Reason::ExecutorTerminated);
+    assert_eq!(last.source(), task_status::Source::Agent);
+    let status = master
+        .next_other(|m| match m {
+            FromAgent::ExecutorExited {
+                executor_id,
+                status,
+                ..
+            } if executor_id.value == "ex-exit" => Some(*status),
+            _ => None,
+        })
+        .await;
+    assert_eq!(status, 3 << 8, "raw wait status of exit 3");
+
+    // Its URI cannot be fetched.
+    let mut command = shell("true");
+    command.uris = vec![mesos_sdk::v1::command_info::Uri {
+        value: "file:///nonexistent/executor.tar.gz".into(),
+        ..Default::default()
+    }];
+    master.run_task(
+        framework(false),
+        Some(custom_executor("ex-unfetchable", command)),
+        task("t-unfetchable", None),
+    );
+    let updates = master.updates_until_terminal("t-unfetchable").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskFailed);
+    assert_eq!(last.reason(), task_status::Reason::ContainerLaunchFailed);
+    assert!(
+        last.message().contains("/nonexistent/executor.tar.gz"),
+        "{}",
+        last.message()
+    );
+    let exited = master
+        .next_other(|m| match m {
+            FromAgent::ExecutorExited { executor_id, .. } => Some(executor_id.value.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(exited, "ex-unfetchable");
+    agent.shutdown().await;
+}

@@ -380,3 +380,45 @@ impl Meta {
         Ok(frameworks)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(n: u8) -> TaskStatus {
+        TaskStatus {
+            state: i32::from(n),
+            uuid: Some(Bytes::from(vec![n; 16])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn update_files_replay_updates_and_acknowledgements() {
+        let dir = std::env::temp_dir().join(format!("agent-ckpt-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("task.updates");
+        append_update(&path, &status(1)).unwrap();
+        append_update(&path, &status(2)).unwrap();
+        append_ack(&path, &[1u8; 16]).unwrap();
+        append_update(&path, &status(3)).unwrap();
+        // A torn record at the end is ignored.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"40\nU\x08").unwrap();
+        let (all, unacknowledged) = read_updates(&path);
+        assert_eq!(all.len(), 3);
+        let states: Vec<i32> = unacknowledged.iter().map(|s| s.state).collect();
+        assert_eq!(states, vec![2, 3]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn ids_become_single_path_components() {
+        assert_eq!(component("a/b"), "a_b");
+        assert_eq!(component(".."), "_..");
+        assert_eq!(component(""), "_");
+        assert_eq!(component("fw-1"), "fw-1");
+    }
+}
