@@ -638,6 +638,21 @@ pub(crate) fn signal_group(pgid: i32, signal: nix::sys::signal::Signal) {
     }
 }
 
+/// Whether `pid` is a live process started for `executor_id` (its environment names it), so
+/// that a recycled pid is never signalled.
+fn runs_executor(pid: i32, executor_id: &str) -> bool {
+    if !process_alive(pid) {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("MESOS_EXECUTOR_ID={executor_id}");
+    environ
+        .split(|b| *b == 0)
+        .any(|entry| entry == wanted.as_bytes())
+}
+
 /// Whether a process exists and is not a zombie.
 pub(crate) fn process_alive(pid: i32) -> bool {
     if pid <= 0 || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_err() {
@@ -902,10 +917,9 @@ impl Agent {
                 task: task.clone(),
                 checkpoint: executor.checkpoint,
             };
-            let framework = state
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("framework inserted above");
+            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
+                return;
+            };
             if framework.executors.contains_key(&executor_id.value) {
                 drop(state);
                 tracing::warn!(task_id = %task.task_id.value, "task id already in use on this agent");
@@ -944,10 +958,9 @@ impl Agent {
                 return;
             }
             let framework_id = self.upsert_framework(&mut state, &framework_info);
-            let framework = state
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("framework inserted above");
+            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
+                return;
+            };
             let executor_id = info.executor_id.value.clone();
             if !framework.executors.contains_key(&executor_id) {
                 let executor =
@@ -1007,10 +1020,9 @@ impl Agent {
                 return;
             }
             let framework_id = self.upsert_framework(&mut state, &framework_info);
-            let framework = state
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("framework inserted above");
+            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
+                return;
+            };
             let executor_id = info.executor_id.value.clone();
             let mut start = None;
             let terminating = framework
@@ -1569,13 +1581,17 @@ impl Agent {
             let mut any = false;
             for recovered_executor in framework.executors {
                 let kind = recovered_executor.kind;
+                // A checkpointed pid counts only while it still names one of our processes.
+                let owned_pid = recovered_executor
+                    .pid
+                    .filter(|pid| runs_executor(*pid, &recovered_executor.info.executor_id.value));
                 let mut executor = Executor {
                     info: recovered_executor.info.clone(),
                     kind,
                     run_id: recovered_executor.run_id.clone(),
                     sandbox: recovered_executor.sandbox.clone(),
                     checkpoint: true,
-                    pgid: recovered_executor.pid,
+                    pgid: owned_pid,
                     subscriber: None,
                     subscribed_once: false,
                     queued: Vec::new(),
@@ -1652,9 +1668,9 @@ impl Agent {
                 if completed {
                     continue;
                 }
-                let alive = recovered_executor.pid.is_some_and(process_alive);
+                let alive = owned_pid.is_some();
                 if live_tasks == 0 && !(kind == ExecutorKind::Custom && alive) {
-                    if let Some(pid) = recovered_executor.pid {
+                    if let Some(pid) = owned_pid {
                         if kind != ExecutorKind::Custom {
                             signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                         }
@@ -1673,7 +1689,7 @@ impl Agent {
                 }
                 let executor_id = executor.info.executor_id.value.clone();
                 let run_id = executor.run_id.clone();
-                restored.pending.push(match (kind, recovered_executor.pid) {
+                restored.pending.push(match (kind, owned_pid) {
                     (ExecutorKind::Custom, Some(pid)) if alive => {
                         RecoveryAction::AwaitReregistration {
                             framework_id: framework_id.clone(),
