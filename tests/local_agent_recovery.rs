@@ -183,7 +183,7 @@ async fn executors_that_do_not_come_back_and_command_tasks_are_reported_after_a_
     master.run_task(
         framework(true),
         None,
-        task("r-command", Some(shell("sleep 30"))),
+        task("r-command", Some(shell("echo $$ > pid; exec sleep 30"))),
     );
     until_running(&mut master, "r-command").await;
     let command_sandbox = agent
@@ -225,6 +225,17 @@ async fn executors_that_do_not_come_back_and_command_tasks_are_reported_after_a_
         command_sandbox.join("stdout").exists(),
         "sandboxes are kept"
     );
+    let pid = std::fs::read_to_string(command_sandbox.join("pid")).unwrap();
+    let stat = format!("/proc/{}/stat", pid.trim());
+    eventually("the leftover command process to be killed", || {
+        std::fs::read_to_string(&stat)
+            .map(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z'))
+            })
+            .unwrap_or(true)
+    })
+    .await;
     agent.shutdown().await;
 }
 

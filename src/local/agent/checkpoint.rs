@@ -51,6 +51,8 @@ pub(super) struct RecoveredTask {
     pub(super) updates: Vec<TaskStatus>,
     /// The recorded updates not acknowledged yet, oldest first.
     pub(super) unacknowledged: Vec<TaskStatus>,
+    /// Process (group) of a task run by a built-in executor.
+    pub(super) pid: Option<i32>,
 }
 
 /// The `meta` directory of one agent.
@@ -280,6 +282,26 @@ impl Meta {
         }
     }
 
+    /// Checkpoints the process (group) of a task run by a built-in executor.
+    pub(super) fn write_task_pid(
+        &self,
+        agent: &AgentId,
+        framework: &str,
+        executor: &str,
+        run: &str,
+        task: &str,
+        pid: i32,
+    ) {
+        let path = self
+            .run_dir(agent, framework, executor, run)
+            .join("tasks")
+            .join(component(task))
+            .join("task.pid");
+        if let Err(err) = write_atomic(&path, pid.to_string().as_bytes()) {
+            tracing::warn!(%err, "could not checkpoint a task pid");
+        }
+    }
+
     pub(super) fn mark_run_completed(
         &self,
         agent: &AgentId,
@@ -359,10 +381,12 @@ impl Meta {
                     }
                     let task: TaskInfo = read_message(&task_path)?;
                     let (updates, unacknowledged) = read_updates(&task_dir.join("task.updates"));
+                    let pid = read_text(&task_dir.join("task.pid")).and_then(|p| p.parse().ok());
                     tasks.push(RecoveredTask {
                         info: task,
                         updates,
                         unacknowledged,
+                        pid,
                     });
                 }
                 executors.push(RecoveredExecutor {

@@ -1663,6 +1663,9 @@ impl Agent {
                     });
                     let mut task_entry = Self::new_task_entry(task.info, 0);
                     task_entry.state = state_now;
+                    task_entry.pgid = task
+                        .pid
+                        .filter(|pid| runs_executor(*pid, &executor.info.executor_id.value));
                     executor.tasks.insert(task_id, task_entry);
                 }
                 if completed {
@@ -1830,7 +1833,12 @@ impl Agent {
                 .map(|e| {
                     e.tasks
                         .values()
-                        .map(|t| (t.info.task_id.clone(), Some(e.info.executor_id.clone())))
+                        .map(|t| {
+                            if let Some(pgid) = t.pgid {
+                                signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                            }
+                            (t.info.task_id.clone(), Some(e.info.executor_id.clone()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default()

@@ -293,11 +293,12 @@ pub(crate) async fn run_task_command(
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
     agent.set_task_pgid(&framework_id, &executor_id.value, &task_id.value, pid);
     if run.checkpoint {
-        agent.meta.write_pid(
+        agent.meta.write_task_pid(
             &agent.id,
             &framework_id,
             &executor_id.value,
             &run.run_id,
+            &task_id.value,
             pid,
         );
     }
