@@ -557,3 +557,38 @@ async fn executor_exits_and_launch_failures_end_their_tasks() {
     assert_eq!(exited, "ex-unfetchable");
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn tasks_killed_before_the_executor_subscribes_never_reach_it() {
+    let (agent, mut master) = agent_with_silent_executor().await;
+    master.kill("t-1", None);
+    let updates = master.updates_until_terminal("t-1").await;
+    assert_eq!(states(&updates), vec![TaskState::TaskKilled]);
+    assert_eq!(
+        updates[0].reason(),
+        task_status::Reason::TaskKilledDuringLaunch
+    );
+
+    // The executor then subscribes and gets no LAUNCH.
+    let mut subscribe = executor_call(call::Type::Subscribe);
+    subscribe.subscribe = Some(call::Subscribe::default());
+    let mut stream = local_agent_support::subscribe(agent.endpoint(), &subscribe).await;
+    assert_eq!(
+        stream.next().await.unwrap().r#type(),
+        event::Type::Subscribed
+    );
+    master.send(ToAgent::FrameworkMessage {
+        framework_id: framework_id(),
+        executor_id: ExecutorId {
+            value: "ex-1".into(),
+        },
+        data: Bytes::from_static(b"next"),
+    });
+    assert_eq!(stream.next().await.unwrap().r#type(), event::Type::Message);
+
+    let (status, headers, body) = raw_http(agent.endpoint(), "GET", "/health", &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), None);
+    assert!(body.is_empty());
+    agent.shutdown().await;
+}

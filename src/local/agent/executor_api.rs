@@ -8,7 +8,8 @@
 //! allows neither format (no `Accept` means JSON), 400 `Framework cannot be found` / `Executor
 //! cannot be found`, 403 `Executor is not subscribed` for calls before SUBSCRIBE, 501 for
 //! UNKNOWN, 202 with an empty body for UPDATE, MESSAGE and HEARTBEAT, and 200 with a chunked
-//! RecordIO event stream for SUBSCRIBE.
+//! RecordIO event stream for SUBSCRIBE. `/health` answers 200 with an empty body; other paths
+//! 404.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -197,6 +198,9 @@ pub(crate) fn validate(call: &Call) -> Result<call::Type, String> {
 
 async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body> {
     let path = request.uri().path();
+    if path == "/health" || path == "/slave(1)/health" {
+        return empty(StatusCode::OK);
+    }
     if path != "/api/v1/executor" && path != "/slave(1)/api/v1/executor" {
         return empty(StatusCode::NOT_FOUND);
     }
