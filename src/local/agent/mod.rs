@@ -1105,27 +1105,22 @@ impl Agent {
         let grace = self.kill_grace(executor, &task_id.value, policy.as_ref());
         match executor.kind {
             ExecutorKind::Custom => {
-                let queued_before = executor.queued.len();
-                executor.queued.retain(|launch| match launch {
-                    QueuedLaunch::Task(task) => task.task_id.value != task_id.value,
-                    QueuedLaunch::Group(group) => {
-                        !group.tasks.iter().any(|t| t.task_id.value == task_id.value)
-                    }
-                });
-                if executor.queued.len() != queued_before {
+                let (removed, kept): (Vec<QueuedLaunch>, Vec<QueuedLaunch>) =
+                    std::mem::take(&mut executor.queued)
+                        .into_iter()
+                        .partition(|launch| launch_has_task(launch, task_id));
+                executor.queued = kept;
+                if !removed.is_empty() {
+                    // Killing one task of a queued group drops the whole group.
                     let executor_id = executor.info.executor_id.clone();
-                    let killed: Vec<TaskId> = executor
-                        .tasks
-                        .values()
-                        .filter(|t| t.state == TaskState::TaskStaging)
-                        .filter(|t| {
-                            t.info.task_id.value == task_id.value
-                                || !executor
-                                    .queued
-                                    .iter()
-                                    .any(|l| launch_has_task(l, &t.info.task_id))
+                    let killed: Vec<TaskId> = removed
+                        .iter()
+                        .flat_map(|launch| match launch {
+                            QueuedLaunch::Task(task) => vec![task.task_id.clone()],
+                            QueuedLaunch::Group(group) => {
+                                group.tasks.iter().map(|t| t.task_id.clone()).collect()
+                            }
                         })
-                        .map(|t| t.info.task_id.clone())
                         .collect();
                     drop(state);
                     for task in killed {
@@ -1431,7 +1426,8 @@ impl Agent {
         }
     }
 
-    /// A custom executor's process is running.
+    /// A custom executor's process is running; it is killed at once if its run was shut down
+    /// (or the agent stopped) while it was being launched.
     fn custom_executor_started(
         &self,
         framework_id: &str,
@@ -1440,17 +1436,25 @@ impl Agent {
         pid: i32,
     ) {
         let mut state = self.lock();
-        if let Some(executor) = state
+        let stopped = state.stopped;
+        match state
             .frameworks
             .get_mut(framework_id)
             .and_then(|f| f.executors.get_mut(executor_id))
             .filter(|e| e.run_id == run_id)
         {
-            executor.pgid = Some(pid);
-            if executor.checkpoint {
-                self.meta
-                    .write_pid(&self.id, framework_id, executor_id, run_id, pid);
+            Some(executor) if !stopped => {
+                executor.pgid = Some(pid);
+                if executor.checkpoint {
+                    self.meta
+                        .write_pid(&self.id, framework_id, executor_id, run_id, pid);
+                }
+                if executor.terminating {
+                    // Shut down while it was being fetched: it goes at once.
+                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
             }
+            _ => signal_group(pid, nix::sys::signal::Signal::SIGKILL),
         }
     }
 
