@@ -562,3 +562,28 @@ async fn throughput_of_true_tasks() {
     agent.shutdown().await;
     println!("shutdown took {:?}", stopping.elapsed());
 }
+
+#[tokio::test]
+async fn frameworks_with_task_killing_state_see_task_killing() {
+    use mesos_sdk::v1::framework_info::{Capability, capability};
+    let (agent, mut master) = start(config(None)).await;
+    let mut info = framework(false);
+    info.capabilities = vec![Capability {
+        r#type: Some(capability::Type::TaskKillingState as i32),
+    }];
+    master.run_task(info, None, task("t-killing", Some(shell("sleep 30"))));
+    loop {
+        let status = master.next_update().await;
+        master.ack(&status);
+        if state_of(&status) == TaskState::TaskRunning {
+            break;
+        }
+    }
+    master.kill("t-killing", None);
+    let updates = master.updates_until_terminal("t-killing").await;
+    assert_eq!(
+        states(&updates),
+        vec![TaskState::TaskKilling, TaskState::TaskKilled]
+    );
+    agent.shutdown().await;
+}
