@@ -20,7 +20,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
@@ -33,6 +33,9 @@ use crate::v1::executor::{Call, Event, call, event};
 use crate::v1::{ContainerId, TaskState, task_status};
 
 type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest executor call body read (updates carry at most a few MiB of `data`).
+const MAX_CALL_SIZE: usize = 64 * 1024 * 1024;
 
 /// Accepts connections until `cancel` fires; each connection is served on its own task and
 /// closed when `cancel` fires.
@@ -240,7 +243,7 @@ async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body
         .headers()
         .get(header::ACCEPT)
         .map(|a| a.to_str().unwrap_or("").to_string());
-    let body = match request.into_body().collect().await {
+    let body = match Limited::new(request.into_body(), MAX_CALL_SIZE).collect().await {
         Ok(body) => body.to_bytes(),
         Err(err) => {
             return text(
