@@ -272,3 +272,52 @@ async fn unacknowledged_updates_are_resent_after_a_restart() {
     assert!(sandbox.exists());
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn queued_tasks_reach_an_executor_that_subscribes_after_a_restart() {
+    use mesos_sdk::v1::executor::{Call, call, event};
+    let work_dir = tempfile::tempdir().unwrap();
+    let (agent, master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    master.run_task(
+        framework(true),
+        Some(custom_executor("late", shell("exec sleep 30"))),
+        task("r-waiting", None),
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.crash().await;
+    drop(master);
+
+    let (agent, mut master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    // The test subscribes on behalf of the recovered executor process.
+    let subscribe_call = Call {
+        executor_id: ExecutorId {
+            value: "late".into(),
+        },
+        framework_id: framework_id(),
+        r#type: Some(call::Type::Subscribe as i32),
+        subscribe: Some(call::Subscribe::default()),
+        ..Default::default()
+    };
+    let mut stream = subscribe(agent.endpoint(), &subscribe_call).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(
+        stream.next().await.unwrap().r#type(),
+        event::Type::Subscribed
+    );
+    let launch = stream.next().await.unwrap();
+    assert_eq!(launch.r#type(), event::Type::Launch);
+    assert_eq!(launch.launch.unwrap().task.task_id.value, "r-waiting");
+    // Past the reregistration timeout the executor is still there: a kill goes to it.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    master.kill("r-waiting", None);
+    assert_eq!(stream.next().await.unwrap().r#type(), event::Type::Kill);
+    master.send(ToAgent::ShutdownExecutor {
+        framework_id: framework_id(),
+        executor_id: ExecutorId {
+            value: "late".into(),
+        },
+    });
+    let (executor_id, _) = exited(&mut master).await;
+    assert_eq!(executor_id, "late");
+    agent.shutdown().await;
+}

@@ -243,7 +243,10 @@ async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body
         .headers()
         .get(header::ACCEPT)
         .map(|a| a.to_str().unwrap_or("").to_string());
-    let body = match Limited::new(request.into_body(), MAX_CALL_SIZE).collect().await {
+    let body = match Limited::new(request.into_body(), MAX_CALL_SIZE)
+        .collect()
+        .await
+    {
         Ok(body) => body.to_bytes(),
         Err(err) => {
             return text(

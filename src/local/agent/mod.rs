@@ -1665,6 +1665,13 @@ impl Agent {
                             .or_else(|| Some(framework.info.user.clone())),
                         ..Default::default()
                     });
+                    if kind == ExecutorKind::Custom && state_now == TaskState::TaskStaging {
+                        // Launched but never reported on: delivered again when the executor
+                        // resubscribes, unless it lists the task as already received.
+                        executor
+                            .queued
+                            .push(QueuedLaunch::Task(Box::new(task.info.clone())));
+                    }
                     let mut task_entry = Self::new_task_entry(task.info, 0);
                     task_entry.state = state_now;
                     task_entry.pgid = task
