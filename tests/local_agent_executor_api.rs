@@ -432,7 +432,7 @@ fn read_env(path: &std::path::Path) -> std::collections::HashMap<String, String>
 async fn executors_that_never_subscribe_are_killed_and_see_the_mesos_environment() {
     let work_dir = tempfile::tempdir().unwrap();
     let mut config = config(Some(work_dir.path().to_path_buf()));
-    config.executor_registration_timeout = Duration::from_millis(500);
+    config.executor_registration_timeout = Duration::from_millis(2000);
     let (agent, mut master) = start(config).await;
     let mut command = shell("env > env.txt; exec sleep 30");
     command.environment = Some(mesos_sdk::v1::Environment {
@@ -442,13 +442,16 @@ async fn executors_that_never_subscribe_are_killed_and_see_the_mesos_environment
             ..Default::default()
         }],
     });
-    for (checkpoint, executor) in [(false, "ex-plain"), (true, "ex-checkpoint")] {
-        let task_id = format!("t-{executor}");
+    let executors = [(false, "ex-plain"), (true, "ex-checkpoint")];
+    for (checkpoint, executor) in executors {
         master.run_task(
             framework(checkpoint),
             Some(custom_executor(executor, command.clone())),
-            task(&task_id, None),
+            task(&format!("t-{executor}"), None),
         );
+    }
+    for (checkpoint, executor) in executors {
+        let task_id = format!("t-{executor}");
         let updates = master.updates_until_terminal(&task_id).await;
         let last = updates.last().unwrap();
         assert_eq!(state_of(last), TaskState::TaskFailed);
