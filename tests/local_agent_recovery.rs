@@ -356,3 +356,22 @@ async fn queued_tasks_reach_an_executor_that_subscribes_after_a_restart() {
     assert_eq!(executor_id, "late");
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_clean_shutdown_makes_the_next_start_fresh() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let (agent, master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    let first = agent.id().clone();
+    master.run_task(
+        framework(true),
+        None,
+        task("r-gone", Some(shell("sleep 30"))),
+    );
+    agent.shutdown().await;
+    drop(master);
+    let (agent, master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    assert_ne!(agent.id(), &first);
+    assert!(master.registration.frameworks.is_empty());
+    assert!(master.registration.tasks.is_empty());
+    agent.shutdown().await;
+}

@@ -14,7 +14,9 @@
 //!   updates for frameworks with `checkpoint` set).
 //! - `fetcher-cache/`: files fetched with `cache` set, keyed by URI.
 //!
-//! What survives a restart of the agent (same work directory): the agent id and port, and for
+//! What survives a restart of the agent after a crash ([`AgentHandle::crash`], or the process
+//! dying; a clean [`AgentHandle::shutdown`] makes the next start fresh, as in Mesos) on the same
+//! work directory: the agent id and port, and for
 //! checkpointing frameworks their custom executors, which get `executor_reregistration_timeout` to
 //! subscribe again (their non-terminal tasks become TASK_LOST with
 //! REASON_EXECUTOR_REREGISTRATION_TIMEOUT if they do not). Tasks of the built-in command and
@@ -194,7 +196,10 @@ impl AgentHandle {
                     .cloned()
             })
     }
-    /// Stops the agent and its executors, and waits until its processes are signalled.
+    /// Stops the agent and its executors, and waits until its processes are signalled. Like a
+    /// Mesos agent shut down cleanly, the next agent started on the same work directory starts
+    /// fresh (new id, no recovery); use [`AgentHandle::crash`] to keep the executors for a
+    /// recovering successor.
     pub async fn shutdown(mut self) {
         self.detached = true;
         self.agent.stop(true).await;
@@ -1946,6 +1951,9 @@ impl Agent {
         if let Some(server) = server {
             // The listener is closed once the accept loop has returned.
             let _ = server.await;
+        }
+        if kill_processes && !self.temporary {
+            self.meta.forget_latest();
         }
         if kill_processes && self.temporary {
             // Removing many sandboxes can take a while; nobody needs to wait for it.
