@@ -320,6 +320,16 @@ impl FileServer {
                                 let path = request.uri().path().to_string();
                                 *counter.lock().unwrap().entry(path.clone()).or_default() += 1;
                                 let response = match files.get(&path) {
+                                    // A file whose content is `REDIRECT <location>` answers 302.
+                                    Some(data) if data.starts_with(b"REDIRECT ") => {
+                                        let location =
+                                            String::from_utf8_lossy(&data[9..]).to_string();
+                                        http::Response::builder()
+                                            .status(302)
+                                            .header("Location", location)
+                                            .body(Full::new(Bytes::new()))
+                                            .unwrap()
+                                    }
                                     Some(data) => {
                                         http::Response::new(Full::new(Bytes::from(data.clone())))
                                     }
