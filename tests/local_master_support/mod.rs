@@ -206,6 +206,7 @@ pub struct Stream {
     pub headers: Vec<(String, String)>,
     chunks: Dechunker,
     records: BytesMut,
+    backlog: std::collections::VecDeque<Value>,
 }
 
 impl Stream {
@@ -270,8 +271,11 @@ impl Stream {
         }
     }
 
-    /// The next JSON event.
+    /// The next JSON event (events skipped by [`Stream::next_of`] first).
     pub async fn next_json(&mut self) -> Value {
+        if let Some(event) = self.backlog.pop_front() {
+            return event;
+        }
         let record = self.next_record().await.expect("an event, not the end");
         serde_json::from_slice(&record).unwrap()
     }
@@ -286,12 +290,19 @@ impl Stream {
         }
     }
 
-    /// Skips events until one of type `kind` arrives.
+    /// The next event of type `kind`; other events except HEARTBEAT are kept for later.
     pub async fn next_of(&mut self, kind: &str) -> Value {
+        if let Some(pos) = self.backlog.iter().position(|e| e["type"] == kind) {
+            return self.backlog.remove(pos).unwrap();
+        }
         loop {
-            let event = self.next_json().await;
+            let record = self.next_record().await.expect("an event, not the end");
+            let event: Value = serde_json::from_slice(&record).unwrap();
             if event["type"] == kind {
                 return event;
+            }
+            if event["type"] != "HEARTBEAT" {
+                self.backlog.push_back(event);
             }
         }
     }
@@ -335,6 +346,7 @@ pub async fn open_stream(
         headers,
         chunks,
         records,
+        backlog: Default::default(),
     }
 }
 

@@ -139,38 +139,38 @@ fn decode_body<M: prost::Message + prost::Name + Default>(
     headers: &HeaderMap,
     body: &[u8],
     name: &str,
-) -> Result<M, Response> {
+) -> Result<M, Box<Response>> {
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
-        return Err(text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "Expecting 'Content-Type' to be present",
-        ));
+        )));
     };
     match Format::from_content_type(content_type.to_str().unwrap_or("")) {
         Some(Format::Protobuf) => Format::Protobuf.decode::<M>(body).map_err(|_| {
-            text(
+            Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!("Failed to parse body into {name} protobuf"),
-            )
+            ))
         }),
         Some(Format::Json) => {
             if let Err(error) = serde_json::from_slice::<serde_json::Value>(body) {
-                return Err(text(
+                return Err(Box::new(text(
                     StatusCode::BAD_REQUEST,
                     format!("Failed to parse body into JSON: {error}"),
-                ));
+                )));
             }
             Format::Json.decode::<M>(body).map_err(|error| {
-                text(
+                Box::new(text(
                     StatusCode::BAD_REQUEST,
                     format!("Failed to convert JSON into {name} protobuf: {error}"),
-                )
+                ))
             })
         }
-        None => Err(text(
+        None => Err(Box::new(text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Expecting 'Content-Type' of {JSON_CONTENT_TYPE} or {PROTOBUF_CONTENT_TYPE}"),
-        )),
+        ))),
     }
 }
 
@@ -254,7 +254,7 @@ async fn scheduler(
     }
     let call: Call = match decode_body(&headers, &body, "Call") {
         Ok(call) => call,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(error) = validate_call(&call) {
         return text(
@@ -352,7 +352,7 @@ async fn operator(
     }
     let call: OperatorCall = match decode_body(&headers, &body, "Call") {
         Ok(call) => call,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(kind) = call.r#type.and_then(|t| ocall::Type::try_from(t).ok()) else {
         return text(

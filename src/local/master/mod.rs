@@ -38,8 +38,9 @@ pub struct MasterConfig {
     /// How long an offer stays outstanding before it is rescinded; `None` keeps offers until they
     /// are used, declined or invalidated (Mesos' `--offer_timeout` has no default either).
     pub offer_timeout: Option<Duration>,
-    /// How often the allocator runs besides the runs triggered by events (Mesos'
-    /// `--allocation_interval`: 1 s). Expired refuse filters are noticed on these runs.
+    /// How often the allocator runs (Mesos' `--allocation_interval`: 1 s). As in Mesos, resources
+    /// freed by finished tasks, declines, unused parts of ACCEPTs and rescinds are offered again
+    /// on the next run; subscriptions, new agents and REVIVE trigger a run at once.
     pub allocation_interval: Duration,
     /// Cap on refuse filters (Mesos caps `refuse_seconds` at 365 days).
     pub max_refuse: Duration,
@@ -113,12 +114,10 @@ impl Master {
             config: config.clone(),
             shutdown: shutdown.clone(),
         });
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(state::run_agent_messages(
-            shared.clone(),
-            agent_messages,
-        )));
-        tasks.push(tokio::spawn(state::run_allocation_ticks(shared.clone())));
+        let tasks = vec![
+            tokio::spawn(state::run_agent_messages(shared.clone(), agent_messages)),
+            tokio::spawn(state::run_allocation_ticks(shared.clone())),
+        ];
         let app = http::router(shared.clone());
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {

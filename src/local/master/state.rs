@@ -481,15 +481,14 @@ impl State {
                 .is_some_and(|f| f.disconnects == generation && !f.connected());
             if still_gone {
                 tracing::info!(framework = %framework_id, "failover timeout elapsed");
-                state.remove_framework(&shared2, &framework_id);
+                state.remove_framework(&framework_id);
             }
         });
-        self.allocate(shared);
     }
 
     /// Removes a framework: closes its stream, kills its tasks and executors, returns its
     /// resources and makes its id unusable.
-    pub fn remove_framework(&mut self, shared: &Arc<Shared>, framework_id: &str) {
+    pub fn remove_framework(&mut self, framework_id: &str) {
         let Some(mut framework) = self.frameworks.remove(framework_id) else {
             return;
         };
@@ -547,7 +546,6 @@ impl State {
             ..Default::default()
         });
         tracing::info!(framework = %framework_id, "framework removed");
-        self.allocate(shared);
     }
 
     // ---------------------------------------------------------------- calls
@@ -587,11 +585,11 @@ impl State {
         let kind = call.r#type.and_then(|t| call::Type::try_from(t).ok());
         match kind {
             Some(call::Type::Teardown) => {
-                self.remove_framework(shared, &framework_id);
+                self.remove_framework(&framework_id);
             }
             Some(call::Type::Accept) => {
                 let accept = call.accept.unwrap_or_default();
-                self.accept(shared, &framework_id, accept);
+                self.accept(&framework_id, accept);
             }
             Some(call::Type::Decline) => {
                 let decline = call.decline.unwrap_or_default();
@@ -599,7 +597,6 @@ impl State {
                 for offer_id in decline.offer_ids {
                     self.decline_offer(&framework_id, &offer_id.value, refuse);
                 }
-                self.allocate(shared);
             }
             Some(call::Type::Revive) => {
                 let roles = call.revive.map(|r| r.roles).unwrap_or_default();
@@ -804,7 +801,7 @@ impl State {
     }
 
     /// Rescinds an outstanding offer (RESCIND event).
-    pub fn rescind_offer(&mut self, shared: &Arc<Shared>, offer_id: &str) {
+    pub fn rescind_offer(&mut self, offer_id: &str) {
         let Some(entry) = self.remove_offer(offer_id) else {
             return;
         };
@@ -819,12 +816,11 @@ impl State {
                 ..Default::default()
             });
         }
-        self.allocate(shared);
     }
 
     // ---------------------------------------------------------------- accept
 
-    fn accept(&mut self, shared: &Arc<Shared>, framework_id: &str, accept: call::Accept) {
+    fn accept(&mut self, framework_id: &str, accept: call::Accept) {
         let partition_aware = self
             .frameworks
             .get(framework_id)
@@ -884,7 +880,6 @@ impl State {
                     self.send_update(framework_id, status);
                 }
             }
-            self.allocate(shared);
             return;
         }
         let Some(agent_id) = agent_id else {
@@ -903,7 +898,6 @@ impl State {
         let refuse = accept.filters.as_ref().map_or(5.0, |f| f.refuse_seconds());
         let unused = remaining.into_vec();
         self.add_filter(framework_id, &agent_id, &unused, refuse);
-        self.allocate(shared);
     }
 
     fn apply_operation(
@@ -1242,7 +1236,7 @@ impl State {
             discovery: info.discovery.clone(),
             container: info.container.clone(),
             health_check: info.health_check.clone(),
-            kill_policy: info.kill_policy.clone(),
+            kill_policy: info.kill_policy,
             user,
             limits: info.limits.clone(),
         };
@@ -1401,7 +1395,7 @@ impl State {
             FromAgent::StatusUpdate {
                 framework_id,
                 status,
-            } => self.status_update(shared, &agent_id, &framework_id.value, status),
+            } => self.status_update(&agent_id, &framework_id.value, status),
             FromAgent::ExecutorMessage {
                 framework_id,
                 executor_id,
@@ -1448,7 +1442,6 @@ impl State {
                         }
                     }
                 }
-                self.allocate(shared);
             }
         }
     }
@@ -1570,13 +1563,7 @@ impl State {
         }
     }
 
-    fn status_update(
-        &mut self,
-        shared: &Arc<Shared>,
-        agent_id: &str,
-        framework_id: &str,
-        status: TaskStatus,
-    ) {
+    fn status_update(&mut self, agent_id: &str, framework_id: &str, status: TaskStatus) {
         let Some(framework) = self.frameworks.get_mut(framework_id) else {
             tracing::debug!(framework = %framework_id, "status update for an unknown framework dropped");
             return;
@@ -1598,7 +1585,6 @@ impl State {
             }
         }
         framework.send(&update_event(status.clone()));
-        let freed_any = freed.is_some();
         if let Some(freed) = freed {
             if let Some(agent) = self.agents.get_mut(agent_id) {
                 agent.used.subtract_all(&freed);
@@ -1617,9 +1603,6 @@ impl State {
                 }),
                 ..Default::default()
             });
-        }
-        if freed_any {
-            self.allocate(shared);
         }
     }
 
@@ -2207,7 +2190,7 @@ fn spawn_offer_timeout(shared: &Arc<Shared>, offer_id: String, timeout: Duration
         let mut state = shared.lock();
         if state.offers.contains_key(&offer_id) {
             tracing::debug!(offer = %offer_id, "offer timed out");
-            state.rescind_offer(&shared, &offer_id);
+            state.rescind_offer(&offer_id);
         }
     });
 }
