@@ -2,29 +2,48 @@
 //!
 //! [`RecordIoCodec`] is a `tokio_util` codec: it decodes records incrementally across arbitrary
 //! chunk boundaries and encodes records for servers (the embedded master and agents).
+//!
+//! Decoding is strict, as stout's decoder is: the header is one or more ASCII digits (no sign, no
+//! spaces, no `\r`) of at most 20 characters whose value fits a `u64`, followed by `\n`. Records
+//! of length 0 are skipped. A record larger than the configured cap is refused from its header
+//! alone, before any of it is buffered. After any framing error the codec is dead: every later
+//! call returns [`RecordIoError::Failed`]. Records are handed out as zero-copy [`Bytes`] slices of
+//! the read buffer.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::fmt::Write as _;
+
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 /// The default cap on one record's size: 64 MiB.
 pub const DEFAULT_MAX_RECORD_SIZE: usize = 64 * 1024 * 1024;
 
+/// The most digits a length header may have: `u64::MAX` has 20.
+pub const MAX_HEADER_DIGITS: usize = 20;
+
+/// How much buffer space the decoder reserves ahead at most while a large record arrives; the
+/// buffer still grows as data comes in, but an announced size is never allocated up front.
+const MAX_RESERVE_AHEAD: usize = 1024 * 1024;
+
 /// Appends one RecordIO record holding `data` to `dst`.
 pub fn encode_record(dst: &mut BytesMut, data: &[u8]) {
-    let header = data.len().to_string();
-    dst.reserve(header.len() + 1 + data.len());
-    dst.put_slice(header.as_bytes());
-    dst.put_u8(b'\n');
-    dst.put_slice(data);
+    dst.reserve(MAX_HEADER_DIGITS + 1 + data.len());
+    // Writing to a BytesMut cannot fail.
+    let _ = writeln!(dst, "{}", data.len());
+    dst.extend_from_slice(data);
 }
 
 /// A framing error. Once one is returned the stream is dead: every later decode returns an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecordIoError {
-    /// The length header holds something other than ASCII digits.
+    /// The length header holds something other than ASCII digits (or nothing, or more than
+    /// [`MAX_HEADER_DIGITS`] digits).
     #[error("invalid RecordIO header: {0}")]
     InvalidHeader(String),
+    /// The length header's digits exceed `u64::MAX`.
+    #[error("RecordIO length header {0} overflows a u64")]
+    LengthOverflow(String),
     /// The announced record is larger than the configured cap.
     #[error("RecordIO record of {size} bytes exceeds the cap of {max} bytes")]
     RecordTooLarge {
@@ -48,6 +67,7 @@ pub enum RecordIoError {
 #[derive(Debug, Clone)]
 pub struct RecordIoCodec {
     max_record_size: usize,
+    /// Length of the record whose header was consumed but whose data has not fully arrived.
     pending: Option<usize>,
     failed: bool,
 }
@@ -73,9 +93,50 @@ impl RecordIoCodec {
         self.max_record_size
     }
 
+    /// Whether a framing error has killed this decoder.
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
     fn fail(&mut self, err: RecordIoError) -> Result<Option<Bytes>, RecordIoError> {
+        tracing::debug!(error = %err, "RecordIO framing error");
         self.failed = true;
+        self.pending = None;
         Err(err)
+    }
+
+    /// Parses a header from the front of `src`. `Ok(None)`: more bytes are needed.
+    fn parse_header(&self, src: &BytesMut) -> Result<Option<(usize, u64)>, RecordIoError> {
+        let window = &src[..src.len().min(MAX_HEADER_DIGITS + 1)];
+        let newline = window.iter().position(|b| *b == b'\n');
+        let digits = &window[..newline.unwrap_or(window.len())];
+        if let Some(bad) = digits.iter().find(|b| !b.is_ascii_digit()) {
+            return Err(RecordIoError::InvalidHeader(format!(
+                "unexpected byte 0x{bad:02x} in {:?}",
+                String::from_utf8_lossy(digits)
+            )));
+        }
+        let Some(newline) = newline else {
+            if digits.len() > MAX_HEADER_DIGITS {
+                return Err(RecordIoError::InvalidHeader(format!(
+                    "more than {MAX_HEADER_DIGITS} digits"
+                )));
+            }
+            return Ok(None);
+        };
+        if newline == 0 {
+            return Err(RecordIoError::InvalidHeader("empty length".into()));
+        }
+        let mut size: u64 = 0;
+        for digit in digits {
+            size = size
+                .checked_mul(10)
+                .and_then(|s| s.checked_add(u64::from(digit - b'0')))
+                .ok_or_else(|| {
+                    RecordIoError::LengthOverflow(String::from_utf8_lossy(digits).into_owned())
+                })?;
+        }
+        Ok(Some((newline + 1, size)))
     }
 }
 
@@ -91,55 +152,35 @@ impl Decoder for RecordIoCodec {
             let len = match self.pending {
                 Some(len) => len,
                 None => {
-                    let max_digits = 20;
-                    let Some(nl) = src.iter().take(max_digits + 1).position(|b| *b == b'\n') else {
-                        if let Some(bad) = src.iter().find(|b| !b.is_ascii_digit()) {
-                            return self
-                                .fail(RecordIoError::InvalidHeader(format!("byte 0x{bad:02x}")));
-                        }
-                        if src.len() > max_digits {
-                            return self
-                                .fail(RecordIoError::InvalidHeader("header too long".into()));
-                        }
-                        return Ok(None);
+                    let (header_len, size) = match self.parse_header(src) {
+                        Ok(Some(header)) => header,
+                        Ok(None) => return Ok(None),
+                        Err(err) => return self.fail(err),
                     };
-                    let header = &src[..nl];
-                    if header.is_empty() || !header.iter().all(u8::is_ascii_digit) {
-                        let shown = String::from_utf8_lossy(header).into_owned();
-                        return self.fail(RecordIoError::InvalidHeader(shown));
-                    }
-                    let size: u64 = match std::str::from_utf8(header)
-                        .ok()
-                        .and_then(|s| s.parse().ok())
-                    {
-                        Some(size) => size,
-                        None => {
-                            return self
-                                .fail(RecordIoError::InvalidHeader("length overflows u64".into()));
+                    let len = match usize::try_from(size) {
+                        Ok(len) if len <= self.max_record_size => len,
+                        _ => {
+                            return self.fail(RecordIoError::RecordTooLarge {
+                                size,
+                                max: self.max_record_size,
+                            });
                         }
                     };
-                    if size > self.max_record_size as u64 {
-                        return self.fail(RecordIoError::RecordTooLarge {
-                            size,
-                            max: self.max_record_size,
-                        });
-                    }
-                    src.advance(nl + 1);
-                    let len = size as usize;
+                    src.advance(header_len);
                     self.pending = Some(len);
                     len
                 }
             };
             if src.len() < len {
-                src.reserve(len - src.len());
+                src.reserve((len - src.len()).min(MAX_RESERVE_AHEAD));
                 return Ok(None);
             }
             self.pending = None;
-            let record = src.split_to(len).freeze();
-            if record.is_empty() {
+            if len == 0 {
+                // Empty records carry nothing; skip them.
                 continue;
             }
-            return Ok(Some(record));
+            return Ok(Some(src.split_to(len).freeze()));
         }
     }
 
@@ -161,5 +202,102 @@ impl<T: AsRef<[u8]>> Encoder<T> for RecordIoCodec {
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), RecordIoError> {
         encode_record(dst, item.as_ref());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_all(codec: &mut RecordIoCodec, input: &[u8]) -> Result<Vec<Bytes>, RecordIoError> {
+        let mut buf = BytesMut::from(input);
+        let mut out = Vec::new();
+        while let Some(record) = codec.decode_eof(&mut buf)? {
+            out.push(record);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn header_rules() {
+        let ok = |input: &[u8]| decode_all(&mut RecordIoCodec::default(), input);
+        assert_eq!(ok(b"3\nabc").unwrap(), [Bytes::from_static(b"abc")]);
+        assert_eq!(ok(b"003\nabc").unwrap(), [Bytes::from_static(b"abc")]);
+        for bad in [
+            &b"\nabc"[..],
+            b"5\r\nhello",
+            b" 5\nhello",
+            b"5 \nhello",
+            b"+5\nhello",
+            b"-5\nhello",
+            b"0x5\nhello",
+            b"000000000000000000005\nhello",
+        ] {
+            assert!(
+                matches!(ok(bad), Err(RecordIoError::InvalidHeader(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(matches!(
+            ok(b"18446744073709551616\n"),
+            Err(RecordIoError::LengthOverflow(_))
+        ));
+        assert!(matches!(
+            ok(b"99999999999999999999\n"),
+            Err(RecordIoError::LengthOverflow(_))
+        ));
+        assert!(matches!(
+            ok(b"18446744073709551615\n"),
+            Err(RecordIoError::RecordTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn too_large_records_are_refused_from_the_header() {
+        let mut codec = RecordIoCodec::new(4);
+        let mut buf = BytesMut::from(&b"5\nhel"[..]);
+        let err = codec.decode(&mut buf).unwrap_err();
+        assert!(matches!(
+            err,
+            RecordIoError::RecordTooLarge { size: 5, max: 4 }
+        ));
+        assert!(codec.is_failed());
+        assert!(matches!(codec.decode(&mut buf), Err(RecordIoError::Failed)));
+        assert_eq!(codec.max_record_size(), 4);
+    }
+
+    #[test]
+    fn announced_size_is_not_allocated_up_front() {
+        let mut codec = RecordIoCodec::default();
+        let mut buf = BytesMut::from(&b"60000000\nab"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 4 * 1024 * 1024, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn eof_inside_a_header_or_record_is_truncation() {
+        let mut codec = RecordIoCodec::default();
+        assert!(matches!(
+            decode_all(&mut codec, b"5\nhel"),
+            Err(RecordIoError::Truncated(3))
+        ));
+        assert!(matches!(
+            decode_all(&mut RecordIoCodec::default(), b"1"),
+            Err(RecordIoError::Truncated(1))
+        ));
+        assert!(
+            decode_all(&mut RecordIoCodec::default(), b"")
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn encode_writes_decimal_length_and_data() {
+        let mut buf = BytesMut::new();
+        encode_record(&mut buf, b"hello!");
+        encode_record(&mut buf, b"");
+        assert_eq!(&buf[..], b"6\nhello!0\n");
     }
 }

@@ -1,0 +1,628 @@
+//! The executor driver: subscription, event dispatch, reliable updates, reconnection and the
+//! SHUTDOWN sequence.
+
+use std::future::pending;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use super::bookkeeping::Bookkeeping;
+use super::config::{EXECUTOR_API_PATH, ExecutorConfig};
+use super::handle::{Command, ExecutorHandle, StatusUpdate};
+use super::{Error, Executor, Outcome};
+use crate::client::{self, CallRequest, Client, ErrorKind, Subscription};
+use crate::v1::executor::{Call, Event, call, event};
+use crate::v1::{AgentId, DurationInfo, KillPolicy, TaskState, TaskStatus};
+
+/// A configured executor runtime, before it runs.
+///
+/// Use it instead of [`run`] when code outside the [`Executor`] needs an [`ExecutorHandle`]
+/// before the driver starts (for example to stop it from a signal handler).
+#[derive(Debug)]
+pub struct Runtime {
+    config: ExecutorConfig,
+    client: Client,
+    handle: ExecutorHandle,
+    commands: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Runtime {
+    /// Builds the transport to the agent described by `config`.
+    pub fn new(config: ExecutorConfig) -> Result<Self, Error> {
+        let mut builder = Client::builder()
+            .endpoint(config.agent_url())
+            .format(config.format)
+            .max_record_size(config.max_record_size);
+        if let Some(token) = &config.authentication_token {
+            builder = builder.bearer_token(token.clone());
+        }
+        if let Some(call_timeout) = config.call_timeout {
+            builder = builder.call_timeout(call_timeout);
+        }
+        let client = builder.build().map_err(Error::Transport)?;
+        if let Some(socket) = &config.domain_socket {
+            info!(
+                socket = %socket.display(),
+                "MESOS_DOMAIN_SOCKET is set but unix sockets are not supported; using TCP"
+            );
+        }
+        let (sender, commands) = mpsc::unbounded_channel();
+        let handle = ExecutorHandle::new(config.executor_id.clone(), sender);
+        Ok(Self {
+            config,
+            client,
+            handle,
+            commands,
+        })
+    }
+
+    /// A handle to the driver that [`run`](Self::run) will start.
+    pub fn handle(&self) -> ExecutorHandle {
+        self.handle.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// Subscribes and dispatches events to `executor` until the executor is done.
+    pub async fn run<E: Executor>(self, executor: E) -> Result<Outcome, Error> {
+        Driver {
+            executor,
+            config: self.config,
+            client: self.client,
+            handle: self.handle,
+            commands: self.commands,
+            book: Bookkeeping::default(),
+            agent_id: None,
+            shutdown: None,
+            subscribed_once: false,
+            stop_requested: false,
+        }
+        .drive()
+        .await
+    }
+}
+
+/// Runs `executor` against the agent described by `config` until it is done.
+///
+/// Returns [`Outcome::Shutdown`] after the agent's SHUTDOWN, [`Outcome::Disconnected`] when the
+/// stream broke and the framework does not checkpoint, and [`Outcome::Stopped`] after
+/// [`ExecutorHandle::stop`]. See the [module documentation](super) for an example.
+pub async fn run<E: Executor>(executor: E, config: ExecutorConfig) -> Result<Outcome, Error> {
+    Runtime::new(config)?.run(executor).await
+}
+
+struct ShutdownClock {
+    /// Tasks still running then get a TASK_KILLED from the driver.
+    force_at: Instant,
+    /// The driver returns then, whatever is left.
+    exit_at: Instant,
+    forced: bool,
+}
+
+enum StreamEnd {
+    Finished(Outcome),
+    Broken { subscribed: bool, reason: String },
+    ErrorEvent(String),
+}
+
+struct Driver<E> {
+    executor: E,
+    config: ExecutorConfig,
+    client: Client,
+    handle: ExecutorHandle,
+    commands: mpsc::UnboundedReceiver<Command>,
+    book: Bookkeeping,
+    agent_id: Option<AgentId>,
+    shutdown: Option<ShutdownClock>,
+    subscribed_once: bool,
+    stop_requested: bool,
+}
+
+impl<E: Executor> Driver<E> {
+    async fn drive(mut self) -> Result<Outcome, Error> {
+        let mut failing_since: Option<Instant> = None;
+        let mut last_error = String::new();
+        loop {
+            if let Some(since) = failing_since {
+                let (limit, recovering) = self.retry_limit();
+                let deadline = since + limit;
+                if self.backoff_wait(deadline).await {
+                    return Ok(Outcome::Stopped);
+                }
+                if Instant::now() >= deadline {
+                    return Err(if recovering {
+                        Error::RecoveryTimedOut {
+                            timeout: limit,
+                            last_error,
+                        }
+                    } else {
+                        Error::RegistrationTimedOut {
+                            timeout: limit,
+                            last_error,
+                        }
+                    });
+                }
+            }
+            self.absorb_queued_commands();
+            if self.stop_requested {
+                return Ok(Outcome::Stopped);
+            }
+
+            let subscription = match self.subscribe().await? {
+                Ok(subscription) => subscription,
+                Err(err) => {
+                    last_error = retryable(err)?;
+                    warn!(error = %last_error, "SUBSCRIBE failed");
+                    failing_since.get_or_insert_with(Instant::now);
+                    continue;
+                }
+            };
+            match self.serve(subscription, &mut failing_since).await? {
+                StreamEnd::Finished(outcome) => return Ok(outcome),
+                StreamEnd::Broken {
+                    subscribed: true,
+                    reason,
+                } => {
+                    warn!(%reason, "event stream broken");
+                    if self.shutdown.is_some() {
+                        return Ok(Outcome::Shutdown);
+                    }
+                    self.executor.disconnected(&self.handle).await;
+                    if !self.config.checkpoint {
+                        info!("framework does not checkpoint: exiting");
+                        return Ok(Outcome::Disconnected);
+                    }
+                    last_error = reason;
+                    failing_since = Some(Instant::now());
+                }
+                StreamEnd::Broken {
+                    subscribed: false,
+                    reason,
+                } => {
+                    warn!(%reason, "event stream ended before SUBSCRIBED");
+                    last_error = reason;
+                    failing_since.get_or_insert_with(Instant::now);
+                }
+                StreamEnd::ErrorEvent(message) => {
+                    last_error = format!("ERROR event: {message}");
+                    failing_since.get_or_insert_with(Instant::now);
+                }
+            }
+        }
+    }
+
+    /// How long retries may go on after the first failure, and whether that is the recovery
+    /// timeout (as opposed to the registration timeout).
+    fn retry_limit(&self) -> (Duration, bool) {
+        if self.subscribed_once && self.config.checkpoint {
+            (self.config.recovery_timeout, true)
+        } else {
+            (self.config.registration_timeout, false)
+        }
+    }
+
+    /// Waits a uniformly random time in `[0, subscription_backoff_max]` (never past `deadline`),
+    /// recording updates queued meanwhile. Returns true if the author asked to stop.
+    async fn backoff_wait(&mut self, deadline: Instant) -> bool {
+        let wait = random_wait(self.config.subscription_backoff_max);
+        let until = (Instant::now() + wait).min(deadline);
+        debug!(?wait, "waiting before resubscribing");
+        loop {
+            tokio::select! {
+                _ = sleep_until(until) => return false,
+                command = self.commands.recv() => match command {
+                    Some(Command::Update(status)) => self.record(*status),
+                    Some(Command::Message(_)) => warn!("dropping a message: not connected"),
+                    Some(Command::Stop) | None => return true,
+                },
+            }
+        }
+    }
+
+    /// Records queued updates without sending them (they go in the next SUBSCRIBE).
+    fn absorb_queued_commands(&mut self) {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                Command::Update(status) => self.record(*status),
+                Command::Message(_) => warn!("dropping a message: not connected"),
+                Command::Stop => self.stop_requested = true,
+            }
+        }
+    }
+
+    fn record(&mut self, mut status: TaskStatus) {
+        if status.agent_id.is_none() {
+            status.agent_id = self.agent_id.clone().or(self.config.agent_id.clone());
+        }
+        if self.book.record(status).is_none() {
+            warn!("dropping a status update without a valid uuid");
+        }
+    }
+
+    fn call(&self, kind: call::Type) -> Call {
+        let mut call = Call {
+            executor_id: self.config.executor_id.clone(),
+            framework_id: self.config.framework_id.clone(),
+            ..Call::default()
+        };
+        call.set_type(kind);
+        call
+    }
+
+    /// Sends SUBSCRIBE; the outer error is final, the inner one is the transport's.
+    async fn subscribe(&mut self) -> Result<Result<Subscription, client::Error>, Error> {
+        let mut call = self.call(call::Type::Subscribe);
+        call.subscribe = Some(call::Subscribe {
+            unacknowledged_tasks: self.book.unacknowledged_tasks(),
+            unacknowledged_updates: self.book.unacknowledged_updates(),
+        });
+        info!(
+            tasks = call
+                .subscribe
+                .as_ref()
+                .map_or(0, |s| s.unacknowledged_tasks.len()),
+            updates = call
+                .subscribe
+                .as_ref()
+                .map_or(0, |s| s.unacknowledged_updates.len()),
+            "subscribing"
+        );
+        let body = self.config.format.encode(&call)?;
+        Ok(self
+            .client
+            .subscribe(CallRequest {
+                path: EXECUTOR_API_PATH.to_owned(),
+                body,
+                stream_id: None,
+            })
+            .await)
+    }
+
+    /// Sends a non-streaming call; the outer error is final, the inner one is the transport's.
+    async fn send_call(&self, call: Call) -> Result<Result<(), client::Error>, Error> {
+        let body = self.config.format.encode(&call)?;
+        Ok(self
+            .client
+            .call(CallRequest {
+                path: EXECUTOR_API_PATH.to_owned(),
+                body,
+                stream_id: None,
+            })
+            .await
+            .map(|_| ()))
+    }
+
+    async fn serve(
+        &mut self,
+        mut subscription: Subscription,
+        failing_since: &mut Option<Instant>,
+    ) -> Result<StreamEnd, Error> {
+        let format = subscription.format;
+        let mut subscribed = false;
+        let retry_every = self
+            .config
+            .update_retry_interval
+            .max(Duration::from_millis(1));
+        let mut retry = tokio::time::interval_at(Instant::now() + retry_every, retry_every);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            if self.stop_requested {
+                self.send_undelivered().await?;
+                return Ok(StreamEnd::Finished(Outcome::Stopped));
+            }
+            if self.shutdown_complete() {
+                info!("shutdown complete");
+                return Ok(StreamEnd::Finished(Outcome::Shutdown));
+            }
+            let shutdown_alarm = self.shutdown.as_ref().map(|clock| {
+                if clock.forced {
+                    clock.exit_at
+                } else {
+                    clock.force_at
+                }
+            });
+            tokio::select! {
+                record = subscription.records.next() => {
+                    let bytes = match record {
+                        Some(Ok(bytes)) => bytes,
+                        Some(Err(err)) => {
+                            return Ok(StreamEnd::Broken { subscribed, reason: err.to_string() });
+                        }
+                        None => {
+                            return Ok(StreamEnd::Broken {
+                                subscribed,
+                                reason: "the agent closed the event stream".to_owned(),
+                            });
+                        }
+                    };
+                    let event: Event = match format.decode(&bytes) {
+                        Ok(event) => event,
+                        Err(err) => {
+                            return Ok(StreamEnd::Broken {
+                                subscribed,
+                                reason: format!("undecodable event: {err}"),
+                            });
+                        }
+                    };
+                    if let Some(end) = self.on_event(event, &mut subscribed, failing_since).await? {
+                        return Ok(end);
+                    }
+                }
+                command = self.commands.recv(), if subscribed => {
+                    self.on_command(command).await?;
+                }
+                _ = retry.tick(), if subscribed => {
+                    self.send_undelivered().await?;
+                }
+                _ = sleep_until_some(shutdown_alarm) => {
+                    if let Some(outcome) = self.on_shutdown_alarm().await? {
+                        return Ok(StreamEnd::Finished(outcome));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn on_event(
+        &mut self,
+        event: Event,
+        subscribed: &mut bool,
+        failing_since: &mut Option<Instant>,
+    ) -> Result<Option<StreamEnd>, Error> {
+        let kind = event.r#type();
+        debug!(event = kind.as_str_name(), "event");
+        match kind {
+            event::Type::Subscribed => {
+                let Some(info) = event.subscribed else {
+                    warn!("SUBSCRIBED event without payload");
+                    return Ok(None);
+                };
+                info!(agent = ?info.agent_info.id.as_ref().map(|id| &id.value), "subscribed");
+                *subscribed = true;
+                *failing_since = None;
+                self.subscribed_once = true;
+                if let Some(agent_id) = &info.agent_info.id {
+                    self.agent_id = Some(agent_id.clone());
+                }
+                self.book.all_delivered();
+                self.executor.subscribed(&self.handle, &info).await;
+            }
+            event::Type::Launch => {
+                let Some(launch) = event.launch else {
+                    warn!("LAUNCH event without payload");
+                    return Ok(None);
+                };
+                self.book.launched(launch.task.clone());
+                self.executor.launch(&self.handle, launch.task).await;
+            }
+            event::Type::LaunchGroup => {
+                let Some(launch_group) = event.launch_group else {
+                    warn!("LAUNCH_GROUP event without payload");
+                    return Ok(None);
+                };
+                for task in &launch_group.task_group.tasks {
+                    self.book.launched(task.clone());
+                }
+                self.executor
+                    .launch_group(&self.handle, launch_group.task_group)
+                    .await;
+            }
+            event::Type::Kill => {
+                let Some(kill) = event.kill else {
+                    warn!("KILL event without payload");
+                    return Ok(None);
+                };
+                self.executor
+                    .kill(&self.handle, kill.task_id, kill.kill_policy)
+                    .await;
+            }
+            event::Type::Acknowledged => {
+                let Some(ack) = event.acknowledged else {
+                    warn!("ACKNOWLEDGED event without payload");
+                    return Ok(None);
+                };
+                let Ok(uuid) = Uuid::from_slice(&ack.uuid) else {
+                    warn!(task = %ack.task_id.value, "ACKNOWLEDGED with a malformed uuid");
+                    return Ok(None);
+                };
+                if !self.book.acknowledged(&ack.task_id, uuid) {
+                    debug!(task = %ack.task_id.value, %uuid, "acknowledgement of an unknown update");
+                }
+                self.executor
+                    .acknowledged(&self.handle, &ack.task_id, uuid)
+                    .await;
+            }
+            event::Type::Message => {
+                let Some(message) = event.message else {
+                    warn!("MESSAGE event without payload");
+                    return Ok(None);
+                };
+                self.executor.message(&self.handle, message.data).await;
+            }
+            event::Type::Error => {
+                let message = event.error.map(|e| e.message).unwrap_or_default();
+                warn!(%message, "ERROR event: resubscribing");
+                self.executor.error(&self.handle, &message).await;
+                return Ok(Some(StreamEnd::ErrorEvent(message)));
+            }
+            event::Type::Shutdown => self.begin_shutdown().await?,
+            event::Type::Heartbeat => {}
+            event::Type::Unknown => warn!("ignoring an event of unknown type"),
+        }
+        Ok(None)
+    }
+
+    async fn on_command(&mut self, command: Option<Command>) -> Result<(), Error> {
+        match command {
+            Some(Command::Update(status)) => {
+                self.record(*status);
+                self.send_undelivered().await
+            }
+            Some(Command::Message(data)) => {
+                let mut call = self.call(call::Type::Message);
+                call.message = Some(call::Message { data });
+                match self.send_call(call).await? {
+                    Ok(()) => Ok(()),
+                    Err(err) if err.kind() == ErrorKind::Unauthorized => {
+                        Err(Error::Unauthorized(err))
+                    }
+                    Err(err) => {
+                        warn!(error = %err, "MESSAGE call failed");
+                        Ok(())
+                    }
+                }
+            }
+            Some(Command::Stop) | None => {
+                self.stop_requested = true;
+                self.absorb_queued_commands();
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends the updates the agent has not accepted, in order, stopping at the first failure so
+    /// the agent never sees a task's updates out of order.
+    async fn send_undelivered(&mut self) -> Result<(), Error> {
+        for (uuid, update) in self.book.undelivered() {
+            let state = update.status.state();
+            let task = update.status.task_id.value.clone();
+            let mut call = self.call(call::Type::Update);
+            call.update = Some(update);
+            match self.send_call(call).await? {
+                Ok(()) => {
+                    debug!(%task, state = state.as_str_name(), %uuid, "update delivered");
+                    self.book.delivered(uuid);
+                }
+                Err(err) if err.kind() == ErrorKind::Unauthorized => {
+                    return Err(Error::Unauthorized(err));
+                }
+                Err(err) => {
+                    warn!(%task, error = %err, "UPDATE call failed; will retry");
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains queued commands, sending what can be sent.
+    async fn process_queued_commands(&mut self) -> Result<(), Error> {
+        while let Ok(command) = self.commands.try_recv() {
+            self.on_command(Some(command)).await?;
+        }
+        Ok(())
+    }
+
+    async fn begin_shutdown(&mut self) -> Result<(), Error> {
+        if self.shutdown.is_some() {
+            return Ok(());
+        }
+        let grace = self.config.shutdown_grace_period;
+        let now = Instant::now();
+        let force_at = now + grace.mul_f64(0.75);
+        self.shutdown = Some(ShutdownClock {
+            force_at,
+            exit_at: now + grace.mul_f64(0.9),
+            forced: false,
+        });
+        info!(?grace, "SHUTDOWN: killing every task");
+        if timeout_at(force_at, self.executor.shutdown(&self.handle))
+            .await
+            .is_err()
+        {
+            warn!("the executor's shutdown did not return in time");
+        }
+        self.process_queued_commands().await?;
+        let kill_policy = KillPolicy {
+            grace_period: Some(DurationInfo {
+                nanoseconds: i64::try_from((grace / 2).as_nanos()).unwrap_or(i64::MAX),
+            }),
+        };
+        for task_id in self.book.active_tasks() {
+            let kill = self.executor.kill(&self.handle, task_id, Some(kill_policy));
+            if timeout_at(force_at, kill).await.is_err() {
+                warn!("the executor's kill did not return in time");
+            }
+        }
+        self.process_queued_commands().await
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        self.shutdown.is_some()
+            && self.book.active_tasks().is_empty()
+            && self.book.everything_delivered()
+    }
+
+    async fn on_shutdown_alarm(&mut self) -> Result<Option<Outcome>, Error> {
+        let Some(clock) = self.shutdown.as_mut() else {
+            return Ok(None);
+        };
+        if clock.forced {
+            warn!("shutdown grace period used up: exiting with undelivered updates");
+            return Ok(Some(Outcome::Shutdown));
+        }
+        clock.forced = true;
+        self.process_queued_commands().await?;
+        for task_id in self.book.active_tasks() {
+            warn!(task = %task_id.value, "task still running at shutdown: reporting TASK_KILLED");
+            let update = StatusUpdate::new(task_id, TaskState::TaskKilled)
+                .message("Executor shut down before the task ended");
+            if let Err(err) = self.handle.update(update) {
+                warn!(error = %err, "cannot queue TASK_KILLED");
+            }
+        }
+        self.process_queued_commands().await?;
+        Ok(None)
+    }
+}
+
+/// Classifies a SUBSCRIBE failure: `Ok(description)` when a retry may succeed, `Err` when it is
+/// final.
+fn retryable(err: client::Error) -> Result<String, Error> {
+    let has_client_status = err
+        .status()
+        .is_some_and(|status| status.is_client_error() || status.as_u16() == 501);
+    match err.kind() {
+        ErrorKind::Unauthorized => Err(Error::Unauthorized(err)),
+        ErrorKind::BadRequest | ErrorKind::Config => Err(Error::Rejected(err)),
+        ErrorKind::SubscriptionLost | ErrorKind::Protocol if has_client_status => {
+            Err(Error::Rejected(err))
+        }
+        _ => Ok(err.to_string()),
+    }
+}
+
+/// A uniformly random duration in `[0, max]`.
+fn random_wait(max: Duration) -> Duration {
+    let max_nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(rand::rng().random_range(0..=max_nanos))
+}
+
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_waits_stay_within_the_bound() {
+        let max = Duration::from_millis(20);
+        for _ in 0..1000 {
+            assert!(random_wait(max) <= max);
+        }
+        assert_eq!(random_wait(Duration::ZERO), Duration::ZERO);
+    }
+}

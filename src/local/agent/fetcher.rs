@@ -1,0 +1,312 @@
+//! The fetcher: puts a command's `CommandInfo.uris` into a sandbox before launch.
+//!
+//! Sources are `http://` and `https://` URLs (redirects followed, certificates checked against
+//! the webpki roots), `file://` URLs and plain local paths. Each file lands in the sandbox under
+//! its `output_file` name (or the last path segment of the URI). Then it is made executable
+//! (`executable`), or unpacked into the sandbox when `extract` (true by default) is set and the
+//! name ends in `.tar`, `.tar.gz`, `.tgz`, `.zip` or `.gz`. With `cache` set, the download is
+//! kept in the agent's cache directory, keyed by URI, and later fetches of the same URI copy it
+//! from there.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+
+use crate::v1::command_info::Uri;
+
+/// Redirects followed per download.
+const MAX_REDIRECTS: usize = 5;
+
+/// A fetch that failed; the text is the message of the TASK_FAILED update.
+#[derive(Debug, thiserror::Error)]
+#[error("Failed to fetch '{uri}': {reason}")]
+pub(crate) struct FetchError {
+    uri: String,
+    reason: String,
+}
+
+fn fetch_error(uri: &str, reason: impl std::fmt::Display) -> FetchError {
+    FetchError {
+        uri: uri.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Fetches every URI into `sandbox`, in order.
+pub(crate) async fn fetch_all(
+    uris: &[Uri],
+    sandbox: &Path,
+    cache_dir: &Path,
+) -> Result<(), FetchError> {
+    for uri in uris {
+        fetch_one(uri, sandbox, cache_dir).await?;
+    }
+    Ok(())
+}
+
+/// The file name a URI is stored under: `output_file`, else its last path segment.
+fn target_name(uri: &Uri) -> Result<PathBuf, String> {
+    if let Some(name) = uri.output_file.as_deref().filter(|n| !n.is_empty()) {
+        let path = PathBuf::from(name);
+        if path.is_absolute()
+            || path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(format!(
+                "output_file '{name}' must be a relative path inside the sandbox"
+            ));
+        }
+        return Ok(path);
+    }
+    let without_query = uri.value.split(['?', '#']).next().unwrap_or_default();
+    let name = without_query
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    if name.is_empty() || name == ".." || name == "." {
+        return Err("cannot derive a file name from the URI".to_string());
+    }
+    Ok(PathBuf::from(name))
+}
+
+async fn fetch_one(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<(), FetchError> {
+    let value = uri.value.as_str();
+    let name = target_name(uri).map_err(|e| fetch_error(value, e))?;
+    let destination = sandbox.join(&name);
+    if let Some(parent) = destination.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| fetch_error(value, e))?;
+    }
+    if uri.cache() {
+        let cached = cache_dir.join(cache_key(value, &name));
+        if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
+            tokio::fs::create_dir_all(cache_dir)
+                .await
+                .map_err(|e| fetch_error(value, e))?;
+            let partial = cache_dir.join(format!(".partial-{}", uuid::Uuid::new_v4()));
+            if let Err(err) = download(value, &partial).await {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(fetch_error(value, err));
+            }
+            tokio::fs::rename(&partial, &cached)
+                .await
+                .map_err(|e| fetch_error(value, e))?;
+        } else {
+            tracing::debug!(uri = value, "fetcher cache hit");
+        }
+        tokio::fs::copy(&cached, &destination)
+            .await
+            .map_err(|e| fetch_error(value, e))?;
+    } else {
+        download(value, &destination)
+            .await
+            .map_err(|e| fetch_error(value, e))?;
+    }
+    if uri.executable() {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(&destination, std::fs::Permissions::from_mode(0o755))
+            .await
+            .map_err(|e| fetch_error(value, e))?;
+    } else if uri.extract() {
+        let archive = destination.clone();
+        let into = sandbox.to_path_buf();
+        tokio::task::spawn_blocking(move || extract(&archive, &into))
+            .await
+            .map_err(|e| fetch_error(value, e))?
+            .map_err(|e| fetch_error(value, e))?;
+    }
+    Ok(())
+}
+
+/// Cache file name of a URI.
+fn cache_key(uri: &str, name: &Path) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    uri.hash(&mut hasher);
+    let base = name
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("{:016x}-{base}", hasher.finish())
+}
+
+/// Copies or downloads `uri` to `destination`.
+async fn download(uri: &str, destination: &Path) -> Result<(), String> {
+    if uri.starts_with("http://") || uri.starts_with("https://") {
+        return http_download(uri, destination).await;
+    }
+    let path = match uri.strip_prefix("file://") {
+        Some(path) => path,
+        None if uri.contains("://") => {
+            return Err(format!(
+                "unsupported URI scheme '{}'",
+                uri.split("://").next().unwrap_or_default()
+            ));
+        }
+        None => uri,
+    };
+    tokio::fs::copy(path, destination)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("cannot copy '{path}': {e}"))
+}
+
+/// Unpacks `archive` into `into` if its name is an archive's.
+fn extract(archive: &Path, into: &Path) -> Result<(), String> {
+    let name = archive
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let open = || std::fs::File::open(archive).map_err(|e| format!("cannot open archive: {e}"));
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        tar::Archive::new(flate2::read::GzDecoder::new(open()?))
+            .unpack(into)
+            .map_err(|e| format!("cannot extract tar.gz archive: {e}"))
+    } else if name.ends_with(".tar") {
+        tar::Archive::new(open()?)
+            .unpack(into)
+            .map_err(|e| format!("cannot extract tar archive: {e}"))
+    } else if name.ends_with(".zip") {
+        zip::ZipArchive::new(open()?)
+            .and_then(|mut zip| zip.extract(into))
+            .map_err(|e| format!("cannot extract zip archive: {e}"))
+    } else if let Some(stem) = name.strip_suffix(".gz") {
+        let target = into.join(stem);
+        let mut output =
+            std::fs::File::create(&target).map_err(|e| format!("cannot create '{stem}': {e}"))?;
+        std::io::copy(&mut flate2::read::GzDecoder::new(open()?), &mut output)
+            .map(|_| ())
+            .map_err(|e| format!("cannot decompress gzip file: {e}"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A TLS client configuration trusting the webpki roots.
+fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Downloads an http(s) URL to `destination`, following redirects.
+async fn http_download(url: &str, destination: &Path) -> Result<(), String> {
+    let mut current: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    for _ in 0..=MAX_REDIRECTS {
+        let response = http_get(&current).await?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| format!("HTTP {status} without a Location"))?;
+            current = resolve_location(&current, location)?;
+            continue;
+        }
+        if status != http::StatusCode::OK {
+            return Err(format!("HTTP {status}"));
+        }
+        let mut file = tokio::fs::File::create(destination)
+            .await
+            .map_err(|e| format!("cannot create '{}': {e}", destination.display()))?;
+        let mut body = response.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| format!("download interrupted: {e}"))?;
+            if let Some(data) = frame.data_ref() {
+                file.write_all(data)
+                    .await
+                    .map_err(|e| format!("cannot write '{}': {e}", destination.display()))?;
+            }
+        }
+        file.flush().await.map_err(|e| e.to_string())?;
+        return Ok(());
+    }
+    Err("too many redirects".to_string())
+}
+
+fn resolve_location(base: &http::Uri, location: &str) -> Result<http::Uri, String> {
+    let scheme = base.scheme_str().unwrap_or("http");
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
+    let absolute = if location.starts_with("//") {
+        format!("{scheme}:{location}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        location.to_string()
+    };
+    absolute
+        .parse()
+        .map_err(|e| format!("invalid redirect '{location}': {e}"))
+}
+
+async fn http_get(uri: &http::Uri) -> Result<http::Response<hyper::body::Incoming>, String> {
+    let host = uri.host().ok_or("URL without a host")?.to_string();
+    let https = uri.scheme_str() == Some("https");
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let host_for_connect = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let tcp = tokio::net::TcpStream::connect((host_for_connect.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+    let path = uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".to_string());
+    let request = http::Request::get(path)
+        .header(
+            http::header::HOST,
+            uri.authority().map(|a| a.as_str()).unwrap_or(&host),
+        )
+        .header(http::header::USER_AGENT, "mesos-sdk-fetcher")
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    if https {
+        let name = rustls::pki_types::ServerName::try_from(host_for_connect.clone())
+            .map_err(|e| format!("invalid TLS server name: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(tls_config()?)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
+        send(TokioIo::new(tls), request).await
+    } else {
+        send(TokioIo::new(tcp), request).await
+    }
+}
+
+async fn send<T>(
+    io: T,
+    request: http::Request<Empty<Bytes>>,
+) -> Result<http::Response<hyper::body::Incoming>, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(%err, "fetcher connection closed");
+        }
+    });
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("HTTP request: {e}"))
+}

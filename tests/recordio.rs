@@ -1,0 +1,270 @@
+//! RecordIO framing: stout's vectors, the docs' byte-exact example, incremental decoding across
+//! random chunk boundaries through `FramedRead`, and malformed headers.
+
+use std::io;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use futures::executor::block_on;
+use mesos_sdk::recordio::{DEFAULT_MAX_RECORD_SIZE, RecordIoCodec, RecordIoError, encode_record};
+use proptest::prelude::*;
+use tokio_util::codec::{Decoder, Encoder, FramedRead};
+use tokio_util::io::StreamReader;
+
+/// Decodes `chunks` through `FramedRead` over a stream that yields exactly those chunks.
+fn decode_chunks(
+    codec: RecordIoCodec,
+    chunks: Vec<Vec<u8>>,
+) -> (Vec<Bytes>, Option<RecordIoError>) {
+    let stream = futures::stream::iter(
+        chunks
+            .into_iter()
+            .map(|chunk| Ok::<Bytes, io::Error>(Bytes::from(chunk))),
+    );
+    let mut framed = FramedRead::new(StreamReader::new(stream), codec);
+    block_on(async {
+        let mut records = Vec::new();
+        while let Some(item) = framed.next().await {
+            match item {
+                Ok(record) => records.push(record),
+                Err(err) => return (records, Some(err)),
+            }
+        }
+        (records, None)
+    })
+}
+
+fn split_at_points(data: &[u8], points: &[usize]) -> Vec<Vec<u8>> {
+    let mut cuts: Vec<usize> = points.iter().map(|p| p % (data.len() + 1)).collect();
+    cuts.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    for cut in cuts {
+        chunks.push(data[start..cut].to_vec());
+        start = cut;
+    }
+    chunks.push(data[start..].to_vec());
+    chunks
+}
+
+#[test]
+fn stout_encode_vector() {
+    let mut codec = RecordIoCodec::default();
+    let mut buf = BytesMut::new();
+    for record in ["hello!", "", " ", "13 characters"] {
+        codec.encode(record.as_bytes(), &mut buf).unwrap();
+    }
+    assert_eq!(&buf[..], b"6\nhello!0\n1\n 13\n13 characters");
+
+    // And back: the empty record is skipped.
+    let (records, err) = decode_chunks(RecordIoCodec::default(), vec![buf.to_vec()]);
+    assert!(err.is_none());
+    assert_eq!(
+        records,
+        ["hello!", " ", "13 characters"].map(|s| Bytes::from_static(s.as_bytes()))
+    );
+}
+
+#[test]
+fn stout_incremental_vector() {
+    let mut codec = RecordIoCodec::default();
+    let mut buf = BytesMut::new();
+    for piece in ["1", "3", "\n", "13 character"] {
+        buf.extend_from_slice(piece.as_bytes());
+        assert!(codec.decode(&mut buf).unwrap().is_none(), "after {piece:?}");
+    }
+    buf.extend_from_slice(b"s");
+    assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "13 characters");
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+}
+
+#[test]
+fn stout_not_a_number_vector_is_sticky() {
+    let mut codec = RecordIoCodec::default();
+    let mut buf = BytesMut::from(&b"not a number\n"[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(RecordIoError::InvalidHeader(_))
+    ));
+    // Every later call fails, even with well-formed input.
+    let mut good = BytesMut::from(&b"5\nhello"[..]);
+    assert!(matches!(
+        codec.decode(&mut good),
+        Err(RecordIoError::Failed)
+    ));
+    assert!(matches!(
+        codec.decode_eof(&mut good),
+        Err(RecordIoError::Failed)
+    ));
+    assert!(codec.is_failed());
+}
+
+#[test]
+fn heartbeat_record_is_byte_exact() {
+    let mut buf = BytesMut::new();
+    encode_record(&mut buf, br#"{"type":"HEARTBEAT"}"#);
+    assert_eq!(
+        &buf[..],
+        br#"20
+{"type":"HEARTBEAT"}"#
+    );
+    let (records, err) = decode_chunks(RecordIoCodec::default(), vec![buf.to_vec()]);
+    assert!(err.is_none());
+    assert_eq!(records, [Bytes::from_static(br#"{"type":"HEARTBEAT"}"#)]);
+}
+
+#[test]
+fn docs_subscribed_example_is_truncated() {
+    // docs/recordio.md announces 128 bytes, but the body is 121 bytes (and lacks a brace).
+    let body = r#"{"type": "SUBSCRIBED","subscribed": {"framework_id": {"value":"12220-3440-12532-2345"},"heartbeat_interval_seconds":15.0}"#;
+    assert_eq!(body.len(), 121);
+    let stream = format!("128\n{body}");
+    let (records, err) = decode_chunks(RecordIoCodec::default(), vec![stream.into_bytes()]);
+    assert!(records.is_empty());
+    assert!(
+        matches!(err, Some(RecordIoError::Truncated(121))),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn events_across_one_byte_chunks() {
+    let mut buf = BytesMut::new();
+    encode_record(&mut buf, br#"{"type":"HEARTBEAT"}"#);
+    encode_record(&mut buf, b"");
+    encode_record(&mut buf, &[0u8; 300]);
+    let chunks: Vec<Vec<u8>> = buf.iter().map(|b| vec![*b]).collect();
+    let (records, err) = decode_chunks(RecordIoCodec::default(), chunks);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[1].len(), 300);
+}
+
+#[test]
+fn record_too_large_is_typed_and_sticky() {
+    let (records, err) = decode_chunks(
+        RecordIoCodec::new(10),
+        vec![b"3\nabc".to_vec(), b"11\nhello world".to_vec()],
+    );
+    assert_eq!(records, [Bytes::from_static(b"abc")]);
+    assert!(
+        matches!(
+            err,
+            Some(RecordIoError::RecordTooLarge { size: 11, max: 10 })
+        ),
+        "{err:?}"
+    );
+    // A record exactly at the cap passes.
+    let (records, err) = decode_chunks(RecordIoCodec::new(5), vec![b"5\nhello".to_vec()]);
+    assert!(err.is_none());
+    assert_eq!(records.len(), 1);
+}
+
+#[test]
+fn huge_announced_lengths_fail_without_allocating() {
+    for header in [
+        "18446744073709551615\n",
+        "9999999999999\n",
+        &format!("{}\n", DEFAULT_MAX_RECORD_SIZE + 1),
+    ] {
+        let (_, err) = decode_chunks(RecordIoCodec::default(), vec![header.as_bytes().to_vec()]);
+        assert!(
+            matches!(err, Some(RecordIoError::RecordTooLarge { .. })),
+            "{header:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn malformed_headers_are_errors() {
+    let cases: &[&[u8]] = &[
+        b"abc\n",
+        b"1a\nx",
+        b"+5\nhello",
+        b"-5\nhello",
+        b"5\r\nhello",
+        b" 5\nhello",
+        b"\nhello",
+        b"18446744073709551616\n",
+        b"123456789012345678901\n",
+        b"123456789012345678901234567890",
+        b"\xff\n",
+    ];
+    for case in cases {
+        let (records, err) = decode_chunks(RecordIoCodec::default(), vec![case.to_vec()]);
+        assert!(records.is_empty());
+        assert!(
+            matches!(
+                err,
+                Some(RecordIoError::InvalidHeader(_) | RecordIoError::LengthOverflow(_))
+            ),
+            "{:?}: {err:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_records_survive_random_chunking(
+        records in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+        points in proptest::collection::vec(any::<usize>(), 0..40),
+    ) {
+        let mut buf = BytesMut::new();
+        for record in &records {
+            encode_record(&mut buf, record);
+        }
+        let chunks = split_at_points(&buf, &points);
+        let (decoded, err) = decode_chunks(RecordIoCodec::default(), chunks);
+        prop_assert!(err.is_none(), "{:?}", err);
+        let expected: Vec<&Vec<u8>> = records.iter().filter(|r| !r.is_empty()).collect();
+        prop_assert_eq!(decoded.len(), expected.len());
+        for (got, want) in decoded.iter().zip(expected) {
+            prop_assert_eq!(&got[..], &want[..]);
+        }
+    }
+
+    #[test]
+    fn truncated_streams_report_truncation(
+        records in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 1..100), 1..10),
+        cut in any::<usize>(),
+    ) {
+        let mut buf = BytesMut::new();
+        for record in &records {
+            encode_record(&mut buf, record);
+        }
+        let cut = 1 + cut % (buf.len() - 1);
+        let (decoded, err) = decode_chunks(RecordIoCodec::default(), vec![buf[..cut].to_vec()]);
+        // Everything before the cut decodes; the cut record is reported as truncated unless
+        // the cut falls exactly on a record boundary.
+        prop_assert!(decoded.len() < records.len());
+        if let Some(err) = err {
+            let truncated = matches!(err, RecordIoError::Truncated(_));
+            prop_assert!(truncated, "{:?}", err);
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        data in proptest::collection::vec(any::<u8>(), 0..200),
+        points in proptest::collection::vec(any::<usize>(), 0..10),
+    ) {
+        let chunks = split_at_points(&data, &points);
+        let _ = decode_chunks(RecordIoCodec::new(1024), chunks);
+    }
+
+    #[test]
+    fn digit_heavy_headers_never_panic(
+        header in "[0-9+\\- \r]{0,30}\n?",
+        body in proptest::collection::vec(any::<u8>(), 0..50),
+    ) {
+        let mut data = header.into_bytes();
+        data.extend_from_slice(&body);
+        let _ = decode_chunks(RecordIoCodec::new(64), vec![data]);
+    }
+}
