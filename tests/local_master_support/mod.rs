@@ -392,6 +392,18 @@ pub struct LinkAgent {
 impl LinkAgent {
     /// Registers an agent with `resources` (Mesos text) and `attributes`.
     pub fn register(master: &MasterHandle, id: &str, resources: &str, attributes: &str) -> Self {
+        Self::register_recovered(master, id, resources, attributes, Vec::new(), Vec::new())
+    }
+
+    /// Registers an agent that recovered `frameworks` and `tasks` from its checkpoints.
+    pub fn register_recovered(
+        master: &MasterHandle,
+        id: &str,
+        resources: &str,
+        attributes: &str,
+        frameworks: Vec<mesos_sdk::v1::FrameworkInfo>,
+        tasks: Vec<mesos_sdk::v1::Task>,
+    ) -> Self {
         let (link, inbox) = mpsc::unbounded_channel();
         let info = AgentInfo {
             hostname: format!("{id}.local"),
@@ -409,9 +421,9 @@ impl LinkAgent {
                     info,
                     link,
                     url: "http://127.0.0.1:5051".into(),
-                    frameworks: Vec::new(),
+                    frameworks,
                     executors: Vec::new(),
-                    tasks: Vec::new(),
+                    tasks,
                 },
             })
             .unwrap();

@@ -42,6 +42,9 @@ pub struct MasterConfig {
     /// freed by finished tasks, declines, unused parts of ACCEPTs and rescinds are offered again
     /// on the next run; subscriptions, new agents and REVIVE trigger a run at once.
     pub allocation_interval: Duration,
+    /// How long an agent whose link closed may take to register again before it is removed and
+    /// its tasks are reported lost (Mesos: 5 pings of 15 s, 75 s).
+    pub agent_removal_timeout: Duration,
     /// Cap on refuse filters (Mesos caps `refuse_seconds` at 365 days).
     pub max_refuse: Duration,
     /// Number of completed frameworks kept for `/state` and the operator API (Mesos'
@@ -63,6 +66,7 @@ impl Default for MasterConfig {
             heartbeat_interval: Duration::from_secs(15),
             offer_timeout: None,
             allocation_interval: Duration::from_secs(1),
+            agent_removal_timeout: Duration::from_secs(75),
             max_refuse: Duration::from_secs(365 * 24 * 3600),
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,

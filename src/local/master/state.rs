@@ -190,6 +190,8 @@ pub(crate) struct Agent {
     pub used: Resources,
     pub offered: Resources,
     pub registered_time: f64,
+    /// When the master noticed the agent's link closed.
+    disconnected_since: Option<Instant>,
 }
 
 impl Agent {
@@ -1461,8 +1463,12 @@ impl State {
         info.id = Some(AgentId {
             value: agent_id.clone(),
         });
-        // A re-registration replaces the old entry: its offers are void.
-        if self.agents.contains_key(&agent_id) {
+        let normalized: Vec<Resource> = info.resources.iter().map(resources::normalize).collect();
+        let mut total = Resources::from_slice(&normalized);
+        // A re-registration replaces the old entry: its offers are void, reservations and
+        // volumes made through the master stay, and tasks the agent no longer reports are gone.
+        if let Some(old) = self.agents.get(&agent_id) {
+            total = old.total.clone();
             let stale: Vec<String> = self
                 .offers
                 .iter()
@@ -1472,19 +1478,32 @@ impl State {
             for offer_id in stale {
                 self.rescind_offer_no_allocate(&offer_id);
             }
+            let reported: HashSet<(String, String)> = tasks
+                .iter()
+                .map(|t| (t.framework_id.value.clone(), t.task_id.value.clone()))
+                .collect();
+            self.drop_agent_tasks(
+                &agent_id,
+                |framework_id, task_id| {
+                    !reported.contains(&(framework_id.to_string(), task_id.to_string()))
+                },
+                task_status::Reason::AgentRestarted,
+                "Task was not reported by the re-registering agent",
+                false,
+            );
         } else {
             self.agent_order.push(agent_id.clone());
         }
-        let normalized: Vec<Resource> = info.resources.iter().map(resources::normalize).collect();
         let mut agent = Agent {
             id: agent_id.clone(),
             info: info.clone(),
             url,
             link,
-            total: Resources::from_slice(&normalized),
+            total,
             used: Resources::new(),
             offered: Resources::new(),
             registered_time: now_secs(),
+            disconnected_since: None,
         };
         for framework_info in frameworks {
             let Some(id) = framework_info.id.as_ref().map(|i| i.value.clone()) else {
@@ -1545,6 +1564,148 @@ impl State {
         self.agents.insert(agent_id, agent);
         self.publish(event);
         self.allocate(shared);
+    }
+
+    /// Ends the non-terminal tasks on `agent_id` that `select` picks (TASK_LOST, or for
+    /// PARTITION_AWARE frameworks TASK_GONE, or TASK_UNREACHABLE when `unreachable`), frees
+    /// their resources and forgets the agent's executors of those frameworks.
+    fn drop_agent_tasks(
+        &mut self,
+        agent_id: &str,
+        select: impl Fn(&str, &str) -> bool,
+        reason: task_status::Reason,
+        message: &str,
+        unreachable: bool,
+    ) {
+        let cap = self.config.max_completed_tasks_per_framework;
+        let mut freed = Vec::new();
+        for framework in self.frameworks.values_mut() {
+            let partition_aware = framework.has_capability(FrameworkCapability::PartitionAware);
+            let state = match (partition_aware, unreachable) {
+                (false, _) => TaskState::TaskLost,
+                (true, true) => TaskState::TaskUnreachable,
+                (true, false) => TaskState::TaskGone,
+            };
+            let gone: Vec<String> = framework
+                .tasks
+                .values()
+                .filter(|t| t.agent_id.value == agent_id && !is_terminal(t.state))
+                .filter(|t| select(&framework.id, &t.task_id.value))
+                .map(|t| t.task_id.value.clone())
+                .collect();
+            for task_id in gone {
+                let Some(mut task) = framework.tasks.remove(&task_id) else {
+                    continue;
+                };
+                let status =
+                    master_status(&task.task_id, Some(&task.agent_id), state, reason, message);
+                framework.send(&update_event(status.clone()));
+                freed.extend(task.resources.iter().cloned());
+                task.state = state as i32;
+                task.statuses.push(status);
+                framework.add_completed_task(task, cap);
+            }
+            framework.executors.retain(|(agent, _), executor| {
+                if agent == agent_id {
+                    freed.extend(executor.resources.iter().cloned());
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        if let Some(agent) = self.agents.get_mut(agent_id) {
+            agent.used.subtract_all(&freed);
+        }
+    }
+
+    /// Notices agents whose link closed: no more offers from them, and after
+    /// `agent_removal_timeout` they are removed.
+    pub fn check_agents(&mut self) {
+        let now = Instant::now();
+        let mut newly_gone = Vec::new();
+        let mut remove = Vec::new();
+        for agent in self.agents.values_mut() {
+            if !agent.link.is_closed() {
+                continue;
+            }
+            match agent.disconnected_since {
+                None => {
+                    agent.disconnected_since = Some(now);
+                    newly_gone.push(agent.id.clone());
+                }
+                Some(since) if now.duration_since(since) >= self.config.agent_removal_timeout => {
+                    remove.push(agent.id.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for agent_id in newly_gone {
+            tracing::info!(agent = %agent_id, "agent disconnected");
+            let stale: Vec<String> = self
+                .offers
+                .iter()
+                .filter(|(_, o)| o.agent_id == agent_id)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for offer_id in stale {
+                self.rescind_offer_no_allocate(&offer_id);
+            }
+        }
+        for agent_id in remove {
+            self.remove_agent(&agent_id);
+        }
+    }
+
+    /// Removes an agent: its tasks become TASK_LOST (TASK_UNREACHABLE for PARTITION_AWARE
+    /// frameworks), every framework gets FAILURE for the agent.
+    fn remove_agent(&mut self, agent_id: &str) {
+        let hostname = self
+            .agents
+            .get(agent_id)
+            .map(|a| a.info.hostname.clone())
+            .unwrap_or_default();
+        let stale: Vec<String> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.agent_id == agent_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for offer_id in stale {
+            self.rescind_offer_no_allocate(&offer_id);
+        }
+        self.drop_agent_tasks(
+            agent_id,
+            |_, _| true,
+            task_status::Reason::AgentRemoved,
+            &format!("Agent {hostname} is unreachable"),
+            true,
+        );
+        self.agents.remove(agent_id);
+        self.agent_order.retain(|a| a != agent_id);
+        for framework in self.frameworks.values() {
+            framework.send(&scheduler::Event {
+                r#type: Some(scheduler::event::Type::Failure as i32),
+                failure: Some(event::Failure {
+                    agent_id: Some(AgentId {
+                        value: agent_id.to_string(),
+                    }),
+                    executor_id: None,
+                    status: None,
+                }),
+                ..Default::default()
+            });
+        }
+        self.publish(v1::master::Event {
+            r#type: Some(v1::master::event::Type::AgentRemoved as i32),
+            agent_removed: Some(v1::master::event::AgentRemoved {
+                agent_id: AgentId {
+                    value: agent_id.to_string(),
+                },
+            }),
+            ..Default::default()
+        });
+        tracing::info!(agent = %agent_id, "agent removed");
     }
 
     fn rescind_offer_no_allocate(&mut self, offer_id: &str) {
@@ -1634,6 +1795,9 @@ impl State {
             let Some(agent) = self.agents.get(agent_id) else {
                 continue;
             };
+            if agent.disconnected_since.is_some() || agent.link.is_closed() {
+                continue;
+            }
             let mut available = agent.available();
             if available.is_empty() {
                 continue;
@@ -2222,7 +2386,11 @@ pub(crate) async fn run_allocation_ticks(shared: Arc<Shared>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = ticks.tick() => shared.lock().allocate(&shared),
+            _ = ticks.tick() => {
+                let mut state = shared.lock();
+                state.check_agents();
+                state.allocate(&shared);
+            }
             _ = shared.shutdown.cancelled() => return,
         }
     }
