@@ -185,3 +185,104 @@ async fn builder_rejects_bad_resource_text() {
         .unwrap_err();
     assert!(matches!(error, LocalError::Attributes(_)), "{error}");
 }
+
+#[tokio::test]
+async fn agent_restart_reports_its_lost_command_task() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let mut cluster = LocalCluster::builder()
+        .agents(1)
+        .resources("cpus:2;mem:1024")
+        .work_dir(work_dir.path())
+        .heartbeat_interval(Duration::from_secs(30))
+        .allocation_interval(Duration::from_millis(20))
+        .status_update_retry(Duration::from_millis(200), Duration::from_secs(1))
+        .executor_shutdown_grace_period(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let addr = addr_of(&cluster);
+    let mut info = framework_info("restart");
+    info["checkpoint"] = json!(true);
+    info["failover_timeout"] = json!(3600.0);
+    let (mut stream, id) = subscribe(addr, info).await;
+    let sid = stream.stream_id();
+    let offer = offers_from(&mut stream, 1).await.remove(0);
+    let task = json!({
+        "name": "sleep", "task_id": {"value": "t-long"}, "agent_id": offer["agent_id"],
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.5}},
+                      {"name": "mem", "type": "SCALAR", "scalar": {"value": 64}}],
+        "command": {"value": "sleep 30"}
+    });
+    call(
+        addr,
+        &sid,
+        json!({"type": "ACCEPT", "framework_id": {"value": id},
+               "accept": {"offer_ids": [offer["id"]],
+                          "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}),
+    )
+    .await;
+    loop {
+        let status = stream.next_of("UPDATE").await["update"]["status"].clone();
+        ack(addr, &sid, &id, &status).await;
+        if status["state"] == "TASK_RUNNING" {
+            break;
+        }
+    }
+    let agent_id = cluster.agents()[0].id().value.clone();
+    cluster.restart_agent(0).await.unwrap();
+    assert_eq!(cluster.agents()[0].id().value, agent_id);
+
+    // The restarted agent re-registers under the same id; built-in command executors do not
+    // survive it, so the agent reports the task failed, reliably (with a uuid).
+    let status = stream.next_of("UPDATE").await["update"]["status"].clone();
+    assert_eq!(status["task_id"]["value"], "t-long");
+    assert_eq!(status["state"], "TASK_FAILED", "{status}");
+    assert_eq!(status["agent_id"]["value"], agent_id.as_str());
+    assert!(status["uuid"].is_string());
+
+    // Until acknowledged, reconciliation answers the latest state.
+    let reconcile = json!({"type": "RECONCILE", "framework_id": {"value": id},
+                           "reconcile": {"tasks": [{"task_id": {"value": "t-long"},
+                                                    "agent_id": {"value": agent_id}}]}});
+    call(addr, &sid, reconcile.clone()).await;
+    let answer = stream.next_of("UPDATE").await["update"]["status"].clone();
+    assert_eq!(answer["reason"], "REASON_RECONCILIATION");
+    assert_eq!(answer["state"], "TASK_FAILED");
+    assert!(answer.get("uuid").is_none());
+
+    // Once acknowledged the master forgets it: the agent is known, the task is not.
+    ack(addr, &sid, &id, &status).await;
+    call(addr, &sid, reconcile).await;
+    let answer = stream.next_of("UPDATE").await["update"]["status"].clone();
+    assert_eq!(answer["state"], "TASK_LOST");
+    assert_eq!(
+        answer["message"],
+        "Reconciliation: Task is unknown to the agent"
+    );
+
+    // The agent's whole resources are offered again (possibly over several offers).
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut outstanding = std::collections::HashMap::new();
+    loop {
+        let event = stream.next_non_heartbeat().await;
+        match event["type"].as_str().unwrap() {
+            "OFFERS" => {
+                for offer in event["offers"]["offers"].as_array().unwrap() {
+                    outstanding.insert(
+                        offer["id"]["value"].as_str().unwrap().to_string(),
+                        scalars(&offer["resources"])["cpus"],
+                    );
+                }
+            }
+            "RESCIND" => {
+                outstanding.remove(event["rescind"]["offer_id"]["value"].as_str().unwrap());
+            }
+            _ => {}
+        }
+        if (outstanding.values().sum::<f64>() - 2.0).abs() < 1e-9 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{outstanding:?}");
+    }
+    cluster.shutdown().await;
+}

@@ -34,6 +34,9 @@ pub enum LocalError {
     /// Bad `--attributes` text.
     #[error("invalid attributes: {0}")]
     Attributes(ParseError),
+    /// No agent with that index.
+    #[error("no agent with index {0}")]
+    NoSuchAgent(usize),
     /// The agents did not all register in time.
     #[error("only {registered} of {expected} agents registered within {waited:?}")]
     Registration {
@@ -179,6 +182,7 @@ impl LocalClusterBuilder {
             ip => ip,
         };
         let mut agents = Vec::with_capacity(self.agents);
+        let mut configs = Vec::with_capacity(self.agents);
         for index in 0..self.agents {
             let config = AgentConfig {
                 id: None,
@@ -198,6 +202,7 @@ impl LocalClusterBuilder {
                 executor_reregistration_timeout: self.executor_reregistration_timeout,
                 recovery_timeout: self.recovery_timeout,
             };
+            configs.push(config.clone());
             match agent::start(config, master.link()).await {
                 Ok(handle) => agents.push(handle),
                 Err(source) => {
@@ -228,7 +233,12 @@ impl LocalClusterBuilder {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Ok(LocalCluster { master, agents })
+        Ok(LocalCluster {
+            master,
+            agents,
+            configs,
+            restart_bind_wait: self.registration_wait,
+        })
     }
 }
 
@@ -237,6 +247,8 @@ impl LocalClusterBuilder {
 pub struct LocalCluster {
     master: MasterHandle,
     agents: Vec<AgentHandle>,
+    configs: Vec<AgentConfig>,
+    restart_bind_wait: Duration,
 }
 
 impl LocalCluster {
@@ -258,6 +270,40 @@ impl LocalCluster {
     /// The agents, in start order.
     pub fn agents(&self) -> &[AgentHandle] {
         &self.agents
+    }
+
+    /// Restarts agent `index` as after a crash of the agent process: its executors keep
+    /// running, and the new agent recovers them from its work directory (set
+    /// [`LocalClusterBuilder::work_dir`] for that) and registers again under the same id.
+    ///
+    /// If the new agent fails to start, the agent is gone from [`LocalCluster::agents`].
+    pub async fn restart_agent(&mut self, index: usize) -> Result<(), LocalError> {
+        let Some(mut config) = self.configs.get(index).cloned() else {
+            return Err(LocalError::NoSuchAgent(index));
+        };
+        if index >= self.agents.len() {
+            return Err(LocalError::NoSuchAgent(index));
+        }
+        let old = self.agents.remove(index);
+        config.id = Some(old.id().clone());
+        old.crash().await;
+        // The old agent's socket may take a moment to be released: retry binding for a while.
+        let deadline = Instant::now() + self.restart_bind_wait;
+        loop {
+            match agent::start(config.clone(), self.master.link()).await {
+                Ok(handle) => {
+                    self.agents.insert(index, handle);
+                    return Ok(());
+                }
+                Err(AgentError::Bind { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(source) => {
+                    self.configs.remove(index);
+                    return Err(LocalError::Agent { index, source });
+                }
+            }
+        }
     }
 
     /// Stops the agents, then the master.
