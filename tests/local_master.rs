@@ -649,3 +649,53 @@ async fn operator_api_calls_and_stream() {
     assert_eq!(r.status, 405);
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn several_calls_on_one_kept_alive_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let master = start_master(|_| {}).await;
+    let mut conn = tokio::net::TcpStream::connect(master.addr()).await.unwrap();
+    let mut pending = Vec::new();
+    for (request, status, body) in [
+        (
+            "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            "200",
+            "",
+        ),
+        (
+            "POST /api/v1/scheduler HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".to_string(),
+            "400",
+            "Expecting 'Content-Type' to be present",
+        ),
+    ] {
+        conn.write_all(request.as_bytes()).await.unwrap();
+        // Read one response: head, then Content-Length bytes.
+        loop {
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(pending[..end].to_vec()).unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if pending.len() >= end + 4 + length {
+                    assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+                    assert_eq!(&pending[end + 4..end + 4 + length], body.as_bytes());
+                    pending.drain(..end + 4 + length);
+                    break;
+                }
+            }
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "connection kept open");
+            pending.extend_from_slice(&buf[..n]);
+        }
+    }
+    master.shutdown().await;
+}

@@ -1423,19 +1423,23 @@ impl State {
             } => {
                 if let Some(framework) = self.frameworks.get_mut(&framework_id.value) {
                     let key = (agent_id.clone(), executor_id.value.clone());
-                    let known = framework.executors.remove(&key);
-                    let is_command = known.is_none();
-                    framework.send(&scheduler::Event {
-                        r#type: Some(scheduler::event::Type::Failure as i32),
-                        failure: Some(event::Failure {
-                            agent_id: Some(AgentId {
-                                value: agent_id.clone(),
+                    // Built-in command executors are unknown here: their end shows only in
+                    // the tasks' updates, with no FAILURE event (as in Mesos).
+                    let is_command = !framework.executors.contains_key(&key);
+                    framework.executors.remove(&key);
+                    if !is_command {
+                        framework.send(&scheduler::Event {
+                            r#type: Some(scheduler::event::Type::Failure as i32),
+                            failure: Some(event::Failure {
+                                agent_id: Some(AgentId {
+                                    value: agent_id.clone(),
+                                }),
+                                executor_id: Some(executor_id),
+                                status: Some(status),
                             }),
-                            executor_id: Some(executor_id),
-                            status: Some(status),
-                        }),
-                        ..Default::default()
-                    });
+                            ..Default::default()
+                        });
+                    }
                     if !is_command {
                         if let Some(agent) = self.agents.get_mut(&agent_id) {
                             let normalized: Vec<Resource> =
@@ -1910,6 +1914,13 @@ impl State {
             ..Default::default()
         };
         if let Some(bytes) = record(format, &subscribed) {
+            let _ = tx.send(bytes);
+        }
+        let heartbeat = v1::master::Event {
+            r#type: Some(v1::master::event::Type::Heartbeat as i32),
+            ..Default::default()
+        };
+        if let Some(bytes) = record(format, &heartbeat) {
             let _ = tx.send(bytes);
         }
         spawn_heartbeats(shared, tx.clone(), format, Heartbeat::Operator);
