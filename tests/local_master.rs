@@ -377,7 +377,7 @@ async fn disconnect_then_forbidden_then_failover_timeout_removes() {
     let master = start_master(|_| {}).await;
     let addr = master.addr();
     let mut info = framework_info("dc");
-    info["failover_timeout"] = json!(0.3);
+    info["failover_timeout"] = json!(1.0);
     let (stream, id) = subscribe(addr, info.clone()).await;
     let stream_id = stream.stream_id();
     drop(stream);

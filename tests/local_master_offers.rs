@@ -374,6 +374,8 @@ async fn an_offer_is_usable_once() {
     )
     .await;
     assert!(matches!(agent.next().await, ToAgent::RunTask { .. }));
+    // The unused rest of the offer counts as declined for 60 s.
+    stream.expect_quiet(Duration::from_millis(300)).await;
     call(
         master.addr(),
         &sid,
@@ -564,6 +566,70 @@ async fn reserve_and_create_volume_show_in_later_offers() {
     assert_eq!(
         state["slaves"][0]["reserved_resources"]["db"]["disk"],
         100.0
+    );
+    // DESTROY the volume and UNRESERVE the disk: the plain disk is whole again.
+    let mut reserved_disk = (*with_volume).clone();
+    reserved_disk.as_object_mut().unwrap().remove("disk");
+    let r = call(
+        master.addr(),
+        &sid,
+        json!({"type": "ACCEPT", "framework_id": {"value": id},
+               "accept": {"offer_ids": [offer["id"]],
+                          "operations": [
+                              {"type": "DESTROY", "destroy": {"volumes": [with_volume]}},
+                              {"type": "UNRESERVE", "unreserve": {"resources": [reserved_disk]}}
+                          ],
+                          "filters": {"refuse_seconds": 0}}}),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let offer = first_offer(&mut stream).await;
+    let disks: Vec<&Value> = offer["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "disk")
+        .collect();
+    assert_eq!(disks.len(), 1, "{offer}");
+    assert_eq!(disks[0]["scalar"]["value"], 1000.0);
+    assert!(disks[0].get("reservations").is_none());
+    master.shutdown().await;
+}
+
+#[tokio::test]
+async fn offers_from_different_agents_are_invalid_together() {
+    let master = start_master(|_| {}).await;
+    let _a1 = LinkAgent::register(&master, "a1", "cpus:1;mem:256", "");
+    let _a2 = LinkAgent::register(&master, "a2", "cpus:1;mem:256", "");
+    let (mut stream, id) = subscribe(master.addr(), framework_info("two")).await;
+    let sid = stream.stream_id();
+    let mut offers = Vec::new();
+    while offers.len() < 2 {
+        let event = stream.next_of("OFFERS").await;
+        offers.extend(
+            event["offers"]["offers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned(),
+        );
+    }
+    let task = command_task("t", &offers[0], 0.1, 32.0);
+    call(
+        master.addr(),
+        &sid,
+        json!({"type": "ACCEPT", "framework_id": {"value": id},
+               "accept": {"offer_ids": [offers[0]["id"], offers[1]["id"]],
+                          "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}),
+    )
+    .await;
+    let update = stream.next_of("UPDATE").await;
+    let status = &update["update"]["status"];
+    assert_eq!(status["state"], "TASK_LOST");
+    assert_eq!(status["reason"], "REASON_INVALID_OFFERS");
+    assert_eq!(
+        status["message"],
+        "Task launched with invalid offers: Aggregated offers must belong to one single agent"
     );
     master.shutdown().await;
 }

@@ -45,29 +45,14 @@ struct Args {
     allocation_interval: Duration,
 }
 
-/// Parses a Mesos duration (`<number><unit>`, unit one of ns us ms secs mins hrs days weeks) or
-/// a plain number of seconds.
+/// Parses a Mesos duration (`15secs`, `250ms`, `1.5mins`) or a plain number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}'"))?;
-    let seconds = match unit {
-        "" | "secs" => value,
-        "ns" => value / 1e9,
-        "us" => value / 1e6,
-        "ms" => value / 1e3,
-        "mins" => value * 60.0,
-        "hrs" => value * 3600.0,
-        "days" => value * 86400.0,
-        "weeks" => value * 604800.0,
-        _ => return Err(format!("invalid duration unit '{unit}' in '{text}'")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration '{text}': {e}"))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|e| format!("invalid duration '{text}': {e}"));
+    }
+    mesos_sdk::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
 async fn wait_for_signal() {
