@@ -84,6 +84,19 @@ async fn request_errors_match_mesos() {
         assert_eq!(r.header("content-type"), Some(TEXT));
     }
 
+    let r = post_scheduler(
+        addr,
+        "application/json",
+        None,
+        br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"name":"x"}}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "Failed to convert JSON into Call protobuf: Missing required fields: subscribe.framework_info.user"
+    );
+
     let r = post_scheduler(addr, "application/json", None, b"{not json").await;
     assert_eq!(r.status, 400);
     assert!(

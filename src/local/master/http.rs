@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use tokio::sync::mpsc;
 
 use super::state::{CallOutcome, Shared};
-use crate::codec::{Format, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
+use crate::codec::{CodecError, Format, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
 use crate::v1::scheduler::{Call, call};
 
 const STREAM_ID: &str = "Mesos-Stream-Id";
@@ -161,9 +161,16 @@ fn decode_body<M: prost::Message + prost::Name + Default>(
                 )));
             }
             Format::Json.decode::<M>(body).map_err(|error| {
+                let detail = match error {
+                    CodecError::Json(message) => match message.strip_prefix("missing required") {
+                        Some(rest) => format!("Missing required{rest}"),
+                        None => message,
+                    },
+                    other => other.to_string(),
+                };
                 Box::new(text(
                     StatusCode::BAD_REQUEST,
-                    format!("Failed to convert JSON into {name} protobuf: {error}"),
+                    format!("Failed to convert JSON into {name} protobuf: {detail}"),
                 ))
             })
         }
