@@ -832,3 +832,69 @@ async fn throughput_of_launches_and_updates() {
     assert!(elapsed < Duration::from_secs(30));
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn gpus_are_offered_only_to_gpu_frameworks() {
+    let master = start_master(|_| {}).await;
+    let _agent = LinkAgent::register(&master, "a1", "cpus:1;mem:256;gpus:1", "");
+    let (mut plain, plain_id) = subscribe(master.addr(), framework_info("cpu-only")).await;
+    let offer = first_offer(&mut plain).await;
+    assert!(
+        !scalars(&offer["resources"]).contains_key("gpus"),
+        "{offer}"
+    );
+    call(
+        master.addr(),
+        &plain.stream_id(),
+        json!({"type": "TEARDOWN", "framework_id": {"value": plain_id}}),
+    )
+    .await;
+    let info = json!({"user": "u", "name": "gpu", "capabilities": [{"type": "GPU_RESOURCES"}]});
+    let (mut gpu, _) = subscribe(master.addr(), info).await;
+    let offer = first_offer(&mut gpu).await;
+    assert_eq!(scalars(&offer["resources"])["gpus"], 1.0);
+    master.shutdown().await;
+}
+
+#[tokio::test]
+async fn completed_task_history_is_capped() {
+    let master = start_master(|c| c.max_completed_tasks_per_framework = 2).await;
+    let mut agent = LinkAgent::register(&master, "a1", "cpus:1;mem:1024", "");
+    let (mut stream, id) = subscribe(master.addr(), framework_info("cap")).await;
+    let sid = stream.stream_id();
+    let offer = first_offer(&mut stream).await;
+    let tasks = (0..5)
+        .map(|i| command_task(&format!("t{i}"), &offer, 0.1, 32.0))
+        .collect();
+    call(master.addr(), &sid, launch(&id, &offer, tasks, 0.0)).await;
+    for _ in 0..5 {
+        let ToAgent::RunTask { task, .. } = agent.next().await else {
+            panic!("expected RunTask");
+        };
+        let uuid = agent.update(&id, &task.task_id.value, TaskState::TaskFinished);
+        let update = stream.next_of("UPDATE").await;
+        assert_eq!(
+            update["update"]["status"]["task_id"]["value"],
+            task.task_id.value
+        );
+        call(
+            master.addr(),
+            &sid,
+            json!({"type": "ACKNOWLEDGE", "framework_id": {"value": id},
+                   "acknowledge": {"agent_id": {"value": "a1"}, "task_id": {"value": task.task_id.value},
+                                   "uuid": b64(&uuid)}}),
+        )
+        .await;
+    }
+    let state = raw(master.addr(), "GET", "/state", &[], b"").await.json();
+    let framework = &state["frameworks"][0];
+    assert!(framework["tasks"].as_array().unwrap().is_empty());
+    let completed: Vec<&str> = framework["completed_tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(completed, ["t3", "t4"]);
+    master.shutdown().await;
+}
