@@ -658,6 +658,18 @@ async fn operator_api_calls_and_stream() {
     let r = post(json!({"type": "GET_STATE"})).await;
     assert!(r.json()["get_state"]["get_agents"]["agents"].is_array());
 
+    // Operator TEARDOWN removes the framework: its stream ends.
+    let r = post(json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": id}}})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let removed = events.next_of("FRAMEWORK_REMOVED").await;
+    assert_eq!(
+        removed["framework_removed"]["framework_info"]["id"]["value"],
+        id.as_str()
+    );
+    let r =
+        post(json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": "nope"}}})).await;
+    assert_eq!(r.status, 400);
+
     let r = raw(addr, "GET", "/api/v1", &[], b"").await;
     assert_eq!(r.status, 405);
     master.shutdown().await;

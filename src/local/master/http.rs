@@ -374,6 +374,23 @@ async fn operator(
         let rx = shared.lock().operator_subscribe(&shared, format);
         return streaming(format, None, EventStream { rx, on_close: None });
     }
+    if kind == ocall::Type::Teardown {
+        let Some(teardown) = call.teardown else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Failed to validate master::Call: Expecting 'teardown' to be present",
+            );
+        };
+        let mut state = shared.lock();
+        if !state.frameworks.contains_key(&teardown.framework_id.value) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "No framework found with specified ID",
+            );
+        }
+        state.remove_framework(&teardown.framework_id.value);
+        return empty(StatusCode::OK);
+    }
     let mut response = OperatorResponse::default();
     {
         let state = shared.lock();
