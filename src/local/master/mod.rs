@@ -3,7 +3,7 @@
 //! allocator and the bookkeeping of frameworks, agents, offers and tasks.
 //!
 //! Answers (status codes, texts, headers) follow what a Mesos 1.12 master answers. Agents reach
-//! the master over [`crate::local::link`]; all state sits in one mutex-protected [`state`] value
+//! the master over [`crate::local::link`]; all state sits in one mutex-protected state value
 //! owned by the running master, with tokio tasks for heartbeats and timers.
 
 mod http;
