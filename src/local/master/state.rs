@@ -777,7 +777,8 @@ impl State {
         if resources.is_empty() || !refuse_seconds.is_finite() || refuse_seconds <= 0.0 {
             return;
         }
-        let duration = Duration::from_secs_f64(refuse_seconds).min(self.config.max_refuse);
+        let duration =
+            Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework
                 .filters
@@ -1031,6 +1032,17 @@ impl State {
         }
         if task.resources.is_empty() {
             return Some("Task uses no resources".into());
+        }
+        let bad_scalar = task
+            .resources
+            .iter()
+            .chain(task.executor.iter().flat_map(|e| &e.resources))
+            .filter_map(|r| r.scalar.as_ref())
+            .any(|s| !s.value.is_finite() || s.value < 0.0);
+        if bad_scalar {
+            return Some(
+                "Task uses invalid resources: scalars must be finite and non-negative".into(),
+            );
         }
         None
     }
