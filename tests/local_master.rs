@@ -579,7 +579,20 @@ async fn health_redirect_and_state_endpoints() {
 async fn follower_redirects_to_the_leader() {
     let master = start_master(|_| {}).await;
     let addr = master.addr();
+    let (mut stream, _) = subscribe(addr, framework_info("ha")).await;
     master.set_leader(Some("host2:5050".into()));
+    // Losing leadership breaks the subscription, as a master failover would.
+    loop {
+        match stream.next_record().await {
+            None => break,
+            Some(record) => {
+                let event: Value = serde_json::from_slice(&record).unwrap();
+                assert_eq!(event["type"], "HEARTBEAT", "{event}");
+            }
+        }
+    }
+    let state = raw(addr, "GET", "/state", &[], b"").await.json();
+    assert_eq!(state["leader"], "master@host2:5050");
     let r = post_scheduler(addr, "application/json", None, b"{}").await;
     assert_eq!(r.status, 307);
     assert_eq!(r.header("location"), Some("//host2:5050/api/v1/scheduler"));
