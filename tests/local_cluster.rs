@@ -286,3 +286,71 @@ async fn agent_restart_reports_its_lost_command_task() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn many_true_tasks_end_to_end() {
+    let cluster = LocalCluster::builder()
+        .agents(2)
+        .resources("cpus:64;mem:65536")
+        .heartbeat_interval(Duration::from_secs(30))
+        .allocation_interval(Duration::from_millis(10))
+        .status_update_retry(Duration::from_secs(5), Duration::from_secs(10))
+        .start()
+        .await
+        .unwrap();
+    let addr = addr_of(&cluster);
+    let (mut stream, id) = subscribe(addr, framework_info("many")).await;
+    let sid = stream.stream_id();
+    let total = 200;
+    let started = std::time::Instant::now();
+    let mut launched = 0;
+    let mut finished = 0;
+    while finished < total {
+        let event = stream.next_json().await;
+        match event["type"].as_str().unwrap() {
+            "OFFERS" => {
+                for offer in event["offers"]["offers"].as_array().unwrap() {
+                    let count = (total - launched).min(100);
+                    let tasks: Vec<Value> = (launched..launched + count)
+                        .map(|i| {
+                            json!({"name": "true", "task_id": {"value": format!("t{i}")},
+                                   "agent_id": offer["agent_id"],
+                                   "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                                                 {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}}],
+                                   "command": {"value": "true"}})
+                        })
+                        .collect();
+                    launched += count;
+                    let r = call(
+                        addr,
+                        &sid,
+                        json!({"type": "ACCEPT", "framework_id": {"value": id},
+                               "accept": {"offer_ids": [offer["id"]],
+                                          "operations": [{"type": "LAUNCH", "launch": {"task_infos": tasks}}],
+                                          "filters": {"refuse_seconds": 0}}}),
+                    )
+                    .await;
+                    assert_eq!(r.status, 202);
+                }
+            }
+            "UPDATE" => {
+                let status = event["update"]["status"].clone();
+                if status["uuid"].is_string() {
+                    ack(addr, &sid, &id, &status).await;
+                }
+                match status["state"].as_str().unwrap() {
+                    "TASK_STARTING" | "TASK_RUNNING" => {}
+                    "TASK_FINISHED" => finished += 1,
+                    other => panic!("unexpected {other}: {status}"),
+                }
+            }
+            _ => {}
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{total} true tasks in {elapsed:?}: {:.0} tasks/s",
+        total as f64 / elapsed.as_secs_f64()
+    );
+    cluster.shutdown().await;
+}
