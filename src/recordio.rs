@@ -98,45 +98,111 @@ impl RecordIoCodec {
         self.failed
     }
 
-    fn fail(&mut self, err: RecordIoError) -> Result<Option<Bytes>, RecordIoError> {
+    /// Marks the stream dead and hands `err` back.
+    fn fail(&mut self, err: RecordIoError) -> RecordIoError {
         tracing::debug!(error = %err, "RecordIO framing error");
         self.failed = true;
         self.pending = None;
-        Err(err)
+        err
     }
 
-    /// Parses a header from the front of `src`. `Ok(None)`: more bytes are needed.
-    fn parse_header(&self, src: &BytesMut) -> Result<Option<(usize, u64)>, RecordIoError> {
-        let window = &src[..src.len().min(MAX_HEADER_DIGITS + 1)];
-        let newline = window.iter().position(|b| *b == b'\n');
-        let digits = &window[..newline.unwrap_or(window.len())];
-        if let Some(bad) = digits.iter().find(|b| !b.is_ascii_digit()) {
-            return Err(RecordIoError::InvalidHeader(format!(
-                "unexpected byte 0x{bad:02x} in {:?}",
-                String::from_utf8_lossy(digits)
-            )));
-        }
-        let Some(newline) = newline else {
-            if digits.len() > MAX_HEADER_DIGITS {
-                return Err(RecordIoError::InvalidHeader(format!(
-                    "more than {MAX_HEADER_DIGITS} digits"
-                )));
-            }
+    /// Decodes the next non-empty record of `src` in place and hands its bytes to `decode`.
+    ///
+    /// This is [`Decoder::decode`] without splitting the record off the buffer: no reference
+    /// counting per record, which matters for streams of tiny events (heartbeats) decoded at once,
+    /// e.g. `codec.decode_record_with(&mut buf, |record| Format::Protobuf.decode::<Event>(record))`.
+    /// `Ok(None)`: no complete record yet. Framing errors are sticky as with [`Decoder::decode`].
+    pub fn decode_record_with<T>(
+        &mut self,
+        src: &mut BytesMut,
+        decode: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>, RecordIoError> {
+        let Some((offset, len)) = self.next_record(src)? else {
             return Ok(None);
         };
-        if newline == 0 {
-            return Err(RecordIoError::InvalidHeader("empty length".into()));
+        let decoded = decode(&src[offset..offset + len]);
+        src.advance(offset + len);
+        Ok(Some(decoded))
+    }
+
+    /// Finds the next complete non-empty record in `src`, consuming empty records on the way.
+    ///
+    /// Returns `(offset, len)`: the record's data is `src[offset..offset + len]`, where `offset` is
+    /// the length of a header not consumed yet (0 when the header was consumed by an earlier call),
+    /// so that the caller advances once. `Ok(None)`: more bytes are needed (a header whose record
+    /// is incomplete is consumed and remembered).
+    fn next_record(&mut self, src: &mut BytesMut) -> Result<Option<(usize, usize)>, RecordIoError> {
+        if self.failed {
+            return Err(RecordIoError::Failed);
         }
+        loop {
+            let (offset, len) = match self.pending.take() {
+                Some(len) => (0, len),
+                None => {
+                    let (header_len, size) = match Self::parse_header(src) {
+                        Ok(Some(header)) => header,
+                        Ok(None) => return Ok(None),
+                        Err(err) => return Err(self.fail(err)),
+                    };
+                    match usize::try_from(size) {
+                        Ok(len) if len <= self.max_record_size => (header_len, len),
+                        _ => {
+                            return Err(self.fail(RecordIoError::RecordTooLarge {
+                                size,
+                                max: self.max_record_size,
+                            }));
+                        }
+                    }
+                }
+            };
+            let available = src.len() - offset;
+            if available < len {
+                src.advance(offset);
+                self.pending = Some(len);
+                src.reserve((len - available).min(MAX_RESERVE_AHEAD));
+                return Ok(None);
+            }
+            if len > 0 {
+                return Ok(Some((offset, len)));
+            }
+            // Empty records carry nothing; skip them.
+            src.advance(offset);
+        }
+    }
+
+    /// Parses a header from the front of `src` in one pass. `Ok(None)`: more bytes are needed.
+    fn parse_header(src: &[u8]) -> Result<Option<(usize, u64)>, RecordIoError> {
         let mut size: u64 = 0;
-        for digit in digits {
-            size = size
-                .checked_mul(10)
-                .and_then(|s| s.checked_add(u64::from(digit - b'0')))
-                .ok_or_else(|| {
-                    RecordIoError::LengthOverflow(String::from_utf8_lossy(digits).into_owned())
-                })?;
+        for (index, &byte) in src.iter().enumerate() {
+            match byte {
+                b'0'..=b'9' if index < MAX_HEADER_DIGITS => {
+                    size = match size
+                        .checked_mul(10)
+                        .and_then(|s| s.checked_add(u64::from(byte - b'0')))
+                    {
+                        Some(size) => size,
+                        None => {
+                            let digits = String::from_utf8_lossy(&src[..=index]).into_owned();
+                            return Err(RecordIoError::LengthOverflow(digits));
+                        }
+                    };
+                }
+                b'0'..=b'9' => {
+                    return Err(RecordIoError::InvalidHeader(format!(
+                        "more than {MAX_HEADER_DIGITS} digits"
+                    )));
+                }
+                b'\n' if index > 0 => return Ok(Some((index + 1, size))),
+                b'\n' => return Err(RecordIoError::InvalidHeader("empty length".into())),
+                other => {
+                    return Err(RecordIoError::InvalidHeader(format!(
+                        "unexpected byte 0x{other:02x} after {:?}",
+                        String::from_utf8_lossy(&src[..index])
+                    )));
+                }
+            }
         }
-        Ok(Some((newline + 1, size)))
+        Ok(None)
     }
 }
 
@@ -145,43 +211,11 @@ impl Decoder for RecordIoCodec {
     type Error = RecordIoError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, RecordIoError> {
-        if self.failed {
-            return Err(RecordIoError::Failed);
-        }
-        loop {
-            let len = match self.pending {
-                Some(len) => len,
-                None => {
-                    let (header_len, size) = match self.parse_header(src) {
-                        Ok(Some(header)) => header,
-                        Ok(None) => return Ok(None),
-                        Err(err) => return self.fail(err),
-                    };
-                    let len = match usize::try_from(size) {
-                        Ok(len) if len <= self.max_record_size => len,
-                        _ => {
-                            return self.fail(RecordIoError::RecordTooLarge {
-                                size,
-                                max: self.max_record_size,
-                            });
-                        }
-                    };
-                    src.advance(header_len);
-                    self.pending = Some(len);
-                    len
-                }
-            };
-            if src.len() < len {
-                src.reserve((len - src.len()).min(MAX_RESERVE_AHEAD));
-                return Ok(None);
-            }
-            self.pending = None;
-            if len == 0 {
-                // Empty records carry nothing; skip them.
-                continue;
-            }
-            return Ok(Some(src.split_to(len).freeze()));
-        }
+        let Some((offset, len)) = self.next_record(src)? else {
+            return Ok(None);
+        };
+        src.advance(offset);
+        Ok(Some(src.split_to(len).freeze()))
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, RecordIoError> {
@@ -190,7 +224,7 @@ impl Decoder for RecordIoCodec {
             None if src.is_empty() && self.pending.is_none() => Ok(None),
             None => {
                 let pending = src.len();
-                self.fail(RecordIoError::Truncated(pending))
+                Err(self.fail(RecordIoError::Truncated(pending)))
             }
         }
     }
@@ -291,6 +325,38 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn decode_record_with_reads_in_place_and_shares_state() {
+        let mut codec = RecordIoCodec::default();
+        let mut buf = BytesMut::from(&b"3\nabc0\n2\nxy1"[..]);
+        assert_eq!(
+            codec
+                .decode_record_with(&mut buf, <[u8]>::to_vec)
+                .unwrap()
+                .unwrap(),
+            b"abc"
+        );
+        // The empty record is skipped; mixing both entry points is fine.
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "xy");
+        assert!(
+            codec
+                .decode_record_with(&mut buf, <[u8]>::len)
+                .unwrap()
+                .is_none()
+        );
+        buf.extend_from_slice(b"\nz");
+        assert_eq!(
+            codec.decode_record_with(&mut buf, <[u8]>::len).unwrap(),
+            Some(1)
+        );
+        let mut bad = BytesMut::from(&b"x\n"[..]);
+        assert!(codec.decode_record_with(&mut bad, <[u8]>::len).is_err());
+        assert!(matches!(
+            codec.decode_record_with(&mut buf, <[u8]>::len),
+            Err(RecordIoError::Failed)
+        ));
     }
 
     #[test]

@@ -52,9 +52,31 @@ impl Format {
     }
 
     /// Decodes a message of type `M` from `data` in this format.
+    ///
+    /// JSON decoding rejects missing required fields; protobuf decoding does not look for them
+    /// (prost fills absent required fields with defaults). Servers validating requests the way
+    /// Mesos does should use [`Format::decode_checked`].
     pub fn decode<M: Message + Name + Default>(self, data: &[u8]) -> Result<M, CodecError> {
         match self {
             Format::Protobuf => M::decode(data).map_err(CodecError::Protobuf),
+            Format::Json => json::from_slice(data),
+        }
+    }
+
+    /// Decodes like [`Format::decode`], and also rejects protobuf bodies that lack required fields
+    /// ([`CodecError::MissingRequiredFields`]), as Mesos' parser does. Costs a reflective pass over
+    /// protobuf bodies; meant for request validation, not for hot event streams.
+    pub fn decode_checked<M: Message + Name + Default>(self, data: &[u8]) -> Result<M, CodecError> {
+        match self {
+            Format::Protobuf => {
+                let message = M::decode(data).map_err(CodecError::Protobuf)?;
+                let missing = missing_required_fields_in_protobuf::<M>(data)?;
+                if missing.is_empty() {
+                    Ok(message)
+                } else {
+                    Err(CodecError::MissingRequiredFields(missing))
+                }
+            }
             Format::Json => json::from_slice(data),
         }
     }
@@ -64,12 +86,13 @@ impl Format {
 /// as `subscribe.framework_info.user` or `accept.offer_ids[1].value` (map entries appear as
 /// `limits[cpus]`).
 ///
-/// The check runs on the protobuf encoding of `message`. Note that prost always encodes
-/// `required` fields of generated types (they are plain fields, not `Option`s), so a typed message
-/// reports only what its encoding really lacks; to validate a request body exactly as Mesos does,
-/// use [`missing_required_fields_in_protobuf`] on the received bytes (the JSON decoder already
-/// checks required fields before building the typed message). A type with no descriptor in
-/// [`crate::v1::FILE_DESCRIPTOR_SET`] yields no paths.
+/// The check runs on the protobuf encoding of `message`. **prost always encodes the `required`
+/// fields of generated types** (they are plain fields, not `Option`s, filled with defaults when a
+/// decoded body lacked them), so for a typed message this reports nothing: presence is lost once
+/// bytes are decoded into the prost type. To validate a request body as Mesos does, check the
+/// received bytes: [`Format::decode_checked`] or [`missing_required_fields_in_protobuf`] for
+/// protobuf, while the JSON decoder always checks required fields before building the typed
+/// message. A type with no descriptor in [`crate::v1::FILE_DESCRIPTOR_SET`] yields no paths.
 pub fn missing_required_fields<M: Message + Name>(message: &M) -> Vec<String> {
     match json::to_dynamic(message) {
         Ok(dynamic) => json::missing_in_dynamic(&dynamic),
@@ -111,6 +134,38 @@ mod tests {
     }
 
     #[test]
+    fn decode_checked_rejects_protobuf_bodies_missing_required_fields() {
+        let mut bytes = Call {
+            r#type: Some(call::Type::Subscribe as i32),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        bytes.extend_from_slice(&[0x1a, 0x00]);
+        // Plain decode fills the gap with defaults; the checked decode refuses it.
+        assert!(Format::Protobuf.decode::<Call>(&bytes).is_ok());
+        let err = Format::Protobuf.decode_checked::<Call>(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, CodecError::MissingRequiredFields(paths) if paths == &["subscribe.framework_info"])
+        );
+        assert_eq!(
+            err.to_string(),
+            "missing required fields: subscribe.framework_info"
+        );
+        let complete = Call {
+            r#type: Some(call::Type::Subscribe as i32),
+            subscribe: Some(call::Subscribe::default()),
+            ..Default::default()
+        };
+        let bytes = Format::Protobuf.encode(&complete).unwrap();
+        assert_eq!(
+            Format::Protobuf.decode_checked::<Call>(&bytes).unwrap(),
+            complete
+        );
+        let json = br#"{"type":"SUBSCRIBE","subscribe":{}}"#;
+        assert!(Format::Json.decode_checked::<Call>(json).is_err());
+    }
+
+    #[test]
     fn typed_messages_always_carry_their_required_fields() {
         let call = Call {
             subscribe: Some(call::Subscribe::default()),
@@ -140,6 +195,10 @@ pub enum CodecError {
     /// The bytes are not a valid protobuf encoding of the expected message.
     #[error("invalid protobuf message: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    /// A protobuf body lacks required fields (paths as in [`missing_required_fields`]); see
+    /// [`Format::decode_checked`]. The JSON decoder reports these as [`CodecError::Json`].
+    #[error("missing required fields: {}", .0.join(", "))]
+    MissingRequiredFields(Vec<String>),
     /// The text is not valid JSON, or does not fit the expected message.
     #[error("invalid JSON message: {0}")]
     Json(String),

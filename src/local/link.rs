@@ -84,6 +84,9 @@ pub enum FromAgent {
 }
 
 /// What the master tells one agent.
+// Commands are moved once from the master to an agent; boxing the launch payloads would only
+// add allocations.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ToAgent {
     /// Launch `task`. With `executor` set, on that custom executor (started first if it is not

@@ -30,7 +30,7 @@ pub(super) struct RecoveredFramework {
     pub(super) executors: Vec<RecoveredExecutor>,
 }
 
-/// The latest, unfinished run of an executor found in the checkpoints.
+/// The latest run of an executor found in the checkpoints.
 #[derive(Debug)]
 pub(super) struct RecoveredExecutor {
     pub(super) info: ExecutorInfo,
@@ -38,6 +38,8 @@ pub(super) struct RecoveredExecutor {
     pub(super) run_id: String,
     pub(super) sandbox: PathBuf,
     pub(super) pid: Option<i32>,
+    /// The run had ended; only its unacknowledged updates still matter.
+    pub(super) completed: bool,
     pub(super) tasks: Vec<RecoveredTask>,
 }
 
@@ -49,6 +51,8 @@ pub(super) struct RecoveredTask {
     pub(super) updates: Vec<TaskStatus>,
     /// The recorded updates not acknowledged yet, oldest first.
     pub(super) unacknowledged: Vec<TaskStatus>,
+    /// Process (group) of a task run by a built-in executor.
+    pub(super) pid: Option<i32>,
 }
 
 /// The `meta` directory of one agent.
@@ -278,6 +282,26 @@ impl Meta {
         }
     }
 
+    /// Checkpoints the process (group) of a task run by a built-in executor.
+    pub(super) fn write_task_pid(
+        &self,
+        agent: &AgentId,
+        framework: &str,
+        executor: &str,
+        run: &str,
+        task: &str,
+        pid: i32,
+    ) {
+        let path = self
+            .run_dir(agent, framework, executor, run)
+            .join("tasks")
+            .join(component(task))
+            .join("task.pid");
+        if let Err(err) = write_atomic(&path, pid.to_string().as_bytes()) {
+            tracing::warn!(%err, "could not checkpoint a task pid");
+        }
+    }
+
     pub(super) fn mark_run_completed(
         &self,
         agent: &AgentId,
@@ -323,8 +347,8 @@ impl Meta {
             .join("task.updates")
     }
 
-    /// Everything checkpointed for `agent`: frameworks with the latest unfinished run of each
-    /// of their executors.
+    /// Everything checkpointed for `agent`: frameworks with the latest run of each of their
+    /// executors.
     pub(super) fn recover(&self, agent: &AgentId) -> Result<Vec<RecoveredFramework>, String> {
         let mut frameworks = Vec::new();
         for framework_dir in subdirectories(&self.agent_dir(agent).join("frameworks")) {
@@ -339,9 +363,7 @@ impl Meta {
                     continue;
                 };
                 let run_dir = executor_dir.join("runs").join(component(&run_id));
-                if run_dir.join("completed").exists() {
-                    continue;
-                }
+                let completed = run_dir.join("completed").exists();
                 let executor_info: ExecutorInfo =
                     read_message(&executor_dir.join("executor.info"))?;
                 let kind = read_text(&run_dir.join("kind"))
@@ -359,10 +381,12 @@ impl Meta {
                     }
                     let task: TaskInfo = read_message(&task_path)?;
                     let (updates, unacknowledged) = read_updates(&task_dir.join("task.updates"));
+                    let pid = read_text(&task_dir.join("task.pid")).and_then(|p| p.parse().ok());
                     tasks.push(RecoveredTask {
                         info: task,
                         updates,
                         unacknowledged,
+                        pid,
                     });
                 }
                 executors.push(RecoveredExecutor {
@@ -371,11 +395,54 @@ impl Meta {
                     run_id,
                     sandbox,
                     pid,
+                    completed,
                     tasks,
                 });
             }
             frameworks.push(RecoveredFramework { info, executors });
         }
         Ok(frameworks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(n: u8) -> TaskStatus {
+        TaskStatus {
+            state: i32::from(n),
+            uuid: Some(Bytes::from(vec![n; 16])),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn update_files_replay_updates_and_acknowledgements() {
+        let dir = std::env::temp_dir().join(format!("agent-ckpt-{}", uuid::Uuid::new_v4()));
+        let path = dir.join("task.updates");
+        append_update(&path, &status(1)).unwrap();
+        append_update(&path, &status(2)).unwrap();
+        append_ack(&path, &[1u8; 16]).unwrap();
+        append_update(&path, &status(3)).unwrap();
+        // A torn record at the end is ignored.
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(b"40\nU\x08").unwrap();
+        let (all, unacknowledged) = read_updates(&path);
+        assert_eq!(all.len(), 3);
+        let states: Vec<i32> = unacknowledged.iter().map(|s| s.state).collect();
+        assert_eq!(states, vec![2, 3]);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn ids_become_single_path_components() {
+        assert_eq!(component("a/b"), "a_b");
+        assert_eq!(component(".."), "_..");
+        assert_eq!(component(""), "_");
+        assert_eq!(component("fw-1"), "fw-1");
     }
 }

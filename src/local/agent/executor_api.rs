@@ -452,6 +452,9 @@ impl Agent {
                 };
                 send_event(&subscriber, &launch_event(&launch));
             }
+            for pending in std::mem::take(&mut executor.pending_events) {
+                send_event(&subscriber, &pending);
+            }
             if executor.subscriber.is_some() {
                 tracing::info!(
                     executor_id,
@@ -525,5 +528,85 @@ impl Agent {
                 executor.subscriber = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::{ExecutorId, FrameworkId, TaskStatus};
+
+    #[test]
+    fn accept_prefers_json_whenever_it_is_acceptable() {
+        assert_eq!(negotiate(None), Some(Format::Json));
+        assert_eq!(negotiate(Some("*/*")), Some(Format::Json));
+        assert_eq!(negotiate(Some("application/*")), Some(Format::Json));
+        assert_eq!(
+            negotiate(Some("application/x-protobuf, application/json")),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            negotiate(Some("application/x-protobuf")),
+            Some(Format::Protobuf)
+        );
+        assert_eq!(
+            negotiate(Some("application/json;q=0, */*")),
+            Some(Format::Protobuf)
+        );
+        assert_eq!(negotiate(Some("text/plain")), None);
+        assert_eq!(negotiate(Some("application/recordio")), None);
+    }
+
+    fn update_call(status: TaskStatus) -> Call {
+        Call {
+            executor_id: ExecutorId { value: "e".into() },
+            framework_id: FrameworkId { value: "f".into() },
+            r#type: Some(call::Type::Update as i32),
+            update: Some(call::Update { status }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn update_validation_follows_mesos() {
+        let good = TaskStatus {
+            state: TaskState::TaskRunning as i32,
+            source: Some(task_status::Source::Executor as i32),
+            uuid: Some(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes())),
+            ..Default::default()
+        };
+        assert_eq!(validate(&update_call(good.clone())), Ok(call::Type::Update));
+        let missing = TaskStatus {
+            uuid: None,
+            ..good.clone()
+        };
+        assert_eq!(
+            validate(&update_call(missing)),
+            Err("Expecting 'uuid' to be present".to_string())
+        );
+        let version_zero = TaskStatus {
+            uuid: Some(Bytes::from_static(&[0u8; 16])),
+            ..good.clone()
+        };
+        assert_eq!(
+            validate(&update_call(version_zero)),
+            Err("Not a valid UUID".to_string())
+        );
+        let no_type = Call {
+            r#type: None,
+            ..update_call(good.clone())
+        };
+        assert_eq!(
+            validate(&no_type),
+            Err("Expecting 'type' to be present".to_string())
+        );
+        let unknown_number = Call {
+            r#type: Some(99),
+            ..update_call(good)
+        };
+        assert_eq!(
+            validate(&unknown_number),
+            Err("Expecting 'type' to be present".to_string())
+        );
     }
 }

@@ -65,7 +65,12 @@ fn target_name(uri: &Uri) -> Result<PathBuf, String> {
         return Ok(path);
     }
     let without_query = uri.value.split(['?', '#']).next().unwrap_or_default();
-    let name = without_query
+    // The path of a URL (what follows its authority), or the whole local path.
+    let path = match without_query.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("", |slash| &rest[slash..]),
+        None => without_query,
+    };
+    let name = path
         .trim_end_matches('/')
         .rsplit('/')
         .next()
@@ -309,4 +314,60 @@ where
         .send_request(request)
         .await
         .map_err(|e| format!("HTTP request: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(value: &str, output_file: Option<&str>) -> Uri {
+        Uri {
+            value: value.into(),
+            output_file: output_file.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn target_names_come_from_output_file_or_the_last_segment() {
+        assert_eq!(
+            target_name(&uri("http://h/a/b/tool.tgz?x=1#f", None)).unwrap(),
+            PathBuf::from("tool.tgz")
+        );
+        assert_eq!(
+            target_name(&uri("/srv/file.txt", Some("sub/out.txt"))).unwrap(),
+            PathBuf::from("sub/out.txt")
+        );
+        assert!(target_name(&uri("/x", Some("../escape"))).is_err());
+        assert!(target_name(&uri("/x", Some("/abs"))).is_err());
+        assert!(target_name(&uri("http://h/", None)).is_err());
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_current_url() {
+        let base: http::Uri = "http://a:1/x/y".parse().unwrap();
+        assert_eq!(
+            resolve_location(&base, "/z").unwrap().to_string(),
+            "http://a:1/z"
+        );
+        assert_eq!(
+            resolve_location(&base, "//b:2/z").unwrap().to_string(),
+            "http://b:2/z"
+        );
+        assert_eq!(
+            resolve_location(&base, "https://c/z").unwrap().to_string(),
+            "https://c/z"
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(download("ftp://h/file", Path::new("/nonexistent/out")))
+            .unwrap_err();
+        assert_eq!(err, "unsupported URI scheme 'ftp'");
+    }
 }

@@ -102,7 +102,12 @@ async fn probe(
     sandbox: &std::path::Path,
     env: &[(String, String)],
 ) -> Result<(), String> {
-    match check.r#type() {
+    let kind = match check.r#type() {
+        // Checks written before `type` existed name only their command.
+        health_check::Type::Unknown if check.command.is_some() => health_check::Type::Command,
+        kind => kind,
+    };
+    match kind {
         health_check::Type::Command => {
             let command = check
                 .command

@@ -22,6 +22,12 @@
 //! their leftover process groups are killed and their non-terminal tasks are reported TASK_FAILED
 //! with REASON_EXECUTOR_TERMINATED. Unacknowledged status updates of checkpointing frameworks are
 //! resent after recovery.
+//!
+//! Not imitated: containers and isolation (`ContainerInfo` is ignored; processes run as the
+//! agent's user unless the agent runs as root and `CommandInfo.user` exists), secret environment
+//! variables, executor authentication (JWT), unix-socket and HTTPS executor endpoints, and the
+//! 503 `Agent has not finished recovery` answer (recovery completes before the HTTP server
+//! accepts its first connection).
 
 mod checkpoint;
 mod executor_api;
@@ -272,12 +278,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         ),
     };
     let bind_addr = SocketAddr::new(config.ip, port);
-    let listener = tokio::net::TcpListener::bind(bind_addr)
-        .await
-        .map_err(|source| AgentError::Bind {
-            addr: bind_addr,
-            source,
-        })?;
+    let listener = bind(bind_addr, checkpointed.is_some()).await?;
     let endpoint = listener.local_addr().map_err(|source| AgentError::Bind {
         addr: bind_addr,
         source,
@@ -307,6 +308,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         state: Mutex::new(State::default()),
         cancel: CancellationToken::new(),
         tasks: Spawner,
+        server: Mutex::new(None),
     });
     let recovered = if checkpointed.is_some() {
         agent.meta.recover(&id).map_err(AgentError::Checkpoint)?
@@ -314,11 +316,15 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         Vec::new()
     };
     let register = agent.restore(recovered);
-    agent.tasks.spawn(executor_api::serve(
+    let server = tokio::spawn(executor_api::serve(
         Arc::downgrade(&agent),
         listener,
         agent.cancel.clone(),
     ));
+    *agent
+        .server
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(server);
     if agent
         .master
         .send(AgentMessage {
@@ -350,6 +356,25 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         agent,
         detached: false,
     })
+}
+
+/// Binds the HTTP server. A checkpointed port may still be held for a moment by the previous
+/// agent on this work directory, so binding it is retried for up to two seconds.
+async fn bind(addr: SocketAddr, retry: bool) -> Result<tokio::net::TcpListener, AgentError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(source)
+                if retry
+                    && source.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(source) => return Err(AgentError::Bind { addr, source }),
+        }
+    }
 }
 
 /// Reads the master's commands until the agent stops.
@@ -502,6 +527,8 @@ struct Executor {
     /// Has subscribed at least once in this run (or was recovered alive).
     subscribed_once: bool,
     queued: Vec<QueuedLaunch>,
+    /// Events (kills) for an executor that is not subscribed right now, sent after SUBSCRIBED.
+    pending_events: Vec<crate::v1::executor::Event>,
     tasks: HashMap<String, TaskEntry>,
     terminating: bool,
     /// Killed for not subscribing within the registration timeout.
@@ -525,8 +552,33 @@ struct State {
     streams: HashMap<(String, String), UpdateStream>,
     /// Sandboxes of executors that are gone, for [`AgentHandle::executor_sandbox`].
     finished_sandboxes: HashMap<(String, String), PathBuf>,
+    /// Insertion order of `finished_sandboxes`, oldest first (the map is bounded).
+    finished_order: std::collections::VecDeque<(String, String)>,
     next_connection: u64,
     stopped: bool,
+}
+
+/// How many sandboxes of finished executors [`AgentHandle::executor_sandbox`] remembers.
+const REMEMBERED_SANDBOXES: usize = 10_000;
+
+impl State {
+    /// Remembers the sandbox of an executor that is gone, forgetting the oldest beyond
+    /// [`REMEMBERED_SANDBOXES`].
+    fn remember_sandbox(&mut self, framework_id: &str, executor_id: &str, sandbox: &Path) {
+        let key = (framework_id.to_string(), executor_id.to_string());
+        if self
+            .finished_sandboxes
+            .insert(key.clone(), sandbox.to_path_buf())
+            .is_none()
+        {
+            self.finished_order.push_back(key);
+        }
+        while self.finished_order.len() > REMEMBERED_SANDBOXES {
+            if let Some(oldest) = self.finished_order.pop_front() {
+                self.finished_sandboxes.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// The shared core of one agent.
@@ -543,6 +595,8 @@ pub(crate) struct Agent {
     state: Mutex<State>,
     cancel: CancellationToken,
     tasks: Spawner,
+    /// The HTTP accept loop.
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 fn is_terminal(state: TaskState) -> bool {
@@ -567,28 +621,6 @@ fn now_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A Mesos (stout) duration string: the largest unit not above the value, e.g. `5secs`,
-/// `1.5mins`, `250ms`.
-pub(crate) fn format_duration(duration: Duration) -> String {
-    const UNITS: [(u128, &str); 8] = [
-        (604_800_000_000_000, "weeks"),
-        (86_400_000_000_000, "days"),
-        (3_600_000_000_000, "hrs"),
-        (60_000_000_000, "mins"),
-        (1_000_000_000, "secs"),
-        (1_000_000, "ms"),
-        (1_000, "us"),
-        (1, "ns"),
-    ];
-    let nanos = duration.as_nanos();
-    for (unit, name) in UNITS {
-        if nanos >= unit {
-            return format!("{}{}", nanos as f64 / unit as f64, name);
-        }
-    }
-    "0ns".to_string()
-}
-
 /// A `DurationInfo` as a non-negative `Duration`.
 pub(crate) fn duration_of(info: &crate::v1::DurationInfo) -> Duration {
     Duration::from_nanos(u64::try_from(info.nanoseconds).unwrap_or(0))
@@ -604,6 +636,21 @@ pub(crate) fn signal_group(pgid: i32, signal: nix::sys::signal::Signal) {
             tracing::warn!(pgid, ?signal, %err, "could not signal process group");
         }
     }
+}
+
+/// Whether `pid` is a live process started for `executor_id` (its environment names it), so
+/// that a recycled pid is never signalled.
+fn runs_executor(pid: i32, executor_id: &str) -> bool {
+    if !process_alive(pid) {
+        return false;
+    }
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("MESOS_EXECUTOR_ID={executor_id}");
+    environ
+        .split(|b| *b == 0)
+        .any(|entry| entry == wanted.as_bytes())
 }
 
 /// Whether a process exists and is not a zombie.
@@ -744,6 +791,7 @@ impl Agent {
             subscriber: None,
             subscribed_once: false,
             queued: Vec::new(),
+            pending_events: Vec::new(),
             tasks: HashMap::new(),
             terminating: false,
             timed_out: false,
@@ -799,6 +847,7 @@ impl Agent {
         mut task: TaskInfo,
     ) {
         task.agent_id = self.id.clone();
+        let executor = executor.or_else(|| task.executor.clone());
         match executor {
             None => self.run_command_task(framework_info, task),
             Some(info)
@@ -868,10 +917,9 @@ impl Agent {
                 task: task.clone(),
                 checkpoint: executor.checkpoint,
             };
-            let framework = state
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("framework inserted above");
+            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
+                return;
+            };
             if framework.executors.contains_key(&executor_id.value) {
                 drop(state);
                 tracing::warn!(task_id = %task.task_id.value, "task id already in use on this agent");
@@ -910,10 +958,9 @@ impl Agent {
                 return;
             }
             let framework_id = self.upsert_framework(&mut state, &framework_info);
-            let framework = state
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("framework inserted above");
+            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
+                return;
+            };
             let executor_id = info.executor_id.value.clone();
             if !framework.executors.contains_key(&executor_id) {
                 let executor =
@@ -973,10 +1020,9 @@ impl Agent {
                 return;
             }
             let framework_id = self.upsert_framework(&mut state, &framework_info);
-            let framework = state
-                .frameworks
-                .get_mut(&framework_id)
-                .expect("framework inserted above");
+            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
+                return;
+            };
             let executor_id = info.executor_id.value.clone();
             let mut start = None;
             let terminating = framework
@@ -1095,22 +1141,24 @@ impl Agent {
                     }
                     return;
                 }
+                let event = crate::v1::executor::Event {
+                    r#type: Some(exec_event::Type::Kill as i32),
+                    kill: Some(exec_event::Kill {
+                        task_id: task_id.clone(),
+                        kill_policy: policy,
+                    }),
+                    ..Default::default()
+                };
                 match &executor.subscriber {
-                    Some(subscriber) => {
-                        let event = crate::v1::executor::Event {
-                            r#type: Some(exec_event::Type::Kill as i32),
-                            kill: Some(exec_event::Kill {
-                                task_id: task_id.clone(),
-                                kill_policy: policy,
-                            }),
-                            ..Default::default()
-                        };
-                        send_event(subscriber, &event);
+                    Some(subscriber) => send_event(subscriber, &event),
+                    None => {
+                        // A recovered or reconnecting executor gets the kill once it subscribes.
+                        tracing::info!(
+                            task_id = %task_id.value,
+                            "executor not subscribed; the kill waits for its subscription"
+                        );
+                        executor.pending_events.push(event);
                     }
-                    None => tracing::warn!(
-                        task_id = %task_id.value,
-                        "cannot kill: the task's executor is not subscribed"
-                    ),
                 }
             }
             ExecutorKind::Command | ExecutorKind::Default => {
@@ -1340,10 +1388,7 @@ impl Agent {
             }
             if executor.tasks.is_empty() {
                 if let Some(executor) = framework.executors.remove(executor_id) {
-                    state.finished_sandboxes.insert(
-                        (framework_id.to_string(), executor_id.to_string()),
-                        executor.sandbox.clone(),
-                    );
+                    state.remember_sandbox(framework_id, executor_id, &executor.sandbox);
                     if executor.kind == ExecutorKind::Default {
                         exited = Some(executor.info.resources.clone());
                     }
@@ -1473,10 +1518,7 @@ impl Agent {
                 return;
             };
             let terminating = executor.terminating || framework.removing;
-            state.finished_sandboxes.insert(
-                (framework_id.to_string(), executor_id.to_string()),
-                executor.sandbox.clone(),
-            );
+            state.remember_sandbox(framework_id, executor_id, &executor.sandbox);
             (executor, terminating)
         };
         tracing::info!(executor_id, wait_status, "executor terminated");
@@ -1539,22 +1581,28 @@ impl Agent {
             let mut any = false;
             for recovered_executor in framework.executors {
                 let kind = recovered_executor.kind;
+                // A checkpointed pid counts only while it still names one of our processes.
+                let owned_pid = recovered_executor
+                    .pid
+                    .filter(|pid| runs_executor(*pid, &recovered_executor.info.executor_id.value));
                 let mut executor = Executor {
                     info: recovered_executor.info.clone(),
                     kind,
                     run_id: recovered_executor.run_id.clone(),
                     sandbox: recovered_executor.sandbox.clone(),
                     checkpoint: true,
-                    pgid: recovered_executor.pid,
+                    pgid: owned_pid,
                     subscriber: None,
                     subscribed_once: false,
                     queued: Vec::new(),
+                    pending_events: Vec::new(),
                     tasks: HashMap::new(),
                     terminating: false,
                     timed_out: false,
                     groups: 1,
                 };
                 let mut live_tasks = 0;
+                let completed = recovered_executor.completed;
                 for task in recovered_executor.tasks {
                     let task_id = task.info.task_id.value.clone();
                     let latest = task.updates.last().cloned();
@@ -1584,7 +1632,7 @@ impl Agent {
                     if !stream.queue.is_empty() {
                         state.streams.insert(stream_key, stream);
                     }
-                    if is_terminal(state_now) {
+                    if completed || is_terminal(state_now) {
                         continue;
                     }
                     live_tasks += 1;
@@ -1615,11 +1663,17 @@ impl Agent {
                     });
                     let mut task_entry = Self::new_task_entry(task.info, 0);
                     task_entry.state = state_now;
+                    task_entry.pgid = task
+                        .pid
+                        .filter(|pid| runs_executor(*pid, &executor.info.executor_id.value));
                     executor.tasks.insert(task_id, task_entry);
                 }
-                let alive = recovered_executor.pid.is_some_and(process_alive);
+                if completed {
+                    continue;
+                }
+                let alive = owned_pid.is_some();
                 if live_tasks == 0 && !(kind == ExecutorKind::Custom && alive) {
-                    if let Some(pid) = recovered_executor.pid {
+                    if let Some(pid) = owned_pid {
                         if kind != ExecutorKind::Custom {
                             signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                         }
@@ -1638,7 +1692,7 @@ impl Agent {
                 }
                 let executor_id = executor.info.executor_id.value.clone();
                 let run_id = executor.run_id.clone();
-                restored.pending.push(match (kind, recovered_executor.pid) {
+                restored.pending.push(match (kind, owned_pid) {
                     (ExecutorKind::Custom, Some(pid)) if alive => {
                         RecoveryAction::AwaitReregistration {
                             framework_id: framework_id.clone(),
@@ -1779,7 +1833,12 @@ impl Agent {
                 .map(|e| {
                     e.tasks
                         .values()
-                        .map(|t| (t.info.task_id.clone(), Some(e.info.executor_id.clone())))
+                        .map(|t| {
+                            if let Some(pgid) = t.pgid {
+                                signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                            }
+                            (t.info.task_id.clone(), Some(e.info.executor_id.clone()))
+                        })
                         .collect()
                 })
                 .unwrap_or_default()
@@ -1868,9 +1927,21 @@ impl Agent {
             }
         }
         self.cancel.cancel();
+        let server = self
+            .server
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(server) = server {
+            // The listener is closed once the accept loop has returned.
+            let _ = server.await;
+        }
         if kill_processes && self.temporary {
+            // Removing many sandboxes can take a while; nobody needs to wait for it.
             let dir = self.work_dir.clone();
-            let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+            let _ = std::thread::Builder::new()
+                .name("agent-cleanup".to_string())
+                .spawn(move || std::fs::remove_dir_all(dir));
         }
         tracing::info!(agent_id = %self.id.value, "agent stopped");
     }

@@ -72,7 +72,7 @@ impl Agent {
             ),
             (
                 "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".to_string(),
-                super::format_duration(grace),
+                crate::duration::format_duration(grace),
             ),
             ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "0".to_string()),
             ("MESOS_SLAVE_ID".to_string(), self.id.value.clone()),
@@ -84,11 +84,11 @@ impl Agent {
         if checkpoint {
             env.push((
                 "MESOS_RECOVERY_TIMEOUT".to_string(),
-                super::format_duration(self.config.recovery_timeout),
+                crate::duration::format_duration(self.config.recovery_timeout),
             ));
             env.push((
                 "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_string(),
-                super::format_duration(self.config.executor_reregistration_timeout),
+                crate::duration::format_duration(self.config.executor_reregistration_timeout),
             ));
         }
         env
@@ -293,11 +293,12 @@ pub(crate) async fn run_task_command(
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
     agent.set_task_pgid(&framework_id, &executor_id.value, &task_id.value, pid);
     if run.checkpoint {
-        agent.meta.write_pid(
+        agent.meta.write_task_pid(
             &agent.id,
             &framework_id,
             &executor_id.value,
             &run.run_id,
+            &task_id.value,
             pid,
         );
     }

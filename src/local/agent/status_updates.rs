@@ -74,8 +74,23 @@ impl Agent {
             }
             let task_state = TaskState::try_from(status.state).unwrap_or(TaskState::TaskStaging);
             let mut path = checkpoint_path;
+            let executor_hint = status
+                .executor_id
+                .as_ref()
+                .map_or(task_id.as_str(), |e| e.value.as_str());
             if let Some(framework) = state.frameworks.get_mut(framework_id) {
-                for executor in framework.executors.values_mut() {
+                // The executor named in the update (or, for command tasks, the task's own id)
+                // first; a scan only for updates that name neither.
+                let hinted = framework
+                    .executors
+                    .get(executor_hint)
+                    .is_some_and(|e| e.tasks.contains_key(&task_id));
+                let candidates: Box<dyn Iterator<Item = &mut super::Executor>> = if hinted {
+                    Box::new(framework.executors.get_mut(executor_hint).into_iter())
+                } else {
+                    Box::new(framework.executors.values_mut())
+                };
+                for executor in candidates {
                     if let Some(task) = executor.tasks.get_mut(&task_id) {
                         task.state = task_state;
                         if path.is_none() && executor.checkpoint {
