@@ -9,8 +9,6 @@
 
 pub mod agent;
 pub mod cluster;
-// `ToAgent::RunTask` is much larger than the other messages; they travel rarely enough.
-#[allow(clippy::large_enum_variant)]
 pub mod link;
 pub mod master;
 pub mod resources;

@@ -147,7 +147,7 @@ fn decode_body<M: prost::Message + prost::Name + Default>(
         )));
     };
     match Format::from_content_type(content_type.to_str().unwrap_or("")) {
-        Some(Format::Protobuf) => Format::Protobuf.decode::<M>(body).map_err(|_| {
+        Some(Format::Protobuf) => Format::Protobuf.decode_checked::<M>(body).map_err(|_| {
             Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!("Failed to parse body into {name} protobuf"),
