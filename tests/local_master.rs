@@ -108,6 +108,10 @@ async fn request_errors_match_mesos() {
     let r = post_scheduler(addr, "application/x-protobuf", None, b"\xff\xff\xff").await;
     assert_eq!(r.status, 400);
     assert_eq!(r.text(), "Failed to parse body into Call protobuf");
+    // type SUBSCRIBE with an empty `subscribe`: the required framework_info is missing.
+    let r = post_scheduler(addr, "application/x-protobuf", None, b"\x10\x01\x1a\x00").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text(), "Failed to parse body into Call protobuf");
 
     let subscribe =
         json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info("f")}})

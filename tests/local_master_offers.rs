@@ -898,3 +898,54 @@ async fn completed_task_history_is_capped() {
     assert_eq!(completed, ["t3", "t4"]);
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn roles_suppressed_at_subscription_get_no_offers() {
+    let master = start_master(|_| {}).await;
+    let _agent = LinkAgent::register(&master, "a1", "cpus:1;mem:256;cpus(web):1;mem(web):64", "");
+    let body = json!({"type": "SUBSCRIBE", "subscribe": {
+        "framework_info": {"user": "u", "name": "n", "roles": ["web", "db"],
+                           "capabilities": [{"type": "MULTI_ROLE"}]},
+        "suppressed_roles": ["db"]}});
+    let mut stream = open_stream(
+        master.addr(),
+        "/api/v1/scheduler",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .await;
+    let subscribed = stream.next_json().await;
+    let id = subscribed["subscribed"]["framework_id"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let offer = first_offer(&mut stream).await;
+    assert_eq!(offer["allocation_info"]["role"], "web");
+    // Everything went to "web"; decline it for long and nothing comes for "db".
+    call(
+        master.addr(),
+        &stream.stream_id(),
+        json!({"type": "DECLINE", "framework_id": {"value": id},
+               "decline": {"offer_ids": [offer["id"]], "filters": {"refuse_seconds": 60}}}),
+    )
+    .await;
+    stream.expect_quiet(Duration::from_millis(300)).await;
+    // Reviving "db" lets the unreserved resources go to it.
+    call(
+        master.addr(),
+        &stream.stream_id(),
+        json!({"type": "REVIVE", "framework_id": {"value": id}, "revive": {"roles": ["db"]}}),
+    )
+    .await;
+    let mut roles = std::collections::HashSet::new();
+    while !roles.contains("db") {
+        let offer = first_offer(&mut stream).await;
+        roles.insert(
+            offer["allocation_info"]["role"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    master.shutdown().await;
+}

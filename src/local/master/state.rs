@@ -93,7 +93,8 @@ pub(crate) struct Framework {
     pub reregistered_time: Option<f64>,
     pub unregistered_time: Option<f64>,
     pub suppressed_roles: HashSet<String>,
-    filters: HashMap<String, Vec<RefuseFilter>>,
+    /// Refuse filters by (agent id, role).
+    filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
     pub tasks: HashMap<String, Task>,
     pub completed_tasks: VecDeque<Task>,
@@ -144,8 +145,15 @@ impl Framework {
         }
     }
 
-    fn is_filtered(&mut self, agent_id: &str, offered: &Resources, now: Instant) -> bool {
-        let Some(filters) = self.filters.get_mut(agent_id) else {
+    fn is_filtered(
+        &mut self,
+        agent_id: &str,
+        role: &str,
+        offered: &Resources,
+        now: Instant,
+    ) -> bool {
+        let key = (agent_id.to_string(), role.to_string());
+        let Some(filters) = self.filters.get_mut(&key) else {
             return false;
         };
         filters.retain(|f| f.until > now);
@@ -214,6 +222,8 @@ impl Agent {
 struct OfferEntry {
     framework_id: String,
     agent_id: String,
+    /// The role the offer was made for.
+    role: String,
     /// Normalized resources (no allocation info).
     resources: Vec<Resource>,
 }
@@ -610,7 +620,13 @@ impl State {
                             framework.suppressed_roles.remove(role);
                         }
                     }
-                    framework.filters.clear();
+                    if roles.is_empty() {
+                        framework.filters.clear();
+                    } else {
+                        framework
+                            .filters
+                            .retain(|(_, role), _| !roles.contains(role));
+                    }
                 }
                 self.allocate(shared);
             }
@@ -762,15 +778,17 @@ impl State {
             return;
         }
         let agent_id = entry.agent_id.clone();
+        let role = entry.role.clone();
         let resources = entry.resources.clone();
         self.remove_offer(offer_id);
-        self.add_filter(framework_id, &agent_id, &resources, refuse_seconds);
+        self.add_filter(framework_id, &agent_id, &role, &resources, refuse_seconds);
     }
 
     fn add_filter(
         &mut self,
         framework_id: &str,
         agent_id: &str,
+        role: &str,
         resources: &[Resource],
         refuse_seconds: f64,
     ) {
@@ -782,7 +800,7 @@ impl State {
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework
                 .filters
-                .entry(agent_id.to_string())
+                .entry((agent_id.to_string(), role.to_string()))
                 .or_default()
                 .push(RefuseFilter {
                     resources: Resources::from_slice(resources),
@@ -889,9 +907,11 @@ impl State {
             return;
         };
         let mut offered = Resources::new();
+        let mut role = String::from("*");
         for offer_id in &accept.offer_ids {
             if let Some(entry) = self.remove_offer(&offer_id.value) {
                 offered.add_all(&entry.resources);
+                role = entry.role;
             }
         }
         let mut remaining = offered;
@@ -900,7 +920,7 @@ impl State {
         }
         let refuse = accept.filters.as_ref().map_or(5.0, |f| f.refuse_seconds());
         let unused = remaining.into_vec();
-        self.add_filter(framework_id, &agent_id, &unused, refuse);
+        self.add_filter(framework_id, &agent_id, &role, &unused, refuse);
     }
 
     fn apply_operation(
@@ -1837,7 +1857,7 @@ impl State {
                     let share = available.filter(|r| {
                         resources::allocatable_to(r, &role) && (gpu || r.name != "gpus")
                     });
-                    if !allocatable(&share) || framework.is_filtered(agent_id, &share, now) {
+                    if !allocatable(&share) || framework.is_filtered(agent_id, &role, &share, now) {
                         continue;
                     }
                     available.subtract_all(share.as_slice());
@@ -1880,6 +1900,7 @@ impl State {
                         OfferEntry {
                             framework_id: framework_id.clone(),
                             agent_id: agent_id.clone(),
+                            role: role.clone(),
                             resources: share.into_vec(),
                         },
                     );
