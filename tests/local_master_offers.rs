@@ -949,3 +949,26 @@ async fn roles_suppressed_at_subscription_get_no_offers() {
     }
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn each_role_of_a_multi_role_framework_gets_a_turn() {
+    let master = start_master(|_| {}).await;
+    let _a1 = LinkAgent::register(&master, "a1", "cpus:1;mem:256", "");
+    let info = json!({"user": "u", "name": "roles", "roles": ["a", "b"],
+                      "capabilities": [{"type": "MULTI_ROLE"}]});
+    let (mut stream, _) = subscribe(master.addr(), info).await;
+    let first = first_offer(&mut stream).await;
+    let first_role = first["allocation_info"]["role"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let _a2 = LinkAgent::register(&master, "a2", "cpus:1;mem:256", "");
+    let second = first_offer(&mut stream).await;
+    assert_eq!(second["agent_id"]["value"], "a2");
+    assert_ne!(
+        second["allocation_info"]["role"].as_str().unwrap(),
+        first_role,
+        "the role without an outstanding offer goes first"
+    );
+    master.shutdown().await;
+}

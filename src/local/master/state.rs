@@ -1850,7 +1850,18 @@ impl State {
                 };
                 let gpu = framework.has_capability(FrameworkCapability::GpuResources);
                 let multi_role = framework.has_capability(FrameworkCapability::MultiRole);
-                for role in framework.roles() {
+                // Roles holding fewer outstanding offers go first, so every role gets a turn.
+                let mut roles = framework.roles();
+                if roles.len() > 1 {
+                    let mut held: HashMap<&str, usize> = HashMap::new();
+                    for offer_id in &framework.offers {
+                        if let Some(entry) = self.offers.get(offer_id) {
+                            *held.entry(entry.role.as_str()).or_default() += 1;
+                        }
+                    }
+                    roles.sort_by_key(|r| held.get(r.as_str()).copied().unwrap_or(0));
+                }
+                for role in roles {
                     if framework.suppressed_roles.contains(&role) {
                         continue;
                     }
