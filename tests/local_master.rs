@@ -602,6 +602,10 @@ async fn follower_redirects_to_the_leader() {
     assert_eq!(r.header("location"), Some("//host2:5050/api/v1/scheduler"));
     let r = raw(addr, "GET", "/master/redirect", &[], b"").await;
     assert_eq!(r.header("location"), Some("//host2:5050"));
+    master.set_no_leader();
+    let r = post_scheduler(addr, "application/json", None, b"{}").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "No leader elected");
     master.set_leader(None);
     let r = post_scheduler(addr, "application/json", None, b"{}").await;
     assert_eq!(r.status, 400);

@@ -84,6 +84,15 @@ fn redirect_to(leader: &str, uri: &Uri) -> Response {
     response
 }
 
+/// 307 to the leader, or 503 when no leader is elected, as Mesos' `redirect`.
+fn not_leading(shared: &Shared, uri: &Uri) -> Option<Response> {
+    let state = shared.lock();
+    if state.no_leader {
+        return Some(text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"));
+    }
+    state.leader.as_ref().map(|leader| redirect_to(leader, uri))
+}
+
 /// Whether the `Accept` header allows `media` (a missing header allows everything).
 fn accepts(headers: &HeaderMap, media: &str) -> bool {
     let values: Vec<&str> = headers
@@ -253,8 +262,8 @@ async fn scheduler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(leader) = shared.lock().leader.clone() {
-        return redirect_to(&leader, &uri);
+    if let Some(response) = not_leading(&shared, &uri) {
+        return response;
     }
     if method != Method::POST {
         return method_not_allowed("POST", &method);
@@ -351,8 +360,8 @@ async fn operator(
 ) -> Response {
     use crate::v1::master::response as oresponse;
     use crate::v1::master::{Call as OperatorCall, Response as OperatorResponse, call as ocall};
-    if let Some(leader) = shared.lock().leader.clone() {
-        return redirect_to(&leader, &uri);
+    if let Some(response) = not_leading(&shared, &uri) {
+        return response;
     }
     if method != Method::POST {
         return method_not_allowed("POST", &method);

@@ -184,7 +184,14 @@ impl MasterHandle {
     /// with `None`. Existing subscriptions are closed when leadership is lost, as after a real
     /// master failover.
     pub fn set_leader(&self, leader: Option<String>) {
-        self.shared.lock().set_leader(leader);
+        self.shared.lock().set_leader(leader, false);
+    }
+
+    /// Makes this master answer as when no leader is elected: 503 `No leader elected` on the
+    /// scheduler and operator APIs, and every subscription closed. [`MasterHandle::set_leader`]
+    /// ends that state.
+    pub fn set_no_leader(&self) {
+        self.shared.lock().set_leader(None, true);
     }
 
     /// Stops the HTTP server, closes every stream and tells the agents to stop.

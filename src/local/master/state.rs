@@ -256,6 +256,8 @@ pub(crate) enum CallOutcome {
 pub(crate) struct State {
     pub master_info: MasterInfo,
     pub leader: Option<String>,
+    /// No leader is elected at all: calls get 503.
+    pub no_leader: bool,
     pub start_time: f64,
     pub frameworks: HashMap<String, Framework>,
     pub completed_frameworks: VecDeque<CompletedFramework>,
@@ -306,6 +308,7 @@ impl State {
         Self {
             master_info,
             leader: config.leader.clone(),
+            no_leader: false,
             start_time: now_secs(),
             frameworks: HashMap::new(),
             completed_frameworks: VecDeque::new(),
@@ -331,8 +334,9 @@ impl State {
         )
     }
 
-    pub fn set_leader(&mut self, leader: Option<String>) {
-        if leader.is_some() {
+    pub fn set_leader(&mut self, leader: Option<String>, no_leader: bool) {
+        self.no_leader = no_leader;
+        if leader.is_some() || no_leader {
             // Losing leadership: every subscription breaks, like a master failover.
             for framework in self.frameworks.values_mut() {
                 framework.subscription = None;
@@ -1808,7 +1812,7 @@ impl State {
     /// Offers every agent's available resources to connected frameworks, round robin, one
     /// offer per agent and role, honouring suppression and refuse filters.
     pub fn allocate(&mut self, shared: &Arc<Shared>) {
-        if self.stopped || self.leader.is_some() {
+        if self.stopped || self.leader.is_some() || self.no_leader {
             return;
         }
         let mut candidates: Vec<String> = self
