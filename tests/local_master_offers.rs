@@ -673,6 +673,33 @@ async fn launch_group_and_executor_events() {
     assert!((scalars(&offer["resources"])["cpus"] - 1.5).abs() < 1e-9);
     assert_eq!(offer["executor_ids"][0]["value"], "ex1");
 
+    // The operator API sees the executor and the framework's allocation.
+    let operator = |body: Value| {
+        let addr = master.addr();
+        async move {
+            raw(
+                addr,
+                "POST",
+                "/api/v1",
+                &[("Content-Type", "application/json")],
+                body.to_string().as_bytes(),
+            )
+            .await
+            .json()
+        }
+    };
+    let executors = operator(json!({"type": "GET_EXECUTORS"})).await;
+    assert_eq!(
+        executors["get_executors"]["executors"][0]["executor_info"]["executor_id"]["value"],
+        "ex1"
+    );
+    let frameworks = operator(json!({"type": "GET_FRAMEWORKS"})).await;
+    let allocated = &frameworks["get_frameworks"]["frameworks"][0]["allocated_resources"];
+    assert!(
+        (scalars(allocated)["cpus"] - 0.5).abs() < 1e-9,
+        "{allocated}"
+    );
+
     // MESSAGE both ways.
     call(
         master.addr(),

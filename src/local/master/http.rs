@@ -429,6 +429,10 @@ async fn operator(
                 response.r#type = Some(oresponse::Type::GetAgents as i32);
                 response.get_agents = Some(state.get_agents());
             }
+            ocall::Type::GetExecutors => {
+                response.r#type = Some(oresponse::Type::GetExecutors as i32);
+                response.get_executors = Some(state.get_executors());
+            }
             ocall::Type::GetTasks => {
                 response.r#type = Some(oresponse::Type::GetTasks as i32);
                 response.get_tasks = Some(state.get_tasks());

@@ -2008,7 +2008,23 @@ impl State {
             frameworks: frameworks
                 .into_iter()
                 .filter(|f| !f.recovered)
-                .map(operator_framework)
+                .map(|f| {
+                    let mut out = operator_framework(f);
+                    let mut offered = Resources::new();
+                    for (_, _, resources) in self.offered_to(&f.id) {
+                        offered.add_all(&resources);
+                    }
+                    let mut allocated = Resources::new();
+                    for task in f.tasks.values().filter(|t| !is_terminal(t.state)) {
+                        allocated.add_all(&task.resources);
+                    }
+                    for executor in f.executors.values() {
+                        allocated.add_all(&executor.resources);
+                    }
+                    out.offered_resources = offered.into_vec();
+                    out.allocated_resources = allocated.into_vec();
+                    out
+                })
                 .collect(),
             completed_frameworks: self
                 .completed_frameworks
@@ -2029,6 +2045,33 @@ impl State {
                 .filter(|f| f.recovered)
                 .map(|f| f.info.clone())
                 .collect(),
+        }
+    }
+
+    pub fn get_executors(&self) -> v1::master::response::GetExecutors {
+        let mut executors: Vec<v1::master::response::get_executors::Executor> = self
+            .frameworks
+            .values()
+            .flat_map(|f| {
+                f.executors.iter().map(|((agent_id, _), executor)| {
+                    v1::master::response::get_executors::Executor {
+                        executor_info: executor.clone(),
+                        agent_id: AgentId {
+                            value: agent_id.clone(),
+                        },
+                    }
+                })
+            })
+            .collect();
+        executors.sort_by(|a, b| {
+            a.executor_info
+                .executor_id
+                .value
+                .cmp(&b.executor_info.executor_id.value)
+        });
+        v1::master::response::GetExecutors {
+            executors,
+            orphan_executors: Vec::new(),
         }
     }
 
@@ -2070,7 +2113,7 @@ impl State {
     pub fn get_state(&self) -> v1::master::response::GetState {
         v1::master::response::GetState {
             get_tasks: Some(self.get_tasks()),
-            get_executors: Some(v1::master::response::GetExecutors::default()),
+            get_executors: Some(self.get_executors()),
             get_frameworks: Some(self.get_frameworks()),
             get_agents: Some(self.get_agents()),
         }
