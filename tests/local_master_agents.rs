@@ -140,3 +140,26 @@ async fn agent_that_goes_away_is_removed() {
     assert!(state["slaves"].as_array().unwrap().is_empty());
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn tasks_on_a_disconnected_agent_reconcile_as_unreachable() {
+    let master = start_master(|c| c.agent_removal_timeout = Duration::from_secs(60)).await;
+    let addr = master.addr();
+    let agent = LinkAgent::register(&master, "a1", "cpus:1;mem:256", "");
+    let info = json!({"user": "u", "name": "pa", "capabilities": [{"type": "PARTITION_AWARE"}]});
+    let (mut stream, id) = subscribe(addr, info).await;
+    let _ = stream.next_of("OFFERS").await;
+    drop(agent);
+    // The offer of the gone agent is rescinded once the master notices.
+    let _ = stream.next_of("RESCIND").await;
+    call(
+        addr,
+        &stream.stream_id(),
+        json!({"type": "RECONCILE", "framework_id": {"value": id},
+               "reconcile": {"tasks": [{"task_id": {"value": "x"}, "agent_id": {"value": "a1"}}]}}),
+    )
+    .await;
+    let update = stream.next_of("UPDATE").await;
+    assert_eq!(update["update"]["status"]["state"], "TASK_UNREACHABLE");
+    master.shutdown().await;
+}

@@ -1372,23 +1372,31 @@ impl State {
                 match framework.tasks.get(&wanted.task_id.value) {
                     Some(task) => statuses.push(reconcile_status(task)),
                     None => {
-                        let agent_known = wanted
+                        let agent = wanted
                             .agent_id
                             .as_ref()
-                            .is_some_and(|a| self.agents.contains_key(&a.value));
-                        let (state, message) = match (partition_aware, agent_known) {
-                            (true, true) => (
+                            .and_then(|a| self.agents.get(&a.value));
+                        let unreachable = agent.is_some_and(|a| a.disconnected_since.is_some());
+                        let (state, message) = match (partition_aware, agent, unreachable) {
+                            (true, Some(_), true) => (
+                                TaskState::TaskUnreachable,
+                                "Reconciliation: Task is unreachable",
+                            ),
+                            (false, Some(_), true) => {
+                                (TaskState::TaskLost, "Reconciliation: Task is unreachable")
+                            }
+                            (true, Some(_), false) => (
                                 TaskState::TaskGone,
                                 "Reconciliation: Task is unknown to the agent",
                             ),
-                            (true, false) => {
-                                (TaskState::TaskUnknown, "Reconciliation: Task is unknown")
-                            }
-                            (false, true) => (
+                            (false, Some(_), false) => (
                                 TaskState::TaskLost,
                                 "Reconciliation: Task is unknown to the agent",
                             ),
-                            (false, false) => {
+                            (true, None, _) => {
+                                (TaskState::TaskUnknown, "Reconciliation: Task is unknown")
+                            }
+                            (false, None, _) => {
                                 (TaskState::TaskLost, "Reconciliation: Task is unknown")
                             }
                         };
