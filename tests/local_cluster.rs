@@ -354,3 +354,24 @@ async fn many_true_tasks_end_to_end() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn agents_can_be_added_while_running() {
+    let mut cluster = cluster(1).await;
+    let addr = addr_of(&cluster);
+    let (mut stream, _) = subscribe(addr, framework_info("grow")).await;
+    offers_from(&mut stream, 1).await;
+    let index = cluster.add_agent().await.unwrap();
+    assert_eq!(index, 1);
+    let added = cluster.agents()[1].id().value.clone();
+    let offer = stream.next_of("OFFERS").await;
+    assert_eq!(
+        offer["offers"]["offers"][0]["agent_id"]["value"],
+        added.as_str()
+    );
+    assert!(matches!(
+        cluster.restart_agent(7).await,
+        Err(LocalError::NoSuchAgent(7))
+    ));
+    cluster.shutdown().await;
+}

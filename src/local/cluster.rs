@@ -181,27 +181,29 @@ impl LocalClusterBuilder {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             ip => ip,
         };
+        let template = AgentConfig {
+            id: None,
+            hostname: self.agent_hostname.clone(),
+            ip,
+            port: 0,
+            resources: resources.clone(),
+            attributes: attributes.clone(),
+            work_dir: None,
+            status_update_retry_min: self.status_update_retry_min,
+            status_update_retry_max: self.status_update_retry_max,
+            executor_registration_timeout: self.executor_registration_timeout,
+            executor_shutdown_grace_period: self.executor_shutdown_grace_period,
+            executor_reregistration_timeout: self.executor_reregistration_timeout,
+            recovery_timeout: self.recovery_timeout,
+        };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);
         for index in 0..self.agents {
-            let config = AgentConfig {
-                id: None,
-                hostname: self.agent_hostname.clone(),
-                ip,
-                port: 0,
-                resources: resources.clone(),
-                attributes: attributes.clone(),
-                work_dir: self
-                    .work_dir
-                    .as_ref()
-                    .map(|dir| dir.join("agents").join(index.to_string())),
-                status_update_retry_min: self.status_update_retry_min,
-                status_update_retry_max: self.status_update_retry_max,
-                executor_registration_timeout: self.executor_registration_timeout,
-                executor_shutdown_grace_period: self.executor_shutdown_grace_period,
-                executor_reregistration_timeout: self.executor_reregistration_timeout,
-                recovery_timeout: self.recovery_timeout,
-            };
+            let mut config = template.clone();
+            config.work_dir = self
+                .work_dir
+                .as_ref()
+                .map(|dir| dir.join("agents").join(index.to_string()));
             configs.push(config.clone());
             match agent::start(config, master.link()).await {
                 Ok(handle) => agents.push(handle),
@@ -237,6 +239,8 @@ impl LocalClusterBuilder {
             master,
             agents,
             configs,
+            template,
+            work_dir: self.work_dir.clone(),
             restart_bind_wait: self.registration_wait,
         })
     }
@@ -248,6 +252,8 @@ pub struct LocalCluster {
     master: MasterHandle,
     agents: Vec<AgentHandle>,
     configs: Vec<AgentConfig>,
+    template: AgentConfig,
+    work_dir: Option<PathBuf>,
     restart_bind_wait: Duration,
 }
 
@@ -270,6 +276,24 @@ impl LocalCluster {
     /// The agents, in start order.
     pub fn agents(&self) -> &[AgentHandle] {
         &self.agents
+    }
+
+    /// Starts one more agent with the builder's agent settings (its work directory, if any, is
+    /// `work_dir/agents/<n>` for the next free `n`) and returns its index in
+    /// [`LocalCluster::agents`]. The agent registers with the master asynchronously.
+    pub async fn add_agent(&mut self) -> Result<usize, LocalError> {
+        let index = self.configs.len();
+        let mut config = self.template.clone();
+        config.work_dir = self
+            .work_dir
+            .as_ref()
+            .map(|dir| dir.join("agents").join(index.to_string()));
+        let handle = agent::start(config.clone(), self.master.link())
+            .await
+            .map_err(|source| LocalError::Agent { index, source })?;
+        self.configs.push(config);
+        self.agents.push(handle);
+        Ok(self.agents.len() - 1)
     }
 
     /// Restarts agent `index` as after a crash of the agent process: its executors keep
