@@ -313,11 +313,16 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
     );
     files.insert("/data.bin".to_string(), b"renamed".to_vec());
     files.insert("/cached.txt".to_string(), b"cached".to_vec());
+    files.insert(
+        "/moved.txt".to_string(),
+        b"REDIRECT /real/moved.txt".to_vec(),
+    );
+    files.insert("/real/moved.txt".to_string(), b"moved".to_vec());
     let server = FileServer::start(files).await;
     let (agent, mut master) = start(config(None)).await;
     let command = CommandInfo {
         value: Some(
-            "./tool.sh && cat bundle/inside.txt zipped.txt renamed.dat cached.txt local.txt copy/local.txt".into(),
+            "./tool.sh && cat bundle/inside.txt zipped.txt renamed.dat cached.txt local.txt copy/local.txt moved.txt".into(),
         ),
         uris: vec![
             Uri {
@@ -334,6 +339,7 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
                 cache: Some(true),
                 ..uri(&server.url("/cached.txt"))
             },
+            uri(&server.url("/moved.txt")),
             uri(local_file.to_str().unwrap()),
             Uri {
                 output_file: Some("copy/local.txt".into()),
@@ -364,7 +370,7 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
     let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
     assert_eq!(
         stdout,
-        "tool-ran\ntarredzippedrenamedcachedfrom diskfrom disk",
+        "tool-ran\ntarredzippedrenamedcachedfrom diskfrom diskmoved",
         "stderr: {}",
         std::fs::read_to_string(sandbox.join("stderr")).unwrap()
     );
@@ -561,4 +567,29 @@ async fn throughput_of_true_tasks() {
     let stopping = Instant::now();
     agent.shutdown().await;
     println!("shutdown took {:?}", stopping.elapsed());
+}
+
+#[tokio::test]
+async fn frameworks_with_task_killing_state_see_task_killing() {
+    use mesos_sdk::v1::framework_info::{Capability, capability};
+    let (agent, mut master) = start(config(None)).await;
+    let mut info = framework(false);
+    info.capabilities = vec![Capability {
+        r#type: Some(capability::Type::TaskKillingState as i32),
+    }];
+    master.run_task(info, None, task("t-killing", Some(shell("sleep 30"))));
+    loop {
+        let status = master.next_update().await;
+        master.ack(&status);
+        if state_of(&status) == TaskState::TaskRunning {
+            break;
+        }
+    }
+    master.kill("t-killing", None);
+    let updates = master.updates_until_terminal("t-killing").await;
+    assert_eq!(
+        states(&updates),
+        vec![TaskState::TaskKilling, TaskState::TaskKilled]
+    );
+    agent.shutdown().await;
 }

@@ -432,7 +432,7 @@ fn read_env(path: &std::path::Path) -> std::collections::HashMap<String, String>
 async fn executors_that_never_subscribe_are_killed_and_see_the_mesos_environment() {
     let work_dir = tempfile::tempdir().unwrap();
     let mut config = config(Some(work_dir.path().to_path_buf()));
-    config.executor_registration_timeout = Duration::from_millis(500);
+    config.executor_registration_timeout = Duration::from_millis(2000);
     let (agent, mut master) = start(config).await;
     let mut command = shell("env > env.txt; exec sleep 30");
     command.environment = Some(mesos_sdk::v1::Environment {
@@ -442,13 +442,16 @@ async fn executors_that_never_subscribe_are_killed_and_see_the_mesos_environment
             ..Default::default()
         }],
     });
-    for (checkpoint, executor) in [(false, "ex-plain"), (true, "ex-checkpoint")] {
-        let task_id = format!("t-{executor}");
+    let executors = [(false, "ex-plain"), (true, "ex-checkpoint")];
+    for (checkpoint, executor) in executors {
         master.run_task(
             framework(checkpoint),
             Some(custom_executor(executor, command.clone())),
-            task(&task_id, None),
+            task(&format!("t-{executor}"), None),
         );
+    }
+    for (checkpoint, executor) in executors {
+        let task_id = format!("t-{executor}");
         let updates = master.updates_until_terminal(&task_id).await;
         let last = updates.last().unwrap();
         assert_eq!(state_of(last), TaskState::TaskFailed);
@@ -555,5 +558,40 @@ async fn executor_exits_and_launch_failures_end_their_tasks() {
         })
         .await;
     assert_eq!(exited, "ex-unfetchable");
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn tasks_killed_before_the_executor_subscribes_never_reach_it() {
+    let (agent, mut master) = agent_with_silent_executor().await;
+    master.kill("t-1", None);
+    let updates = master.updates_until_terminal("t-1").await;
+    assert_eq!(states(&updates), vec![TaskState::TaskKilled]);
+    assert_eq!(
+        updates[0].reason(),
+        task_status::Reason::TaskKilledDuringLaunch
+    );
+
+    // The executor then subscribes and gets no LAUNCH.
+    let mut subscribe = executor_call(call::Type::Subscribe);
+    subscribe.subscribe = Some(call::Subscribe::default());
+    let mut stream = local_agent_support::subscribe(agent.endpoint(), &subscribe).await;
+    assert_eq!(
+        stream.next().await.unwrap().r#type(),
+        event::Type::Subscribed
+    );
+    master.send(ToAgent::FrameworkMessage {
+        framework_id: framework_id(),
+        executor_id: ExecutorId {
+            value: "ex-1".into(),
+        },
+        data: Bytes::from_static(b"next"),
+    });
+    assert_eq!(stream.next().await.unwrap().r#type(), event::Type::Message);
+
+    let (status, headers, body) = raw_http(agent.endpoint(), "GET", "/health", &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), None);
+    assert!(body.is_empty());
     agent.shutdown().await;
 }

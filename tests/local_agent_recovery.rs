@@ -177,7 +177,10 @@ async fn executors_that_do_not_come_back_and_command_tasks_are_reported_after_a_
     // A checkpointed custom executor process that never subscribes, and a command task.
     master.run_task(
         framework(true),
-        Some(custom_executor("silent", shell("exec sleep 30"))),
+        Some(custom_executor(
+            "silent",
+            shell("touch started; exec sleep 30"),
+        )),
         task("r-queued", None),
     );
     master.run_task(
@@ -186,6 +189,18 @@ async fn executors_that_do_not_come_back_and_command_tasks_are_reported_after_a_
         task("r-command", Some(shell("echo $$ > pid; exec sleep 30"))),
     );
     until_running(&mut master, "r-command").await;
+    let silent_sandbox = agent
+        .executor_sandbox(
+            &framework_id(),
+            &ExecutorId {
+                value: "silent".into(),
+            },
+        )
+        .unwrap();
+    eventually("the silent executor to start", || {
+        silent_sandbox.join("started").exists()
+    })
+    .await;
     let command_sandbox = agent
         .executor_sandbox(
             &framework_id(),
@@ -243,7 +258,11 @@ async fn executors_that_do_not_come_back_and_command_tasks_are_reported_after_a_
 async fn unacknowledged_updates_are_resent_after_a_restart() {
     let work_dir = tempfile::tempdir().unwrap();
     let (agent, mut master) = start(config(Some(work_dir.path().to_path_buf()))).await;
-    master.run_task(framework(true), None, task("r-true", Some(shell("true"))));
+    master.run_task(
+        framework(true),
+        None,
+        task("r-true", Some(shell("touch done"))),
+    );
     let starting = master.next_update().await;
     assert_eq!(state_of(&starting), TaskState::TaskStarting);
     master.ack(&starting);
@@ -258,6 +277,7 @@ async fn unacknowledged_updates_are_resent_after_a_restart() {
             },
         )
         .unwrap();
+    eventually("the task to finish", || sandbox.join("done").exists()).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     agent.crash().await;
     drop(master);
@@ -270,5 +290,88 @@ async fn unacknowledged_updates_are_resent_after_a_restart() {
     assert_eq!(state_of(&finished), TaskState::TaskFinished);
     master.ack(&finished);
     assert!(sandbox.exists());
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn queued_tasks_reach_an_executor_that_subscribes_after_a_restart() {
+    use mesos_sdk::v1::executor::{Call, call, event};
+    let work_dir = tempfile::tempdir().unwrap();
+    let (agent, master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    master.run_task(
+        framework(true),
+        Some(custom_executor(
+            "late",
+            shell("touch started; exec sleep 30"),
+        )),
+        task("r-waiting", None),
+    );
+    let sandbox = loop {
+        if let Some(sandbox) = agent.executor_sandbox(
+            &framework_id(),
+            &ExecutorId {
+                value: "late".into(),
+            },
+        ) {
+            break sandbox;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eventually("the executor to start", || sandbox.join("started").exists()).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    agent.crash().await;
+    drop(master);
+
+    let (agent, mut master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    // The test subscribes on behalf of the recovered executor process.
+    let subscribe_call = Call {
+        executor_id: ExecutorId {
+            value: "late".into(),
+        },
+        framework_id: framework_id(),
+        r#type: Some(call::Type::Subscribe as i32),
+        subscribe: Some(call::Subscribe::default()),
+        ..Default::default()
+    };
+    let mut stream = subscribe(agent.endpoint(), &subscribe_call).await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(
+        stream.next().await.unwrap().r#type(),
+        event::Type::Subscribed
+    );
+    let launch = stream.next().await.unwrap();
+    assert_eq!(launch.r#type(), event::Type::Launch);
+    assert_eq!(launch.launch.unwrap().task.task_id.value, "r-waiting");
+    // Past the reregistration timeout the executor is still there: a kill goes to it.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    master.kill("r-waiting", None);
+    assert_eq!(stream.next().await.unwrap().r#type(), event::Type::Kill);
+    master.send(ToAgent::ShutdownExecutor {
+        framework_id: framework_id(),
+        executor_id: ExecutorId {
+            value: "late".into(),
+        },
+    });
+    let (executor_id, _) = exited(&mut master).await;
+    assert_eq!(executor_id, "late");
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_clean_shutdown_makes_the_next_start_fresh() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let (agent, master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    let first = agent.id().clone();
+    master.run_task(
+        framework(true),
+        None,
+        task("r-gone", Some(shell("sleep 30"))),
+    );
+    agent.shutdown().await;
+    drop(master);
+    let (agent, master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    assert_ne!(agent.id(), &first);
+    assert!(master.registration.frameworks.is_empty());
+    assert!(master.registration.tasks.is_empty());
     agent.shutdown().await;
 }

@@ -124,6 +124,8 @@ pub struct TestMaster {
     others: Vec<FromAgent>,
     /// Uuids of updates already returned (resends are skipped).
     seen: HashSet<Bytes>,
+    /// Acknowledged updates collected while waiting for another task, by task id.
+    other_updates: HashMap<String, Vec<TaskStatus>>,
 }
 
 /// Starts an agent and takes its registration.
@@ -160,6 +162,7 @@ pub async fn start(config: AgentConfig) -> (AgentHandle, TestMaster) {
             },
             others: Vec::new(),
             seen: HashSet::new(),
+            other_updates: HashMap::new(),
         },
     )
 }
@@ -233,11 +236,11 @@ impl TestMaster {
     }
 
     /// Acknowledges updates of `task_id` as they come until a terminal one; returns them all.
+    /// Updates of other tasks met on the way are kept for their own call.
     pub async fn updates_until_terminal(&mut self, task_id: &str) -> Vec<TaskStatus> {
-        let mut collected = Vec::new();
-        let mut pending: HashMap<String, Vec<TaskStatus>> = HashMap::new();
-        if let Some(earlier) = pending.remove(task_id) {
-            collected.extend(earlier);
+        let mut collected = self.other_updates.remove(task_id).unwrap_or_default();
+        if collected.last().is_some_and(|s| is_terminal(state_of(s))) {
+            return collected;
         }
         loop {
             let status = self.next_update().await;
@@ -248,6 +251,11 @@ impl TestMaster {
                 if terminal {
                     return collected;
                 }
+            } else {
+                self.other_updates
+                    .entry(status.task_id.value.clone())
+                    .or_default()
+                    .push(status);
             }
         }
     }
@@ -312,6 +320,16 @@ impl FileServer {
                                 let path = request.uri().path().to_string();
                                 *counter.lock().unwrap().entry(path.clone()).or_default() += 1;
                                 let response = match files.get(&path) {
+                                    // A file whose content is `REDIRECT <location>` answers 302.
+                                    Some(data) if data.starts_with(b"REDIRECT ") => {
+                                        let location =
+                                            String::from_utf8_lossy(&data[9..]).to_string();
+                                        http::Response::builder()
+                                            .status(302)
+                                            .header("Location", location)
+                                            .body(Full::new(Bytes::new()))
+                                            .unwrap()
+                                    }
                                     Some(data) => {
                                         http::Response::new(Full::new(Bytes::from(data.clone())))
                                     }

@@ -224,6 +224,17 @@ impl Meta {
         )
     }
 
+    /// Makes the next start on this work directory a fresh agent (after a clean shutdown that
+    /// killed every executor, as Mesos does).
+    pub(super) fn forget_latest(&self) {
+        let latest = self.root.join("slaves").join("latest");
+        if let Err(err) = std::fs::remove_file(&latest) {
+            if err.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%err, "could not forget the checkpointed agent");
+            }
+        }
+    }
+
     pub(super) fn write_framework(
         &self,
         agent: &AgentId,

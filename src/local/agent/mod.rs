@@ -14,7 +14,9 @@
 //!   updates for frameworks with `checkpoint` set).
 //! - `fetcher-cache/`: files fetched with `cache` set, keyed by URI.
 //!
-//! What survives a restart of the agent (same work directory): the agent id and port, and for
+//! What survives a restart of the agent after a crash ([`AgentHandle::crash`], or the process
+//! dying; a clean [`AgentHandle::shutdown`] makes the next start fresh, as in Mesos) on the same
+//! work directory: the agent id and port, and for
 //! checkpointing frameworks their custom executors, which get `executor_reregistration_timeout` to
 //! subscribe again (their non-terminal tasks become TASK_LOST with
 //! REASON_EXECUTOR_REREGISTRATION_TIMEOUT if they do not). Tasks of the built-in command and
@@ -194,7 +196,10 @@ impl AgentHandle {
                     .cloned()
             })
     }
-    /// Stops the agent and its executors, and waits until its processes are signalled.
+    /// Stops the agent and its executors, and waits until its processes are signalled. Like a
+    /// Mesos agent shut down cleanly, the next agent started on the same work directory starts
+    /// fresh (new id, no recovery); use [`AgentHandle::crash`] to keep the executors for a
+    /// recovering successor.
     pub async fn shutdown(mut self) {
         self.detached = true;
         self.agent.stop(true).await;
@@ -1105,27 +1110,22 @@ impl Agent {
         let grace = self.kill_grace(executor, &task_id.value, policy.as_ref());
         match executor.kind {
             ExecutorKind::Custom => {
-                let queued_before = executor.queued.len();
-                executor.queued.retain(|launch| match launch {
-                    QueuedLaunch::Task(task) => task.task_id.value != task_id.value,
-                    QueuedLaunch::Group(group) => {
-                        !group.tasks.iter().any(|t| t.task_id.value == task_id.value)
-                    }
-                });
-                if executor.queued.len() != queued_before {
+                let (removed, kept): (Vec<QueuedLaunch>, Vec<QueuedLaunch>) =
+                    std::mem::take(&mut executor.queued)
+                        .into_iter()
+                        .partition(|launch| launch_has_task(launch, task_id));
+                executor.queued = kept;
+                if !removed.is_empty() {
+                    // Killing one task of a queued group drops the whole group.
                     let executor_id = executor.info.executor_id.clone();
-                    let killed: Vec<TaskId> = executor
-                        .tasks
-                        .values()
-                        .filter(|t| t.state == TaskState::TaskStaging)
-                        .filter(|t| {
-                            t.info.task_id.value == task_id.value
-                                || !executor
-                                    .queued
-                                    .iter()
-                                    .any(|l| launch_has_task(l, &t.info.task_id))
+                    let killed: Vec<TaskId> = removed
+                        .iter()
+                        .flat_map(|launch| match launch {
+                            QueuedLaunch::Task(task) => vec![task.task_id.clone()],
+                            QueuedLaunch::Group(group) => {
+                                group.tasks.iter().map(|t| t.task_id.clone()).collect()
+                            }
                         })
-                        .map(|t| t.info.task_id.clone())
                         .collect();
                     drop(state);
                     for task in killed {
@@ -1431,7 +1431,8 @@ impl Agent {
         }
     }
 
-    /// A custom executor's process is running.
+    /// A custom executor's process is running; it is killed at once if its run was shut down
+    /// (or the agent stopped) while it was being launched.
     fn custom_executor_started(
         &self,
         framework_id: &str,
@@ -1440,17 +1441,25 @@ impl Agent {
         pid: i32,
     ) {
         let mut state = self.lock();
-        if let Some(executor) = state
+        let stopped = state.stopped;
+        match state
             .frameworks
             .get_mut(framework_id)
             .and_then(|f| f.executors.get_mut(executor_id))
             .filter(|e| e.run_id == run_id)
         {
-            executor.pgid = Some(pid);
-            if executor.checkpoint {
-                self.meta
-                    .write_pid(&self.id, framework_id, executor_id, run_id, pid);
+            Some(executor) if !stopped => {
+                executor.pgid = Some(pid);
+                if executor.checkpoint {
+                    self.meta
+                        .write_pid(&self.id, framework_id, executor_id, run_id, pid);
+                }
+                if executor.terminating {
+                    // Shut down while it was being fetched: it goes at once.
+                    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                }
             }
+            _ => signal_group(pid, nix::sys::signal::Signal::SIGKILL),
         }
     }
 
@@ -1661,6 +1670,13 @@ impl Agent {
                             .or_else(|| Some(framework.info.user.clone())),
                         ..Default::default()
                     });
+                    if kind == ExecutorKind::Custom && state_now == TaskState::TaskStaging {
+                        // Launched but never reported on: delivered again when the executor
+                        // resubscribes, unless it lists the task as already received.
+                        executor
+                            .queued
+                            .push(QueuedLaunch::Task(Box::new(task.info.clone())));
+                    }
                     let mut task_entry = Self::new_task_entry(task.info, 0);
                     task_entry.state = state_now;
                     task_entry.pgid = task
@@ -1935,6 +1951,9 @@ impl Agent {
         if let Some(server) = server {
             // The listener is closed once the accept loop has returned.
             let _ = server.await;
+        }
+        if kill_processes && !self.temporary {
+            self.meta.forget_latest();
         }
         if kill_processes && self.temporary {
             // Removing many sandboxes can take a while; nobody needs to wait for it.

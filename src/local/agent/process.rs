@@ -292,6 +292,12 @@ pub(crate) async fn run_task_command(
     };
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
     agent.set_task_pgid(&framework_id, &executor_id.value, &task_id.value, pid);
+    if agent.lock().stopped {
+        // The agent stopped while the task was being fetched and launched.
+        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait().await;
+        return;
+    }
     if run.checkpoint {
         agent.meta.write_task_pid(
             &agent.id,

@@ -166,6 +166,8 @@ impl Agent {
         uuid: Bytes,
         wait: Duration,
     ) {
+        // A zero interval would resend in a busy loop.
+        let wait = wait.max(Duration::from_millis(1));
         let agent = Arc::downgrade(self);
         let cancel = self.cancel.clone();
         self.tasks.spawn(async move {
@@ -194,7 +196,7 @@ impl Agent {
                 framework_id: framework,
                 status,
             });
-            let next = (wait * 2).min(agent.config.status_update_retry_max);
+            let next = (wait * 2).min(agent.config.status_update_retry_max.max(wait));
             agent.arm_retry(framework_id, task_id, uuid, next);
         });
     }
