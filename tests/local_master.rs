@@ -533,6 +533,14 @@ async fn update_framework_answers_200_or_400() {
 async fn health_redirect_and_state_endpoints() {
     let master = start_master(|_| {}).await;
     let addr = master.addr();
+    let r = raw(addr, "DELETE", "/master/state", &[], b"").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(
+        r.text(),
+        "405 Method Not Allowed. Expecting one of { 'GET', 'POST' }, but received 'DELETE'."
+    );
+
     let r = raw(addr, "GET", "/health", &[], b"").await;
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());

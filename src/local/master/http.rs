@@ -62,14 +62,16 @@ fn empty(status: StatusCode) -> Response {
     response
 }
 
-fn method_not_allowed(allowed: &str, method: &Method) -> Response {
+fn method_not_allowed(allowed: &[&str], method: &Method) -> Response {
+    let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();
     let mut response = text(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
-            "405 Method Not Allowed. Expecting one of {{ '{allowed}' }}, but received '{method}'."
+            "405 Method Not Allowed. Expecting one of {{ {} }}, but received '{method}'.",
+            listed.join(", ")
         ),
     );
-    if let Ok(value) = HeaderValue::from_str(allowed) {
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
@@ -266,7 +268,7 @@ async fn scheduler(
         return response;
     }
     if method != Method::POST {
-        return method_not_allowed("POST", &method);
+        return method_not_allowed(&["POST"], &method);
     }
     let call: Call = match decode_body(&headers, &body, "Call") {
         Ok(call) => call,
@@ -364,7 +366,7 @@ async fn operator(
         return response;
     }
     if method != Method::POST {
-        return method_not_allowed("POST", &method);
+        return method_not_allowed(&["POST"], &method);
     }
     let call: OperatorCall = match decode_body(&headers, &body, "Call") {
         Ok(call) => call,
@@ -466,7 +468,7 @@ async fn operator(
 
 async fn state_endpoint(State(shared): State<Arc<Shared>>, method: Method) -> Response {
     if method != Method::GET && method != Method::POST {
-        return method_not_allowed("GET, POST", &method);
+        return method_not_allowed(&["GET", "POST"], &method);
     }
     let json = super::state_json::state(&shared.lock());
     let mut response = Response::new(Body::from(json.to_string()));
