@@ -5,6 +5,14 @@
 //! Answers (status codes, texts, headers) follow what a Mesos 1.12 master answers. Agents reach
 //! the master over [`crate::local::link`]; all state sits in one mutex-protected state value
 //! owned by the running master, with tokio tasks for heartbeats and timers.
+//!
+//! Not imitated: HTTP authentication and authorization, `offer_constraints` and
+//! `FrameworkInfo.offer_filters` (accepted, ignored), quota, weights, maintenance and inverse
+//! offers (the calls answer 202 and do nothing), operation feedback (operations with an `id`
+//! get no UPDATE_OPERATION_STATUS), resource providers, GROW/SHRINK_VOLUME and
+//! CREATE/DESTROY_DISK, and DRF: frameworks take turns round robin and each agent's free
+//! resources go to one framework role per allocation run. The master keeps no registry: a
+//! restarted master knows only what agents and frameworks tell it again.
 
 mod http;
 mod state;
