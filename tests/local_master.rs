@@ -753,3 +753,107 @@ async fn several_calls_on_one_kept_alive_connection() {
     }
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn basic_authentication_of_the_scheduler_api() {
+    use base64::Engine;
+    let master = start_master(|c| {
+        c.credentials = vec![
+            ("fw".into(), "secret".into()),
+            ("other".into(), "pw".into()),
+        ]
+    })
+    .await;
+    let addr = master.addr();
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let body =
+        json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info("auth")}})
+            .to_string();
+    for authorization in [None, Some(basic("fw:wrong")), Some("Bearer x".to_string())] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(value) = authorization.as_deref() {
+            headers.push(("Authorization", value));
+        }
+        let r = raw(addr, "POST", "/api/v1/scheduler", &headers, body.as_bytes()).await;
+        assert_eq!(r.status, 401, "{authorization:?}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"mesos-master-scheduler\"")
+        );
+    }
+
+    let fw = basic("fw:secret");
+    let mut declared = framework_info("auth");
+    declared["principal"] = json!("someone");
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[("Content-Type", "application/json"), ("Authorization", &fw)],
+        json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": declared}})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "Authenticated principal 'fw' does not match principal 'someone' set in `FrameworkInfo`"
+    );
+
+    let mut stream = open_stream(
+        addr,
+        "/api/v1/scheduler",
+        &[("Content-Type", "application/json"), ("Authorization", &fw)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    let subscribed = stream.next_json().await;
+    let id = subscribed["subscribed"]["framework_id"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = raw(addr, "GET", "/state", &[], b"").await.json();
+    assert_eq!(state["frameworks"][0]["principal"], "fw");
+
+    let revive = json!({"type": "REVIVE", "framework_id": {"value": id}}).to_string();
+    let sid = stream.stream_id();
+    let other = basic("other:pw");
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &other),
+            ("Mesos-Stream-Id", &sid),
+        ],
+        revive.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "Authenticated principal 'other' does not match principal 'fw' used to subscribe"
+    );
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &fw),
+            ("Mesos-Stream-Id", &sid),
+        ],
+        revive.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    master.shutdown().await;
+}

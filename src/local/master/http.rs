@@ -257,6 +257,49 @@ fn valid_uuid(bytes: &[u8]) -> bool {
     bytes.len() == 16 && (1..=5).contains(&(bytes[6] >> 4))
 }
 
+/// The realm of scheduler API authentication.
+const SCHEDULER_REALM: &str = "mesos-master-scheduler";
+
+/// HTTP Basic authentication against the configured credentials: `Ok(None)` when none are
+/// configured, `Ok(Some(principal))` on success, `Err(401)` otherwise.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    use base64::Engine;
+    let credentials = &shared.config.credentials;
+    if credentials.is_empty() {
+        return Ok(None);
+    }
+    let principal = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            let (principal, secret) = pair.split_once(':')?;
+            credentials
+                .iter()
+                .any(|(p, s)| p == principal && s == secret)
+                .then(|| principal.to_string())
+        });
+    match principal {
+        Some(principal) => Ok(Some(principal)),
+        None => {
+            let mut response = empty(StatusCode::UNAUTHORIZED);
+            if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{SCHEDULER_REALM}\""))
+            {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            Err(Box::new(response))
+        }
+    }
+}
+
 async fn scheduler(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -264,6 +307,10 @@ async fn scheduler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let principal = match authenticate(&shared, &headers) {
+        Ok(principal) => principal,
+        Err(response) => return *response,
+    };
     if let Some(response) = not_leading(&shared, &uri) {
         return response;
     }
@@ -291,12 +338,27 @@ async fn scheduler(
                 "Subscribe calls should not include the 'Mesos-Stream-Id' header",
             );
         }
-        let Some(subscribe) = call.subscribe else {
+        let Some(mut subscribe) = call.subscribe else {
             return text(
                 StatusCode::BAD_REQUEST,
                 "Expecting 'subscribe' to be present",
             );
         };
+        if let Some(principal) = principal {
+            let info = &mut subscribe.framework_info;
+            match info.principal.as_deref() {
+                None => info.principal = Some(principal),
+                Some(declared) if declared != principal => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "Authenticated principal '{principal}' does not match principal '{declared}' set in `FrameworkInfo`"
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
         let (stream_id, rx, framework_id) = shared.lock().subscribe(&shared, subscribe, format);
         let stream = EventStream {
             rx,
@@ -304,7 +366,9 @@ async fn scheduler(
         };
         return streaming(format, Some(&stream_id), stream);
     }
-    let outcome = shared.lock().call(&shared, call, stream_id);
+    let outcome = shared
+        .lock()
+        .call(&shared, call, stream_id, principal.as_deref());
     match outcome {
         CallOutcome::Accepted => empty(StatusCode::ACCEPTED),
         CallOutcome::Ok => empty(StatusCode::OK),

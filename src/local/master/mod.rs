@@ -6,7 +6,8 @@
 //! the master over [`crate::local::link`]; all state sits in one mutex-protected state value
 //! owned by the running master, with tokio tasks for heartbeats and timers.
 //!
-//! Not imitated: HTTP authentication and authorization, `offer_constraints` and
+//! HTTP Basic authentication of the scheduler API is optional ([`MasterConfig::credentials`]).
+//! Not imitated: authorization, authentication of the other endpoints, `offer_constraints` and
 //! `FrameworkInfo.offer_filters` (accepted, ignored), quota, weights, maintenance and inverse
 //! offers (the calls answer 202 and do nothing), operation feedback (operations with an `id`
 //! get no UPDATE_OPERATION_STATUS), resource providers, GROW/SHRINK_VOLUME and
@@ -61,6 +62,9 @@ pub struct MasterConfig {
     /// Number of completed tasks kept per framework (Mesos'
     /// `--max_completed_tasks_per_framework`: 1000).
     pub max_completed_tasks_per_framework: usize,
+    /// `(principal, secret)` pairs for HTTP Basic authentication of the scheduler API (Mesos'
+    /// `--authenticate_http_frameworks` with `--credentials`); empty turns authentication off.
+    pub credentials: Vec<(String, String)>,
     /// `Some("host:port")` makes this master a non-leader that answers 307 pointing there.
     pub leader: Option<String>,
 }
@@ -78,6 +82,7 @@ impl Default for MasterConfig {
             max_refuse: Duration::from_secs(365 * 24 * 3600),
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
+            credentials: Vec::new(),
             leader: None,
         }
     }

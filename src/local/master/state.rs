@@ -581,6 +581,7 @@ impl State {
         shared: &Arc<Shared>,
         call: Call,
         stream_id: Option<&str>,
+        principal: Option<&str>,
     ) -> CallOutcome {
         let framework_id = call
             .framework_id
@@ -590,6 +591,17 @@ impl State {
         let Some(framework) = self.frameworks.get(&framework_id) else {
             return CallOutcome::Error(StatusCode::BAD_REQUEST, "Framework cannot be found".into());
         };
+        if let Some(principal) = principal {
+            let declared = framework.info.principal.as_deref().unwrap_or("");
+            if declared != principal {
+                return CallOutcome::Error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "Authenticated principal '{principal}' does not match principal '{declared}' used to subscribe"
+                    ),
+                );
+            }
+        }
         let Some(subscription) = &framework.subscription else {
             return CallOutcome::Error(StatusCode::FORBIDDEN, "Framework is not subscribed".into());
         };
