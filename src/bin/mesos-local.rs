@@ -40,6 +40,13 @@ struct Args {
     /// Offer timeout (Mesos duration); no timeout when absent.
     #[arg(long = "offer_timeout", value_parser = parse_duration)]
     offer_timeout: Option<Duration>,
+    /// Require HTTP Basic authentication of frameworks (needs --credentials).
+    #[arg(long = "authenticate_http_frameworks")]
+    authenticate_http_frameworks: bool,
+    /// Credentials file: Mesos JSON (`{"credentials": [{"principal": .., "secret": ..}]}`) or
+    /// one `principal secret` pair per line.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
     /// Allocation interval (Mesos duration).
     #[arg(long = "allocation_interval", default_value = "1secs", value_parser = parse_duration)]
     allocation_interval: Duration,
@@ -53,6 +60,40 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
             .map_err(|e| format!("invalid duration '{text}': {e}"));
     }
     mesos_sdk::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Reads a Mesos credentials file (JSON or `principal secret` lines).
+fn read_credentials(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read credentials {}: {e}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("invalid credentials JSON {}: {e}", path.display()))?;
+        let list = json["credentials"]
+            .as_array()
+            .ok_or_else(|| format!("{}: expecting a 'credentials' array", path.display()))?;
+        return list
+            .iter()
+            .map(|c| match (c["principal"].as_str(), c["secret"].as_str()) {
+                (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+                _ => Err(format!(
+                    "{}: each credential needs 'principal' and 'secret'",
+                    path.display()
+                )),
+            })
+            .collect();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next()) {
+                (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+                _ => Err(format!("{}: bad line '{line}'", path.display())),
+            }
+        })
+        .collect()
 }
 
 async fn wait_for_signal() {
@@ -97,6 +138,19 @@ async fn main() -> ExitCode {
         .attributes(args.attributes)
         .heartbeat_interval(args.heartbeat_interval)
         .allocation_interval(args.allocation_interval);
+    if args.authenticate_http_frameworks {
+        let Some(path) = args.credentials.as_deref() else {
+            eprintln!("mesos-local: --authenticate_http_frameworks needs --credentials");
+            return ExitCode::FAILURE;
+        };
+        match read_credentials(path) {
+            Ok(credentials) => builder = builder.credentials(credentials),
+            Err(error) => {
+                eprintln!("mesos-local: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(timeout) = args.offer_timeout {
         builder = builder.offer_timeout(timeout);
     }
@@ -124,6 +178,28 @@ async fn main() -> ExitCode {
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    #[test]
+    fn credentials_files() {
+        let dir = std::env::temp_dir().join(format!("mesos-local-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("c.json");
+        std::fs::write(
+            &json,
+            r#"{"credentials": [{"principal": "a", "secret": "b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::read_credentials(&json),
+            Ok(vec![("a".to_string(), "b".to_string())])
+        );
+        let lines = dir.join("c.txt");
+        std::fs::write(&lines, "a b\n\nc d\n").unwrap();
+        assert_eq!(super::read_credentials(&lines).unwrap().len(), 2);
+        std::fs::write(&lines, "lonely\n").unwrap();
+        assert!(super::read_credentials(&lines).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn durations() {

@@ -143,6 +143,12 @@ impl LocalClusterBuilder {
         self.master.allocation_interval = interval;
         self
     }
+    /// Requires HTTP Basic authentication on the scheduler API with these `(principal, secret)`
+    /// pairs.
+    pub fn credentials(mut self, credentials: Vec<(String, String)>) -> Self {
+        self.master.credentials = credentials;
+        self
+    }
     /// Replaces the whole master configuration (ip, port and hostname included).
     pub fn master_config(mut self, config: MasterConfig) -> Self {
         self.master = config;
