@@ -2,6 +2,8 @@
 //! command tasks run to completion with acknowledged updates, KILL, and the cluster builder's
 //! error paths. Raw HTTP with hand-written JSON, as a foreign client would send.
 
+#![cfg(feature = "local")]
+
 mod local_master_support;
 
 use std::collections::HashSet;

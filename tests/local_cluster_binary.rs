@@ -1,6 +1,8 @@
 //! The `mesos-local` binary: prints the master URL, serves a cluster with the requested agents,
 //! and stops cleanly on SIGTERM.
 
+#![cfg(feature = "local")]
+
 mod local_master_support;
 
 use std::io::{BufRead, BufReader};

@@ -2,6 +2,8 @@
 //! headers, RecordIO framing, subscription life cycle, plus `/state`, `/health`, redirects and
 //! the operator API. Requests are raw HTTP with hand-written JSON bodies.
 
+#![cfg(feature = "local")]
+
 mod local_master_support;
 
 use std::time::Duration;

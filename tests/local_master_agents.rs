@@ -1,6 +1,8 @@
 //! The embedded master and its agents over the link: agents that recover tasks from their
 //! checkpoints, agents that re-register without some tasks, and agents that go away.
 
+#![cfg(feature = "local")]
+
 mod local_master_support;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! update relay and acknowledgement, KILL, RECONCILE, MESSAGE and FAILURE. The agent side is
 //! played by the test over the real in-process link.
 
+#![cfg(feature = "local")]
+
 mod local_master_support;
 
 use std::time::{Duration, Instant};
