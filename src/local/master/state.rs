@@ -494,7 +494,11 @@ impl State {
         };
         let shared2 = shared.clone();
         let framework_id = framework_id.to_string();
-        tokio::spawn(async move {
+        // This runs from a stream's drop, possibly while the runtime shuts down.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(timeout) => {}
                 _ = shared2.shutdown.cancelled() => return,
