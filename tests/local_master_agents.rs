@@ -36,7 +36,7 @@ async fn recovered_tasks_are_found_by_the_resubscribing_framework() {
         resources: parse_resources("cpus:0.5;mem:128").unwrap(),
         ..Default::default()
     };
-    let _agent = LinkAgent::register_recovered(
+    let mut agent = LinkAgent::register_recovered(
         &master,
         "a1",
         "cpus:1;mem:256",
@@ -64,6 +64,14 @@ async fn recovered_tasks_are_found_by_the_resubscribing_framework() {
     info["id"] = json!({"value": "fw-from-before"});
     let (mut stream, id) = subscribe(addr, info).await;
     assert_eq!(id, "fw-from-before");
+    // The agent holding its task learns the framework's current info.
+    match agent.next().await {
+        mesos_sdk::local::link::ToAgent::UpdateFramework { framework_info } => {
+            assert_eq!(framework_info.id.unwrap().value, "fw-from-before");
+            assert_eq!(framework_info.name, "recovered");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
     let offers = stream.next_of("OFFERS").await;
     assert_eq!(
         scalars(&offers["offers"]["offers"][0]["resources"])["cpus"],

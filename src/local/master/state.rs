@@ -456,6 +456,22 @@ impl State {
             if let Some(sub) = &framework.subscription {
                 spawn_heartbeats(shared, sub.tx.clone(), sub.format, Heartbeat::Scheduler);
             }
+            if existed {
+                // Agents running its tasks learn the (possibly changed) FrameworkInfo.
+                let agents: HashSet<&str> = framework
+                    .tasks
+                    .values()
+                    .map(|t| t.agent_id.value.as_str())
+                    .chain(framework.executors.keys().map(|(a, _)| a.as_str()))
+                    .collect();
+                for agent_id in agents {
+                    if let Some(agent) = self.agents.get(agent_id) {
+                        agent.send(ToAgent::UpdateFramework {
+                            framework_info: info.clone(),
+                        });
+                    }
+                }
+            }
             let event = operator_framework_event(framework, !existed);
             self.publish(event);
         }
