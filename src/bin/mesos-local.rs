@@ -96,25 +96,33 @@ fn read_credentials(path: &std::path::Path) -> Result<Vec<(String, String)>, Str
         .collect()
 }
 
-async fn wait_for_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called (before the URL is
+/// printed), so a signal sent right after start-up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -157,6 +165,7 @@ async fn main() -> ExitCode {
     if let Some(dir) = args.work_dir {
         builder = builder.work_dir(dir);
     }
+    let signal = shutdown_signal();
     let cluster = match builder.start().await {
         Ok(cluster) => cluster,
         Err(error) => {
@@ -168,7 +177,7 @@ async fn main() -> ExitCode {
     for agent in cluster.agents() {
         tracing::info!(id = %agent.id().value, url = %agent.url(), "agent running");
     }
-    wait_for_signal().await;
+    signal.await;
     tracing::info!("shutting down");
     cluster.shutdown().await;
     ExitCode::SUCCESS
