@@ -2,6 +2,8 @@
 //! headers, RecordIO framing, subscription life cycle, plus `/state`, `/health`, redirects and
 //! the operator API. Requests are raw HTTP with hand-written JSON bodies.
 
+#![cfg(feature = "local")]
+
 mod local_master_support;
 
 use std::time::Duration;
@@ -84,6 +86,19 @@ async fn request_errors_match_mesos() {
         assert_eq!(r.header("content-type"), Some(TEXT));
     }
 
+    let r = post_scheduler(
+        addr,
+        "application/json",
+        None,
+        br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"name":"x"}}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "Failed to convert JSON into Call protobuf: Missing required fields: subscribe.framework_info.user"
+    );
+
     let r = post_scheduler(addr, "application/json", None, b"{not json").await;
     assert_eq!(r.status, 400);
     assert!(
@@ -93,6 +108,10 @@ async fn request_errors_match_mesos() {
     );
 
     let r = post_scheduler(addr, "application/x-protobuf", None, b"\xff\xff\xff").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.text(), "Failed to parse body into Call protobuf");
+    // type SUBSCRIBE with an empty `subscribe`: the required framework_info is missing.
+    let r = post_scheduler(addr, "application/x-protobuf", None, b"\x10\x01\x1a\x00").await;
     assert_eq!(r.status, 400);
     assert_eq!(r.text(), "Failed to parse body into Call protobuf");
 
@@ -377,7 +396,7 @@ async fn disconnect_then_forbidden_then_failover_timeout_removes() {
     let master = start_master(|_| {}).await;
     let addr = master.addr();
     let mut info = framework_info("dc");
-    info["failover_timeout"] = json!(0.3);
+    info["failover_timeout"] = json!(1.0);
     let (stream, id) = subscribe(addr, info.clone()).await;
     let stream_id = stream.stream_id();
     drop(stream);
@@ -516,6 +535,14 @@ async fn update_framework_answers_200_or_400() {
 async fn health_redirect_and_state_endpoints() {
     let master = start_master(|_| {}).await;
     let addr = master.addr();
+    let r = raw(addr, "DELETE", "/master/state", &[], b"").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    assert_eq!(
+        r.text(),
+        "405 Method Not Allowed. Expecting one of { 'GET', 'POST' }, but received 'DELETE'."
+    );
+
     let r = raw(addr, "GET", "/health", &[], b"").await;
     assert_eq!(r.status, 200);
     assert!(r.body.is_empty());
@@ -566,12 +593,29 @@ async fn health_redirect_and_state_endpoints() {
 async fn follower_redirects_to_the_leader() {
     let master = start_master(|_| {}).await;
     let addr = master.addr();
+    let (mut stream, _) = subscribe(addr, framework_info("ha")).await;
     master.set_leader(Some("host2:5050".into()));
+    // Losing leadership breaks the subscription, as a master failover would.
+    loop {
+        match stream.next_record().await {
+            None => break,
+            Some(record) => {
+                let event: Value = serde_json::from_slice(&record).unwrap();
+                assert_eq!(event["type"], "HEARTBEAT", "{event}");
+            }
+        }
+    }
+    let state = raw(addr, "GET", "/state", &[], b"").await.json();
+    assert_eq!(state["leader"], "master@host2:5050");
     let r = post_scheduler(addr, "application/json", None, b"{}").await;
     assert_eq!(r.status, 307);
     assert_eq!(r.header("location"), Some("//host2:5050/api/v1/scheduler"));
     let r = raw(addr, "GET", "/master/redirect", &[], b"").await;
     assert_eq!(r.header("location"), Some("//host2:5050"));
+    master.set_no_leader();
+    let r = post_scheduler(addr, "application/json", None, b"{}").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.text(), "No leader elected");
     master.set_leader(None);
     let r = post_scheduler(addr, "application/json", None, b"{}").await;
     assert_eq!(r.status, 400);
@@ -645,7 +689,173 @@ async fn operator_api_calls_and_stream() {
     let r = post(json!({"type": "GET_STATE"})).await;
     assert!(r.json()["get_state"]["get_agents"]["agents"].is_array());
 
+    // Operator TEARDOWN removes the framework: its stream ends.
+    let r = post(json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": id}}})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let removed = events.next_of("FRAMEWORK_REMOVED").await;
+    assert_eq!(
+        removed["framework_removed"]["framework_info"]["id"]["value"],
+        id.as_str()
+    );
+    let r =
+        post(json!({"type": "TEARDOWN", "teardown": {"framework_id": {"value": "nope"}}})).await;
+    assert_eq!(r.status, 400);
+
     let r = raw(addr, "GET", "/api/v1", &[], b"").await;
     assert_eq!(r.status, 405);
+    master.shutdown().await;
+}
+
+#[tokio::test]
+async fn several_calls_on_one_kept_alive_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let master = start_master(|_| {}).await;
+    let mut conn = tokio::net::TcpStream::connect(master.addr()).await.unwrap();
+    let mut pending = Vec::new();
+    for (request, status, body) in [
+        (
+            "GET /health HTTP/1.1\r\nHost: x\r\n\r\n".to_string(),
+            "200",
+            "",
+        ),
+        (
+            "POST /api/v1/scheduler HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}".to_string(),
+            "400",
+            "Expecting 'Content-Type' to be present",
+        ),
+    ] {
+        conn.write_all(request.as_bytes()).await.unwrap();
+        // Read one response: head, then Content-Length bytes.
+        loop {
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8(pending[..end].to_vec()).unwrap();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap();
+                if pending.len() >= end + 4 + length {
+                    assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+                    assert_eq!(&pending[end + 4..end + 4 + length], body.as_bytes());
+                    pending.drain(..end + 4 + length);
+                    break;
+                }
+            }
+            let mut buf = [0u8; 1024];
+            let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "connection kept open");
+            pending.extend_from_slice(&buf[..n]);
+        }
+    }
+    master.shutdown().await;
+}
+
+#[tokio::test]
+async fn basic_authentication_of_the_scheduler_api() {
+    use base64::Engine;
+    let master = start_master(|c| {
+        c.credentials = vec![
+            ("fw".into(), "secret".into()),
+            ("other".into(), "pw".into()),
+        ]
+    })
+    .await;
+    let addr = master.addr();
+    let basic = |pair: &str| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    };
+    let body =
+        json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": framework_info("auth")}})
+            .to_string();
+    for authorization in [None, Some(basic("fw:wrong")), Some("Bearer x".to_string())] {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(value) = authorization.as_deref() {
+            headers.push(("Authorization", value));
+        }
+        let r = raw(addr, "POST", "/api/v1/scheduler", &headers, body.as_bytes()).await;
+        assert_eq!(r.status, 401, "{authorization:?}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Basic realm=\"mesos-master-scheduler\"")
+        );
+    }
+
+    let fw = basic("fw:secret");
+    let mut declared = framework_info("auth");
+    declared["principal"] = json!("someone");
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[("Content-Type", "application/json"), ("Authorization", &fw)],
+        json!({"type": "SUBSCRIBE", "subscribe": {"framework_info": declared}})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "Authenticated principal 'fw' does not match principal 'someone' set in `FrameworkInfo`"
+    );
+
+    let mut stream = open_stream(
+        addr,
+        "/api/v1/scheduler",
+        &[("Content-Type", "application/json"), ("Authorization", &fw)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(stream.status, 200);
+    let subscribed = stream.next_json().await;
+    let id = subscribed["subscribed"]["framework_id"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let state = raw(addr, "GET", "/state", &[], b"").await.json();
+    assert_eq!(state["frameworks"][0]["principal"], "fw");
+
+    let revive = json!({"type": "REVIVE", "framework_id": {"value": id}}).to_string();
+    let sid = stream.stream_id();
+    let other = basic("other:pw");
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &other),
+            ("Mesos-Stream-Id", &sid),
+        ],
+        revive.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.text(),
+        "Authenticated principal 'other' does not match principal 'fw' used to subscribe"
+    );
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1/scheduler",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &fw),
+            ("Mesos-Stream-Id", &sid),
+        ],
+        revive.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 202);
     master.shutdown().await;
 }

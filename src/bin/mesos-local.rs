@@ -40,61 +40,96 @@ struct Args {
     /// Offer timeout (Mesos duration); no timeout when absent.
     #[arg(long = "offer_timeout", value_parser = parse_duration)]
     offer_timeout: Option<Duration>,
+    /// Require HTTP Basic authentication of frameworks (needs --credentials).
+    #[arg(long = "authenticate_http_frameworks")]
+    authenticate_http_frameworks: bool,
+    /// Credentials file: Mesos JSON (`{"credentials": [{"principal": .., "secret": ..}]}`) or
+    /// one `principal secret` pair per line.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
     /// Allocation interval (Mesos duration).
     #[arg(long = "allocation_interval", default_value = "1secs", value_parser = parse_duration)]
     allocation_interval: Duration,
 }
 
-/// Parses a Mesos duration (`<number><unit>`, unit one of ns us ms secs mins hrs days weeks) or
-/// a plain number of seconds.
+/// Parses a Mesos duration (`15secs`, `250ms`, `1.5mins`) or a plain number of seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration '{text}'"))?;
-    let seconds = match unit {
-        "" | "secs" => value,
-        "ns" => value / 1e9,
-        "us" => value / 1e6,
-        "ms" => value / 1e3,
-        "mins" => value * 60.0,
-        "hrs" => value * 3600.0,
-        "days" => value * 86400.0,
-        "weeks" => value * 604800.0,
-        _ => return Err(format!("invalid duration unit '{unit}' in '{text}'")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration '{text}': {e}"))
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|e| format!("invalid duration '{text}': {e}"));
+    }
+    mesos_sdk::duration::parse_duration(text).map_err(|e| e.to_string())
 }
 
-async fn wait_for_signal() {
+/// Reads a Mesos credentials file (JSON or `principal secret` lines).
+fn read_credentials(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read credentials {}: {e}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("invalid credentials JSON {}: {e}", path.display()))?;
+        let list = json["credentials"]
+            .as_array()
+            .ok_or_else(|| format!("{}: expecting a 'credentials' array", path.display()))?;
+        return list
+            .iter()
+            .map(|c| match (c["principal"].as_str(), c["secret"].as_str()) {
+                (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+                _ => Err(format!(
+                    "{}: each credential needs 'principal' and 'secret'",
+                    path.display()
+                )),
+            })
+            .collect();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next()) {
+                (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+                _ => Err(format!("{}: bad line '{line}'", path.display())),
+            }
+        })
+        .collect()
+}
+
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called (before the URL is
+/// printed), so a signal sent right after start-up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -111,12 +146,26 @@ async fn main() -> ExitCode {
         .attributes(args.attributes)
         .heartbeat_interval(args.heartbeat_interval)
         .allocation_interval(args.allocation_interval);
+    if args.authenticate_http_frameworks {
+        let Some(path) = args.credentials.as_deref() else {
+            eprintln!("mesos-local: --authenticate_http_frameworks needs --credentials");
+            return ExitCode::FAILURE;
+        };
+        match read_credentials(path) {
+            Ok(credentials) => builder = builder.credentials(credentials),
+            Err(error) => {
+                eprintln!("mesos-local: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(timeout) = args.offer_timeout {
         builder = builder.offer_timeout(timeout);
     }
     if let Some(dir) = args.work_dir {
         builder = builder.work_dir(dir);
     }
+    let signal = shutdown_signal();
     let cluster = match builder.start().await {
         Ok(cluster) => cluster,
         Err(error) => {
@@ -128,7 +177,7 @@ async fn main() -> ExitCode {
     for agent in cluster.agents() {
         tracing::info!(id = %agent.id().value, url = %agent.url(), "agent running");
     }
-    wait_for_signal().await;
+    signal.await;
     tracing::info!("shutting down");
     cluster.shutdown().await;
     ExitCode::SUCCESS
@@ -138,6 +187,28 @@ async fn main() -> ExitCode {
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    #[test]
+    fn credentials_files() {
+        let dir = std::env::temp_dir().join(format!("mesos-local-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("c.json");
+        std::fs::write(
+            &json,
+            r#"{"credentials": [{"principal": "a", "secret": "b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::read_credentials(&json),
+            Ok(vec![("a".to_string(), "b".to_string())])
+        );
+        let lines = dir.join("c.txt");
+        std::fs::write(&lines, "a b\n\nc d\n").unwrap();
+        assert_eq!(super::read_credentials(&lines).unwrap().len(), 2);
+        std::fs::write(&lines, "lonely\n").unwrap();
+        assert!(super::read_credentials(&lines).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn durations() {

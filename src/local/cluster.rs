@@ -34,6 +34,9 @@ pub enum LocalError {
     /// Bad `--attributes` text.
     #[error("invalid attributes: {0}")]
     Attributes(ParseError),
+    /// No agent with that index.
+    #[error("no agent with index {0}")]
+    NoSuchAgent(usize),
     /// The agents did not all register in time.
     #[error("only {registered} of {expected} agents registered within {waited:?}")]
     Registration {
@@ -140,6 +143,12 @@ impl LocalClusterBuilder {
         self.master.allocation_interval = interval;
         self
     }
+    /// Requires HTTP Basic authentication on the scheduler API with these `(principal, secret)`
+    /// pairs.
+    pub fn credentials(mut self, credentials: Vec<(String, String)>) -> Self {
+        self.master.credentials = credentials;
+        self
+    }
     /// Replaces the whole master configuration (ip, port and hostname included).
     pub fn master_config(mut self, config: MasterConfig) -> Self {
         self.master = config;
@@ -178,26 +187,30 @@ impl LocalClusterBuilder {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             ip => ip,
         };
+        let template = AgentConfig {
+            id: None,
+            hostname: self.agent_hostname.clone(),
+            ip,
+            port: 0,
+            resources: resources.clone(),
+            attributes: attributes.clone(),
+            work_dir: None,
+            status_update_retry_min: self.status_update_retry_min,
+            status_update_retry_max: self.status_update_retry_max,
+            executor_registration_timeout: self.executor_registration_timeout,
+            executor_shutdown_grace_period: self.executor_shutdown_grace_period,
+            executor_reregistration_timeout: self.executor_reregistration_timeout,
+            recovery_timeout: self.recovery_timeout,
+        };
         let mut agents = Vec::with_capacity(self.agents);
+        let mut configs = Vec::with_capacity(self.agents);
         for index in 0..self.agents {
-            let config = AgentConfig {
-                id: None,
-                hostname: self.agent_hostname.clone(),
-                ip,
-                port: 0,
-                resources: resources.clone(),
-                attributes: attributes.clone(),
-                work_dir: self
-                    .work_dir
-                    .as_ref()
-                    .map(|dir| dir.join("agents").join(index.to_string())),
-                status_update_retry_min: self.status_update_retry_min,
-                status_update_retry_max: self.status_update_retry_max,
-                executor_registration_timeout: self.executor_registration_timeout,
-                executor_shutdown_grace_period: self.executor_shutdown_grace_period,
-                executor_reregistration_timeout: self.executor_reregistration_timeout,
-                recovery_timeout: self.recovery_timeout,
-            };
+            let mut config = template.clone();
+            config.work_dir = self
+                .work_dir
+                .as_ref()
+                .map(|dir| dir.join("agents").join(index.to_string()));
+            configs.push(config.clone());
             match agent::start(config, master.link()).await {
                 Ok(handle) => agents.push(handle),
                 Err(source) => {
@@ -228,7 +241,14 @@ impl LocalClusterBuilder {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        Ok(LocalCluster { master, agents })
+        Ok(LocalCluster {
+            master,
+            agents,
+            configs,
+            template,
+            work_dir: self.work_dir.clone(),
+            restart_bind_wait: self.registration_wait,
+        })
     }
 }
 
@@ -237,6 +257,10 @@ impl LocalClusterBuilder {
 pub struct LocalCluster {
     master: MasterHandle,
     agents: Vec<AgentHandle>,
+    configs: Vec<AgentConfig>,
+    template: AgentConfig,
+    work_dir: Option<PathBuf>,
+    restart_bind_wait: Duration,
 }
 
 impl LocalCluster {
@@ -258,6 +282,58 @@ impl LocalCluster {
     /// The agents, in start order.
     pub fn agents(&self) -> &[AgentHandle] {
         &self.agents
+    }
+
+    /// Starts one more agent with the builder's agent settings (its work directory, if any, is
+    /// `work_dir/agents/<n>` for the next free `n`) and returns its index in
+    /// [`LocalCluster::agents`]. The agent registers with the master asynchronously.
+    pub async fn add_agent(&mut self) -> Result<usize, LocalError> {
+        let index = self.configs.len();
+        let mut config = self.template.clone();
+        config.work_dir = self
+            .work_dir
+            .as_ref()
+            .map(|dir| dir.join("agents").join(index.to_string()));
+        let handle = agent::start(config.clone(), self.master.link())
+            .await
+            .map_err(|source| LocalError::Agent { index, source })?;
+        self.configs.push(config);
+        self.agents.push(handle);
+        Ok(self.agents.len() - 1)
+    }
+
+    /// Restarts agent `index` as after a crash of the agent process: its executors keep
+    /// running, and the new agent recovers them from its work directory (set
+    /// [`LocalClusterBuilder::work_dir`] for that) and registers again under the same id.
+    ///
+    /// If the new agent fails to start, the agent is gone from [`LocalCluster::agents`].
+    pub async fn restart_agent(&mut self, index: usize) -> Result<(), LocalError> {
+        let Some(mut config) = self.configs.get(index).cloned() else {
+            return Err(LocalError::NoSuchAgent(index));
+        };
+        if index >= self.agents.len() {
+            return Err(LocalError::NoSuchAgent(index));
+        }
+        let old = self.agents.remove(index);
+        config.id = Some(old.id().clone());
+        old.crash().await;
+        // The old agent's socket may take a moment to be released: retry binding for a while.
+        let deadline = Instant::now() + self.restart_bind_wait;
+        loop {
+            match agent::start(config.clone(), self.master.link()).await {
+                Ok(handle) => {
+                    self.agents.insert(index, handle);
+                    return Ok(());
+                }
+                Err(AgentError::Bind { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(source) => {
+                    self.configs.remove(index);
+                    return Err(LocalError::Agent { index, source });
+                }
+            }
+        }
     }
 
     /// Stops the agents, then the master.

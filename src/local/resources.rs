@@ -411,7 +411,7 @@ impl Resources {
                 .filter(|r| r.name == name)
                 .filter_map(|r| r.scalar.as_ref())
                 .map(|s| to_fixed(s.value))
-                .sum(),
+                .fold(0i64, i64::saturating_add),
         )
     }
 
@@ -456,7 +456,7 @@ impl Resources {
         match value::Type::try_from(resource.r#type) {
             Ok(value::Type::Scalar) => {
                 let sum = to_fixed(existing.scalar.as_ref().map_or(0.0, |s| s.value))
-                    + to_fixed(resource.scalar.as_ref().map_or(0.0, |s| s.value));
+                    .saturating_add(to_fixed(resource.scalar.as_ref().map_or(0.0, |s| s.value)));
                 existing.scalar = Some(Scalar {
                     value: from_fixed(sum),
                 });
@@ -500,7 +500,7 @@ impl Resources {
         match value::Type::try_from(resource.r#type) {
             Ok(value::Type::Scalar) => {
                 let left = to_fixed(existing.scalar.as_ref().map_or(0.0, |s| s.value))
-                    - to_fixed(resource.scalar.as_ref().map_or(0.0, |s| s.value));
+                    .saturating_sub(to_fixed(resource.scalar.as_ref().map_or(0.0, |s| s.value)));
                 existing.scalar = Some(Scalar {
                     value: from_fixed(left.max(0)),
                 });
@@ -799,6 +799,18 @@ mod tests {
             r.subtract(&scalar("cpus", 0.1));
         }
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn huge_and_odd_scalars_do_not_overflow() {
+        let mut r = Resources::new();
+        r.add(&scalar("cpus", 1e300));
+        r.add(&scalar("cpus", 1e300));
+        r.add(&scalar("cpus", f64::INFINITY));
+        assert!(r.scalar("cpus") > 1e15);
+        r.subtract(&scalar("cpus", f64::NAN));
+        r.subtract(&scalar("cpus", -1e300));
+        assert!(r.contains_one(&scalar("cpus", 5.0)));
     }
 
     #[test]

@@ -206,6 +206,7 @@ pub struct Stream {
     pub headers: Vec<(String, String)>,
     chunks: Dechunker,
     records: BytesMut,
+    backlog: std::collections::VecDeque<Value>,
 }
 
 impl Stream {
@@ -270,8 +271,11 @@ impl Stream {
         }
     }
 
-    /// The next JSON event.
+    /// The next JSON event (events skipped by [`Stream::next_of`] first).
     pub async fn next_json(&mut self) -> Value {
+        if let Some(event) = self.backlog.pop_front() {
+            return event;
+        }
         let record = self.next_record().await.expect("an event, not the end");
         serde_json::from_slice(&record).unwrap()
     }
@@ -286,12 +290,19 @@ impl Stream {
         }
     }
 
-    /// Skips events until one of type `kind` arrives.
+    /// The next event of type `kind`; other events except HEARTBEAT are kept for later.
     pub async fn next_of(&mut self, kind: &str) -> Value {
+        if let Some(pos) = self.backlog.iter().position(|e| e["type"] == kind) {
+            return self.backlog.remove(pos).unwrap();
+        }
         loop {
-            let event = self.next_json().await;
+            let record = self.next_record().await.expect("an event, not the end");
+            let event: Value = serde_json::from_slice(&record).unwrap();
             if event["type"] == kind {
                 return event;
+            }
+            if event["type"] != "HEARTBEAT" {
+                self.backlog.push_back(event);
             }
         }
     }
@@ -335,6 +346,7 @@ pub async fn open_stream(
         headers,
         chunks,
         records,
+        backlog: Default::default(),
     }
 }
 
@@ -380,6 +392,18 @@ pub struct LinkAgent {
 impl LinkAgent {
     /// Registers an agent with `resources` (Mesos text) and `attributes`.
     pub fn register(master: &MasterHandle, id: &str, resources: &str, attributes: &str) -> Self {
+        Self::register_recovered(master, id, resources, attributes, Vec::new(), Vec::new())
+    }
+
+    /// Registers an agent that recovered `frameworks` and `tasks` from its checkpoints.
+    pub fn register_recovered(
+        master: &MasterHandle,
+        id: &str,
+        resources: &str,
+        attributes: &str,
+        frameworks: Vec<mesos_sdk::v1::FrameworkInfo>,
+        tasks: Vec<mesos_sdk::v1::Task>,
+    ) -> Self {
         let (link, inbox) = mpsc::unbounded_channel();
         let info = AgentInfo {
             hostname: format!("{id}.local"),
@@ -397,9 +421,9 @@ impl LinkAgent {
                     info,
                     link,
                     url: "http://127.0.0.1:5051".into(),
-                    frameworks: Vec::new(),
+                    frameworks,
                     executors: Vec::new(),
-                    tasks: Vec::new(),
+                    tasks,
                 },
             })
             .unwrap();

@@ -18,7 +18,7 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use tokio::sync::mpsc;
 
 use super::state::{CallOutcome, Shared};
-use crate::codec::{Format, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
+use crate::codec::{CodecError, Format, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
 use crate::v1::scheduler::{Call, call};
 
 const STREAM_ID: &str = "Mesos-Stream-Id";
@@ -62,14 +62,16 @@ fn empty(status: StatusCode) -> Response {
     response
 }
 
-fn method_not_allowed(allowed: &str, method: &Method) -> Response {
+fn method_not_allowed(allowed: &[&str], method: &Method) -> Response {
+    let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();
     let mut response = text(
         StatusCode::METHOD_NOT_ALLOWED,
         format!(
-            "405 Method Not Allowed. Expecting one of {{ '{allowed}' }}, but received '{method}'."
+            "405 Method Not Allowed. Expecting one of {{ {} }}, but received '{method}'.",
+            listed.join(", ")
         ),
     );
-    if let Ok(value) = HeaderValue::from_str(allowed) {
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
         response.headers_mut().insert(header::ALLOW, value);
     }
     response
@@ -82,6 +84,15 @@ fn redirect_to(leader: &str, uri: &Uri) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
+}
+
+/// 307 to the leader, or 503 when no leader is elected, as Mesos' `redirect`.
+fn not_leading(shared: &Shared, uri: &Uri) -> Option<Response> {
+    let state = shared.lock();
+    if state.no_leader {
+        return Some(text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"));
+    }
+    state.leader.as_ref().map(|leader| redirect_to(leader, uri))
 }
 
 /// Whether the `Accept` header allows `media` (a missing header allows everything).
@@ -139,38 +150,45 @@ fn decode_body<M: prost::Message + prost::Name + Default>(
     headers: &HeaderMap,
     body: &[u8],
     name: &str,
-) -> Result<M, Response> {
+) -> Result<M, Box<Response>> {
     let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
-        return Err(text(
+        return Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             "Expecting 'Content-Type' to be present",
-        ));
+        )));
     };
     match Format::from_content_type(content_type.to_str().unwrap_or("")) {
-        Some(Format::Protobuf) => Format::Protobuf.decode::<M>(body).map_err(|_| {
-            text(
+        Some(Format::Protobuf) => Format::Protobuf.decode_checked::<M>(body).map_err(|_| {
+            Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!("Failed to parse body into {name} protobuf"),
-            )
+            ))
         }),
         Some(Format::Json) => {
             if let Err(error) = serde_json::from_slice::<serde_json::Value>(body) {
-                return Err(text(
+                return Err(Box::new(text(
                     StatusCode::BAD_REQUEST,
                     format!("Failed to parse body into JSON: {error}"),
-                ));
+                )));
             }
             Format::Json.decode::<M>(body).map_err(|error| {
-                text(
+                let detail = match error {
+                    CodecError::Json(message) => match message.strip_prefix("missing required") {
+                        Some(rest) => format!("Missing required{rest}"),
+                        None => message,
+                    },
+                    other => other.to_string(),
+                };
+                Box::new(text(
                     StatusCode::BAD_REQUEST,
-                    format!("Failed to convert JSON into {name} protobuf: {error}"),
-                )
+                    format!("Failed to convert JSON into {name} protobuf: {detail}"),
+                ))
             })
         }
-        None => Err(text(
+        None => Err(Box::new(text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Expecting 'Content-Type' of {JSON_CONTENT_TYPE} or {PROTOBUF_CONTENT_TYPE}"),
-        )),
+        ))),
     }
 }
 
@@ -239,6 +257,49 @@ fn valid_uuid(bytes: &[u8]) -> bool {
     bytes.len() == 16 && (1..=5).contains(&(bytes[6] >> 4))
 }
 
+/// The realm of scheduler API authentication.
+const SCHEDULER_REALM: &str = "mesos-master-scheduler";
+
+/// HTTP Basic authentication against the configured credentials: `Ok(None)` when none are
+/// configured, `Ok(Some(principal))` on success, `Err(401)` otherwise.
+fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>, Box<Response>> {
+    use base64::Engine;
+    let credentials = &shared.config.credentials;
+    if credentials.is_empty() {
+        return Ok(None);
+    }
+    let principal = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| {
+            let (principal, secret) = pair.split_once(':')?;
+            credentials
+                .iter()
+                .any(|(p, s)| p == principal && s == secret)
+                .then(|| principal.to_string())
+        });
+    match principal {
+        Some(principal) => Ok(Some(principal)),
+        None => {
+            let mut response = empty(StatusCode::UNAUTHORIZED);
+            if let Ok(value) = HeaderValue::from_str(&format!("Basic realm=\"{SCHEDULER_REALM}\""))
+            {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, value);
+            }
+            Err(Box::new(response))
+        }
+    }
+}
+
 async fn scheduler(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -246,15 +307,19 @@ async fn scheduler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(leader) = shared.lock().leader.clone() {
-        return redirect_to(&leader, &uri);
+    let principal = match authenticate(&shared, &headers) {
+        Ok(principal) => principal,
+        Err(response) => return *response,
+    };
+    if let Some(response) = not_leading(&shared, &uri) {
+        return response;
     }
     if method != Method::POST {
-        return method_not_allowed("POST", &method);
+        return method_not_allowed(&["POST"], &method);
     }
     let call: Call = match decode_body(&headers, &body, "Call") {
         Ok(call) => call,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Some(error) = validate_call(&call) {
         return text(
@@ -273,12 +338,27 @@ async fn scheduler(
                 "Subscribe calls should not include the 'Mesos-Stream-Id' header",
             );
         }
-        let Some(subscribe) = call.subscribe else {
+        let Some(mut subscribe) = call.subscribe else {
             return text(
                 StatusCode::BAD_REQUEST,
                 "Expecting 'subscribe' to be present",
             );
         };
+        if let Some(principal) = principal {
+            let info = &mut subscribe.framework_info;
+            match info.principal.as_deref() {
+                None => info.principal = Some(principal),
+                Some(declared) if declared != principal => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "Authenticated principal '{principal}' does not match principal '{declared}' set in `FrameworkInfo`"
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
+        }
         let (stream_id, rx, framework_id) = shared.lock().subscribe(&shared, subscribe, format);
         let stream = EventStream {
             rx,
@@ -286,7 +366,9 @@ async fn scheduler(
         };
         return streaming(format, Some(&stream_id), stream);
     }
-    let outcome = shared.lock().call(&shared, call, stream_id);
+    let outcome = shared
+        .lock()
+        .call(&shared, call, stream_id, principal.as_deref());
     match outcome {
         CallOutcome::Accepted => empty(StatusCode::ACCEPTED),
         CallOutcome::Ok => empty(StatusCode::OK),
@@ -344,15 +426,15 @@ async fn operator(
 ) -> Response {
     use crate::v1::master::response as oresponse;
     use crate::v1::master::{Call as OperatorCall, Response as OperatorResponse, call as ocall};
-    if let Some(leader) = shared.lock().leader.clone() {
-        return redirect_to(&leader, &uri);
+    if let Some(response) = not_leading(&shared, &uri) {
+        return response;
     }
     if method != Method::POST {
-        return method_not_allowed("POST", &method);
+        return method_not_allowed(&["POST"], &method);
     }
     let call: OperatorCall = match decode_body(&headers, &body, "Call") {
         Ok(call) => call,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Some(kind) = call.r#type.and_then(|t| ocall::Type::try_from(t).ok()) else {
         return text(
@@ -366,6 +448,23 @@ async fn operator(
     if kind == ocall::Type::Subscribe {
         let rx = shared.lock().operator_subscribe(&shared, format);
         return streaming(format, None, EventStream { rx, on_close: None });
+    }
+    if kind == ocall::Type::Teardown {
+        let Some(teardown) = call.teardown else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "Failed to validate master::Call: Expecting 'teardown' to be present",
+            );
+        };
+        let mut state = shared.lock();
+        if !state.frameworks.contains_key(&teardown.framework_id.value) {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "No framework found with specified ID",
+            );
+        }
+        state.remove_framework(&teardown.framework_id.value);
+        return empty(StatusCode::OK);
     }
     let mut response = OperatorResponse::default();
     {
@@ -395,6 +494,10 @@ async fn operator(
             ocall::Type::GetAgents => {
                 response.r#type = Some(oresponse::Type::GetAgents as i32);
                 response.get_agents = Some(state.get_agents());
+            }
+            ocall::Type::GetExecutors => {
+                response.r#type = Some(oresponse::Type::GetExecutors as i32);
+                response.get_executors = Some(state.get_executors());
             }
             ocall::Type::GetTasks => {
                 response.r#type = Some(oresponse::Type::GetTasks as i32);
@@ -429,7 +532,7 @@ async fn operator(
 
 async fn state_endpoint(State(shared): State<Arc<Shared>>, method: Method) -> Response {
     if method != Method::GET && method != Method::POST {
-        return method_not_allowed("GET, POST", &method);
+        return method_not_allowed(&["GET", "POST"], &method);
     }
     let json = super::state_json::state(&shared.lock());
     let mut response = Response::new(Body::from(json.to_string()));

@@ -3,8 +3,17 @@
 //! allocator and the bookkeeping of frameworks, agents, offers and tasks.
 //!
 //! Answers (status codes, texts, headers) follow what a Mesos 1.12 master answers. Agents reach
-//! the master over [`crate::local::link`]; all state sits in one mutex-protected [`state`] value
+//! the master over [`crate::local::link`]; all state sits in one mutex-protected state value
 //! owned by the running master, with tokio tasks for heartbeats and timers.
+//!
+//! HTTP Basic authentication of the scheduler API is optional ([`MasterConfig::credentials`]).
+//! Not imitated: authorization, authentication of the other endpoints, `offer_constraints` and
+//! `FrameworkInfo.offer_filters` (accepted, ignored), quota, weights, maintenance and inverse
+//! offers (the calls answer 202 and do nothing), operation feedback (operations with an `id`
+//! get no UPDATE_OPERATION_STATUS), resource providers, GROW/SHRINK_VOLUME and
+//! CREATE/DESTROY_DISK, and DRF: frameworks take turns round robin and each agent's free
+//! resources go to one framework role per allocation run. The master keeps no registry: a
+//! restarted master knows only what agents and frameworks tell it again.
 
 mod http;
 mod state;
@@ -38,9 +47,13 @@ pub struct MasterConfig {
     /// How long an offer stays outstanding before it is rescinded; `None` keeps offers until they
     /// are used, declined or invalidated (Mesos' `--offer_timeout` has no default either).
     pub offer_timeout: Option<Duration>,
-    /// How often the allocator runs besides the runs triggered by events (Mesos'
-    /// `--allocation_interval`: 1 s). Expired refuse filters are noticed on these runs.
+    /// How often the allocator runs (Mesos' `--allocation_interval`: 1 s). As in Mesos, resources
+    /// freed by finished tasks, declines, unused parts of ACCEPTs and rescinds are offered again
+    /// on the next run; subscriptions, new agents and REVIVE trigger a run at once.
     pub allocation_interval: Duration,
+    /// How long an agent whose link closed may take to register again before it is removed and
+    /// its tasks are reported lost (Mesos: 5 pings of 15 s, 75 s).
+    pub agent_removal_timeout: Duration,
     /// Cap on refuse filters (Mesos caps `refuse_seconds` at 365 days).
     pub max_refuse: Duration,
     /// Number of completed frameworks kept for `/state` and the operator API (Mesos'
@@ -49,6 +62,9 @@ pub struct MasterConfig {
     /// Number of completed tasks kept per framework (Mesos'
     /// `--max_completed_tasks_per_framework`: 1000).
     pub max_completed_tasks_per_framework: usize,
+    /// `(principal, secret)` pairs for HTTP Basic authentication of the scheduler API (Mesos'
+    /// `--authenticate_http_frameworks` with `--credentials`); empty turns authentication off.
+    pub credentials: Vec<(String, String)>,
     /// `Some("host:port")` makes this master a non-leader that answers 307 pointing there.
     pub leader: Option<String>,
 }
@@ -62,9 +78,11 @@ impl Default for MasterConfig {
             heartbeat_interval: Duration::from_secs(15),
             offer_timeout: None,
             allocation_interval: Duration::from_secs(1),
+            agent_removal_timeout: Duration::from_secs(75),
             max_refuse: Duration::from_secs(365 * 24 * 3600),
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
+            credentials: Vec::new(),
             leader: None,
         }
     }
@@ -113,12 +131,10 @@ impl Master {
             config: config.clone(),
             shutdown: shutdown.clone(),
         });
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(state::run_agent_messages(
-            shared.clone(),
-            agent_messages,
-        )));
-        tasks.push(tokio::spawn(state::run_allocation_ticks(shared.clone())));
+        let tasks = vec![
+            tokio::spawn(state::run_agent_messages(shared.clone(), agent_messages)),
+            tokio::spawn(state::run_allocation_ticks(shared.clone())),
+        ];
         let app = http::router(shared.clone());
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -181,7 +197,14 @@ impl MasterHandle {
     /// with `None`. Existing subscriptions are closed when leadership is lost, as after a real
     /// master failover.
     pub fn set_leader(&self, leader: Option<String>) {
-        self.shared.lock().set_leader(leader);
+        self.shared.lock().set_leader(leader, false);
+    }
+
+    /// Makes this master answer as when no leader is elected: 503 `No leader elected` on the
+    /// scheduler and operator APIs, and every subscription closed. [`MasterHandle::set_leader`]
+    /// ends that state.
+    pub fn set_no_leader(&self) {
+        self.shared.lock().set_leader(None, true);
     }
 
     /// Stops the HTTP server, closes every stream and tells the agents to stop.

@@ -1,7 +1,8 @@
 //! The master's state and behaviour: frameworks and their subscriptions, agents and their
 //! resources, offers and the allocator, tasks and their latest statuses, and the handling of every
 //! scheduler call and agent message. One [`State`] sits behind the [`Shared`] mutex; nothing
-//! awaits while holding it.
+//! awaits while holding it. Agent messages live in `agents`, the allocator in `allocator` and the
+//! operator API's views in `operator`; subscriptions and scheduler calls stay here.
 
 // `role` (FrameworkInfo, Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
@@ -28,6 +29,14 @@ use crate::v1::{
     framework_info::capability::Type as FrameworkCapability, master_info,
     offer::operation::Type as OperationType, task_status,
 };
+
+mod agents;
+mod allocator;
+mod operator;
+
+pub(crate) use agents::run_agent_messages;
+pub(crate) use allocator::run_allocation_ticks;
+use operator::{operator_agent, operator_framework_event};
 
 /// What the HTTP layer and the timers share.
 #[derive(Debug)]
@@ -93,7 +102,8 @@ pub(crate) struct Framework {
     pub reregistered_time: Option<f64>,
     pub unregistered_time: Option<f64>,
     pub suppressed_roles: HashSet<String>,
-    filters: HashMap<String, Vec<RefuseFilter>>,
+    /// Refuse filters by (agent id, role).
+    filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
     pub tasks: HashMap<String, Task>,
     pub completed_tasks: VecDeque<Task>,
@@ -144,8 +154,15 @@ impl Framework {
         }
     }
 
-    fn is_filtered(&mut self, agent_id: &str, offered: &Resources, now: Instant) -> bool {
-        let Some(filters) = self.filters.get_mut(agent_id) else {
+    fn is_filtered(
+        &mut self,
+        agent_id: &str,
+        role: &str,
+        offered: &Resources,
+        now: Instant,
+    ) -> bool {
+        let key = (agent_id.to_string(), role.to_string());
+        let Some(filters) = self.filters.get_mut(&key) else {
             return false;
         };
         filters.retain(|f| f.until > now);
@@ -190,6 +207,8 @@ pub(crate) struct Agent {
     pub used: Resources,
     pub offered: Resources,
     pub registered_time: f64,
+    /// When the master noticed the agent's link closed.
+    disconnected_since: Option<Instant>,
 }
 
 impl Agent {
@@ -212,6 +231,8 @@ impl Agent {
 struct OfferEntry {
     framework_id: String,
     agent_id: String,
+    /// The role the offer was made for.
+    role: String,
     /// Normalized resources (no allocation info).
     resources: Vec<Resource>,
 }
@@ -244,6 +265,8 @@ pub(crate) enum CallOutcome {
 pub(crate) struct State {
     pub master_info: MasterInfo,
     pub leader: Option<String>,
+    /// No leader is elected at all: calls get 503.
+    pub no_leader: bool,
     pub start_time: f64,
     pub frameworks: HashMap<String, Framework>,
     pub completed_frameworks: VecDeque<CompletedFramework>,
@@ -294,6 +317,7 @@ impl State {
         Self {
             master_info,
             leader: config.leader.clone(),
+            no_leader: false,
             start_time: now_secs(),
             frameworks: HashMap::new(),
             completed_frameworks: VecDeque::new(),
@@ -319,8 +343,9 @@ impl State {
         )
     }
 
-    pub fn set_leader(&mut self, leader: Option<String>) {
-        if leader.is_some() {
+    pub fn set_leader(&mut self, leader: Option<String>, no_leader: bool) {
+        self.no_leader = no_leader;
+        if leader.is_some() || no_leader {
             // Losing leadership: every subscription breaks, like a master failover.
             for framework in self.frameworks.values_mut() {
                 framework.subscription = None;
@@ -431,6 +456,22 @@ impl State {
             if let Some(sub) = &framework.subscription {
                 spawn_heartbeats(shared, sub.tx.clone(), sub.format, Heartbeat::Scheduler);
             }
+            if existed {
+                // Agents running its tasks learn the (possibly changed) FrameworkInfo.
+                let agents: HashSet<&str> = framework
+                    .tasks
+                    .values()
+                    .map(|t| t.agent_id.value.as_str())
+                    .chain(framework.executors.keys().map(|(a, _)| a.as_str()))
+                    .collect();
+                for agent_id in agents {
+                    if let Some(agent) = self.agents.get(agent_id) {
+                        agent.send(ToAgent::UpdateFramework {
+                            framework_info: info.clone(),
+                        });
+                    }
+                }
+            }
             let event = operator_framework_event(framework, !existed);
             self.publish(event);
         }
@@ -469,7 +510,11 @@ impl State {
         };
         let shared2 = shared.clone();
         let framework_id = framework_id.to_string();
-        tokio::spawn(async move {
+        // This runs from a stream's drop, possibly while the runtime shuts down.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep(timeout) => {}
                 _ = shared2.shutdown.cancelled() => return,
@@ -481,15 +526,14 @@ impl State {
                 .is_some_and(|f| f.disconnects == generation && !f.connected());
             if still_gone {
                 tracing::info!(framework = %framework_id, "failover timeout elapsed");
-                state.remove_framework(&shared2, &framework_id);
+                state.remove_framework(&framework_id);
             }
         });
-        self.allocate(shared);
     }
 
     /// Removes a framework: closes its stream, kills its tasks and executors, returns its
     /// resources and makes its id unusable.
-    pub fn remove_framework(&mut self, shared: &Arc<Shared>, framework_id: &str) {
+    pub fn remove_framework(&mut self, framework_id: &str) {
         let Some(mut framework) = self.frameworks.remove(framework_id) else {
             return;
         };
@@ -547,7 +591,6 @@ impl State {
             ..Default::default()
         });
         tracing::info!(framework = %framework_id, "framework removed");
-        self.allocate(shared);
     }
 
     // ---------------------------------------------------------------- calls
@@ -558,6 +601,7 @@ impl State {
         shared: &Arc<Shared>,
         call: Call,
         stream_id: Option<&str>,
+        principal: Option<&str>,
     ) -> CallOutcome {
         let framework_id = call
             .framework_id
@@ -567,6 +611,17 @@ impl State {
         let Some(framework) = self.frameworks.get(&framework_id) else {
             return CallOutcome::Error(StatusCode::BAD_REQUEST, "Framework cannot be found".into());
         };
+        if let Some(principal) = principal {
+            let declared = framework.info.principal.as_deref().unwrap_or("");
+            if declared != principal {
+                return CallOutcome::Error(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "Authenticated principal '{principal}' does not match principal '{declared}' used to subscribe"
+                    ),
+                );
+            }
+        }
         let Some(subscription) = &framework.subscription else {
             return CallOutcome::Error(StatusCode::FORBIDDEN, "Framework is not subscribed".into());
         };
@@ -587,11 +642,11 @@ impl State {
         let kind = call.r#type.and_then(|t| call::Type::try_from(t).ok());
         match kind {
             Some(call::Type::Teardown) => {
-                self.remove_framework(shared, &framework_id);
+                self.remove_framework(&framework_id);
             }
             Some(call::Type::Accept) => {
                 let accept = call.accept.unwrap_or_default();
-                self.accept(shared, &framework_id, accept);
+                self.accept(&framework_id, accept);
             }
             Some(call::Type::Decline) => {
                 let decline = call.decline.unwrap_or_default();
@@ -599,7 +654,6 @@ impl State {
                 for offer_id in decline.offer_ids {
                     self.decline_offer(&framework_id, &offer_id.value, refuse);
                 }
-                self.allocate(shared);
             }
             Some(call::Type::Revive) => {
                 let roles = call.revive.map(|r| r.roles).unwrap_or_default();
@@ -611,7 +665,13 @@ impl State {
                             framework.suppressed_roles.remove(role);
                         }
                     }
-                    framework.filters.clear();
+                    if roles.is_empty() {
+                        framework.filters.clear();
+                    } else {
+                        framework
+                            .filters
+                            .retain(|(_, role), _| !roles.contains(role));
+                    }
                 }
                 self.allocate(shared);
             }
@@ -763,26 +823,29 @@ impl State {
             return;
         }
         let agent_id = entry.agent_id.clone();
+        let role = entry.role.clone();
         let resources = entry.resources.clone();
         self.remove_offer(offer_id);
-        self.add_filter(framework_id, &agent_id, &resources, refuse_seconds);
+        self.add_filter(framework_id, &agent_id, &role, &resources, refuse_seconds);
     }
 
     fn add_filter(
         &mut self,
         framework_id: &str,
         agent_id: &str,
+        role: &str,
         resources: &[Resource],
         refuse_seconds: f64,
     ) {
         if resources.is_empty() || !refuse_seconds.is_finite() || refuse_seconds <= 0.0 {
             return;
         }
-        let duration = Duration::from_secs_f64(refuse_seconds).min(self.config.max_refuse);
+        let duration =
+            Duration::from_secs_f64(refuse_seconds.min(self.config.max_refuse.as_secs_f64()));
         if let Some(framework) = self.frameworks.get_mut(framework_id) {
             framework
                 .filters
-                .entry(agent_id.to_string())
+                .entry((agent_id.to_string(), role.to_string()))
                 .or_default()
                 .push(RefuseFilter {
                     resources: Resources::from_slice(resources),
@@ -804,7 +867,7 @@ impl State {
     }
 
     /// Rescinds an outstanding offer (RESCIND event).
-    pub fn rescind_offer(&mut self, shared: &Arc<Shared>, offer_id: &str) {
+    pub fn rescind_offer(&mut self, offer_id: &str) {
         let Some(entry) = self.remove_offer(offer_id) else {
             return;
         };
@@ -819,12 +882,11 @@ impl State {
                 ..Default::default()
             });
         }
-        self.allocate(shared);
     }
 
     // ---------------------------------------------------------------- accept
 
-    fn accept(&mut self, shared: &Arc<Shared>, framework_id: &str, accept: call::Accept) {
+    fn accept(&mut self, framework_id: &str, accept: call::Accept) {
         let partition_aware = self
             .frameworks
             .get(framework_id)
@@ -884,16 +946,17 @@ impl State {
                     self.send_update(framework_id, status);
                 }
             }
-            self.allocate(shared);
             return;
         }
         let Some(agent_id) = agent_id else {
             return;
         };
         let mut offered = Resources::new();
+        let mut role = String::from("*");
         for offer_id in &accept.offer_ids {
             if let Some(entry) = self.remove_offer(&offer_id.value) {
                 offered.add_all(&entry.resources);
+                role = entry.role;
             }
         }
         let mut remaining = offered;
@@ -902,8 +965,7 @@ impl State {
         }
         let refuse = accept.filters.as_ref().map_or(5.0, |f| f.refuse_seconds());
         let unused = remaining.into_vec();
-        self.add_filter(framework_id, &agent_id, &unused, refuse);
-        self.allocate(shared);
+        self.add_filter(framework_id, &agent_id, &role, &unused, refuse);
     }
 
     fn apply_operation(
@@ -1035,6 +1097,17 @@ impl State {
         }
         if task.resources.is_empty() {
             return Some("Task uses no resources".into());
+        }
+        let bad_scalar = task
+            .resources
+            .iter()
+            .chain(task.executor.iter().flat_map(|e| &e.resources))
+            .filter_map(|r| r.scalar.as_ref())
+            .any(|s| !s.value.is_finite() || s.value < 0.0);
+        if bad_scalar {
+            return Some(
+                "Task uses invalid resources: scalars must be finite and non-negative".into(),
+            );
         }
         None
     }
@@ -1242,7 +1315,7 @@ impl State {
             discovery: info.discovery.clone(),
             container: info.container.clone(),
             health_check: info.health_check.clone(),
-            kill_policy: info.kill_policy.clone(),
+            kill_policy: info.kill_policy,
             user,
             limits: info.limits.clone(),
         };
@@ -1340,23 +1413,31 @@ impl State {
                 match framework.tasks.get(&wanted.task_id.value) {
                     Some(task) => statuses.push(reconcile_status(task)),
                     None => {
-                        let agent_known = wanted
+                        let agent = wanted
                             .agent_id
                             .as_ref()
-                            .is_some_and(|a| self.agents.contains_key(&a.value));
-                        let (state, message) = match (partition_aware, agent_known) {
-                            (true, true) => (
+                            .and_then(|a| self.agents.get(&a.value));
+                        let unreachable = agent.is_some_and(|a| a.disconnected_since.is_some());
+                        let (state, message) = match (partition_aware, agent, unreachable) {
+                            (true, Some(_), true) => (
+                                TaskState::TaskUnreachable,
+                                "Reconciliation: Task is unreachable",
+                            ),
+                            (false, Some(_), true) => {
+                                (TaskState::TaskLost, "Reconciliation: Task is unreachable")
+                            }
+                            (true, Some(_), false) => (
                                 TaskState::TaskGone,
                                 "Reconciliation: Task is unknown to the agent",
                             ),
-                            (true, false) => {
-                                (TaskState::TaskUnknown, "Reconciliation: Task is unknown")
-                            }
-                            (false, true) => (
+                            (false, Some(_), false) => (
                                 TaskState::TaskLost,
                                 "Reconciliation: Task is unknown to the agent",
                             ),
-                            (false, false) => {
+                            (true, None, _) => {
+                                (TaskState::TaskUnknown, "Reconciliation: Task is unknown")
+                            }
+                            (false, None, _) => {
                                 (TaskState::TaskLost, "Reconciliation: Task is unknown")
                             }
                         };
@@ -1382,525 +1463,9 @@ impl State {
             framework.send(&update_event(status));
         }
     }
-
-    // ---------------------------------------------------------------- agents
-
-    pub fn agent_message(&mut self, shared: &Arc<Shared>, message: AgentMessage) {
-        let agent_id = message.agent_id.value;
-        match message.message {
-            FromAgent::Register {
-                info,
-                link,
-                url,
-                frameworks,
-                executors,
-                tasks,
-            } => self.register_agent(
-                shared, agent_id, info, link, url, frameworks, executors, tasks,
-            ),
-            FromAgent::StatusUpdate {
-                framework_id,
-                status,
-            } => self.status_update(shared, &agent_id, &framework_id.value, status),
-            FromAgent::ExecutorMessage {
-                framework_id,
-                executor_id,
-                data,
-            } => {
-                if let Some(framework) = self.frameworks.get(&framework_id.value) {
-                    framework.send(&scheduler::Event {
-                        r#type: Some(scheduler::event::Type::Message as i32),
-                        message: Some(event::Message {
-                            agent_id: AgentId { value: agent_id },
-                            executor_id,
-                            data,
-                        }),
-                        ..Default::default()
-                    });
-                }
-            }
-            FromAgent::ExecutorExited {
-                framework_id,
-                executor_id,
-                status,
-                resources: freed,
-            } => {
-                if let Some(framework) = self.frameworks.get_mut(&framework_id.value) {
-                    let key = (agent_id.clone(), executor_id.value.clone());
-                    let known = framework.executors.remove(&key);
-                    let is_command = known.is_none();
-                    framework.send(&scheduler::Event {
-                        r#type: Some(scheduler::event::Type::Failure as i32),
-                        failure: Some(event::Failure {
-                            agent_id: Some(AgentId {
-                                value: agent_id.clone(),
-                            }),
-                            executor_id: Some(executor_id),
-                            status: Some(status),
-                        }),
-                        ..Default::default()
-                    });
-                    if !is_command {
-                        if let Some(agent) = self.agents.get_mut(&agent_id) {
-                            let normalized: Vec<Resource> =
-                                freed.iter().map(resources::normalize).collect();
-                            agent.used.subtract_all(&normalized);
-                        }
-                    }
-                }
-                self.allocate(shared);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn register_agent(
-        &mut self,
-        shared: &Arc<Shared>,
-        agent_id: String,
-        mut info: AgentInfo,
-        link: AgentLink,
-        url: String,
-        frameworks: Vec<FrameworkInfo>,
-        executors: Vec<ExecutorInfo>,
-        tasks: Vec<Task>,
-    ) {
-        info.id = Some(AgentId {
-            value: agent_id.clone(),
-        });
-        // A re-registration replaces the old entry: its offers are void.
-        if self.agents.contains_key(&agent_id) {
-            let stale: Vec<String> = self
-                .offers
-                .iter()
-                .filter(|(_, o)| o.agent_id == agent_id)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for offer_id in stale {
-                self.rescind_offer_no_allocate(&offer_id);
-            }
-        } else {
-            self.agent_order.push(agent_id.clone());
-        }
-        let normalized: Vec<Resource> = info.resources.iter().map(resources::normalize).collect();
-        let mut agent = Agent {
-            id: agent_id.clone(),
-            info: info.clone(),
-            url,
-            link,
-            total: Resources::from_slice(&normalized),
-            used: Resources::new(),
-            offered: Resources::new(),
-            registered_time: now_secs(),
-        };
-        for framework_info in frameworks {
-            let Some(id) = framework_info.id.as_ref().map(|i| i.value.clone()) else {
-                continue;
-            };
-            if self.removed_frameworks.contains(&id) {
-                agent.send(ToAgent::ShutdownFramework {
-                    framework_id: FrameworkId { value: id },
-                });
-                continue;
-            }
-            self.frameworks.entry(id.clone()).or_insert_with(|| {
-                let mut f = Framework::new(id.clone(), framework_info.clone());
-                f.recovered = true;
-                f
-            });
-        }
-        for executor in executors {
-            let Some(framework_id) = executor.framework_id.as_ref().map(|f| f.value.clone()) else {
-                continue;
-            };
-            if let Some(framework) = self.frameworks.get_mut(&framework_id) {
-                agent.used.add_all(
-                    &executor
-                        .resources
-                        .iter()
-                        .map(resources::normalize)
-                        .collect::<Vec<_>>(),
-                );
-                framework.executors.insert(
-                    (agent_id.clone(), executor.executor_id.value.clone()),
-                    executor,
-                );
-            }
-        }
-        for mut task in tasks {
-            let framework_id = task.framework_id.value.clone();
-            let Some(framework) = self.frameworks.get_mut(&framework_id) else {
-                continue;
-            };
-            task.agent_id = AgentId {
-                value: agent_id.clone(),
-            };
-            task.resources = task.resources.iter().map(resources::normalize).collect();
-            if !is_terminal(task.state) {
-                agent.used.add_all(&task.resources);
-            }
-            framework.tasks.insert(task.task_id.value.clone(), task);
-        }
-        let event = v1::master::Event {
-            r#type: Some(v1::master::event::Type::AgentAdded as i32),
-            agent_added: Some(v1::master::event::AgentAdded {
-                agent: operator_agent(&agent),
-            }),
-            ..Default::default()
-        };
-        tracing::info!(agent = %agent_id, hostname = %info.hostname, "agent registered");
-        self.agents.insert(agent_id, agent);
-        self.publish(event);
-        self.allocate(shared);
-    }
-
-    fn rescind_offer_no_allocate(&mut self, offer_id: &str) {
-        if let Some(entry) = self.remove_offer(offer_id) {
-            if let Some(framework) = self.frameworks.get(&entry.framework_id) {
-                framework.send(&scheduler::Event {
-                    r#type: Some(scheduler::event::Type::Rescind as i32),
-                    rescind: Some(event::Rescind {
-                        offer_id: OfferId {
-                            value: offer_id.to_string(),
-                        },
-                    }),
-                    ..Default::default()
-                });
-            }
-        }
-    }
-
-    fn status_update(
-        &mut self,
-        shared: &Arc<Shared>,
-        agent_id: &str,
-        framework_id: &str,
-        status: TaskStatus,
-    ) {
-        let Some(framework) = self.frameworks.get_mut(framework_id) else {
-            tracing::debug!(framework = %framework_id, "status update for an unknown framework dropped");
-            return;
-        };
-        let mut freed = None;
-        if let Some(task) = framework.tasks.get_mut(&status.task_id.value) {
-            let was_terminal = is_terminal(task.state);
-            task.state = status.state;
-            task.status_update_state = Some(status.state);
-            task.status_update_uuid = status.uuid.clone();
-            let mut latest = status.clone();
-            latest.data = None;
-            if task.statuses.len() >= 8 {
-                task.statuses.remove(0);
-            }
-            task.statuses.push(latest);
-            if !was_terminal && is_terminal(status.state) {
-                freed = Some(task.resources.clone());
-            }
-        }
-        framework.send(&update_event(status.clone()));
-        let freed_any = freed.is_some();
-        if let Some(freed) = freed {
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                agent.used.subtract_all(&freed);
-            }
-        }
-        if !self.operator_streams.is_empty() {
-            let state = status.state;
-            self.publish(v1::master::Event {
-                r#type: Some(v1::master::event::Type::TaskUpdated as i32),
-                task_updated: Some(v1::master::event::TaskUpdated {
-                    framework_id: FrameworkId {
-                        value: framework_id.to_string(),
-                    },
-                    status,
-                    state,
-                }),
-                ..Default::default()
-            });
-        }
-        if freed_any {
-            self.allocate(shared);
-        }
-    }
-
-    // ---------------------------------------------------------------- allocator
-
-    /// Offers every agent's available resources to connected frameworks, round robin, one
-    /// offer per agent and role, honouring suppression and refuse filters.
-    pub fn allocate(&mut self, shared: &Arc<Shared>) {
-        if self.stopped || self.leader.is_some() {
-            return;
-        }
-        let mut candidates: Vec<String> = self
-            .frameworks
-            .values()
-            .filter(|f| f.active && f.connected())
-            .map(|f| f.id.clone())
-            .collect();
-        if candidates.is_empty() {
-            return;
-        }
-        candidates.sort();
-        self.round_robin = self.round_robin.wrapping_add(1);
-        let start = self.round_robin % candidates.len();
-        candidates.rotate_left(start);
-        let now = Instant::now();
-        let mut made: HashMap<String, Vec<Offer>> = HashMap::new();
-        let agent_ids = self.agent_order.clone();
-        for agent_id in &agent_ids {
-            let Some(agent) = self.agents.get(agent_id) else {
-                continue;
-            };
-            let mut available = agent.available();
-            if available.is_empty() {
-                continue;
-            }
-            let hostname = agent.info.hostname.clone();
-            let attributes = agent.info.attributes.clone();
-            let agent_url = agent.url.clone();
-            for framework_id in &candidates {
-                if !allocatable(&available) {
-                    break;
-                }
-                let Some(framework) = self.frameworks.get_mut(framework_id) else {
-                    continue;
-                };
-                let gpu = framework.has_capability(FrameworkCapability::GpuResources);
-                let multi_role = framework.has_capability(FrameworkCapability::MultiRole);
-                for role in framework.roles() {
-                    if framework.suppressed_roles.contains(&role) {
-                        continue;
-                    }
-                    let share = available.filter(|r| {
-                        resources::allocatable_to(r, &role) && (gpu || r.name != "gpus")
-                    });
-                    if !allocatable(&share) || framework.is_filtered(agent_id, &share, now) {
-                        continue;
-                    }
-                    available.subtract_all(share.as_slice());
-                    let offer_id = format!("{}-O{}", self.master_info.id, self.next_offer);
-                    self.next_offer += 1;
-                    let offer = Offer {
-                        id: OfferId {
-                            value: offer_id.clone(),
-                        },
-                        framework_id: FrameworkId {
-                            value: framework_id.clone(),
-                        },
-                        agent_id: AgentId {
-                            value: agent_id.clone(),
-                        },
-                        hostname: hostname.clone(),
-                        url: agent_url_info(&agent_url),
-                        domain: None,
-                        resources: share
-                            .as_slice()
-                            .iter()
-                            .map(|r| resources::for_offer(r, &role, multi_role))
-                            .collect(),
-                        attributes: attributes.clone(),
-                        executor_ids: framework
-                            .executors
-                            .keys()
-                            .filter(|(a, _)| a == agent_id)
-                            .map(|(_, e)| ExecutorId { value: e.clone() })
-                            .collect(),
-                        unavailability: None,
-                        allocation_info: multi_role.then(|| v1::resource::AllocationInfo {
-                            role: Some(role.clone()),
-                        }),
-                    };
-                    framework.offers.insert(offer_id.clone());
-                    made.entry(framework_id.clone()).or_default().push(offer);
-                    self.offers.insert(
-                        offer_id,
-                        OfferEntry {
-                            framework_id: framework_id.clone(),
-                            agent_id: agent_id.clone(),
-                            resources: share.into_vec(),
-                        },
-                    );
-                }
-            }
-            if let Some(agent) = self.agents.get_mut(agent_id) {
-                let mut offered = agent.total.clone();
-                offered.subtract_all(agent.used.as_slice());
-                offered.subtract_all(available.as_slice());
-                agent.offered = offered;
-            }
-        }
-        for (framework_id, offers) in made {
-            if let Some(timeout) = self.config.offer_timeout {
-                for offer in &offers {
-                    spawn_offer_timeout(shared, offer.id.value.clone(), timeout);
-                }
-            }
-            if let Some(framework) = self.frameworks.get(&framework_id) {
-                framework.send(&scheduler::Event {
-                    r#type: Some(scheduler::event::Type::Offers as i32),
-                    offers: Some(event::Offers { offers }),
-                    ..Default::default()
-                });
-            }
-        }
-    }
-
-    // ---------------------------------------------------------------- operator API
-
-    /// Opens an operator event stream: SUBSCRIBED with the full state, then events.
-    pub fn operator_subscribe(
-        &mut self,
-        shared: &Arc<Shared>,
-        format: Format,
-    ) -> mpsc::UnboundedReceiver<Bytes> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let subscribed = v1::master::Event {
-            r#type: Some(v1::master::event::Type::Subscribed as i32),
-            subscribed: Some(v1::master::event::Subscribed {
-                get_state: Some(self.get_state()),
-                heartbeat_interval_seconds: Some(self.config.heartbeat_interval.as_secs_f64()),
-            }),
-            ..Default::default()
-        };
-        if let Some(bytes) = record(format, &subscribed) {
-            let _ = tx.send(bytes);
-        }
-        spawn_heartbeats(shared, tx.clone(), format, Heartbeat::Operator);
-        self.operator_streams.push(Subscription {
-            stream_id: String::new(),
-            format,
-            tx,
-        });
-        rx
-    }
-
-    fn publish(&mut self, event: v1::master::Event) {
-        if self.operator_streams.is_empty() {
-            return;
-        }
-        let mut json = None;
-        let mut protobuf = None;
-        self.operator_streams.retain(|sub| {
-            let slot = match sub.format {
-                Format::Json => &mut json,
-                Format::Protobuf => &mut protobuf,
-            };
-            if slot.is_none() {
-                *slot = record(sub.format, &event);
-            }
-            match slot {
-                Some(bytes) => sub.tx.send(bytes.clone()).is_ok(),
-                None => true,
-            }
-        });
-    }
-
-    pub fn get_frameworks(&self) -> v1::master::response::GetFrameworks {
-        let mut frameworks: Vec<&Framework> = self.frameworks.values().collect();
-        frameworks.sort_by(|a, b| a.id.cmp(&b.id));
-        v1::master::response::GetFrameworks {
-            frameworks: frameworks
-                .into_iter()
-                .filter(|f| !f.recovered)
-                .map(operator_framework)
-                .collect(),
-            completed_frameworks: self
-                .completed_frameworks
-                .iter()
-                .map(|c| v1::master::response::get_frameworks::Framework {
-                    framework_info: c.info.clone(),
-                    active: false,
-                    connected: false,
-                    recovered: false,
-                    registered_time: c.registered_time.map(time_info),
-                    unregistered_time: c.unregistered_time.map(time_info),
-                    ..Default::default()
-                })
-                .collect(),
-            recovered_frameworks: self
-                .frameworks
-                .values()
-                .filter(|f| f.recovered)
-                .map(|f| f.info.clone())
-                .collect(),
-        }
-    }
-
-    pub fn get_agents(&self) -> v1::master::response::GetAgents {
-        v1::master::response::GetAgents {
-            agents: self
-                .agent_order
-                .iter()
-                .filter_map(|id| self.agents.get(id))
-                .map(operator_agent)
-                .collect(),
-            recovered_agents: Vec::new(),
-        }
-    }
-
-    pub fn get_tasks(&self) -> v1::master::response::GetTasks {
-        let mut tasks = Vec::new();
-        let mut completed = Vec::new();
-        for framework in self.frameworks.values() {
-            for task in framework.tasks.values() {
-                if is_terminal(task.state) {
-                    completed.push(task.clone());
-                } else {
-                    tasks.push(task.clone());
-                }
-            }
-            completed.extend(framework.completed_tasks.iter().cloned());
-        }
-        for framework in &self.completed_frameworks {
-            completed.extend(framework.completed_tasks.iter().cloned());
-        }
-        v1::master::response::GetTasks {
-            tasks,
-            completed_tasks: completed,
-            ..Default::default()
-        }
-    }
-
-    pub fn get_state(&self) -> v1::master::response::GetState {
-        v1::master::response::GetState {
-            get_tasks: Some(self.get_tasks()),
-            get_executors: Some(v1::master::response::GetExecutors::default()),
-            get_frameworks: Some(self.get_frameworks()),
-            get_agents: Some(self.get_agents()),
-        }
-    }
-
-    /// Offers of one framework, in the form they were sent (for `/state`).
-    pub fn offered_to(&self, framework_id: &str) -> Vec<(String, String, Vec<Resource>)> {
-        self.offers
-            .iter()
-            .filter(|(_, o)| o.framework_id == framework_id)
-            .map(|(id, o)| (id.clone(), o.agent_id.clone(), o.resources.clone()))
-            .collect()
-    }
 }
 
 // -------------------------------------------------------------------- helpers
-
-fn allocatable(resources: &Resources) -> bool {
-    resources.scalar("cpus") >= 0.01 || resources.scalar("mem") >= 32.0
-}
-
-fn agent_url_info(url: &str) -> Option<v1::Url> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, port) = rest.rsplit_once(':')?;
-    Some(v1::Url {
-        scheme: "http".into(),
-        address: v1::Address {
-            hostname: None,
-            ip: Some(host.to_string()),
-            port: port.trim_end_matches('/').parse().ok()?,
-        },
-        path: Some("/slave(1)".into()),
-        query: Vec::new(),
-        fragment: None,
-    })
-}
 
 fn pop_reservation(resource: &Resource) -> Resource {
     let mut r = resource.clone();
@@ -2096,62 +1661,6 @@ fn validate_framework_info(info: &FrameworkInfo, suppressed_roles: &[String]) ->
     None
 }
 
-pub(crate) fn time_info(seconds: f64) -> v1::TimeInfo {
-    v1::TimeInfo {
-        nanoseconds: (seconds * 1e9) as i64,
-    }
-}
-
-pub(crate) fn operator_framework(
-    framework: &Framework,
-) -> v1::master::response::get_frameworks::Framework {
-    v1::master::response::get_frameworks::Framework {
-        framework_info: framework.info.clone(),
-        active: framework.active,
-        connected: framework.connected(),
-        recovered: framework.recovered,
-        registered_time: framework.registered_time.map(time_info),
-        reregistered_time: framework.reregistered_time.map(time_info),
-        unregistered_time: framework.unregistered_time.map(time_info),
-        ..Default::default()
-    }
-}
-
-fn operator_framework_event(framework: &Framework, added: bool) -> v1::master::Event {
-    let framework = operator_framework(framework);
-    if added {
-        v1::master::Event {
-            r#type: Some(v1::master::event::Type::FrameworkAdded as i32),
-            framework_added: Some(v1::master::event::FrameworkAdded { framework }),
-            ..Default::default()
-        }
-    } else {
-        v1::master::Event {
-            r#type: Some(v1::master::event::Type::FrameworkUpdated as i32),
-            framework_updated: Some(v1::master::event::FrameworkUpdated { framework }),
-            ..Default::default()
-        }
-    }
-}
-
-pub(crate) fn operator_agent(agent: &Agent) -> v1::master::response::get_agents::Agent {
-    v1::master::response::get_agents::Agent {
-        agent_info: agent.info.clone(),
-        active: true,
-        deactivated: Some(false),
-        version: MESOS_VERSION.to_string(),
-        pid: Some(format!(
-            "slave(1)@{}",
-            agent.url.trim_start_matches("http://")
-        )),
-        registered_time: Some(time_info(agent.registered_time)),
-        total_resources: agent.total.as_slice().to_vec(),
-        allocated_resources: agent.used.as_slice().to_vec(),
-        offered_resources: agent.offered.as_slice().to_vec(),
-        ..Default::default()
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Heartbeat {
     Scheduler,
@@ -2195,52 +1704,4 @@ fn spawn_heartbeats(
             }
         }
     });
-}
-
-fn spawn_offer_timeout(shared: &Arc<Shared>, offer_id: String, timeout: Duration) {
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = tokio::time::sleep(timeout) => {}
-            _ = shared.shutdown.cancelled() => return,
-        }
-        let mut state = shared.lock();
-        if state.offers.contains_key(&offer_id) {
-            tracing::debug!(offer = %offer_id, "offer timed out");
-            state.rescind_offer(&shared, &offer_id);
-        }
-    });
-}
-
-/// Applies agent messages to the state until the master stops.
-pub(crate) async fn run_agent_messages(
-    shared: Arc<Shared>,
-    mut messages: mpsc::UnboundedReceiver<AgentMessage>,
-) {
-    loop {
-        tokio::select! {
-            message = messages.recv() => {
-                let Some(message) = message else { return };
-                let mut state = shared.lock();
-                state.agent_message(&shared, message);
-                // Drain what is already queued under the same lock.
-                while let Ok(more) = messages.try_recv() {
-                    state.agent_message(&shared, more);
-                }
-            }
-            _ = shared.shutdown.cancelled() => return,
-        }
-    }
-}
-
-/// Runs the allocator every allocation interval (refuse filters expire between events).
-pub(crate) async fn run_allocation_ticks(shared: Arc<Shared>) {
-    let mut ticks = tokio::time::interval(shared.config.allocation_interval);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => shared.lock().allocate(&shared),
-            _ = shared.shutdown.cancelled() => return,
-        }
-    }
 }

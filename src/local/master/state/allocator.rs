@@ -1,0 +1,192 @@
+//! The allocator: offers each agent's free resources to connected frameworks round robin, per
+//! role, honouring suppression and refuse filters; offer timeouts; the periodic allocation run.
+
+use super::*;
+
+impl State {
+    /// Offers every agent's available resources to connected frameworks, round robin, one
+    /// offer per agent and role, honouring suppression and refuse filters.
+    pub fn allocate(&mut self, shared: &Arc<Shared>) {
+        if self.stopped || self.leader.is_some() || self.no_leader {
+            return;
+        }
+        let mut candidates: Vec<String> = self
+            .frameworks
+            .values()
+            .filter(|f| f.active && f.connected())
+            .map(|f| f.id.clone())
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        candidates.sort();
+        self.round_robin = self.round_robin.wrapping_add(1);
+        let start = self.round_robin % candidates.len();
+        candidates.rotate_left(start);
+        let now = Instant::now();
+        let mut made: HashMap<String, Vec<Offer>> = HashMap::new();
+        let agent_ids = self.agent_order.clone();
+        for agent_id in &agent_ids {
+            let Some(agent) = self.agents.get(agent_id) else {
+                continue;
+            };
+            if agent.disconnected_since.is_some() || agent.link.is_closed() {
+                continue;
+            }
+            let mut available = agent.available();
+            if available.is_empty() {
+                continue;
+            }
+            let hostname = agent.info.hostname.clone();
+            let attributes = agent.info.attributes.clone();
+            let agent_url = agent.url.clone();
+            for framework_id in &candidates {
+                if !allocatable(&available) {
+                    break;
+                }
+                let Some(framework) = self.frameworks.get_mut(framework_id) else {
+                    continue;
+                };
+                let gpu = framework.has_capability(FrameworkCapability::GpuResources);
+                let multi_role = framework.has_capability(FrameworkCapability::MultiRole);
+                // Roles holding fewer outstanding offers go first, so every role gets a turn.
+                let mut roles = framework.roles();
+                if roles.len() > 1 {
+                    let mut held: HashMap<&str, usize> = HashMap::new();
+                    for offer_id in &framework.offers {
+                        if let Some(entry) = self.offers.get(offer_id) {
+                            *held.entry(entry.role.as_str()).or_default() += 1;
+                        }
+                    }
+                    roles.sort_by_key(|r| held.get(r.as_str()).copied().unwrap_or(0));
+                }
+                for role in roles {
+                    if framework.suppressed_roles.contains(&role) {
+                        continue;
+                    }
+                    let share = available.filter(|r| {
+                        resources::allocatable_to(r, &role) && (gpu || r.name != "gpus")
+                    });
+                    if !allocatable(&share) || framework.is_filtered(agent_id, &role, &share, now) {
+                        continue;
+                    }
+                    available.subtract_all(share.as_slice());
+                    let offer_id = format!("{}-O{}", self.master_info.id, self.next_offer);
+                    self.next_offer += 1;
+                    let offer = Offer {
+                        id: OfferId {
+                            value: offer_id.clone(),
+                        },
+                        framework_id: FrameworkId {
+                            value: framework_id.clone(),
+                        },
+                        agent_id: AgentId {
+                            value: agent_id.clone(),
+                        },
+                        hostname: hostname.clone(),
+                        url: agent_url_info(&agent_url),
+                        domain: None,
+                        resources: share
+                            .as_slice()
+                            .iter()
+                            .map(|r| resources::for_offer(r, &role, multi_role))
+                            .collect(),
+                        attributes: attributes.clone(),
+                        executor_ids: framework
+                            .executors
+                            .keys()
+                            .filter(|(a, _)| a == agent_id)
+                            .map(|(_, e)| ExecutorId { value: e.clone() })
+                            .collect(),
+                        unavailability: None,
+                        allocation_info: multi_role.then(|| v1::resource::AllocationInfo {
+                            role: Some(role.clone()),
+                        }),
+                    };
+                    framework.offers.insert(offer_id.clone());
+                    made.entry(framework_id.clone()).or_default().push(offer);
+                    self.offers.insert(
+                        offer_id,
+                        OfferEntry {
+                            framework_id: framework_id.clone(),
+                            agent_id: agent_id.clone(),
+                            role: role.clone(),
+                            resources: share.into_vec(),
+                        },
+                    );
+                }
+            }
+            if let Some(agent) = self.agents.get_mut(agent_id) {
+                let mut offered = agent.total.clone();
+                offered.subtract_all(agent.used.as_slice());
+                offered.subtract_all(available.as_slice());
+                agent.offered = offered;
+            }
+        }
+        for (framework_id, offers) in made {
+            if let Some(timeout) = self.config.offer_timeout {
+                for offer in &offers {
+                    spawn_offer_timeout(shared, offer.id.value.clone(), timeout);
+                }
+            }
+            if let Some(framework) = self.frameworks.get(&framework_id) {
+                framework.send(&scheduler::Event {
+                    r#type: Some(scheduler::event::Type::Offers as i32),
+                    offers: Some(event::Offers { offers }),
+                    ..Default::default()
+                });
+            }
+        }
+    }
+}
+
+pub(super) fn allocatable(resources: &Resources) -> bool {
+    resources.scalar("cpus") >= 0.01 || resources.scalar("mem") >= 32.0
+}
+
+pub(super) fn agent_url_info(url: &str) -> Option<v1::Url> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, port) = rest.rsplit_once(':')?;
+    Some(v1::Url {
+        scheme: "http".into(),
+        address: v1::Address {
+            hostname: None,
+            ip: Some(host.to_string()),
+            port: port.trim_end_matches('/').parse().ok()?,
+        },
+        path: Some("/slave(1)".into()),
+        query: Vec::new(),
+        fragment: None,
+    })
+}
+
+pub(super) fn spawn_offer_timeout(shared: &Arc<Shared>, offer_id: String, timeout: Duration) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(timeout) => {}
+            _ = shared.shutdown.cancelled() => return,
+        }
+        let mut state = shared.lock();
+        if state.offers.contains_key(&offer_id) {
+            tracing::debug!(offer = %offer_id, "offer timed out");
+            state.rescind_offer(&offer_id);
+        }
+    });
+}
+
+/// Runs the allocator every allocation interval (refuse filters expire between events).
+pub(crate) async fn run_allocation_ticks(shared: Arc<Shared>) {
+    let mut ticks = tokio::time::interval(shared.config.allocation_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let mut state = shared.lock();
+                state.check_agents();
+                state.allocate(&shared);
+            }
+            _ = shared.shutdown.cancelled() => return,
+        }
+    }
+}
