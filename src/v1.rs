@@ -53,3 +53,23 @@ pub mod resource_provider {
 /// The JSON codec reads field and enum names and declared defaults from it.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/mesos_v1_descriptor_set.bin"));
+
+impl TaskState {
+    /// Whether this state ends the task (Mesos' `isTerminalState`): FINISHED, FAILED, KILLED,
+    /// ERROR, LOST, DROPPED, GONE and GONE_BY_OPERATOR. A terminal state frees the task's
+    /// resources; TASK_LOST can still be followed by a later update when a partitioned agent
+    /// comes back.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskState::TaskFinished
+                | TaskState::TaskFailed
+                | TaskState::TaskKilled
+                | TaskState::TaskError
+                | TaskState::TaskLost
+                | TaskState::TaskDropped
+                | TaskState::TaskGone
+                | TaskState::TaskGoneByOperator
+        )
+    }
+}

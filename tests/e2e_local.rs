@@ -145,7 +145,7 @@ async fn terminal_states(
         let done = tasks.iter().all(|t| {
             seen.get(*t)
                 .and_then(|updates| updates.last())
-                .is_some_and(|s| is_terminal(s.state()))
+                .is_some_and(|s| TaskState::is_terminal(s.state()))
         });
         if done {
             return seen;
@@ -155,20 +155,6 @@ async fn terminal_states(
             .or_default()
             .push(status);
     }
-}
-
-fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
 }
 
 async fn command_tasks_finish_fail_and_are_acknowledged(format: Format) {
@@ -339,7 +325,7 @@ async fn kill_and_reconcile_a_running_task() {
         .unwrap();
     let killed = loop {
         let status = next_update(&mut events).await;
-        if is_terminal(status.state()) {
+        if TaskState::is_terminal(status.state()) {
             break status;
         }
     };
@@ -427,9 +413,9 @@ async fn custom_executor_fetched_over_http_runs_tasks_and_echoes_messages() {
         .await
         .unwrap();
 
-    let mut states = Vec::new();
+    let mut states: Vec<TaskState> = Vec::new();
     let mut echoed = None;
-    while !states.last().is_some_and(|s: &TaskState| is_terminal(*s)) || echoed.is_none() {
+    while !states.last().is_some_and(|s| s.is_terminal()) || echoed.is_none() {
         match next_event(&mut events).await {
             SchedulerEvent::Event(event) if event.r#type() == EventType::Update => {
                 let status = event.update.unwrap().status;

@@ -12,21 +12,6 @@ use uuid::Uuid;
 use crate::v1::executor::call;
 use crate::v1::{TaskId, TaskInfo, TaskState, TaskStatus};
 
-/// Whether `state` ends a task.
-pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
-
 #[derive(Debug)]
 struct TrackedTask {
     info: Option<TaskInfo>,
@@ -75,7 +60,7 @@ impl Bookkeeping {
     /// delivered.
     pub fn record(&mut self, status: TaskStatus) -> Option<Uuid> {
         let uuid = Uuid::from_slice(status.uuid.as_deref()?).ok()?;
-        let terminal = is_terminal(status.state());
+        let terminal = TaskState::is_terminal(status.state());
         let order = self.next_order;
         let task = self
             .tasks
@@ -309,11 +294,11 @@ mod tests {
 
     #[test]
     fn terminal_states() {
-        assert!(is_terminal(TaskState::TaskFinished));
-        assert!(is_terminal(TaskState::TaskKilled));
-        assert!(is_terminal(TaskState::TaskError));
-        assert!(!is_terminal(TaskState::TaskRunning));
-        assert!(!is_terminal(TaskState::TaskKilling));
-        assert!(!is_terminal(TaskState::TaskUnreachable));
+        assert!(TaskState::is_terminal(TaskState::TaskFinished));
+        assert!(TaskState::is_terminal(TaskState::TaskKilled));
+        assert!(TaskState::is_terminal(TaskState::TaskError));
+        assert!(!TaskState::is_terminal(TaskState::TaskRunning));
+        assert!(!TaskState::is_terminal(TaskState::TaskKilling));
+        assert!(!TaskState::is_terminal(TaskState::TaskUnreachable));
     }
 }

@@ -60,7 +60,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use uuid::Uuid;
 
-pub use bookkeeping::is_terminal;
 pub use config::*;
 pub use driver::{Runtime, run};
 pub use handle::{ExecutorHandle, HandleError, StatusUpdate};

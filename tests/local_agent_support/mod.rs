@@ -93,16 +93,7 @@ pub fn state_of(status: &TaskStatus) -> TaskState {
 }
 
 pub fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskGone
-            | TaskState::TaskDropped
-    )
+    state.is_terminal()
 }
 
 /// What the agent reported in `Register`.

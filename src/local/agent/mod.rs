@@ -604,20 +604,6 @@ pub(crate) struct Agent {
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-fn is_terminal(state: TaskState) -> bool {
-    matches!(
-        state,
-        TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator
-    )
-}
-
 /// Seconds since the Unix epoch, as Mesos timestamps are.
 fn now_seconds() -> f64 {
     std::time::SystemTime::now()
@@ -1542,7 +1528,7 @@ impl Agent {
         let mut tasks: Vec<&TaskEntry> = executor
             .tasks
             .values()
-            .filter(|t| !is_terminal(t.state))
+            .filter(|t| !TaskState::is_terminal(t.state))
             .collect();
         tasks.sort_by(|a, b| a.info.task_id.value.cmp(&b.info.task_id.value));
         for task in tasks {
@@ -1641,7 +1627,7 @@ impl Agent {
                     if !stream.queue.is_empty() {
                         state.streams.insert(stream_key, stream);
                     }
-                    if completed || is_terminal(state_now) {
+                    if completed || TaskState::is_terminal(state_now) {
                         continue;
                     }
                     live_tasks += 1;

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{Agent, is_terminal};
+use super::Agent;
 use crate::local::link::FromAgent;
 use crate::v1::{FrameworkId, TaskState, TaskStatus};
 
@@ -230,7 +230,7 @@ impl Agent {
             if stream.queue.is_empty() {
                 let terminal = acked
                     .and_then(|s| TaskState::try_from(s.state).ok())
-                    .is_some_and(is_terminal);
+                    .is_some_and(TaskState::is_terminal);
                 if terminal {
                     state.streams.remove(&key);
                 }

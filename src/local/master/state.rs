@@ -1498,17 +1498,7 @@ fn operation_tasks(operation: &v1::offer::Operation) -> Vec<TaskInfo> {
 
 /// Whether a task state is terminal.
 pub(crate) fn is_terminal(state: i32) -> bool {
-    matches!(
-        TaskState::try_from(state),
-        Ok(TaskState::TaskFinished
-            | TaskState::TaskFailed
-            | TaskState::TaskKilled
-            | TaskState::TaskError
-            | TaskState::TaskLost
-            | TaskState::TaskDropped
-            | TaskState::TaskGone
-            | TaskState::TaskGoneByOperator)
-    )
+    TaskState::try_from(state).is_ok_and(TaskState::is_terminal)
 }
 
 fn master_status(
