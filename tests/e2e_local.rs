@@ -22,9 +22,10 @@ use mesos_sdk::v1::{
     AgentId, CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Offer, Resource, TaskId, TaskInfo,
     TaskState, TaskStatus, command_info, value,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::time::timeout;
+
+mod e2e_support;
+use e2e_support::serve_file;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -335,40 +336,10 @@ async fn kill_and_reconcile_a_running_task() {
     cluster.shutdown().await;
 }
 
-/// Serves one file over HTTP/1.1 on loopback, for the agent's fetcher.
-async fn serve_file(bytes: Vec<u8>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let bytes = std::sync::Arc::new(bytes);
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let bytes = bytes.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
-                    bytes.len()
-                );
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(&bytes).await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    format!("http://{addr}/mesos-example-executor")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_executor_fetched_over_http_runs_tasks_and_echoes_messages() {
     let binary = std::fs::read(env!("CARGO_BIN_EXE_mesos-example-executor")).unwrap();
-    let url = serve_file(binary).await;
+    let url = serve_file("mesos-example-executor", binary).await;
     let cluster = cluster(1).await;
     let (scheduler, mut events) = start_scheduler(&cluster, Format::Protobuf, None);
     let framework_id = connected(&mut events).await;

@@ -50,6 +50,19 @@ struct Args {
     /// Allocation interval (Mesos duration).
     #[arg(long = "allocation_interval", default_value = "1secs", value_parser = parse_duration)]
     allocation_interval: Duration,
+    /// A custom executor that has not subscribed within this time is killed (Mesos duration).
+    #[arg(long = "executor_registration_timeout", default_value = "1mins", value_parser = parse_duration)]
+    executor_registration_timeout: Duration,
+    /// How long a restarted agent waits for checkpointing executors to resubscribe; also their
+    /// MESOS_SUBSCRIPTION_BACKOFF_MAX (Mesos duration).
+    #[arg(long = "executor_reregistration_timeout", default_value = "2secs", value_parser = parse_duration)]
+    executor_reregistration_timeout: Duration,
+    /// Default grace period between SIGTERM and SIGKILL of executors (Mesos duration).
+    #[arg(long = "executor_shutdown_grace_period", default_value = "5secs", value_parser = parse_duration)]
+    executor_shutdown_grace_period: Duration,
+    /// MESOS_RECOVERY_TIMEOUT given to checkpointing executors (Mesos duration).
+    #[arg(long = "recovery_timeout", default_value = "15mins", value_parser = parse_duration)]
+    recovery_timeout: Duration,
 }
 
 /// Parses a Mesos duration (`15secs`, `250ms`, `1.5mins`) or a plain number of seconds.
@@ -145,7 +158,11 @@ async fn main() -> ExitCode {
         .resources(args.resources)
         .attributes(args.attributes)
         .heartbeat_interval(args.heartbeat_interval)
-        .allocation_interval(args.allocation_interval);
+        .allocation_interval(args.allocation_interval)
+        .executor_registration_timeout(args.executor_registration_timeout)
+        .executor_reregistration_timeout(args.executor_reregistration_timeout)
+        .executor_shutdown_grace_period(args.executor_shutdown_grace_period)
+        .recovery_timeout(args.recovery_timeout);
     if args.authenticate_http_frameworks {
         let Some(path) = args.credentials.as_deref() else {
             eprintln!("mesos-local: --authenticate_http_frameworks needs --credentials");

@@ -170,6 +170,18 @@ impl LocalClusterBuilder {
         self.executor_shutdown_grace_period = period;
         self
     }
+    /// How long a restarted agent waits for checkpointing executors to resubscribe; also their
+    /// `MESOS_SUBSCRIPTION_BACKOFF_MAX` (Mesos' `--executor_reregistration_timeout`, default 2 s).
+    pub fn executor_reregistration_timeout(mut self, timeout: Duration) -> Self {
+        self.executor_reregistration_timeout = timeout;
+        self
+    }
+    /// `MESOS_RECOVERY_TIMEOUT` given to checkpointing executors (Mesos' `--recovery_timeout`,
+    /// default 15 min).
+    pub fn recovery_timeout(mut self, timeout: Duration) -> Self {
+        self.recovery_timeout = timeout;
+        self
+    }
     /// How long [`LocalClusterBuilder::start`] waits for every agent to register (default 10 s).
     pub fn registration_wait(mut self, wait: Duration) -> Self {
         self.registration_wait = wait;
