@@ -786,6 +786,35 @@ async fn protobuf_is_the_default_format() {
     assert_eq!(client.format(), Format::Protobuf);
 }
 
+async fn raw_accept_and_decline_calls_leave_the_offer_cache(format: Format) {
+    let mut master = Master::start(format).await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.send(offers(&["o1", "o2", "o3"]));
+    wait_for(&mut events, is_event(EventType::Offers)).await;
+    assert_eq!(scheduler.offers().len(), 3);
+
+    let id = |v: &str| OfferId { value: v.into() };
+    scheduler
+        .call(mesos_sdk::scheduler::calls::decline(vec![id("o1")], None))
+        .await
+        .unwrap();
+    scheduler
+        .call(mesos_sdk::scheduler::calls::accept(
+            vec![id("o2")],
+            vec![],
+            None,
+        ))
+        .await
+        .unwrap();
+    let left: Vec<_> = scheduler.offers().into_iter().map(|o| o.id.value).collect();
+    assert_eq!(left, ["o3"], "offers used by raw calls leave the cache");
+    let (call, _) = master.next_call().await;
+    assert_eq!(call.r#type(), CallType::Decline);
+}
+
 /// Runs each scenario once per wire format.
 macro_rules! in_both_formats {
     ($($name:ident),* $(,)?) => {
@@ -826,4 +855,5 @@ in_both_formats!(
     stop_ends_without_teardown_and_teardown_is_sent_once,
     invalid_calls_are_refused_locally,
     typed_calls_carry_their_payloads,
+    raw_accept_and_decline_calls_leave_the_offer_cache,
 );

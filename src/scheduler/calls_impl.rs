@@ -44,6 +44,7 @@ pub(super) async fn send(
     if call.framework_id.is_none() {
         call.framework_id = framework_id;
     }
+    forget_used_offers(context, &call);
     let body = context.client.format().encode(&call)?;
     let kind = call.r#type();
     let result = context
@@ -74,35 +75,41 @@ pub(super) async fn send(
     }
 }
 
-impl Scheduler {
-    fn forget_offers(&self, offer_ids: &[OfferId]) {
-        let mut state = self.context.state();
-        for id in offer_ids {
+/// Drops the offers an ACCEPT or DECLINE uses from the offer cache: an offer id is usable once,
+/// whether the call succeeds or not.
+fn forget_used_offers(context: &CallContext, call: &Call) {
+    let used = match call.r#type() {
+        CallType::Accept => call.accept.as_ref().map(|a| &a.offer_ids),
+        CallType::Decline => call.decline.as_ref().map(|d| &d.offer_ids),
+        _ => None,
+    };
+    if let Some(used) = used {
+        let mut state = context.state();
+        for id in used {
             state.offers.remove(&id.value);
         }
     }
+}
 
+impl Scheduler {
     /// ACCEPT `offer_ids` with `operations` (see [`calls::operations`]); unused resources are
-    /// declined for `refuse` (Mesos' default 5 s when `None`). The offers leave the cache.
+    /// declined for `refuse` (Mesos' default 5 s when `None`).
     pub async fn accept(
         &self,
         offer_ids: Vec<OfferId>,
         operations: Vec<Operation>,
         refuse: Option<Duration>,
     ) -> Result<CallResponse, SchedulerError> {
-        self.forget_offers(&offer_ids);
         self.call(calls::accept(offer_ids, operations, refuse))
             .await
     }
 
     /// DECLINE `offer_ids`, not to be re-offered for `refuse` (Mesos' default 5 s when `None`).
-    /// The offers leave the cache.
     pub async fn decline(
         &self,
         offer_ids: Vec<OfferId>,
         refuse: Option<Duration>,
     ) -> Result<CallResponse, SchedulerError> {
-        self.forget_offers(&offer_ids);
         self.call(calls::decline(offer_ids, refuse)).await
     }
 
