@@ -815,6 +815,43 @@ async fn raw_accept_and_decline_calls_leave_the_offer_cache(format: Format) {
     assert_eq!(call.r#type(), CallType::Decline);
 }
 
+async fn conflict_on_update_framework_means_removed(format: Format) {
+    let mut master = Master::scripted(
+        format,
+        Arc::new(|_| None),
+        Arc::new(|call| {
+            if call.r#type() == CallType::UpdateFramework {
+                Reply::text(409, "Framework has been removed")
+            } else {
+                Reply::empty(202)
+            }
+        }),
+    )
+    .await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.send(subscribed("fw-1"));
+    connected(&mut events).await;
+
+    let framework = mesos_sdk::scheduler::FrameworkInfoBuilder::new("u", "n")
+        .id("fw-1")
+        .build();
+    let err = scheduler
+        .update_framework(framework, vec![])
+        .await
+        .unwrap_err();
+    match &err {
+        SchedulerError::Client(err) => assert_eq!(err.status().map(|s| s.as_u16()), Some(409)),
+        other => panic!("unexpected {other:?}"),
+    }
+    let termination = terminated(&mut events).await;
+    assert!(
+        matches!(termination, Termination::FrameworkRemoved { .. }),
+        "{termination:?}"
+    );
+    assert_closed(&stream).await;
+}
+
 /// Runs each scenario once per wire format.
 macro_rules! in_both_formats {
     ($($name:ident),* $(,)?) => {
@@ -856,4 +893,5 @@ in_both_formats!(
     invalid_calls_are_refused_locally,
     typed_calls_carry_their_payloads,
     raw_accept_and_decline_calls_leave_the_offer_cache,
+    conflict_on_update_framework_means_removed,
 );

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::StatusCode;
 
 use super::{CallContext, Lost, Scheduler, SchedulerError, calls};
 use crate::client::{CallRequest, CallResponse, ErrorKind};
@@ -61,11 +62,20 @@ pub(super) async fn send(
             Ok(response)
         }
         Err(err) => {
-            if err.kind() == ErrorKind::SubscriptionLost {
+            if kind == CallType::UpdateFramework && err.status() == Some(StatusCode::CONFLICT) {
+                // scheduler.proto: 409 means the framework was removed while the call was in flight.
+                tracing::warn!(error = %err, "UPDATE_FRAMEWORK: the framework has been removed");
+                let _ = context.lost.send(Lost {
+                    stream_id,
+                    reason: format!("UPDATE_FRAMEWORK answered 409: {}", err.message()),
+                    removed: true,
+                });
+            } else if err.kind() == ErrorKind::SubscriptionLost {
                 tracing::info!(call = kind.as_str_name(), error = %err, "the master lost the subscription");
                 let _ = context.lost.send(Lost {
                     stream_id,
                     reason: format!("{} answered: {err}", kind.as_str_name()),
+                    removed: false,
                 });
             } else {
                 tracing::debug!(call = kind.as_str_name(), error = %err, "call failed");

@@ -254,6 +254,11 @@ impl Driver {
                 },
                 report = self.lost.recv() => {
                     match report {
+                        Some(report) if report.stream_id == stream_id && report.removed => {
+                            return SessionEnd::Terminated(Termination::FrameworkRemoved {
+                                message: report.reason,
+                            });
+                        }
                         Some(report) if report.stream_id == stream_id => {
                             return lost(report.reason, connected);
                         }

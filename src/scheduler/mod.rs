@@ -46,6 +46,8 @@
 //!   driver for good with [`Termination::FailedOver`]; `ERROR "Framework has been removed"` with
 //!   [`Termination::FrameworkRemoved`]; other ERRORs resubscribe;
 //! - a 403 on any call means the master no longer sees the subscription: the driver resubscribes;
+//! - a 409 on UPDATE_FRAMEWORK means the framework was removed meanwhile: the driver stops with
+//!   [`Termination::FrameworkRemoved`];
 //! - a SUBSCRIBE refused with 401, 400 or another client error stops the driver with
 //!   [`Termination::Rejected`].
 
@@ -188,6 +190,8 @@ struct State {
 struct Lost {
     stream_id: String,
     reason: String,
+    /// The master said the framework is gone (409 on UPDATE_FRAMEWORK): stop for good.
+    removed: bool,
 }
 
 /// What a call needs: the transport, the shared state, the way to report a lost subscription.
