@@ -60,7 +60,6 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as PooledClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rand::Rng;
 
 use crate::codec::Format;
 pub use error::{BoxError, Error, ErrorKind, kind_for_status};
@@ -659,21 +658,11 @@ impl Client {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let inner = &self.inner;
-        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
-        let full = inner
-            .backoff_min
-            .saturating_mul(factor)
-            .min(inner.backoff_max);
-        // Jitter: a uniformly random wait in [full/2, full].
-        let half = full / 2;
-        let extra_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let extra = if extra_nanos == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=extra_nanos)
-        };
-        half + Duration::from_nanos(extra)
+        crate::backoff::exponential_with_jitter(
+            self.inner.backoff_min,
+            self.inner.backoff_max,
+            attempt,
+        )
     }
 
     /// Sends `request` with `attempt` until an endpoint gives a definitive answer, following

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::{
@@ -98,20 +97,11 @@ impl Driver {
     }
 
     fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX);
-        let full = self
-            .config
-            .backoff_min
-            .saturating_mul(factor)
-            .min(self.config.backoff_max);
-        let half = full / 2;
-        let extra_nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        let extra = if extra_nanos == 0 {
-            0
-        } else {
-            rand::rng().random_range(0..=extra_nanos)
-        };
-        half + Duration::from_nanos(extra)
+        crate::backoff::exponential_with_jitter(
+            self.config.backoff_min,
+            self.config.backoff_max,
+            attempt,
+        )
     }
 
     pub(super) async fn run(mut self) {

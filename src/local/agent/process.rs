@@ -133,6 +133,26 @@ fn running_as_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
+/// The program of `command`: `sh -c value` when `shell` (the default), else `value` executed
+/// with `arguments` as its argv. `what` names the command in the error when `value` is missing.
+fn program(command: &CommandInfo, what: &str) -> Result<tokio::process::Command, String> {
+    let value = command
+        .value
+        .as_deref()
+        .ok_or_else(|| format!("{what} has no 'value'"))?;
+    Ok(if command.shell() {
+        let mut process = tokio::process::Command::new("sh");
+        process.arg("-c").arg(value);
+        process
+    } else {
+        let mut process = tokio::process::Command::new(value);
+        if let Some((argv0, rest)) = command.arguments.split_first() {
+            process.arg0(argv0).args(rest);
+        }
+        process
+    })
+}
+
 /// A process for `command` in `sandbox`: `sh -c value` when `shell` (the default), else
 /// `value` executed with `arguments` as its argv. It gets its own process group, `stdout` and
 /// `stderr` files in the sandbox, the given environment on top of the agent's, and runs as
@@ -143,21 +163,7 @@ pub(crate) fn build_command(
     sandbox: &Path,
     env: &[(String, String)],
 ) -> Result<tokio::process::Command, String> {
-    let value = command
-        .value
-        .as_deref()
-        .ok_or_else(|| "the command has no 'value'".to_string())?;
-    let mut process = if command.shell() {
-        let mut process = tokio::process::Command::new("sh");
-        process.arg("-c").arg(value);
-        process
-    } else {
-        let mut process = tokio::process::Command::new(value);
-        if let Some((argv0, rest)) = command.arguments.split_first() {
-            process.arg0(argv0).args(rest);
-        }
-        process
-    };
+    let mut process = program(command, "the command")?;
     let stdout = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -546,21 +552,7 @@ pub(crate) fn build_command_for_check(
     sandbox: &Path,
     env: &[(String, String)],
 ) -> Result<tokio::process::Command, String> {
-    let value = command
-        .value
-        .as_deref()
-        .ok_or_else(|| "the check command has no 'value'".to_string())?;
-    let mut process = if command.shell() {
-        let mut process = tokio::process::Command::new("sh");
-        process.arg("-c").arg(value);
-        process
-    } else {
-        let mut process = tokio::process::Command::new(value);
-        if let Some((argv0, rest)) = command.arguments.split_first() {
-            process.arg0(argv0).args(rest);
-        }
-        process
-    };
+    let mut process = program(command, "the check command")?;
     process
         .current_dir(sandbox)
         .stdin(Stdio::null())
