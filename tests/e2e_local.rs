@@ -480,3 +480,46 @@ async fn second_instance_fences_the_first_and_teardown_removes_the_framework() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_authentication_against_a_master_that_requires_it() {
+    let cluster = LocalCluster::builder()
+        .credentials(vec![("fw-principal".into(), "s3cret".into())])
+        .heartbeat_interval(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let framework = || {
+        FrameworkInfoBuilder::new(user(), "auth")
+            .principal("fw-principal")
+            .build()
+    };
+
+    // Right credentials: subscribed.
+    let client = Client::builder()
+        .endpoint(cluster.master_url())
+        .basic_auth("fw-principal", "s3cret")
+        .build()
+        .unwrap();
+    let (scheduler, mut events) = Scheduler::builder(client, framework()).start();
+    connected(&mut events).await;
+    scheduler.stop();
+
+    // Wrong secret: the 401 stops the driver with the master's answer kept.
+    let client = Client::builder()
+        .endpoint(cluster.master_url())
+        .basic_auth("fw-principal", "wrong")
+        .build()
+        .unwrap();
+    let (_rejected, mut events) = Scheduler::builder(client, framework()).start();
+    let termination = loop {
+        if let SchedulerEvent::Terminated(why) = next_event(&mut events).await {
+            break why;
+        }
+    };
+    match termination {
+        Termination::Rejected { status, .. } => assert_eq!(status, Some(401)),
+        other => panic!("expected a 401 rejection, got {other:?}"),
+    }
+    cluster.shutdown().await;
+}
