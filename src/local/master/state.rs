@@ -106,7 +106,7 @@ pub(crate) struct Framework {
     filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
     pub tasks: HashMap<String, Task>,
-    pub completed_tasks: VecDeque<Task>,
+    pub completed_tasks: CompletedTasks,
     /// Executors by (agent id, executor id).
     pub executors: HashMap<(String, String), ExecutorInfo>,
     disconnects: u64,
@@ -127,7 +127,7 @@ impl Framework {
             filters: HashMap::new(),
             offers: HashSet::new(),
             tasks: HashMap::new(),
-            completed_tasks: VecDeque::new(),
+            completed_tasks: CompletedTasks::default(),
             executors: HashMap::new(),
             disconnects: 0,
         }
@@ -172,13 +172,38 @@ impl Framework {
     }
 
     fn add_completed_task(&mut self, task: Task, cap: usize) {
+        self.completed_tasks.push(&task, cap);
+    }
+}
+
+/// The history of a framework's finished tasks, oldest first, at most `cap` of them.
+///
+/// Each task is kept protobuf-encoded: a prost `Task` holds its nested messages inline (every
+/// `Resource` and `TaskStatus` reserves room for all its optional fields), so the encoded form
+/// is several times smaller, and the history is read only by `/state` and the operator API.
+#[derive(Debug, Default)]
+pub(crate) struct CompletedTasks {
+    encoded: VecDeque<bytes::Bytes>,
+}
+
+impl CompletedTasks {
+    /// Appends `task`, forgetting the oldest beyond `cap` (0 keeps nothing).
+    pub fn push(&mut self, task: &Task, cap: usize) {
         if cap == 0 {
             return;
         }
-        while self.completed_tasks.len() >= cap {
-            self.completed_tasks.pop_front();
+        while self.encoded.len() >= cap {
+            self.encoded.pop_front();
         }
-        self.completed_tasks.push_back(task);
+        self.encoded
+            .push_back(bytes::Bytes::from(prost::Message::encode_to_vec(task)));
+    }
+
+    /// The tasks, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = Task> + '_ {
+        self.encoded
+            .iter()
+            .filter_map(|bytes| <Task as prost::Message>::decode(bytes.as_ref()).ok())
     }
 }
 
@@ -244,7 +269,7 @@ pub(crate) struct CompletedFramework {
     pub info: FrameworkInfo,
     pub registered_time: Option<f64>,
     pub unregistered_time: Option<f64>,
-    pub completed_tasks: Vec<Task>,
+    pub completed_tasks: CompletedTasks,
 }
 
 /// The outcome of a non-SUBSCRIBE scheduler call.
@@ -580,7 +605,7 @@ impl State {
                 info: framework.info.clone(),
                 registered_time: framework.registered_time,
                 unregistered_time: Some(now_secs()),
-                completed_tasks: framework.completed_tasks.into_iter().collect(),
+                completed_tasks: framework.completed_tasks,
             });
         }
         self.publish(v1::master::Event {

@@ -154,7 +154,7 @@ pub(super) fn state(state: &State) -> Value {
         .map(|f| {
             let mut used = Resources::new();
             let mut tasks = Vec::new();
-            let mut completed: Vec<Value> = f.completed_tasks.iter().map(task_json).collect();
+            let mut completed: Vec<Value> = f.completed_tasks.iter().map(|t| task_json(&t)).collect();
             let mut sorted: Vec<&Task> = f.tasks.values().collect();
             sorted.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
             for task in sorted {
@@ -250,7 +250,7 @@ pub(super) fn state(state: &State) -> Value {
                 "registered_time": f.registered_time.unwrap_or(0.0),
                 "unregistered_time": f.unregistered_time.unwrap_or(0.0),
                 "tasks": [],
-                "completed_tasks": f.completed_tasks.iter().map(task_json).collect::<Vec<_>>(),
+                "completed_tasks": f.completed_tasks.iter().map(|t| task_json(&t)).collect::<Vec<_>>(),
                 "offers": [],
                 "executors": [],
                 "resources": resources_json(&[]),

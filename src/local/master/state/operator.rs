@@ -156,10 +156,10 @@ impl State {
                     tasks.push(task.clone());
                 }
             }
-            completed.extend(framework.completed_tasks.iter().cloned());
+            completed.extend(framework.completed_tasks.iter());
         }
         for framework in &self.completed_frameworks {
-            completed.extend(framework.completed_tasks.iter().cloned());
+            completed.extend(framework.completed_tasks.iter());
         }
         v1::master::response::GetTasks {
             tasks,
