@@ -25,3 +25,8 @@ pub mod local;
 pub mod recordio;
 pub mod scheduler;
 pub mod v1;
+
+/// The README's Rust examples, compiled as doctests so that they keep up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -154,7 +154,8 @@ pub(super) fn state(state: &State) -> Value {
         .map(|f| {
             let mut used = Resources::new();
             let mut tasks = Vec::new();
-            let mut completed: Vec<Value> = f.completed_tasks.iter().map(|t| task_json(&t)).collect();
+            let mut completed: Vec<Value> =
+                f.completed_tasks.iter().map(|t| task_json(&t)).collect();
             let mut sorted: Vec<&Task> = f.tasks.values().collect();
             sorted.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
             for task in sorted {
