@@ -593,3 +593,64 @@ async fn frameworks_with_task_killing_state_see_task_killing() {
     );
     agent.shutdown().await;
 }
+
+/// Directories under `dir` whose path ends with `suffix`.
+fn find_dirs(dir: &std::path::Path, suffix: &str, found: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.ends_with(suffix) {
+                found.push(path.clone());
+            }
+            find_dirs(&path, suffix, found);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_duplicate_task_id_is_refused_without_touching_the_running_tasks_checkpoint() {
+    let work_dir = tempfile::tempdir().unwrap();
+    let (agent, mut master) = start(config(Some(work_dir.path().to_path_buf()))).await;
+    master.run_task(framework(true), None, task("dup", Some(shell("sleep 30"))));
+    loop {
+        let status = master.next_update().await;
+        master.ack(&status);
+        if state_of(&status) == TaskState::TaskRunning {
+            break;
+        }
+    }
+
+    master.run_task(framework(true), None, task("dup", Some(shell("true"))));
+    let refused = loop {
+        let status = master.next_update().await;
+        master.ack(&status);
+        if state_of(&status) == TaskState::TaskError {
+            break status;
+        }
+    };
+    assert_eq!(refused.message(), "Task has duplicate ID");
+
+    // The checkpoint still knows only the run that is executing the first task.
+    let mut runs = Vec::new();
+    find_dirs(
+        &work_dir.path().join("meta"),
+        "executors/dup/runs",
+        &mut runs,
+    );
+    assert_eq!(runs.len(), 1, "one checkpointed executor: {runs:?}");
+    let run_ids: Vec<_> = std::fs::read_dir(&runs[0])
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(run_ids.len(), 1, "one checkpointed run: {run_ids:?}");
+
+    master.kill("dup", Some(Duration::from_millis(100)));
+    let updates = master.updates_until_terminal("dup").await;
+    assert_eq!(state_of(updates.last().unwrap()), TaskState::TaskKilled);
+    agent.shutdown().await;
+}

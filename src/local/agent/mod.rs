@@ -890,6 +890,26 @@ impl Agent {
                 return;
             }
             let framework_id = self.upsert_framework(&mut state, &framework_info);
+            let duplicate = match state.frameworks.get(&framework_id) {
+                Some(framework) => framework.executors.contains_key(&executor_id.value),
+                None => return,
+            };
+            if duplicate {
+                // Checked before anything is created or checkpointed, so that the running
+                // executor's checkpoint is left as it is.
+                drop(state);
+                tracing::warn!(task_id = %task.task_id.value, "task id already in use on this agent");
+                let status = self.new_status(
+                    &task.task_id,
+                    TaskState::TaskError,
+                    task_status::Source::Agent,
+                    Some(task_status::Reason::TaskInvalid),
+                    Some("Task has duplicate ID".to_string()),
+                    None,
+                );
+                self.record_update(&framework_id, status, None);
+                return;
+            }
             let mut executor = self.new_executor(&framework_info, info, ExecutorKind::Command);
             let mut entry = Self::new_task_entry(task.clone(), 0);
             entry.kill = Some(kill_tx);
@@ -908,26 +928,11 @@ impl Agent {
                 task: task.clone(),
                 checkpoint: executor.checkpoint,
             };
-            let Some(framework) = state.frameworks.get_mut(&framework_id) else {
-                return;
-            };
-            if framework.executors.contains_key(&executor_id.value) {
-                drop(state);
-                tracing::warn!(task_id = %task.task_id.value, "task id already in use on this agent");
-                let status = self.new_status(
-                    &task.task_id,
-                    TaskState::TaskError,
-                    task_status::Source::Agent,
-                    Some(task_status::Reason::TaskInvalid),
-                    Some("Task has duplicate ID".to_string()),
-                    None,
-                );
-                self.record_update(&framework_id, status, None);
-                return;
+            if let Some(framework) = state.frameworks.get_mut(&framework_id) {
+                framework
+                    .executors
+                    .insert(executor_id.value.clone(), executor);
             }
-            framework
-                .executors
-                .insert(executor_id.value.clone(), executor);
             launch
         };
         self.tasks
