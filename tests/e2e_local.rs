@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use mesos_sdk::client::Client;
 use mesos_sdk::codec::Format;
 use mesos_sdk::local::cluster::LocalCluster;
@@ -19,19 +18,13 @@ use mesos_sdk::scheduler::{
 };
 use mesos_sdk::v1::scheduler::event::Type as EventType;
 use mesos_sdk::v1::{
-    AgentId, CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Offer, Resource, TaskId, TaskInfo,
-    TaskState, TaskStatus, command_info, value,
+    AgentId, CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Resource, TaskId, TaskInfo,
+    TaskState, TaskStatus, command_info,
 };
 use tokio::time::timeout;
 
 mod e2e_support;
-use e2e_support::serve_file;
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn user() -> String {
-    std::env::var("USER").unwrap_or_else(|_| "root".to_string())
-}
+use e2e_support::{connected, next_event, next_offer, next_update, scalar, serve_file, user};
 
 async fn cluster(agents: usize) -> LocalCluster {
     LocalCluster::builder()
@@ -64,56 +57,6 @@ fn start_scheduler(
     Scheduler::builder(client, framework.build())
         .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
         .start()
-}
-
-async fn next_event(events: &mut SchedulerEvents) -> SchedulerEvent {
-    timeout(WAIT, events.next())
-        .await
-        .expect("an event arrives in time")
-        .expect("the event stream is open")
-}
-
-async fn connected(events: &mut SchedulerEvents) -> FrameworkId {
-    loop {
-        if let SchedulerEvent::Connected { framework_id, .. } = next_event(events).await {
-            return framework_id;
-        }
-    }
-}
-
-async fn next_offer(events: &mut SchedulerEvents) -> Offer {
-    loop {
-        if let SchedulerEvent::Event(event) = next_event(events).await
-            && event.r#type() == EventType::Offers
-            && let Some(offers) = event.offers
-            && let Some(offer) = offers.offers.into_iter().next()
-        {
-            return offer;
-        }
-    }
-}
-
-async fn next_update(events: &mut SchedulerEvents) -> TaskStatus {
-    loop {
-        if let SchedulerEvent::Event(event) = next_event(events).await
-            && event.r#type() == EventType::Update
-            && let Some(update) = event.update
-        {
-            return update.status;
-        }
-    }
-}
-
-fn scalar(name: &str, amount: f64, role: &str) -> Resource {
-    Resource {
-        name: name.to_string(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: amount }),
-        allocation_info: Some(mesos_sdk::v1::resource::AllocationInfo {
-            role: Some(role.to_string()),
-        }),
-        ..Default::default()
-    }
 }
 
 fn small_resources() -> Vec<Resource> {

@@ -13,17 +13,14 @@ use mesos_sdk::scheduler::calls::operations;
 use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents};
 use mesos_sdk::v1::scheduler::event::Type as EventType;
 use mesos_sdk::v1::{
-    CommandInfo, ExecutorId, ExecutorInfo, Offer, Resource, TaskId, TaskInfo, TaskState,
-    TaskStatus, command_info, resource, value,
+    CommandInfo, ExecutorId, ExecutorInfo, TaskId, TaskInfo, TaskState, TaskStatus, command_info,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
 mod e2e_support;
-use e2e_support::serve_file;
-
-const WAIT: Duration = Duration::from_secs(30);
+use e2e_support::{WAIT, connected, next_event, next_offer, next_update, scalar, serve_file, user};
 
 /// Starts `mesos-local` and returns it with the master URL it printed.
 async fn start_mesos_local(port: u16, work_dir: &std::path::Path) -> (Child, String) {
@@ -62,42 +59,11 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn scalar(name: &str, amount: f64) -> Resource {
-    Resource {
-        name: name.to_string(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: amount }),
-        allocation_info: Some(resource::AllocationInfo {
-            role: Some("restart".into()),
-        }),
-        ..Default::default()
-    }
-}
-
-async fn next_event(events: &mut SchedulerEvents) -> SchedulerEvent {
-    timeout(WAIT, events.next())
-        .await
-        .expect("an event arrives in time")
-        .expect("the event stream is open")
-}
-
-async fn next_offer(events: &mut SchedulerEvents) -> Offer {
-    loop {
-        if let SchedulerEvent::Event(event) = next_event(events).await
-            && let Some(offer) = event.offers.and_then(|o| o.offers.into_iter().next())
-        {
-            return offer;
-        }
-    }
-}
-
 async fn update_for(events: &mut SchedulerEvents, wanted: TaskState) -> TaskStatus {
     loop {
-        if let SchedulerEvent::Event(event) = next_event(events).await
-            && let Some(update) = event.update
-            && update.status.state() == wanted
-        {
-            return update.status;
+        let status = next_update(events).await;
+        if status.state() == wanted {
+            return status;
         }
     }
 }
@@ -115,9 +81,8 @@ async fn a_checkpointing_executor_survives_a_killed_mesos_local() {
         .call_timeout(Duration::from_secs(10))
         .build()
         .unwrap();
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     // FrameworkInfoBuilder checkpoints by default: the agent checkpoints the executor and task.
-    let framework = FrameworkInfoBuilder::new(user, "restart")
+    let framework = FrameworkInfoBuilder::new(user(), "restart")
         .roles(["restart"])
         .build();
     let (scheduler, mut events) = Scheduler::builder(client, framework)
@@ -142,7 +107,10 @@ async fn a_checkpointing_executor_survives_a_killed_mesos_local() {
             }],
             ..Default::default()
         }),
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![
+            scalar("cpus", 0.1, "restart"),
+            scalar("mem", 32.0, "restart"),
+        ],
         ..Default::default()
     };
     let task = TaskInfo {
@@ -152,7 +120,10 @@ async fn a_checkpointing_executor_survives_a_killed_mesos_local() {
         },
         agent_id: agent.clone(),
         executor: Some(executor),
-        resources: vec![scalar("cpus", 0.1), scalar("mem", 32.0)],
+        resources: vec![
+            scalar("cpus", 0.1, "restart"),
+            scalar("mem", 32.0, "restart"),
+        ],
         data: Some(Bytes::from_static(b"sleep 600")),
         ..Default::default()
     };
@@ -173,11 +144,7 @@ async fn a_checkpointing_executor_survives_a_killed_mesos_local() {
     let (mut second, second_url) = start_mesos_local(port, work_dir.path()).await;
     assert_eq!(second_url, url, "same port, same URL");
     // The same scheduler resubscribes by itself with its framework id.
-    loop {
-        if let SchedulerEvent::Connected { .. } = next_event(&mut events).await {
-            break;
-        }
-    }
+    connected(&mut events).await;
 
     // The recovered agent reported the task: reconciliation finds it running.
     scheduler
