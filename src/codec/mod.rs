@@ -43,6 +43,15 @@ impl Format {
         }
     }
 
+    /// The event encoding Mesos picks for a SUBSCRIBE with this `Accept` header value: JSON
+    /// whenever it is acceptable (so also when the header is missing), else protobuf, else none
+    /// (Mesos then answers 406). See [`accepts`] for how a header value is read.
+    pub fn from_accept(accept: Option<&str>) -> Option<Self> {
+        [Format::Json, Format::Protobuf]
+            .into_iter()
+            .find(|format| accepts(accept, format.content_type()))
+    }
+
     /// Encodes `message` in this format.
     pub fn encode<M: Message + Name>(self, message: &M) -> Result<Bytes, CodecError> {
         match self {
@@ -175,6 +184,36 @@ mod tests {
     }
 
     #[test]
+    fn accept_headers_pick_the_event_format_as_mesos_does() {
+        let cases: [(Option<&str>, Option<Format>); 13] = [
+            (None, Some(Format::Json)),
+            (Some("application/json"), Some(Format::Json)),
+            (Some("application/x-protobuf"), Some(Format::Protobuf)),
+            (Some("*/*"), Some(Format::Json)),
+            (Some("application/*"), Some(Format::Json)),
+            (Some("text/plain"), None),
+            (Some("application/recordio"), None),
+            (
+                Some("application/json;q=0, application/x-protobuf"),
+                Some(Format::Protobuf),
+            ),
+            (
+                Some("application/x-protobuf, application/json"),
+                Some(Format::Json),
+            ),
+            // The most specific range decides: JSON is refused although */* would allow it.
+            (Some("application/json;q=0, */*"), Some(Format::Protobuf)),
+            (Some("APPLICATION/JSON ; q=0.5"), Some(Format::Json)),
+            // More than one q counts as none; a single malformed q refuses.
+            (Some("application/json;q=abc;q=0"), Some(Format::Json)),
+            (Some("application/json;q=abc"), None),
+        ];
+        for (accept, want) in cases {
+            assert_eq!(Format::from_accept(accept), want, "Accept {accept:?}");
+        }
+    }
+
+    #[test]
     fn format_round_trips_both_encodings() {
         let call = Call {
             r#type: Some(call::Type::Teardown as i32),
@@ -186,6 +225,46 @@ mod tests {
             assert_eq!(format.decode::<Call>(&bytes).unwrap(), call);
         }
     }
+}
+
+/// Whether an `Accept` header value allows the media type `media`, decided as Mesos'
+/// libprocess decides it: the most specific matching range (`type/subtype`, then `type/*`, then
+/// `*/*`; the first in header order among equals) settles it, and it accepts unless it carries a
+/// single well-formed `q` of 0 or less. A missing header accepts everything. Spaces, tabs and
+/// newlines are ignored; ranges compare case-insensitively.
+pub fn accepts(accept: Option<&str>, media: &str) -> bool {
+    let Some(accept) = accept else {
+        return true;
+    };
+    let Some((kind, _)) = media.split_once('/') else {
+        return false;
+    };
+    let accept: String = accept
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '\t' | '\n'))
+        .collect();
+    let any_subtype = format!("{kind}/*");
+    for candidate in [media, any_subtype.as_str(), "*/*"] {
+        for range in accept.split(',').filter(|r| !r.is_empty()) {
+            let mut parts = range.split(';').filter(|p| !p.is_empty());
+            if !parts
+                .next()
+                .is_some_and(|name| name.eq_ignore_ascii_case(candidate))
+            {
+                continue;
+            }
+            let q: Vec<&str> = parts
+                .filter_map(|param| param.split_once('='))
+                .filter(|(key, _)| *key == "q")
+                .map(|(_, value)| value)
+                .collect();
+            return match q.as_slice() {
+                [q] => q.parse::<f64>().is_ok_and(|q| q > 0.0),
+                _ => true,
+            };
+        }
+    }
+    false
 }
 
 /// A body that could not be encoded or decoded.

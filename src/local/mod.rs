@@ -12,3 +12,14 @@ pub mod cluster;
 pub mod link;
 pub mod master;
 pub mod resources;
+
+/// The `Accept` header of a request as one value (repeated headers joined with commas), as
+/// [`crate::codec::Format::from_accept`] reads it; `None` when there is none.
+pub(crate) fn accept_header(headers: &http::HeaderMap) -> Option<String> {
+    let values: Vec<&str> = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.join(","))
+}

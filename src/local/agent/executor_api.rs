@@ -91,51 +91,6 @@ fn empty(status: StatusCode) -> Response<Body> {
     response
 }
 
-/// The event format a SUBSCRIBE's `Accept` allows: JSON whenever acceptable (also without an
-/// `Accept`), else protobuf, else none.
-pub(crate) fn negotiate(accept: Option<&str>) -> Option<Format> {
-    let Some(accept) = accept else {
-        return Some(Format::Json);
-    };
-    // (specificity, q) of the best-matching range per format.
-    let mut json: Option<(u8, f32)> = None;
-    let mut protobuf: Option<(u8, f32)> = None;
-    for range in accept.split(',') {
-        let mut parts = range.split(';');
-        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").map(str::to_string))
-            .filter_map(|q| q.trim().parse::<f32>().ok())
-            .next_back()
-            .unwrap_or(1.0);
-        let consider = |slot: &mut Option<(u8, f32)>, specificity: u8| {
-            if slot.is_none_or(|(s, _)| specificity >= s) {
-                *slot = Some((specificity, q));
-            }
-        };
-        match media.as_str() {
-            "*/*" => {
-                consider(&mut json, 0);
-                consider(&mut protobuf, 0);
-            }
-            "application/*" => {
-                consider(&mut json, 1);
-                consider(&mut protobuf, 1);
-            }
-            crate::codec::JSON_CONTENT_TYPE => consider(&mut json, 2),
-            crate::codec::PROTOBUF_CONTENT_TYPE => consider(&mut protobuf, 2),
-            _ => {}
-        }
-    }
-    if json.is_some_and(|(_, q)| q > 0.0) {
-        Some(Format::Json)
-    } else if protobuf.is_some_and(|(_, q)| q > 0.0) {
-        Some(Format::Protobuf)
-    } else {
-        None
-    }
-}
-
 /// Whether `bytes` is a UUID stout accepts: 16 bytes with a known version.
 fn valid_uuid(bytes: &[u8]) -> bool {
     uuid::Uuid::from_slice(bytes).is_ok_and(|u| (1..=5).contains(&u.get_version_num()))
@@ -239,10 +194,7 @@ async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body
             "Expecting 'Content-Type' of application/json or application/x-protobuf",
         );
     };
-    let accept = request
-        .headers()
-        .get(header::ACCEPT)
-        .map(|a| a.to_str().unwrap_or("").to_string());
+    let accept = crate::local::accept_header(request.headers());
     let body = match Limited::new(request.into_body(), MAX_CALL_SIZE)
         .collect()
         .await
@@ -278,7 +230,7 @@ async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body
         return empty(StatusCode::NOT_IMPLEMENTED);
     }
     let event_format = if kind == call::Type::Subscribe {
-        match negotiate(accept.as_deref()) {
+        match Format::from_accept(accept.as_deref()) {
             Some(format) => Some(format),
             None => {
                 return text(
@@ -545,27 +497,6 @@ impl Agent {
 mod tests {
     use super::*;
     use crate::v1::{ExecutorId, FrameworkId, TaskStatus};
-
-    #[test]
-    fn accept_prefers_json_whenever_it_is_acceptable() {
-        assert_eq!(negotiate(None), Some(Format::Json));
-        assert_eq!(negotiate(Some("*/*")), Some(Format::Json));
-        assert_eq!(negotiate(Some("application/*")), Some(Format::Json));
-        assert_eq!(
-            negotiate(Some("application/x-protobuf, application/json")),
-            Some(Format::Json)
-        );
-        assert_eq!(
-            negotiate(Some("application/x-protobuf")),
-            Some(Format::Protobuf)
-        );
-        assert_eq!(
-            negotiate(Some("application/json;q=0, */*")),
-            Some(Format::Protobuf)
-        );
-        assert_eq!(negotiate(Some("text/plain")), None);
-        assert_eq!(negotiate(Some("application/recordio")), None);
-    }
 
     fn update_call(status: TaskStatus) -> Call {
         Call {

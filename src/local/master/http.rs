@@ -95,47 +95,9 @@ fn not_leading(shared: &Shared, uri: &Uri) -> Option<Response> {
     state.leader.as_ref().map(|leader| redirect_to(leader, uri))
 }
 
-/// Whether the `Accept` header allows `media` (a missing header allows everything).
-fn accepts(headers: &HeaderMap, media: &str) -> bool {
-    let values: Vec<&str> = headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if values.is_empty() {
-        return true;
-    }
-    let (kind, _) = media.split_once('/').unwrap_or((media, ""));
-    for value in values {
-        for item in value.split(',') {
-            let mut parts = item.split(';').map(str::trim);
-            let range = parts.next().unwrap_or("").to_ascii_lowercase();
-            let mut quality = 1.0f64;
-            for param in parts {
-                if let Some(q) = param.strip_prefix("q=") {
-                    quality = q.trim().parse().unwrap_or(0.0);
-                }
-            }
-            if quality <= 0.0 {
-                continue;
-            }
-            if range == media || range == "*/*" || range == format!("{kind}/*") {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// The response format an `Accept` header asks for: JSON when acceptable, else protobuf.
+/// The event format a SUBSCRIBE's `Accept` asks for (see [`Format::from_accept`]).
 fn response_format(headers: &HeaderMap) -> Option<Format> {
-    if accepts(headers, JSON_CONTENT_TYPE) {
-        Some(Format::Json)
-    } else if accepts(headers, PROTOBUF_CONTENT_TYPE) {
-        Some(Format::Protobuf)
-    } else {
-        None
-    }
+    Format::from_accept(crate::local::accept_header(headers).as_deref())
 }
 
 fn not_acceptable() -> Response {
@@ -564,29 +526,6 @@ async fn not_found() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn accept_header_table() {
-        let cases: [(Option<&str>, Option<Format>); 7] = [
-            (None, Some(Format::Json)),
-            (Some("application/json"), Some(Format::Json)),
-            (Some("application/x-protobuf"), Some(Format::Protobuf)),
-            (Some("*/*"), Some(Format::Json)),
-            (Some("application/*"), Some(Format::Json)),
-            (Some("text/plain"), None),
-            (
-                Some("application/json;q=0, application/x-protobuf"),
-                Some(Format::Protobuf),
-            ),
-        ];
-        for (accept, want) in cases {
-            let mut headers = HeaderMap::new();
-            if let Some(accept) = accept {
-                headers.insert(header::ACCEPT, HeaderValue::from_static(accept));
-            }
-            assert_eq!(response_format(&headers), want, "Accept {accept:?}");
-        }
-    }
 
     #[test]
     fn uuid_validation() {
