@@ -73,8 +73,21 @@ async fn command_task_runs_to_completion_on_a_real_agent() {
     let (mut stream, id) = subscribe(addr, framework_info("e2e")).await;
     let sid = stream.stream_id();
     let offers = offers_from(&mut stream, 2).await;
+    let agent_hosts: HashSet<String> = cluster
+        .agents()
+        .iter()
+        .map(|a| a.endpoint().ip().to_string())
+        .collect();
+    let offered_hosts: HashSet<String> = offers
+        .iter()
+        .map(|o| o["hostname"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(agent_hosts.len(), 2, "distinct agent addresses");
+    assert_eq!(
+        offered_hosts, agent_hosts,
+        "each agent reports its own address as hostname"
+    );
     for offer in &offers {
-        assert_eq!(offer["hostname"], "localhost");
         assert_eq!(offer["attributes"][0]["text"]["value"], "r1");
         assert_eq!(scalars(&offer["resources"])["cpus"], 2.0);
     }

@@ -19,9 +19,10 @@ struct Args {
     /// Master port (0: any free port).
     #[arg(long, default_value_t = 5050)]
     port: u16,
-    /// Hostname the master and agents report.
-    #[arg(long, default_value = "localhost")]
-    hostname: String,
+    /// Hostname the master and agents report. Without it the master reports `localhost` and
+    /// each agent its own address (on 127.0.0.1, agent N listens on 127.0.0.N+1).
+    #[arg(long)]
+    hostname: Option<String>,
     /// Work directory; agent N keeps its checkpoints in WORK_DIR/agents/N.
     #[arg(long = "work_dir")]
     work_dir: Option<PathBuf>,
@@ -152,8 +153,11 @@ async fn main() -> ExitCode {
     let mut builder = LocalCluster::builder()
         .ip(args.ip)
         .port(args.port)
-        .hostname(args.hostname.clone())
-        .agent_hostname(args.hostname)
+        .hostname(
+            args.hostname
+                .clone()
+                .unwrap_or_else(|| "localhost".to_string()),
+        )
         .agents(args.agents)
         .resources(args.resources)
         .attributes(args.attributes)
@@ -175,6 +179,9 @@ async fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if let Some(hostname) = args.hostname {
+        builder = builder.agent_hostname(hostname);
     }
     if let Some(timeout) = args.offer_timeout {
         builder = builder.offer_timeout(timeout);

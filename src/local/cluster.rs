@@ -3,7 +3,7 @@
 //! texts; this is what the `mesos-local` binary runs.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::local::agent::{self, AgentConfig, AgentError, AgentHandle};
@@ -57,7 +57,7 @@ pub struct LocalClusterBuilder {
     resources: String,
     attributes: String,
     work_dir: Option<PathBuf>,
-    agent_hostname: String,
+    agent_hostname: Option<String>,
     status_update_retry_min: Duration,
     status_update_retry_max: Duration,
     executor_registration_timeout: Duration,
@@ -75,7 +75,7 @@ impl Default for LocalClusterBuilder {
             resources: DEFAULT_RESOURCES.to_string(),
             attributes: String::new(),
             work_dir: None,
-            agent_hostname: "localhost".to_string(),
+            agent_hostname: None,
             status_update_retry_min: Duration::from_secs(10),
             status_update_retry_max: Duration::from_secs(600),
             executor_registration_timeout: Duration::from_secs(60),
@@ -123,9 +123,11 @@ impl LocalClusterBuilder {
         self.master.hostname = hostname.into();
         self
     }
-    /// Hostname the agents report in offers (default `localhost`).
+    /// One hostname for every agent to report in offers. By default each agent reports its own
+    /// address, as Mesos does with `--hostname_lookup=false`; on the default 127.0.0.1 each agent
+    /// has its own loopback address (see [`LocalCluster::builder`]), so hostnames are distinct.
     pub fn agent_hostname(mut self, hostname: impl Into<String>) -> Self {
-        self.agent_hostname = hostname.into();
+        self.agent_hostname = Some(hostname.into());
         self
     }
     /// Scheduler HEARTBEAT interval (default 15 s).
@@ -201,7 +203,7 @@ impl LocalClusterBuilder {
         };
         let template = AgentConfig {
             id: None,
-            hostname: self.agent_hostname.clone(),
+            hostname: String::new(),
             ip,
             port: 0,
             resources: resources.clone(),
@@ -217,11 +219,12 @@ impl LocalClusterBuilder {
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);
         for index in 0..self.agents {
-            let mut config = template.clone();
-            config.work_dir = self
-                .work_dir
-                .as_ref()
-                .map(|dir| dir.join("agents").join(index.to_string()));
+            let config = agent_config(
+                &template,
+                self.agent_hostname.as_deref(),
+                self.work_dir.as_deref(),
+                index,
+            );
             configs.push(config.clone());
             match agent::start(config, master.link()).await {
                 Ok(handle) => agents.push(handle),
@@ -258,6 +261,7 @@ impl LocalClusterBuilder {
             agents,
             configs,
             template,
+            agent_hostname: self.agent_hostname.clone(),
             work_dir: self.work_dir.clone(),
             restart_bind_wait: self.registration_wait,
         })
@@ -271,6 +275,7 @@ pub struct LocalCluster {
     agents: Vec<AgentHandle>,
     configs: Vec<AgentConfig>,
     template: AgentConfig,
+    agent_hostname: Option<String>,
     work_dir: Option<PathBuf>,
     restart_bind_wait: Duration,
 }
@@ -301,11 +306,12 @@ impl LocalCluster {
     /// [`LocalCluster::agents`]. The agent registers with the master asynchronously.
     pub async fn add_agent(&mut self) -> Result<usize, LocalError> {
         let index = self.configs.len();
-        let mut config = self.template.clone();
-        config.work_dir = self
-            .work_dir
-            .as_ref()
-            .map(|dir| dir.join("agents").join(index.to_string()));
+        let config = agent_config(
+            &self.template,
+            self.agent_hostname.as_deref(),
+            self.work_dir.as_deref(),
+            index,
+        );
         let handle = agent::start(config.clone(), self.master.link())
             .await
             .map_err(|source| LocalError::Agent { index, source })?;
@@ -354,5 +360,63 @@ impl LocalCluster {
             agent.shutdown().await;
         }
         self.master.shutdown().await;
+    }
+}
+
+/// Agent `index`'s configuration from the shared `template`: its own address (see
+/// [`agent_ip`]), `hostname` or else that address as its hostname, and `work_dir/agents/<index>`
+/// so that a restart finds its checkpoints.
+fn agent_config(
+    template: &AgentConfig,
+    hostname: Option<&str>,
+    work_dir: Option<&Path>,
+    index: usize,
+) -> AgentConfig {
+    let mut config = template.clone();
+    config.ip = agent_ip(template.ip, index);
+    config.hostname = hostname.map_or_else(|| config.ip.to_string(), str::to_string);
+    config.work_dir = work_dir.map(|dir| dir.join("agents").join(index.to_string()));
+    config
+}
+
+/// The address agent `index` listens on: on 127.0.0.1, the `index`-th loopback address from
+/// there (127.0.0.1, 127.0.0.2, ...), so that agents have distinct addresses and hostnames as on
+/// a real cluster; any other address is shared by all agents.
+fn agent_ip(base: IpAddr, index: usize) -> IpAddr {
+    let IpAddr::V4(v4) = base else {
+        return base;
+    };
+    if v4 != Ipv4Addr::LOCALHOST {
+        return base;
+    }
+    u32::try_from(index)
+        .ok()
+        .and_then(|index| u32::from(v4).checked_add(index))
+        .map(Ipv4Addr::from)
+        .filter(|ip| ip.is_loopback() && *ip != Ipv4Addr::new(127, 255, 255, 255))
+        .map_or(base, IpAddr::V4)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::agent_ip;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    #[test]
+    fn agents_on_loopback_get_their_own_addresses() {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let table = [
+            (localhost, 0, "127.0.0.1"),
+            (localhost, 1, "127.0.0.2"),
+            (localhost, 255, "127.0.1.0"),
+            // Past the loopback range every agent shares the base address.
+            (localhost, 16_777_214, "127.0.0.1"),
+            (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7)), 3, "127.0.0.7"),
+            (IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), 3, "10.1.2.3"),
+            (IpAddr::V6(Ipv6Addr::LOCALHOST), 3, "::1"),
+        ];
+        for (base, index, want) in table {
+            assert_eq!(agent_ip(base, index).to_string(), want, "{base} #{index}");
+        }
     }
 }
