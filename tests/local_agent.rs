@@ -2,6 +2,10 @@
 //! sequences, reliable resends, kills, sandboxes, the fetcher, health checks and task groups.
 
 mod local_agent_support;
+#[path = "common/scripted.rs"]
+mod scripted;
+#[path = "common/tls_fixtures.rs"]
+mod tls_fixtures;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -396,6 +400,62 @@ async fn fetcher_downloads_extracts_renames_and_caches() {
     assert_eq!(last.reason(), task_status::Reason::ContainerLaunchFailed);
     assert_eq!(last.source(), task_status::Source::Agent);
     assert!(last.message().contains("404"), "{}", last.message());
+    agent.shutdown().await;
+}
+
+#[tokio::test]
+async fn fetcher_downloads_over_https_from_a_trusted_ca_only() {
+    let server = scripted::ScriptedServer::start_tls(
+        tls_fixtures::SERVER_CERT_PEM,
+        tls_fixtures::SERVER_KEY_PEM,
+        |_| async { scripted::Reply::body(200, "text/plain", "fetched over https\n") },
+    )
+    .await;
+    let url = format!("{}/hello.txt", server.https_url());
+    let command = CommandInfo {
+        value: Some("cat hello.txt".into()),
+        uris: vec![uri(&url)],
+        ..Default::default()
+    };
+
+    // With the test CA trusted, the file is fetched and the task reads it.
+    let mut trusting = config(None);
+    trusting.fetcher_ca_pem = vec![tls_fixtures::CA_PEM.as_bytes().to_vec()];
+    let (agent, mut master) = start(trusting).await;
+    master.run_task(
+        framework(false),
+        None,
+        task("t-https", Some(command.clone())),
+    );
+    let updates = master.updates_until_terminal("t-https").await;
+    assert_eq!(state_of(updates.last().unwrap()), TaskState::TaskFinished);
+    let stdout = std::fs::read_to_string(
+        agent
+            .executor_sandbox(
+                &framework_id(),
+                &ExecutorId {
+                    value: "t-https".into(),
+                },
+            )
+            .expect("sandbox of the finished task")
+            .join("stdout"),
+    )
+    .unwrap();
+    assert_eq!(stdout, "fetched over https\n");
+    agent.shutdown().await;
+
+    // Without it (webpki roots only), the certificate is refused and the task fails to launch.
+    let (agent, mut master) = start(config(None)).await;
+    master.run_task(
+        framework(false),
+        None,
+        task("t-https-untrusted", Some(command)),
+    );
+    let updates = master.updates_until_terminal("t-https-untrusted").await;
+    let last = updates.last().unwrap();
+    assert_eq!(states(&updates), vec![TaskState::TaskFailed]);
+    assert_eq!(last.reason(), task_status::Reason::ContainerLaunchFailed);
+    assert!(last.message().contains("TLS"), "{}", last.message());
     agent.shutdown().await;
 }
 

@@ -45,7 +45,7 @@
 mod endpoint;
 mod error;
 mod stream;
-mod tls;
+pub(crate) mod tls;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

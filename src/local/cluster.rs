@@ -58,6 +58,7 @@ pub struct LocalClusterBuilder {
     attributes: String,
     work_dir: Option<PathBuf>,
     agent_hostname: Option<String>,
+    fetcher_ca_pem: Vec<Vec<u8>>,
     status_update_retry_min: Duration,
     status_update_retry_max: Duration,
     executor_registration_timeout: Duration,
@@ -76,6 +77,7 @@ impl Default for LocalClusterBuilder {
             attributes: String::new(),
             work_dir: None,
             agent_hostname: None,
+            fetcher_ca_pem: Vec::new(),
             status_update_retry_min: Duration::from_secs(10),
             status_update_retry_max: Duration::from_secs(600),
             executor_registration_timeout: Duration::from_secs(60),
@@ -128,6 +130,12 @@ impl LocalClusterBuilder {
     /// has its own loopback address (see [`LocalCluster::builder`]), so hostnames are distinct.
     pub fn agent_hostname(mut self, hostname: impl Into<String>) -> Self {
         self.agent_hostname = Some(hostname.into());
+        self
+    }
+    /// Trusts one more CA certificate (PEM) for the agents' `https` downloads, besides the webpki
+    /// roots.
+    pub fn fetcher_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.fetcher_ca_pem.push(pem.into());
         self
     }
     /// Scheduler HEARTBEAT interval (default 15 s).
@@ -215,6 +223,7 @@ impl LocalClusterBuilder {
             executor_shutdown_grace_period: self.executor_shutdown_grace_period,
             executor_reregistration_timeout: self.executor_reregistration_timeout,
             recovery_timeout: self.recovery_timeout,
+            fetcher_ca_pem: self.fetcher_ca_pem.clone(),
         };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);

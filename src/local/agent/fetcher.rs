@@ -1,7 +1,7 @@
 //! The fetcher: puts a command's `CommandInfo.uris` into a sandbox before launch.
 //!
 //! Sources are `http://` and `https://` URLs (redirects followed, certificates checked against
-//! the webpki roots), `file://` URLs and plain local paths. Each file lands in the sandbox under
+//! the webpki roots and any extra CA of `AgentConfig::fetcher_ca_pem`), `file://` URLs and plain local paths. Each file lands in the sandbox under
 //! its `output_file` name (or the last path segment of the URI). Then it is made executable
 //! (`executable`), or unpacked into the sandbox when `extract` (true by default) is set and the
 //! name ends in `.tar`, `.tar.gz`, `.tgz`, `.zip` or `.gz`. With `cache` set, the download is
@@ -37,16 +37,79 @@ fn fetch_error(uri: &str, reason: impl std::fmt::Display) -> FetchError {
     }
 }
 
-/// Fetches every URI into `sandbox`, in order.
-pub(crate) async fn fetch_all(
-    uris: &[Uri],
-    sandbox: &Path,
-    cache_dir: &Path,
-) -> Result<(), FetchError> {
-    for uri in uris {
-        fetch_one(uri, sandbox, cache_dir).await?;
+/// An agent's fetcher: its download cache and the TLS configuration of its `https` downloads
+/// (built once, when the agent starts).
+#[derive(Debug, Clone)]
+pub(crate) struct Fetcher {
+    cache_dir: PathBuf,
+    tls: Arc<rustls::ClientConfig>,
+}
+
+impl Fetcher {
+    /// A fetcher caching under `cache_dir` and trusting `tls`'s roots for `https`.
+    pub(crate) fn new(cache_dir: PathBuf, tls: Arc<rustls::ClientConfig>) -> Self {
+        Self { cache_dir, tls }
     }
-    Ok(())
+
+    /// Fetches every URI into `sandbox`, in order.
+    pub(crate) async fn fetch_all(&self, uris: &[Uri], sandbox: &Path) -> Result<(), FetchError> {
+        for uri in uris {
+            self.fetch_one(uri, sandbox).await?;
+        }
+        Ok(())
+    }
+
+    async fn fetch_one(&self, uri: &Uri, sandbox: &Path) -> Result<(), FetchError> {
+        let cache_dir = &self.cache_dir;
+        let tls = &self.tls;
+        let value = uri.value.as_str();
+        let name = target_name(uri).map_err(|e| fetch_error(value, e))?;
+        let destination = sandbox.join(&name);
+        if let Some(parent) = destination.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| fetch_error(value, e))?;
+        }
+        if uri.cache() {
+            let cached = cache_dir.join(cache_key(value, &name));
+            if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
+                tokio::fs::create_dir_all(cache_dir)
+                    .await
+                    .map_err(|e| fetch_error(value, e))?;
+                let partial = cache_dir.join(format!(".partial-{}", uuid::Uuid::new_v4()));
+                if let Err(err) = download(value, &partial, tls).await {
+                    let _ = tokio::fs::remove_file(&partial).await;
+                    return Err(fetch_error(value, err));
+                }
+                tokio::fs::rename(&partial, &cached)
+                    .await
+                    .map_err(|e| fetch_error(value, e))?;
+            } else {
+                tracing::debug!(uri = value, "fetcher cache hit");
+            }
+            tokio::fs::copy(&cached, &destination)
+                .await
+                .map_err(|e| fetch_error(value, e))?;
+        } else {
+            download(value, &destination, tls)
+                .await
+                .map_err(|e| fetch_error(value, e))?;
+        }
+        if uri.executable() {
+            use std::os::unix::fs::PermissionsExt;
+            tokio::fs::set_permissions(&destination, std::fs::Permissions::from_mode(0o755))
+                .await
+                .map_err(|e| fetch_error(value, e))?;
+        } else if uri.extract() {
+            let archive = destination.clone();
+            let into = sandbox.to_path_buf();
+            tokio::task::spawn_blocking(move || extract(&archive, &into))
+                .await
+                .map_err(|e| fetch_error(value, e))?
+                .map_err(|e| fetch_error(value, e))?;
+        }
+        Ok(())
+    }
 }
 
 /// The file name a URI is stored under: `output_file`, else its last path segment.
@@ -81,56 +144,6 @@ fn target_name(uri: &Uri) -> Result<PathBuf, String> {
     Ok(PathBuf::from(name))
 }
 
-async fn fetch_one(uri: &Uri, sandbox: &Path, cache_dir: &Path) -> Result<(), FetchError> {
-    let value = uri.value.as_str();
-    let name = target_name(uri).map_err(|e| fetch_error(value, e))?;
-    let destination = sandbox.join(&name);
-    if let Some(parent) = destination.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(|e| fetch_error(value, e))?;
-    }
-    if uri.cache() {
-        let cached = cache_dir.join(cache_key(value, &name));
-        if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
-            tokio::fs::create_dir_all(cache_dir)
-                .await
-                .map_err(|e| fetch_error(value, e))?;
-            let partial = cache_dir.join(format!(".partial-{}", uuid::Uuid::new_v4()));
-            if let Err(err) = download(value, &partial).await {
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(fetch_error(value, err));
-            }
-            tokio::fs::rename(&partial, &cached)
-                .await
-                .map_err(|e| fetch_error(value, e))?;
-        } else {
-            tracing::debug!(uri = value, "fetcher cache hit");
-        }
-        tokio::fs::copy(&cached, &destination)
-            .await
-            .map_err(|e| fetch_error(value, e))?;
-    } else {
-        download(value, &destination)
-            .await
-            .map_err(|e| fetch_error(value, e))?;
-    }
-    if uri.executable() {
-        use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(&destination, std::fs::Permissions::from_mode(0o755))
-            .await
-            .map_err(|e| fetch_error(value, e))?;
-    } else if uri.extract() {
-        let archive = destination.clone();
-        let into = sandbox.to_path_buf();
-        tokio::task::spawn_blocking(move || extract(&archive, &into))
-            .await
-            .map_err(|e| fetch_error(value, e))?
-            .map_err(|e| fetch_error(value, e))?;
-    }
-    Ok(())
-}
-
 /// Cache file name of a URI.
 fn cache_key(uri: &str, name: &Path) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -143,9 +156,13 @@ fn cache_key(uri: &str, name: &Path) -> String {
 }
 
 /// Copies or downloads `uri` to `destination`.
-async fn download(uri: &str, destination: &Path) -> Result<(), String> {
+async fn download(
+    uri: &str,
+    destination: &Path,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<(), String> {
     if uri.starts_with("http://") || uri.starts_with("https://") {
-        return http_download(uri, destination).await;
+        return http_download(uri, destination, tls).await;
     }
     let path = match uri.strip_prefix("file://") {
         Some(path) => path,
@@ -194,25 +211,15 @@ fn extract(archive: &Path, into: &Path) -> Result<(), String> {
     }
 }
 
-/// A TLS client configuration trusting the webpki roots.
-fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| e.to_string())?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 /// Downloads an http(s) URL to `destination`, following redirects.
-async fn http_download(url: &str, destination: &Path) -> Result<(), String> {
+async fn http_download(
+    url: &str,
+    destination: &Path,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<(), String> {
     let mut current: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
     for _ in 0..=MAX_REDIRECTS {
-        let response = http_get(&current).await?;
+        let response = http_get(&current, tls).await?;
         let status = response.status();
         if status.is_redirection() {
             let location = response
@@ -259,7 +266,10 @@ fn resolve_location(base: &http::Uri, location: &str) -> Result<http::Uri, Strin
         .map_err(|e| format!("invalid redirect '{location}': {e}"))
 }
 
-async fn http_get(uri: &http::Uri) -> Result<http::Response<hyper::body::Incoming>, String> {
+async fn http_get(
+    uri: &http::Uri,
+    tls: &Arc<rustls::ClientConfig>,
+) -> Result<http::Response<hyper::body::Incoming>, String> {
     let host = uri.host().ok_or("URL without a host")?.to_string();
     let https = uri.scheme_str() == Some("https");
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
@@ -285,7 +295,7 @@ async fn http_get(uri: &http::Uri) -> Result<http::Response<hyper::body::Incomin
     if https {
         let name = rustls::pki_types::ServerName::try_from(host_for_connect.clone())
             .map_err(|e| format!("invalid TLS server name: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(tls_config()?)
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(tls))
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
@@ -365,8 +375,17 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
+        let tls = Arc::new(
+            crate::client::tls::TlsSettings::default()
+                .client_config()
+                .unwrap(),
+        );
         let err = runtime
-            .block_on(download("ftp://h/file", Path::new("/nonexistent/out")))
+            .block_on(download(
+                "ftp://h/file",
+                Path::new("/nonexistent/out"),
+                &tls,
+            ))
             .unwrap_err();
         assert_eq!(err, "unsupported URI scheme 'ftp'");
     }

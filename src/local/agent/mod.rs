@@ -92,6 +92,8 @@ pub struct AgentConfig {
     pub executor_reregistration_timeout: Duration,
     /// `MESOS_RECOVERY_TIMEOUT` given to checkpointing executors (Mesos: 15 min).
     pub recovery_timeout: Duration,
+    /// Extra CA certificates (PEM) the fetcher trusts for `https` URIs, besides the webpki roots.
+    pub fetcher_ca_pem: Vec<Vec<u8>>,
 }
 
 impl Default for AgentConfig {
@@ -127,6 +129,7 @@ impl Default for AgentConfig {
             executor_shutdown_grace_period: Duration::from_secs(5),
             executor_reregistration_timeout: Duration::from_secs(2),
             recovery_timeout: Duration::from_secs(15 * 60),
+            fetcher_ca_pem: Vec::new(),
         }
     }
 }
@@ -249,10 +252,20 @@ pub enum AgentError {
     /// The master link is closed.
     #[error("the master is gone")]
     MasterGone,
+    /// A CA certificate of [`AgentConfig::fetcher_ca_pem`] is unusable.
+    #[error("fetcher TLS configuration: {0}")]
+    FetcherTls(String),
 }
 
 /// Starts an agent that registers with the master over `master`.
 pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandle, AgentError> {
+    let fetcher_tls = crate::client::tls::TlsSettings {
+        webpki_roots: true,
+        extra_ca_pem: config.fetcher_ca_pem.clone(),
+        custom: None,
+    }
+    .client_config()
+    .map_err(|err| AgentError::FetcherTls(err.to_string()))?;
     let (work_dir, temporary) = match &config.work_dir {
         Some(dir) => (dir.clone(), false),
         None => (
@@ -301,11 +314,13 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
     }
     let url = format!("http://{endpoint}");
     let (link, commands) = mpsc::unbounded_channel();
+    let fetcher = fetcher::Fetcher::new(work_dir.join("fetcher-cache"), Arc::new(fetcher_tls));
     let agent = Arc::new(Agent {
         config,
         id: id.clone(),
         info,
         endpoint,
+        fetcher,
         work_dir,
         temporary,
         meta,
@@ -593,6 +608,8 @@ pub(crate) struct Agent {
     id: AgentId,
     info: AgentInfo,
     endpoint: SocketAddr,
+    /// Downloads of `CommandInfo.uris`.
+    fetcher: fetcher::Fetcher,
     work_dir: PathBuf,
     temporary: bool,
     meta: Meta,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{Agent, KillRequest, Termination, fetcher, health, signal_group, wants_killing_state};
+use super::{Agent, KillRequest, Termination, health, signal_group, wants_killing_state};
 use crate::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskInfo, TaskState,
     environment, task_status,
@@ -45,10 +45,6 @@ pub(crate) struct ExecutorLaunch {
 const LAUNCH_FAILED_WAIT_STATUS: i32 = 1 << 8;
 
 impl Agent {
-    fn cache_dir(&self) -> PathBuf {
-        self.work_dir.join("fetcher-cache")
-    }
-
     /// The `MESOS_*` environment of an executor (section 1.11 of the protocol notes).
     pub(crate) fn executor_env(
         &self,
@@ -259,8 +255,7 @@ pub(crate) async fn run_task_command(
         return;
     }
     if !command.uris.is_empty() {
-        if let Err(err) = fetcher::fetch_all(&command.uris, &run.sandbox, &agent.cache_dir()).await
-        {
+        if let Err(err) = agent.fetcher.fetch_all(&command.uris, &run.sandbox).await {
             launch_failed(err.to_string());
             return;
         }
@@ -470,7 +465,11 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
         failed(format!("cannot create the sandbox: {err}"));
         return;
     }
-    if let Err(err) = fetcher::fetch_all(&command.uris, &launch.sandbox, &agent.cache_dir()).await {
+    if let Err(err) = agent
+        .fetcher
+        .fetch_all(&command.uris, &launch.sandbox)
+        .await
+    {
         failed(err.to_string());
         return;
     }

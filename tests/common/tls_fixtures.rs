@@ -1,0 +1,44 @@
+//! Certificates generated for these tests only: a throwaway CA and a `localhost` /
+//! `127.0.0.1` server certificate valid for 100 years.
+
+#![allow(dead_code)]
+
+/// The throwaway test CA.
+pub const CA_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBnzCCAUWgAwIBAgIUcitTWhUS0VCOwedpOYS1G3kaw5YwCgYIKoZIzj0EAwIw\n\
+HDEaMBgGA1UEAwwRbWVzb3Mtc2RrIHRlc3QgQ0EwIBcNMjYxMTIyMDQxMDE3WhgP\n\
+MjEyNjEwMjkwNDEwMTdaMBwxGjAYBgNVBAMMEW1lc29zLXNkayB0ZXN0IENBMFkw\n\
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEm9E4dAKCtbYr3AsTLkm4fooG0KBDA2KZ\n\
+/mCv6bJPToasbIS8KYK9Oa2Ee8ec2WdwUZobkGk/95M7ZmBznrumGaNjMGEwHQYD\n\
+VR0OBBYEFOt4e2Pl9BPwvZqmt83DKQJw+dIdMB8GA1UdIwQYMBaAFOt4e2Pl9BPw\n\
+vZqmt83DKQJw+dIdMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoG\n\
+CCqGSM49BAMCA0gAMEUCIH1br2/Zwr9lhduH5WoamRKpP1YaKja45Jb5E1K0vIJ/\n\
+AiEAiS/+NwwTHlfh0CTtpXSBTDidnBXtbi9iJziyJsK/fU4=\n\
+-----END CERTIFICATE-----\n\
+";
+
+/// A `localhost` / `127.0.0.1` server certificate signed by [`CA_PEM`].
+pub const SERVER_CERT_PEM: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIByDCCAW2gAwIBAgIUFN8VaAyrud+RYNZcppiEUVokiAswCgYIKoZIzj0EAwIw\n\
+HDEaMBgGA1UEAwwRbWVzb3Mtc2RrIHRlc3QgQ0EwIBcNMjYxMTIyMDQxMDE3WhgP\n\
+MjEyNjEwMjkwNDEwMTdaMBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49\n\
+AgEGCCqGSM49AwEHA0IABFGCeJQsB7zqaZo4yp5SCW5EPhIqou+pjPdZF4jW08rz\n\
+otyHfolHg/IH70TEpmdv2hIC89Y8F+8hJW4sy6oAvp+jgZIwgY8wGgYDVR0RBBMw\n\
+EYIJbG9jYWxob3N0hwR/AAABMAwGA1UdEwEB/wQCMAAwDgYDVR0PAQH/BAQDAgeA\n\
+MBMGA1UdJQQMMAoGCCsGAQUFBwMBMB0GA1UdDgQWBBSBE15AhpNt9xjWF54bpUdD\n\
+MqLOoDAfBgNVHSMEGDAWgBTreHtj5fQT8L2aprfNwykCcPnSHTAKBggqhkjOPQQD\n\
+AgNJADBGAiEAp8d5NxKCQcltnKw9g/dNvgzwi0f2oS69b/oElgKxcYQCIQCFREqg\n\
+A5gg39xTTP20pi2B9j8XzmSNiuUsz1q20rtjcQ==\n\
+-----END CERTIFICATE-----\n\
+";
+
+/// The key of [`SERVER_CERT_PEM`].
+pub const SERVER_KEY_PEM: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgoV3+4iS084+9irAC\n\
+RW5Z21RoaCQlHN9S36SAegvno7yhRANCAARRgniULAe86mmaOMqeUgluRD4SKqLv\n\
+qYz3WReI1tPK86Lch36JR4PyB+9ExKZnb9oSAvPWPBfvISVuLMuqAL6f\n\
+-----END PRIVATE KEY-----\n\
+";
