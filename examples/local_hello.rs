@@ -89,12 +89,13 @@ async fn main() -> Result<(), BoxError> {
         }),
         ..Default::default()
     };
-    let mut subscription = client.subscribe(request(&subscribe, None)).await?;
+    let subscription = client.subscribe(request(&subscribe, None)).await?;
     let stream_id = subscription.stream_id.clone();
+    let mut events = subscription.into_events::<Event>();
     let mut framework_id = None;
     let mut launched = false;
-    while let Some(record) = subscription.records.next().await {
-        let event = Event::decode(record?)?;
+    while let Some(event) = events.next().await {
+        let event = event?;
         match event.r#type.and_then(|t| event::Type::try_from(t).ok()) {
             Some(event::Type::Subscribed) => {
                 let id = event.subscribed.map(|s| s.framework_id).unwrap_or_default();

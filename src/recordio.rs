@@ -2,6 +2,9 @@
 //!
 //! [`RecordIoCodec`] is a `tokio_util` codec: it decodes records incrementally across arbitrary
 //! chunk boundaries and encodes records for servers (the embedded master and agents).
+//! [`MessageDecoder`] is the decoder event streams are read with: it decodes each record where it
+//! lies in the body's chunks into a typed message of one [`Format`], so no record is copied or
+//! reference-counted on the way (only records that straddle two chunks are gathered first).
 //!
 //! Decoding is strict, as stout's decoder is: the header is one or more ASCII digits (no sign, no
 //! spaces, no `\r`) of at most 20 characters whose value fits a `u64`, followed by `\n`. Records
@@ -11,9 +14,13 @@
 //! the read buffer.
 
 use std::fmt::Write as _;
+use std::marker::PhantomData;
 
 use bytes::{Buf, Bytes, BytesMut};
+use prost::{Message, Name};
 use tokio_util::codec::{Decoder, Encoder};
+
+use crate::codec::{CodecError, Format};
 
 /// The default cap on one record's size: 64 MiB.
 pub const DEFAULT_MAX_RECORD_SIZE: usize = 64 * 1024 * 1024;
@@ -131,7 +138,35 @@ impl RecordIoCodec {
     /// the length of a header not consumed yet (0 when the header was consumed by an earlier call),
     /// so that the caller advances once. `Ok(None)`: more bytes are needed (a header whose record
     /// is incomplete is consumed and remembered).
+    #[inline]
     fn next_record(&mut self, src: &mut BytesMut) -> Result<Option<(usize, usize)>, RecordIoError> {
+        match self.whole_record_at_front(src) {
+            Some(record) => Ok(Some(record)),
+            None => self.next_record_slow(src),
+        }
+    }
+
+    /// The common case of [`RecordIoCodec::next_record`], kept small enough to inline: a live
+    /// decoder with nothing pending and a whole non-empty record, with a short header, at the
+    /// front of `src`. `None` says nothing about the rest: the slow path decides.
+    #[inline]
+    fn whole_record_at_front(&self, src: &[u8]) -> Option<(usize, usize)> {
+        if self.failed || self.pending.is_some() {
+            return None;
+        }
+        let (offset, size) = Self::scan_short_header(src)?;
+        let len = usize::try_from(size).ok()?;
+        (len > 0 && len <= self.max_record_size && src.len() - offset >= len)
+            .then_some((offset, len))
+    }
+
+    /// [`RecordIoCodec::next_record`] for every other case: pending records, partial headers,
+    /// empty records, and errors.
+    #[inline(never)]
+    fn next_record_slow(
+        &mut self,
+        src: &mut BytesMut,
+    ) -> Result<Option<(usize, usize)>, RecordIoError> {
         if self.failed {
             return Err(RecordIoError::Failed);
         }
@@ -170,39 +205,77 @@ impl RecordIoCodec {
         }
     }
 
+    /// A header of at most 19 digits (which cannot overflow a `u64`) complete at the front of
+    /// `src`: `(header length, record size)`. `None` for anything else, valid or not, which
+    /// [`RecordIoCodec::parse_header`] then reads.
+    #[inline]
+    fn scan_short_header(src: &[u8]) -> Option<(usize, u64)> {
+        /// Up to this many digits a `u64` cannot overflow (`10^19 - 1 < u64::MAX`).
+        const SAFE_DIGITS: usize = 19;
+        let mut size: u64 = 0;
+        for (index, &byte) in src.iter().take(SAFE_DIGITS + 1).enumerate() {
+            let digit = byte.wrapping_sub(b'0');
+            if digit < 10 && index < SAFE_DIGITS {
+                size = size * 10 + u64::from(digit);
+            } else if byte == b'\n' && index > 0 {
+                return Some((index + 1, size));
+            } else {
+                return None;
+            }
+        }
+        None
+    }
+
     /// Parses a header from the front of `src` in one pass. `Ok(None)`: more bytes are needed.
     fn parse_header(src: &[u8]) -> Result<Option<(usize, u64)>, RecordIoError> {
+        /// Up to this many digits a `u64` cannot overflow (`10^19 - 1 < u64::MAX`).
+        const SAFE_DIGITS: usize = 19;
         let mut size: u64 = 0;
         for (index, &byte) in src.iter().enumerate() {
-            match byte {
-                b'0'..=b'9' if index < MAX_HEADER_DIGITS => {
-                    size = match size
-                        .checked_mul(10)
-                        .and_then(|s| s.checked_add(u64::from(byte - b'0')))
-                    {
-                        Some(size) => size,
-                        None => {
-                            let digits = String::from_utf8_lossy(&src[..=index]).into_owned();
-                            return Err(RecordIoError::LengthOverflow(digits));
-                        }
-                    };
+            let digit = byte.wrapping_sub(b'0');
+            if digit < 10 {
+                if index < SAFE_DIGITS {
+                    size = size * 10 + u64::from(digit);
+                } else {
+                    size = Self::last_digit(src, index, size, digit)?;
                 }
-                b'0'..=b'9' => {
-                    return Err(RecordIoError::InvalidHeader(format!(
-                        "more than {MAX_HEADER_DIGITS} digits"
-                    )));
-                }
-                b'\n' if index > 0 => return Ok(Some((index + 1, size))),
-                b'\n' => return Err(RecordIoError::InvalidHeader("empty length".into())),
-                other => {
-                    return Err(RecordIoError::InvalidHeader(format!(
-                        "unexpected byte 0x{other:02x} after {:?}",
-                        String::from_utf8_lossy(&src[..index])
-                    )));
-                }
+            } else if byte == b'\n' && index > 0 {
+                return Ok(Some((index + 1, size)));
+            } else {
+                return Err(Self::invalid_header(src, index));
             }
         }
         Ok(None)
+    }
+
+    /// Adds the digit at `index` (the 20th or later) to `size`, or says why it cannot be.
+    #[cold]
+    #[inline(never)]
+    fn last_digit(src: &[u8], index: usize, size: u64, digit: u8) -> Result<u64, RecordIoError> {
+        if index >= MAX_HEADER_DIGITS {
+            return Err(RecordIoError::InvalidHeader(format!(
+                "more than {MAX_HEADER_DIGITS} digits"
+            )));
+        }
+        size.checked_mul(10)
+            .and_then(|s| s.checked_add(u64::from(digit)))
+            .ok_or_else(|| {
+                RecordIoError::LengthOverflow(String::from_utf8_lossy(&src[..=index]).into_owned())
+            })
+    }
+
+    /// The error for the byte at `index`, which is neither a digit nor a header-ending `\n`.
+    #[cold]
+    #[inline(never)]
+    fn invalid_header(src: &[u8], index: usize) -> RecordIoError {
+        if index == 0 && src[0] == b'\n' {
+            return RecordIoError::InvalidHeader("empty length".into());
+        }
+        RecordIoError::InvalidHeader(format!(
+            "unexpected byte 0x{:02x} after {:?}",
+            src[index],
+            String::from_utf8_lossy(&src[..index])
+        ))
     }
 }
 
@@ -236,6 +309,238 @@ impl<T: AsRef<[u8]>> Encoder<T> for RecordIoCodec {
     fn encode(&mut self, item: T, dst: &mut BytesMut) -> Result<(), RecordIoError> {
         encode_record(dst, item.as_ref());
         Ok(())
+    }
+}
+
+/// Why a [`MessageDecoder`] stopped. Either way the stream is dead: every later decode returns
+/// [`RecordIoError::Failed`] as [`MessageStreamError::Framing`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MessageStreamError {
+    /// The RecordIO framing is broken, or reading the byte stream failed.
+    #[error(transparent)]
+    Framing(#[from] RecordIoError),
+    /// A well-framed record does not decode as the expected message.
+    #[error("undecodable record: {0}")]
+    Decode(#[source] CodecError),
+}
+
+impl From<std::io::Error> for MessageStreamError {
+    fn from(err: std::io::Error) -> Self {
+        MessageStreamError::Framing(RecordIoError::Io(err))
+    }
+}
+
+/// A decoder of RecordIO streams whose records are messages of type `M` in one [`Format`], such
+/// as the scheduler's `Event`s. Feed it the stream's chunks as they arrive with
+/// [`MessageDecoder::decode_chunk`] (what the client's subscription streams do), or use it as a
+/// `tokio_util` [`Decoder`] over a read buffer:
+/// `FramedRead::new(reader, MessageDecoder::<Event>::new(format, max_record_size))`.
+///
+/// Each record is decoded where it lies, so framing adds only the header scan to the cost of
+/// decoding the message itself; protobuf `bytes` fields are copied out, as with any decode from
+/// a slice. Messages come out boxed: Mesos events are large structs (about 1 KiB for the
+/// scheduler's, 4.4 KiB for the executor's, mostly empty optional fields), and decoding straight
+/// into a heap slot is cheaper than moving such a value through the decoder, the stream layers
+/// above it and the channels behind them (`benches/decode.rs` measures both).
+///
+/// A record that does not decode kills the stream as a framing error does: after it, where the
+/// next record starts cannot be trusted to mean what the peer meant.
+pub struct MessageDecoder<M> {
+    records: RecordIoCodec,
+    format: Format,
+    /// Bytes of a record (or header) that straddles chunks; see [`MessageDecoder::decode_chunk`].
+    partial: BytesMut,
+    message: PhantomData<fn() -> M>,
+}
+
+impl<M> std::fmt::Debug for MessageDecoder<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageDecoder")
+            .field("records", &self.records)
+            .field("format", &self.format)
+            .field("partial", &self.partial.len())
+            .field("message", &std::any::type_name::<M>())
+            .finish()
+    }
+}
+
+impl<M> Clone for MessageDecoder<M> {
+    fn clone(&self) -> Self {
+        Self {
+            records: self.records.clone(),
+            format: self.format,
+            partial: self.partial.clone(),
+            message: PhantomData,
+        }
+    }
+}
+
+impl<M: Message + Name + Default> MessageDecoder<M> {
+    /// A decoder of `format` messages in records of at most `max_record_size` bytes.
+    pub fn new(format: Format, max_record_size: usize) -> Self {
+        Self {
+            records: RecordIoCodec::new(max_record_size),
+            format,
+            partial: BytesMut::new(),
+            message: PhantomData,
+        }
+    }
+
+    /// Decodes the next message from `chunk`, one piece of the byte stream as it arrived (a
+    /// body frame), without first copying it into a read buffer.
+    ///
+    /// Call it until it returns `Ok(None)`: `chunk` is then used up, and a record it ends in the
+    /// middle of is kept inside the decoder until the next chunks complete it. Records that lie
+    /// whole in a chunk are decoded where they lie, and only the bytes of records that straddle
+    /// chunks are copied. This is what the client's subscription streams use; [`Decoder`] is
+    /// for readers that own a buffer. Use one way or the other with one decoder, not both. At
+    /// the end of the stream, [`MessageDecoder::finish`] says whether it ended between records.
+    #[inline]
+    pub fn decode_chunk(
+        &mut self,
+        chunk: &mut Bytes,
+    ) -> Result<Option<Box<M>>, MessageStreamError> {
+        // The common case, inlined: a whole record at the front of the chunk that decodes.
+        if self.partial.is_empty()
+            && let Some((offset, len)) = self.records.whole_record_at_front(chunk)
+            && let Some(message) = self.decode_whole(&chunk[offset..offset + len])
+        {
+            chunk.advance(offset + len);
+            return Ok(Some(message));
+        }
+        self.decode_chunk_slow(chunk)
+    }
+
+    /// Checks that the stream ended between records: `Err(Truncated)` when bytes of an
+    /// unfinished record (or header) are left from [`MessageDecoder::decode_chunk`].
+    pub fn finish(&mut self) -> Result<(), MessageStreamError> {
+        if self.records.failed {
+            return Err(RecordIoError::Failed.into());
+        }
+        if self.partial.is_empty() && self.records.pending.is_none() {
+            return Ok(());
+        }
+        let pending = self.partial.len();
+        self.partial = BytesMut::new();
+        Err(self.records.fail(RecordIoError::Truncated(pending)).into())
+    }
+
+    /// Decodes a whole record, or `None` if it does not decode (the slow path then reports why).
+    #[inline]
+    fn decode_whole(&self, record: &[u8]) -> Option<Box<M>> {
+        match self.format {
+            Format::Protobuf => {
+                let mut message = Box::<M>::default();
+                message.merge(record).is_ok().then_some(message)
+            }
+            Format::Json => crate::codec::json::from_slice::<M>(record)
+                .ok()
+                .map(Box::new),
+        }
+    }
+
+    /// [`MessageDecoder::decode_chunk`] for the rest: records that straddle chunks, empty
+    /// records, and errors. Moves just enough of `chunk` into `partial` to complete the header
+    /// or the record in progress, then decodes `partial` as a buffer.
+    #[inline(never)]
+    fn decode_chunk_slow(
+        &mut self,
+        chunk: &mut Bytes,
+    ) -> Result<Option<Box<M>>, MessageStreamError> {
+        let mut partial = std::mem::take(&mut self.partial);
+        let result = loop {
+            match self.decode_slow(&mut partial) {
+                Ok(None) if !chunk.is_empty() => {}
+                other => break other,
+            }
+            let wanted = match self.records.pending {
+                // The header is in: take the rest of the record.
+                Some(len) => len.saturating_sub(partial.len()),
+                // Take the header up to its '\n'; one byte past the longest valid header is
+                // enough for the header parser to refuse a bad one.
+                None => chunk
+                    .iter()
+                    .take(MAX_HEADER_DIGITS + 1)
+                    .position(|&byte| byte == b'\n')
+                    .map_or(MAX_HEADER_DIGITS + 1, |newline| newline + 1),
+            };
+            let taken = chunk.split_to(wanted.clamp(1, chunk.len()));
+            partial.extend_from_slice(&taken);
+        };
+        if result.is_err() {
+            partial = BytesMut::new();
+        }
+        self.partial = partial;
+        result
+    }
+
+    /// The format records are decoded from.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Whether a framing or decoding error has killed this decoder.
+    pub fn is_failed(&self) -> bool {
+        self.records.is_failed()
+    }
+
+    /// [`Decoder::decode`] for every case but the common one: JSON, partial or empty records,
+    /// and errors.
+    #[inline(never)]
+    fn decode_slow(&mut self, src: &mut BytesMut) -> Result<Option<Box<M>>, MessageStreamError> {
+        let Some((offset, len)) = self.records.next_record(src)? else {
+            return Ok(None);
+        };
+        let record = &src[offset..offset + len];
+        let decoded = match self.format {
+            Format::Protobuf => {
+                let mut message = Box::<M>::default();
+                message
+                    .merge(record)
+                    .map(|()| message)
+                    .map_err(CodecError::Protobuf)
+            }
+            Format::Json => crate::codec::json::from_slice::<M>(record).map(Box::new),
+        };
+        src.advance(offset + len);
+        match decoded {
+            Ok(message) => Ok(Some(message)),
+            Err(err) => {
+                tracing::debug!(error = %err, "undecodable RecordIO record");
+                self.records.failed = true;
+                self.records.pending = None;
+                Err(MessageStreamError::Decode(err))
+            }
+        }
+    }
+}
+
+impl<M: Message + Name + Default> Decoder for MessageDecoder<M> {
+    type Item = Box<M>;
+    type Error = MessageStreamError;
+
+    #[inline]
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Box<M>>, MessageStreamError> {
+        // The common case, inlined: a whole record at the front that decodes.
+        if let Some((offset, len)) = self.records.whole_record_at_front(src)
+            && let Some(message) = self.decode_whole(&src[offset..offset + len])
+        {
+            src.advance(offset + len);
+            return Ok(Some(message));
+        }
+        self.decode_slow(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Box<M>>, MessageStreamError> {
+        match self.decode(src)? {
+            Some(message) => Ok(Some(message)),
+            None if src.is_empty() && self.records.pending.is_none() => Ok(None),
+            None => {
+                let pending = src.len();
+                Err(self.records.fail(RecordIoError::Truncated(pending)).into())
+            }
+        }
     }
 }
 
@@ -357,6 +662,60 @@ mod tests {
             codec.decode_record_with(&mut buf, <[u8]>::len),
             Err(RecordIoError::Failed)
         ));
+    }
+
+    #[test]
+    fn message_decoder_decodes_typed_records_and_dies_on_a_bad_one() {
+        use crate::v1::scheduler::{Event, event};
+        let heartbeat = Event {
+            r#type: Some(event::Type::Heartbeat as i32),
+            ..Default::default()
+        };
+        for format in [Format::Protobuf, Format::Json] {
+            let mut buf = BytesMut::new();
+            let encoded = format.encode(&heartbeat).unwrap();
+            encode_record(&mut buf, &encoded);
+            encode_record(&mut buf, b"");
+            encode_record(&mut buf, &encoded[..encoded.len() - 1]);
+            let mut decoder = MessageDecoder::<Event>::new(format, 1024);
+            assert_eq!(decoder.format(), format);
+            assert_eq!(
+                decoder.decode(&mut buf).unwrap(),
+                Some(Box::new(heartbeat.clone()))
+            );
+            assert!(matches!(
+                decoder.decode(&mut buf),
+                Err(MessageStreamError::Decode(_))
+            ));
+            assert!(decoder.is_failed());
+            assert!(matches!(
+                decoder.decode(&mut buf),
+                Err(MessageStreamError::Framing(RecordIoError::Failed))
+            ));
+        }
+    }
+
+    #[test]
+    fn message_decoder_waits_for_whole_records_and_reports_truncation() {
+        use crate::v1::scheduler::Event;
+        let mut decoder = MessageDecoder::<Event>::new(Format::Protobuf, 4);
+        let mut buf = BytesMut::from(&b"2\n\x08"[..]);
+        assert_eq!(decoder.decode(&mut buf).unwrap(), None);
+        assert!(matches!(
+            decoder.decode_eof(&mut buf),
+            Err(MessageStreamError::Framing(RecordIoError::Truncated(1)))
+        ));
+        let mut decoder = MessageDecoder::<Event>::new(Format::Protobuf, 4);
+        let mut buf = BytesMut::from(&b"5\n"[..]);
+        assert!(matches!(
+            decoder.decode(&mut buf),
+            Err(MessageStreamError::Framing(RecordIoError::RecordTooLarge {
+                size: 5,
+                max: 4
+            }))
+        ));
+        let mut decoder = MessageDecoder::<Event>::new(Format::Protobuf, 4);
+        assert_eq!(decoder.decode_eof(&mut BytesMut::new()).unwrap(), None);
     }
 
     #[test]

@@ -55,10 +55,11 @@ async fn custom_ca_is_trusted_for_calls_and_subscriptions() {
             .unwrap();
         let response = client.call(request(Some("s"))).await.unwrap();
         assert_eq!(response.status.as_u16(), 202, "{url}");
-        let mut sub = client.subscribe(request(None)).await.unwrap();
+        let sub = client.subscribe(request(None)).await.unwrap();
         assert_eq!(sub.stream_id.as_deref(), Some("tls-stream"));
         assert_eq!(sub.endpoint.scheme_str(), Some("https"));
-        assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"over tls");
+        let mut records = sub.into_records();
+        assert_eq!(&records.next().await.unwrap().unwrap()[..], b"over tls");
     }
 }
 

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use mesos_sdk::client::{CallRequest, Client, ClientBuilder, ErrorKind};
 use mesos_sdk::codec::Format;
+use mesos_sdk::v1::scheduler::{Event, event};
+use prost::Message;
 use scripted::{Reply, ScriptedServer};
 
 const PATH: &str = "/api/v1/scheduler";
@@ -83,9 +85,10 @@ async fn json_format_sets_exact_media_types() {
     .build()
     .unwrap();
     assert_eq!(client.format(), Format::Json);
-    let mut sub = client.subscribe(call(b"{}", None)).await.unwrap();
+    let sub = client.subscribe(call(b"{}", None)).await.unwrap();
     assert_eq!(sub.format, Format::Json);
-    let record = sub.records.next().await.unwrap().unwrap();
+    let mut records = sub.into_records();
+    let record = records.next().await.unwrap().unwrap();
     assert_eq!(&record[..], br#"{"type":"HEARTBEAT"}"#);
     let req = &server.requests()[0];
     assert_eq!(
@@ -107,7 +110,7 @@ async fn subscribe_never_sends_stream_id_and_returns_the_new_one() {
     let client = fast(Client::builder().endpoint(server.url()))
         .build()
         .unwrap();
-    let mut sub = client
+    let sub = client
         .subscribe(call(b"subscribe", Some("stale")))
         .await
         .unwrap();
@@ -117,7 +120,8 @@ async fn subscribe_never_sends_stream_id_and_returns_the_new_one() {
         sub.endpoint.authority().unwrap().as_str(),
         server.authority()
     );
-    assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"first");
+    let mut records = sub.into_records();
+    assert_eq!(&records.next().await.unwrap().unwrap()[..], b"first");
     let req = &server.requests()[0];
     assert_eq!(req.header("mesos-stream-id"), None);
     assert_eq!(
@@ -138,17 +142,18 @@ async fn records_are_reassembled_across_chunks_and_clean_end_finishes_the_stream
     let client = fast(Client::builder().endpoint(server.url()))
         .build()
         .unwrap();
-    let mut sub = client.subscribe(call(b"s", None)).await.unwrap();
+    let sub = client.subscribe(call(b"s", None)).await.unwrap();
     for piece in ["1", "3", "\n", "13 character", "s", "0\n", "5\nhel", "lo"] {
         handle.raw(piece.as_bytes().to_vec());
     }
+    let mut records = sub.into_records();
     assert_eq!(
-        &sub.records.next().await.unwrap().unwrap()[..],
+        &records.next().await.unwrap().unwrap()[..],
         b"13 characters"
     );
-    assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"hello");
+    assert_eq!(&records.next().await.unwrap().unwrap()[..], b"hello");
     drop(handle);
-    assert!(sub.records.next().await.is_none());
+    assert!(records.next().await.is_none());
 }
 
 #[tokio::test]
@@ -163,16 +168,17 @@ async fn stream_cut_mid_record_is_subscription_lost() {
     let client = fast(Client::builder().endpoint(server.url()))
         .build()
         .unwrap();
-    let mut sub = client.subscribe(call(b"s", None)).await.unwrap();
+    let sub = client.subscribe(call(b"s", None)).await.unwrap();
     handle.record(b"whole");
-    assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"whole");
+    let mut records = sub.into_records();
+    assert_eq!(&records.next().await.unwrap().unwrap()[..], b"whole");
     handle.raw(&b"10\nhalf"[..]);
     // Let the half record reach the client before the connection breaks.
     tokio::time::sleep(Duration::from_millis(50)).await;
     handle.abort();
-    let err = sub.records.next().await.unwrap().unwrap_err();
+    let err = records.next().await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::SubscriptionLost, "{err}");
-    assert!(sub.records.next().await.is_none());
+    assert!(records.next().await.is_none());
 }
 
 #[tokio::test]
@@ -192,7 +198,7 @@ async fn framing_error_and_oversized_record_are_protocol_errors() {
         .build()
         .unwrap();
     for body in [&b"bad-header"[..], &b"too-big"[..]] {
-        let mut sub = client
+        let sub = client
             .subscribe(CallRequest {
                 path: PATH.into(),
                 body: Bytes::copy_from_slice(body),
@@ -200,10 +206,74 @@ async fn framing_error_and_oversized_record_are_protocol_errors() {
             })
             .await
             .unwrap();
-        let err = sub.records.next().await.unwrap().unwrap_err();
+        let mut records = sub.into_records();
+        let err = records.next().await.unwrap().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
-        assert!(sub.records.next().await.is_none());
+        assert!(records.next().await.is_none());
     }
+}
+
+#[tokio::test]
+async fn typed_events_are_decoded_in_either_format_and_a_bad_record_ends_the_stream() {
+    let server = ScriptedServer::start(|req| async move {
+        let json = req.header("accept").as_deref() == Some("application/json");
+        let (reply, handle) = if json {
+            let (reply, handle) = Reply::stream("application/json", Some("s"));
+            handle.record(br#"{"type":"HEARTBEAT"}"#);
+            handle.record(br#"{"type":"#);
+            (reply, handle)
+        } else {
+            let (reply, handle) = Reply::stream("application/x-protobuf", Some("s"));
+            let heartbeat = Event {
+                r#type: Some(event::Type::Heartbeat as i32),
+                ..Default::default()
+            };
+            handle.record(heartbeat.encode_to_vec());
+            // A length-delimited field whose length runs past the record's end.
+            handle.record([0x12, 0x05, 0x01]);
+            (reply, handle)
+        };
+        handle.record(b"never read");
+        std::mem::forget(handle);
+        reply
+    })
+    .await;
+    for format in [Format::Protobuf, Format::Json] {
+        let client = fast(Client::builder().endpoint(server.url()).format(format))
+            .build()
+            .unwrap();
+        let sub = client.subscribe(call(b"s", None)).await.unwrap();
+        assert_eq!(sub.format, format);
+        let mut events = sub.into_events::<Event>();
+        let first = events.next().await.unwrap().unwrap();
+        assert_eq!(first.r#type(), event::Type::Heartbeat);
+        let err = events.next().await.unwrap().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
+        assert!(err.to_string().contains("undecodable event"), "{err}");
+        assert!(events.next().await.is_none());
+    }
+}
+
+#[tokio::test]
+async fn typed_event_stream_cut_mid_record_is_subscription_lost() {
+    let server = ScriptedServer::start(|_| async move {
+        let (reply, handle) = Reply::stream("application/x-protobuf", Some("s"));
+        handle.raw(&b"10\nhalf"[..]);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            handle.abort();
+        });
+        reply
+    })
+    .await;
+    let client = fast(Client::builder().endpoint(server.url()))
+        .build()
+        .unwrap();
+    let sub = client.subscribe(call(b"s", None)).await.unwrap();
+    let mut events = sub.into_events::<Event>();
+    let err = events.next().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::SubscriptionLost, "{err}");
+    assert!(events.next().await.is_none());
 }
 
 #[tokio::test]
@@ -625,6 +695,7 @@ async fn a_silent_subscription_stays_open_past_the_call_timeout() {
         .call_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let mut sub = client.subscribe(call(b"s", None)).await.unwrap();
-    assert_eq!(&sub.records.next().await.unwrap().unwrap()[..], b"late");
+    let sub = client.subscribe(call(b"s", None)).await.unwrap();
+    let mut records = sub.into_records();
+    assert_eq!(&records.next().await.unwrap().unwrap()[..], b"late");
 }

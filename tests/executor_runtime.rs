@@ -339,6 +339,21 @@ async fn a_broken_stream_ends_the_driver_when_not_checkpointing() {
 }
 
 #[tokio::test]
+async fn an_undecodable_event_breaks_the_stream_and_resubscribes() {
+    let mut agent = ScriptedAgent::start().await;
+    let mut running = start(config(&agent, true), true);
+    let subscription = agent.accept_subscription().await;
+    assert_eq!(running.next_seen().await, Seen::Subscribed);
+    // Well framed, but not an Event: a field whose length runs past the record.
+    subscription.stream().raw(&b"2\n\x12\x05"[..]);
+    let _second = agent.accept_subscription().await;
+    assert_eq!(running.next_seen().await, Seen::Disconnected);
+    assert_eq!(running.next_seen().await, Seen::Subscribed);
+    running.handle.stop().unwrap();
+    assert_eq!(running.outcome().await.unwrap(), Outcome::Stopped);
+}
+
+#[tokio::test]
 async fn recovery_gives_up_after_the_recovery_timeout() {
     let mut agent = ScriptedAgent::start().await;
     let mut config = config(&agent, true);

@@ -1,13 +1,21 @@
 //! RecordIO framing: stout's vectors, the docs' byte-exact example, incremental decoding across
-//! random chunk boundaries through `FramedRead`, and malformed headers.
+//! random chunk boundaries through `FramedRead` and through `MessageDecoder::decode_chunk`
+//! (checked against each other), and malformed headers.
 
 use std::io;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use futures::executor::block_on;
-use mesos_sdk::recordio::{DEFAULT_MAX_RECORD_SIZE, RecordIoCodec, RecordIoError, encode_record};
+use mesos_sdk::codec::Format;
+use mesos_sdk::recordio::{
+    DEFAULT_MAX_RECORD_SIZE, MessageDecoder, MessageStreamError, RecordIoCodec, RecordIoError,
+    encode_record,
+};
+use mesos_sdk::v1::scheduler::{Event, event};
+use mesos_sdk::v1::{AgentId, ExecutorId};
 use proptest::prelude::*;
+use prost::Message;
 use tokio_util::codec::{Decoder, Encoder, FramedRead};
 use tokio_util::io::StreamReader;
 
@@ -32,6 +40,77 @@ fn decode_chunks(
         }
         (records, None)
     })
+}
+
+/// Decodes `chunks` with [`MessageDecoder::decode_chunk`], chunk by chunk, then `finish`.
+fn decode_events_by_chunk(
+    max_record_size: usize,
+    chunks: Vec<Vec<u8>>,
+) -> (Vec<Event>, Option<MessageStreamError>) {
+    let mut decoder = MessageDecoder::<Event>::new(Format::Protobuf, max_record_size);
+    let mut events = Vec::new();
+    for chunk in chunks {
+        let mut chunk = Bytes::from(chunk);
+        loop {
+            match decoder.decode_chunk(&mut chunk) {
+                Ok(Some(event)) => events.push(*event),
+                Ok(None) => break,
+                Err(err) => {
+                    // Sticky: the decoder stays dead.
+                    assert!(matches!(
+                        decoder.decode_chunk(&mut Bytes::from_static(b"1\n\x08")),
+                        Err(MessageStreamError::Framing(RecordIoError::Failed))
+                    ));
+                    return (events, Some(err));
+                }
+            }
+        }
+        assert!(chunk.is_empty(), "Ok(None) leaves nothing of the chunk");
+    }
+    match decoder.finish() {
+        Ok(()) => (events, None),
+        Err(err) => (events, Some(err)),
+    }
+}
+
+/// Decodes `chunks` with [`MessageDecoder`] as a `Decoder` under `FramedRead`.
+fn decode_events_framed(
+    max_record_size: usize,
+    chunks: Vec<Vec<u8>>,
+) -> (Vec<Event>, Option<MessageStreamError>) {
+    let stream = futures::stream::iter(
+        chunks
+            .into_iter()
+            .map(|chunk| Ok::<Bytes, io::Error>(Bytes::from(chunk))),
+    );
+    let decoder = MessageDecoder::<Event>::new(Format::Protobuf, max_record_size);
+    let mut framed = FramedRead::new(StreamReader::new(stream), decoder);
+    block_on(async {
+        let mut events = Vec::new();
+        while let Some(item) = framed.next().await {
+            match item {
+                Ok(event) => events.push(*event),
+                Err(err) => return (events, Some(err)),
+            }
+        }
+        (events, None)
+    })
+}
+
+fn message_event(data: Vec<u8>) -> Event {
+    Event {
+        r#type: Some(event::Type::Message as i32),
+        message: Some(event::Message {
+            agent_id: AgentId {
+                value: "agent-1".into(),
+            },
+            executor_id: ExecutorId {
+                value: "executor-1".into(),
+            },
+            data: data.into(),
+        }),
+        ..Default::default()
+    }
 }
 
 fn split_at_points(data: &[u8], points: &[usize]) -> Vec<Vec<u8>> {
@@ -266,5 +345,69 @@ proptest! {
         let mut data = header.into_bytes();
         data.extend_from_slice(&body);
         let _ = decode_chunks(RecordIoCodec::new(64), vec![data]);
+    }
+
+    #[test]
+    fn decode_chunk_yields_every_event_across_random_chunking(
+        payloads in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+        empty_records in proptest::collection::vec(any::<bool>(), 20),
+        points in proptest::collection::vec(any::<usize>(), 0..40),
+    ) {
+        let events: Vec<Event> = payloads.into_iter().map(message_event).collect();
+        let mut buf = BytesMut::new();
+        for (event, empty_first) in events.iter().zip(&empty_records) {
+            if *empty_first {
+                encode_record(&mut buf, b"");
+            }
+            encode_record(&mut buf, &event.encode_to_vec());
+        }
+        let chunks = split_at_points(&buf, &points);
+        let (decoded, err) = decode_events_by_chunk(DEFAULT_MAX_RECORD_SIZE, chunks.clone());
+        prop_assert!(err.is_none(), "{:?}", err);
+        prop_assert_eq!(&decoded, &events);
+        let (framed, err) = decode_events_framed(DEFAULT_MAX_RECORD_SIZE, chunks);
+        prop_assert!(err.is_none(), "{:?}", err);
+        prop_assert_eq!(&framed, &events);
+    }
+
+    #[test]
+    fn decode_chunk_reports_a_cut_record_as_truncated(
+        payloads in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..100), 1..10),
+        cut in any::<usize>(),
+        points in proptest::collection::vec(any::<usize>(), 0..10),
+    ) {
+        let mut buf = BytesMut::new();
+        let mut boundaries = vec![0];
+        for payload in payloads {
+            encode_record(&mut buf, &message_event(payload).encode_to_vec());
+            boundaries.push(buf.len());
+        }
+        let cut = cut % (buf.len() + 1);
+        let (_, err) = decode_events_by_chunk(
+            DEFAULT_MAX_RECORD_SIZE,
+            split_at_points(&buf[..cut], &points),
+        );
+        if boundaries.contains(&cut) {
+            prop_assert!(err.is_none(), "{:?}", err);
+        } else {
+            let truncated = matches!(err, Some(MessageStreamError::Framing(RecordIoError::Truncated(_))));
+            prop_assert!(truncated, "{:?}", err);
+        }
+    }
+
+    /// Whatever the bytes, both ways of decoding agree on the events and on whether it failed,
+    /// and neither panics.
+    #[test]
+    fn decode_chunk_agrees_with_the_decoder_on_arbitrary_bytes(
+        data in proptest::collection::vec(any::<u8>(), 0..200),
+        points in proptest::collection::vec(any::<usize>(), 0..10),
+    ) {
+        let chunks = split_at_points(&data, &points);
+        let (by_chunk, chunk_err) = decode_events_by_chunk(64, chunks.clone());
+        let (framed, framed_err) = decode_events_framed(64, chunks);
+        prop_assert_eq!(by_chunk, framed);
+        prop_assert_eq!(chunk_err.is_some(), framed_err.is_some());
     }
 }

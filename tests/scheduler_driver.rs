@@ -387,6 +387,29 @@ async fn stream_cut_mid_record_reconnects(format: Format) {
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
 }
 
+async fn undecodable_event_reconnects(format: Format) {
+    let mut master = Master::start(format).await;
+    let (_scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    // Well framed, but neither a protobuf Event (a field whose length runs past the record) nor
+    // a JSON object.
+    stream.raw(b"3\n\x12\x05{");
+    let reason = match wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::Disconnected { .. })
+    })
+    .await
+    {
+        SchedulerEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    };
+    assert!(reason.contains("undecodable event"), "{reason}");
+    let (call, _, _stream) = master.next_subscription().await;
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+    assert_closed(&stream).await;
+}
+
 async fn silent_stream_trips_the_heartbeat_watchdog(format: Format) {
     let mut master = Master::start(format).await;
     let (_scheduler, mut events) = start_with(&master, |b| {
@@ -879,6 +902,7 @@ in_both_formats!(
     resubscribes_with_the_framework_id_and_drops_offers,
     a_given_framework_id_is_resumed_from_the_first_subscribe,
     stream_cut_mid_record_reconnects,
+    undecodable_event_reconnects,
     silent_stream_trips_the_heartbeat_watchdog,
     a_hanging_subscribe_is_bounded_by_the_watchdog,
     failed_over_error_is_terminal,

@@ -3,11 +3,13 @@
 //!
 //! A [`Client`] is a cheap-to-clone handle. Non-streaming calls ([`Client::call`]) share a pool of
 //! kept-alive connections; every subscription ([`Client::subscribe`]) gets a connection of its own
-//! whose body is decoded as RecordIO into one [`Bytes`] per record.
+//! whose RecordIO body is read as typed events ([`Subscription::into_events`]) or as raw records
+//! ([`Subscription::into_records`]).
 //!
 //! ```no_run
 //! use mesos_sdk::client::{CallRequest, Client};
 //! use mesos_sdk::codec::Format;
+//! use mesos_sdk::v1::scheduler::Event;
 //! use futures::StreamExt;
 //!
 //! # async fn demo(subscribe_body: bytes::Bytes) -> Result<(), mesos_sdk::client::Error> {
@@ -17,16 +19,17 @@
 //!     .format(Format::Protobuf)
 //!     .basic_auth("principal", "secret")
 //!     .build()?;
-//! let mut subscription = client
+//! let subscription = client
 //!     .subscribe(CallRequest {
 //!         path: "/api/v1/scheduler".into(),
 //!         body: subscribe_body,
 //!         stream_id: None,
 //!     })
 //!     .await?;
-//! while let Some(record) = subscription.records.next().await {
-//!     let record = record?;
-//!     println!("event of {} bytes", record.len());
+//! println!("stream id {:?}", subscription.stream_id);
+//! let mut events = subscription.into_events::<Event>();
+//! while let Some(event) = events.next().await {
+//!     println!("{:?}", event?.r#type());
 //! }
 //! # Ok(())
 //! # }
@@ -111,20 +114,39 @@ pub struct CallResponse {
 
 /// An open event stream.
 ///
-/// `records` yields one RecordIO record per item. It ends without error when the peer closes the
-/// stream cleanly between records; it ends with an [`ErrorKind::SubscriptionLost`] error when the
-/// connection breaks or is cut inside a record, and with an [`ErrorKind::Protocol`] error on a
-/// framing error (a bad length header, a record over the size cap). Dropping it closes the
-/// connection.
+/// Read it as typed events with [`Subscription::into_events`] (what the runtimes do) or as raw
+/// RecordIO records with [`Subscription::into_records`]. Either stream ends without error when the
+/// peer closes the stream cleanly between records; it ends with an [`ErrorKind::SubscriptionLost`]
+/// error when the connection breaks or is cut inside a record, and with an
+/// [`ErrorKind::Protocol`] error on a framing error (a bad length header, a record over the size
+/// cap) or, for typed events, a record that does not decode. Nothing follows an error. Dropping
+/// the subscription or its stream closes the connection.
 pub struct Subscription {
     /// `Mesos-Stream-Id` from the answer, if any.
     pub stream_id: Option<String>,
     /// The endpoint that accepted the subscription (after redirects).
     pub endpoint: Uri,
-    /// The format of the records.
+    /// The format of the records: the answer's `Content-Type`, or the client's format when the
+    /// answer named none that Mesos speaks.
     pub format: Format,
-    /// RecordIO records, each one encoded event.
-    pub records: BoxStream<'static, Result<Bytes, Error>>,
+    body: Incoming,
+    max_record_size: usize,
+}
+
+impl Subscription {
+    /// The events, each record decoded in place as an `M` in [`Subscription::format`], boxed
+    /// (events are large structs; see [`crate::recordio::MessageDecoder`]).
+    pub fn into_events<M>(self) -> BoxStream<'static, Result<Box<M>, Error>>
+    where
+        M: prost::Message + prost::Name + Default + Send + 'static,
+    {
+        stream::events(self.body, self.format, self.max_record_size)
+    }
+
+    /// The raw records, one encoded event each, as zero-copy slices of the read buffer.
+    pub fn into_records(self) -> BoxStream<'static, Result<Bytes, Error>> {
+        stream::records(self.body, self.max_record_size)
+    }
 }
 
 impl std::fmt::Debug for Subscription {
@@ -133,6 +155,7 @@ impl std::fmt::Debug for Subscription {
             .field("stream_id", &self.stream_id)
             .field("endpoint", &self.endpoint)
             .field("format", &self.format)
+            .field("max_record_size", &self.max_record_size)
             .finish_non_exhaustive()
     }
 }
@@ -581,7 +604,8 @@ impl Client {
             stream_id,
             endpoint: endpoint_uri,
             format,
-            records: stream::records(response.into_body(), inner.max_record_size),
+            body: response.into_body(),
+            max_record_size: inner.max_record_size,
         })
     }
 

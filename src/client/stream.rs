@@ -1,5 +1,5 @@
 //! Subscription streams: one dedicated HTTP/1.1 connection per subscription (plain TCP or TLS) and
-//! the RecordIO decoding of its endless body.
+//! the RecordIO decoding of its endless body, into raw records or typed events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +12,7 @@ use http::{Request, Response};
 use http_body_util::{BodyDataStream, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use prost::{Message, Name};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -21,7 +22,8 @@ use tokio_util::io::StreamReader;
 use super::AttemptFailure;
 use super::endpoint::Endpoint;
 use super::error::{Error, ErrorKind};
-use crate::recordio::{RecordIoCodec, RecordIoError};
+use crate::codec::Format;
+use crate::recordio::{MessageDecoder, MessageStreamError, RecordIoCodec, RecordIoError};
 
 /// Connects to `endpoint` on a new connection, sends `request` and waits (at most
 /// `header_timeout`) for the answer's headers.
@@ -142,8 +144,80 @@ pub(super) fn records(
 ) -> BoxStream<'static, Result<Bytes, Error>> {
     let bytes = BodyDataStream::new(body).map_err(std::io::Error::other);
     let reader = StreamReader::new(bytes);
-    FramedRead::new(reader, RecordIoCodec::new(max_record_size))
-        .map(|item| item.map_err(recordio_error))
+    end_after_error(
+        FramedRead::new(reader, RecordIoCodec::new(max_record_size))
+            .map(|item| item.map_err(recordio_error)),
+    )
+}
+
+/// Decodes a subscription body into `M`s, each record in place in the body's own chunks
+/// ([`MessageDecoder::decode_chunk`]). The stream ends after its first error.
+pub(super) fn events<M>(
+    body: Incoming,
+    format: Format,
+    max_record_size: usize,
+) -> BoxStream<'static, Result<Box<M>, Error>>
+where
+    M: Message + Name + Default + Send + 'static,
+{
+    struct State<M> {
+        body: BodyDataStream<Incoming>,
+        decoder: MessageDecoder<M>,
+        chunk: Bytes,
+        done: bool,
+    }
+    let state = State {
+        body: BodyDataStream::new(body),
+        decoder: MessageDecoder::<M>::new(format, max_record_size),
+        chunk: Bytes::new(),
+        done: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        loop {
+            match state.decoder.decode_chunk(&mut state.chunk) {
+                Ok(Some(message)) => return Some((Ok(message), state)),
+                Ok(None) => {}
+                Err(err) => {
+                    state.done = true;
+                    return Some((Err(message_stream_error(err)), state));
+                }
+            }
+            match state.body.next().await {
+                Some(Ok(chunk)) => state.chunk = chunk,
+                Some(Err(err)) => {
+                    state.done = true;
+                    let err = RecordIoError::Io(std::io::Error::other(err));
+                    return Some((Err(recordio_error(err)), state));
+                }
+                None => {
+                    state.done = true;
+                    return match state.decoder.finish() {
+                        Ok(()) => None,
+                        Err(err) => Some((Err(message_stream_error(err)), state)),
+                    };
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+fn message_stream_error(err: MessageStreamError) -> Error {
+    match err {
+        MessageStreamError::Framing(err) => recordio_error(err),
+        MessageStreamError::Decode(err) => {
+            Error::new(ErrorKind::Protocol, format!("undecodable event: {err}")).with_source(err)
+        }
+    }
+}
+
+fn end_after_error<T: Send + 'static>(
+    items: impl futures::Stream<Item = Result<T, Error>> + Send + 'static,
+) -> BoxStream<'static, Result<T, Error>> {
+    items
         .scan(false, |failed, item| {
             let out = if *failed {
                 None

@@ -325,10 +325,10 @@ impl<E: Executor> Driver<E> {
 
     async fn serve(
         &mut self,
-        mut subscription: Subscription,
+        subscription: Subscription,
         failing_since: &mut Option<Instant>,
     ) -> Result<StreamEnd, Error> {
-        let format = subscription.format;
+        let mut events = subscription.into_events::<Event>();
         self.connected = false;
         let retry_every = self
             .config
@@ -357,9 +357,9 @@ impl<E: Executor> Driver<E> {
                 }
             });
             tokio::select! {
-                record = subscription.records.next() => {
-                    let bytes = match record {
-                        Some(Ok(bytes)) => bytes,
+                event = events.next() => {
+                    let event = match event {
+                        Some(Ok(event)) => event,
                         Some(Err(err)) => {
                             return Ok(StreamEnd::Broken {
                                 subscribed: self.connected,
@@ -370,15 +370,6 @@ impl<E: Executor> Driver<E> {
                             return Ok(StreamEnd::Broken {
                                 subscribed: self.connected,
                                 reason: "the agent closed the event stream".to_owned(),
-                            });
-                        }
-                    };
-                    let event: Event = match format.decode(&bytes) {
-                        Ok(event) => event,
-                        Err(err) => {
-                            return Ok(StreamEnd::Broken {
-                                subscribed: self.connected,
-                                reason: format!("undecodable event: {err}"),
                             });
                         }
                     };
@@ -412,7 +403,7 @@ impl<E: Executor> Driver<E> {
 
     async fn on_event(
         &mut self,
-        event: Event,
+        event: Box<Event>,
         failing_since: &mut Option<Instant>,
     ) -> Result<Option<StreamEnd>, Error> {
         let kind = event.r#type();

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -12,7 +11,7 @@ use super::{
     DEFAULT_RECONNECT_BACKOFF_MAX, DEFAULT_RECONNECT_BACKOFF_MIN, FAILED_OVER_MESSAGE, Lost,
     REMOVED_MESSAGE, SCHEDULER_PATH, SchedulerEvent, Termination, calls, calls_impl,
 };
-use crate::client::{CallRequest, ErrorKind, Subscription};
+use crate::client::{CallRequest, ErrorKind};
 use crate::v1::scheduler::event::Type as EventType;
 use crate::v1::scheduler::{Event, OfferConstraints};
 use crate::v1::{FrameworkInfo, OfferId};
@@ -222,12 +221,9 @@ impl Driver {
                 Some(Command::Stop) | None => return SessionEnd::Terminated(Termination::Stopped),
             },
         };
-        let Subscription {
-            stream_id,
-            endpoint,
-            format,
-            mut records,
-        } = subscription;
+        let stream_id = subscription.stream_id.clone();
+        let endpoint = subscription.endpoint.clone();
+        let mut events = subscription.into_events::<Event>();
         let Some(stream_id) = stream_id else {
             return lost(
                 "SUBSCRIBE answer carried no Mesos-Stream-Id".to_owned(),
@@ -237,7 +233,7 @@ impl Driver {
         tracing::debug!(%endpoint, %stream_id, "event stream open");
         let mut connected = false;
         loop {
-            let record = tokio::select! {
+            let event = tokio::select! {
                 biased;
                 command = self.commands.recv() => match command {
                     Some(Command::Stop) | None => return SessionEnd::Terminated(Termination::Stopped),
@@ -255,9 +251,9 @@ impl Driver {
                         _ => continue,
                     }
                 }
-                record = tokio::time::timeout(window, records.next()) => record,
+                event = tokio::time::timeout(window, events.next()) => event,
             };
-            let record: Bytes = match record {
+            let event = match event {
                 Err(_) => {
                     return lost(
                         format!("no event for {window:?}: heartbeat watchdog fired"),
@@ -268,13 +264,7 @@ impl Driver {
                 Ok(Some(Err(err))) => {
                     return lost(format!("event stream failed: {err}"), connected);
                 }
-                Ok(Some(Ok(record))) => record,
-            };
-            let event: Event = match format.decode(&record) {
-                Ok(event) => event,
-                Err(err) => {
-                    return lost(format!("undecodable event: {err}"), connected);
-                }
+                Ok(Some(Ok(event))) => event,
             };
             match event.r#type() {
                 EventType::Subscribed => {
@@ -317,13 +307,13 @@ impl Driver {
                             state.offers.insert(offer.id.value.clone(), offer.clone());
                         }
                     }
-                    self.emit(SchedulerEvent::Event(Box::new(event)));
+                    self.emit(SchedulerEvent::Event(event));
                 }
                 EventType::Rescind => {
                     if let Some(rescind) = &event.rescind {
                         self.context.state().offers.remove(&rescind.offer_id.value);
                     }
-                    self.emit(SchedulerEvent::Event(Box::new(event)));
+                    self.emit(SchedulerEvent::Event(event));
                 }
                 EventType::Update => {
                     let ack = event
@@ -331,7 +321,7 @@ impl Driver {
                         .as_ref()
                         .filter(|_| self.config.auto_acknowledge)
                         .and_then(|update| calls::acknowledge(&update.status));
-                    self.emit(SchedulerEvent::Event(Box::new(event)));
+                    self.emit(SchedulerEvent::Event(event));
                     if let Some(ack) = ack {
                         self.spawn_acknowledgement(ack);
                     }
@@ -342,7 +332,7 @@ impl Driver {
                         .as_ref()
                         .filter(|_| self.config.auto_acknowledge)
                         .and_then(|update| calls::acknowledge_operation_status(&update.status));
-                    self.emit(SchedulerEvent::Event(Box::new(event)));
+                    self.emit(SchedulerEvent::Event(event));
                     if let Some(ack) = ack {
                         self.spawn_acknowledgement(ack);
                     }
@@ -353,7 +343,7 @@ impl Driver {
                         .as_ref()
                         .map(|error| error.message.clone())
                         .unwrap_or_default();
-                    self.emit(SchedulerEvent::Event(Box::new(event)));
+                    self.emit(SchedulerEvent::Event(event));
                     if message == FAILED_OVER_MESSAGE {
                         return SessionEnd::Terminated(Termination::FailedOver { message });
                     }
@@ -364,9 +354,9 @@ impl Driver {
                 }
                 EventType::Unknown => {
                     tracing::debug!("event of unknown type passed on");
-                    self.emit(SchedulerEvent::Event(Box::new(event)));
+                    self.emit(SchedulerEvent::Event(event));
                 }
-                _ => self.emit(SchedulerEvent::Event(Box::new(event))),
+                _ => self.emit(SchedulerEvent::Event(event)),
             }
         }
     }
