@@ -255,6 +255,14 @@ fn is_event(kind: EventType) -> impl FnMut(&SchedulerEvent) -> bool {
     move |e| matches!(e, SchedulerEvent::Event(ev) if ev.r#type() == kind)
 }
 
+/// The reason of the next `Disconnected` event.
+async fn disconnected_reason(events: &mut SchedulerEvents) -> String {
+    match wait_for(events, |e| matches!(e, SchedulerEvent::Disconnected { .. })).await {
+        SchedulerEvent::Disconnected { reason } => reason,
+        _ => unreachable!(),
+    }
+}
+
 async fn terminated(events: &mut SchedulerEvents) -> Termination {
     match wait_for(events, |e| matches!(e, SchedulerEvent::Terminated(_))).await {
         SchedulerEvent::Terminated(t) => t,
@@ -374,14 +382,7 @@ async fn stream_cut_mid_record_reconnects(format: Format) {
     stream.raw(b"100\npartial");
     tokio::time::sleep(Duration::from_millis(50)).await;
     stream.abort();
-    let reason = match wait_for(&mut events, |e| {
-        matches!(e, SchedulerEvent::Disconnected { .. })
-    })
-    .await
-    {
-        SchedulerEvent::Disconnected { reason } => reason,
-        _ => unreachable!(),
-    };
+    let reason = disconnected_reason(&mut events).await;
     assert!(reason.contains("event stream failed"), "{reason}");
     let (call, _, _stream) = master.next_subscription().await;
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
@@ -396,14 +397,7 @@ async fn undecodable_event_reconnects(format: Format) {
     // Well framed, but neither a protobuf Event (a field whose length runs past the record) nor
     // a JSON object.
     stream.raw(b"3\n\x12\x05{");
-    let reason = match wait_for(&mut events, |e| {
-        matches!(e, SchedulerEvent::Disconnected { .. })
-    })
-    .await
-    {
-        SchedulerEvent::Disconnected { reason } => reason,
-        _ => unreachable!(),
-    };
+    let reason = disconnected_reason(&mut events).await;
     assert!(reason.contains("undecodable event"), "{reason}");
     let (call, _, _stream) = master.next_subscription().await;
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
@@ -425,14 +419,7 @@ async fn silent_stream_trips_the_heartbeat_watchdog(format: Format) {
         stream.send(heartbeat());
     }
     let went_silent = Instant::now();
-    let reason = match wait_for(&mut events, |e| {
-        matches!(e, SchedulerEvent::Disconnected { .. })
-    })
-    .await
-    {
-        SchedulerEvent::Disconnected { reason } => reason,
-        _ => unreachable!(),
-    };
+    let reason = disconnected_reason(&mut events).await;
     assert!(reason.contains("watchdog"), "{reason}");
     assert!(went_silent.elapsed() < Duration::from_secs(3));
     // It resubscribes; the old stream was closed.
@@ -524,14 +511,7 @@ async fn other_errors_resubscribe(format: Format) {
     stream.send(error("Role 'x' is not allowed"));
     let error_event = wait_for(&mut events, is_event(EventType::Error)).await;
     assert!(matches!(error_event, SchedulerEvent::Event(_)));
-    let reason = match wait_for(&mut events, |e| {
-        matches!(e, SchedulerEvent::Disconnected { .. })
-    })
-    .await
-    {
-        SchedulerEvent::Disconnected { reason } => reason,
-        _ => unreachable!(),
-    };
+    let reason = disconnected_reason(&mut events).await;
     assert!(reason.contains("Role 'x' is not allowed"), "{reason}");
     let (call, _, stream) = master.next_subscription().await;
     assert_eq!(call.framework_id.unwrap().value, "fw-1");
