@@ -28,6 +28,9 @@ pub const DEFAULT_MAX_RECORD_SIZE: usize = 64 * 1024 * 1024;
 /// The most digits a length header may have: `u64::MAX` has 20.
 pub const MAX_HEADER_DIGITS: usize = 20;
 
+/// Headers of up to this many digits cannot overflow a `u64` (`10^19 - 1 < u64::MAX`).
+const SAFE_DIGITS: usize = 19;
+
 /// How much buffer space the decoder reserves ahead at most while a large record arrives; the
 /// buffer still grows as data comes in, but an announced size is never allocated up front.
 const MAX_RESERVE_AHEAD: usize = 1024 * 1024;
@@ -210,8 +213,6 @@ impl RecordIoCodec {
     /// [`RecordIoCodec::parse_header`] then reads.
     #[inline]
     fn scan_short_header(src: &[u8]) -> Option<(usize, u64)> {
-        /// Up to this many digits a `u64` cannot overflow (`10^19 - 1 < u64::MAX`).
-        const SAFE_DIGITS: usize = 19;
         let mut size: u64 = 0;
         for (index, &byte) in src.iter().take(SAFE_DIGITS + 1).enumerate() {
             let digit = byte.wrapping_sub(b'0');
@@ -228,8 +229,6 @@ impl RecordIoCodec {
 
     /// Parses a header from the front of `src` in one pass. `Ok(None)`: more bytes are needed.
     fn parse_header(src: &[u8]) -> Result<Option<(usize, u64)>, RecordIoError> {
-        /// Up to this many digits a `u64` cannot overflow (`10^19 - 1 < u64::MAX`).
-        const SAFE_DIGITS: usize = 19;
         let mut size: u64 = 0;
         for (index, &byte) in src.iter().enumerate() {
             let digit = byte.wrapping_sub(b'0');
