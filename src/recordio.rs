@@ -403,7 +403,7 @@ impl<M: Message + Name + Default> MessageDecoder<M> {
         // The common case, inlined: a whole record at the front of the chunk that decodes.
         if self.partial.is_empty()
             && let Some((offset, len)) = self.records.whole_record_at_front(chunk)
-            && let Some(message) = self.decode_whole(&chunk[offset..offset + len])
+            && let Some(message) = self.decode_record(&chunk[offset..offset + len]).ok()
         {
             chunk.advance(offset + len);
             return Ok(Some(message));
@@ -425,17 +425,18 @@ impl<M: Message + Name + Default> MessageDecoder<M> {
         Err(self.records.fail(RecordIoError::Truncated(pending)).into())
     }
 
-    /// Decodes a whole record, or `None` if it does not decode (the slow path then reports why).
+    /// Decodes one whole record in this decoder's format, straight into a heap slot.
     #[inline]
-    fn decode_whole(&self, record: &[u8]) -> Option<Box<M>> {
+    fn decode_record(&self, record: &[u8]) -> Result<Box<M>, CodecError> {
         match self.format {
             Format::Protobuf => {
                 let mut message = Box::<M>::default();
-                message.merge(record).is_ok().then_some(message)
+                message
+                    .merge(record)
+                    .map(|()| message)
+                    .map_err(CodecError::Protobuf)
             }
-            Format::Json => crate::codec::json::from_slice::<M>(record)
-                .ok()
-                .map(Box::new),
+            Format::Json => crate::codec::json::from_slice::<M>(record).map(Box::new),
         }
     }
 
@@ -491,17 +492,7 @@ impl<M: Message + Name + Default> MessageDecoder<M> {
         let Some((offset, len)) = self.records.next_record(src)? else {
             return Ok(None);
         };
-        let record = &src[offset..offset + len];
-        let decoded = match self.format {
-            Format::Protobuf => {
-                let mut message = Box::<M>::default();
-                message
-                    .merge(record)
-                    .map(|()| message)
-                    .map_err(CodecError::Protobuf)
-            }
-            Format::Json => crate::codec::json::from_slice::<M>(record).map(Box::new),
-        };
+        let decoded = self.decode_record(&src[offset..offset + len]);
         src.advance(offset + len);
         match decoded {
             Ok(message) => Ok(Some(message)),
@@ -523,7 +514,7 @@ impl<M: Message + Name + Default> Decoder for MessageDecoder<M> {
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Box<M>>, MessageStreamError> {
         // The common case, inlined: a whole record at the front that decodes.
         if let Some((offset, len)) = self.records.whole_record_at_front(src)
-            && let Some(message) = self.decode_whole(&src[offset..offset + len])
+            && let Some(message) = self.decode_record(&src[offset..offset + len]).ok()
         {
             src.advance(offset + len);
             return Ok(Some(message));
