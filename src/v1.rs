@@ -9,6 +9,11 @@
 include!(concat!(env!("OUT_DIR"), "/mesos.v1.rs"));
 
 /// Scheduler API: `Call`s a framework sends to the master and the `Event`s it receives.
+///
+/// One field differs from the plain prost mapping: `Event::subscribed` is an
+/// `Option<Box<event::Subscribed>>`. SUBSCRIBED arrives once per connection, and boxing it keeps
+/// every other event (heartbeats, offers, updates) at 800 bytes instead of 1064, small enough
+/// for the per-event `Box` the SDK decodes into to come from the allocator's fast path.
 pub mod scheduler {
     include!(concat!(env!("OUT_DIR"), "/mesos.v1.scheduler.rs"));
 }
@@ -71,5 +76,18 @@ impl TaskState {
                 | TaskState::TaskGone
                 | TaskState::TaskGoneByOperator
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The scheduler's events are decoded into boxes, one per event. glibc's malloc serves
+    /// blocks of up to 1032 bytes from a per-thread cache; above that, each event's box goes
+    /// through the shared heap and costs several times more (benches/decode.rs). Boxing a
+    /// field in build.rs is how to get back under the line if the schema grows.
+    #[test]
+    fn scheduler_events_fit_the_allocators_thread_cache() {
+        let size = std::mem::size_of::<super::scheduler::Event>();
+        assert!(size <= 1032, "scheduler::Event is {size} bytes");
     }
 }

@@ -134,13 +134,13 @@ fn typed(kind: EventType) -> Event {
 
 fn subscribed(framework_id: &str) -> Event {
     Event {
-        subscribed: Some(event::Subscribed {
+        subscribed: Some(Box::new(event::Subscribed {
             framework_id: FrameworkId {
                 value: framework_id.into(),
             },
             heartbeat_interval_seconds: Some(15.0),
             master_info: None,
-        }),
+        })),
         ..typed(EventType::Subscribed)
     }
 }

@@ -296,7 +296,7 @@ impl Driver {
                     self.emit(SchedulerEvent::Connected {
                         framework_id: subscribed.framework_id.clone(),
                         heartbeat_interval,
-                        subscribed: Box::new(subscribed),
+                        subscribed,
                         endpoint: endpoint.clone(),
                     });
                 }

@@ -463,11 +463,11 @@ impl State {
         framework.subscription = Some(subscription);
         let subscribed = scheduler::Event {
             r#type: Some(scheduler::event::Type::Subscribed as i32),
-            subscribed: Some(event::Subscribed {
+            subscribed: Some(Box::new(event::Subscribed {
                 framework_id: FrameworkId { value: id.clone() },
                 heartbeat_interval_seconds: Some(self.config.heartbeat_interval.as_secs_f64()),
                 master_info: Some(self.master_info.clone()),
-            }),
+            })),
             ..Default::default()
         };
         framework.send(&subscribed);
