@@ -371,6 +371,36 @@ proptest! {
         prop_assert_eq!(&framed, &events);
     }
 
+    /// Headers padded with leading zeros up to the 20-digit limit: short ones take the decoders'
+    /// inlined fast path, long ones the full header parser, and every path reads the same
+    /// records, whole or split anywhere.
+    #[test]
+    fn zero_padded_headers_of_any_length_decode_alike(
+        payloads in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..300), 0usize..18), 1..12),
+        points in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let events: Vec<Event> =
+            payloads.iter().map(|(data, _)| message_event(data.clone())).collect();
+        let mut buf = Vec::new();
+        for (event, (_, zeros)) in events.iter().zip(&payloads) {
+            let data = event.encode_to_vec();
+            buf.extend_from_slice(format!("{}{}\n", "0".repeat(*zeros), data.len()).as_bytes());
+            buf.extend_from_slice(&data);
+        }
+        let chunks = split_at_points(&buf, &points);
+        let (by_chunk, err) = decode_events_by_chunk(DEFAULT_MAX_RECORD_SIZE, chunks.clone());
+        prop_assert!(err.is_none(), "{:?}", err);
+        prop_assert_eq!(&by_chunk, &events);
+        let (framed, err) = decode_events_framed(DEFAULT_MAX_RECORD_SIZE, chunks.clone());
+        prop_assert!(err.is_none(), "{:?}", err);
+        prop_assert_eq!(&framed, &events);
+        let (records, err) = decode_chunks(RecordIoCodec::default(), chunks);
+        prop_assert!(err.is_none(), "{:?}", err);
+        let raw: Vec<Vec<u8>> = events.iter().map(Message::encode_to_vec).collect();
+        prop_assert_eq!(records.iter().map(|r| r.to_vec()).collect::<Vec<_>>(), raw);
+    }
+
     #[test]
     fn decode_chunk_reports_a_cut_record_as_truncated(
         payloads in proptest::collection::vec(
