@@ -10,8 +10,9 @@
 //! `Bytes`, from `&[u8]`, and from `&[u8]` into a `Box` (the same work as `MessageDecoder` minus
 //! the framing).
 //!
-//! After the criterion groups, every path is timed again with interleaved plain loops (best of
-//! many runs, so that load from elsewhere hits every path alike) and the ratios are printed. The
+//! Before the criterion groups (on a fresh heap, see `main`), every path is timed with
+//! interleaved plain loops (best of many runs, so that load from elsewhere hits every path
+//! alike) and the ratios are printed. The
 //! headline is the SDK's path against the same boxed decode without framing (target: at most
 //! 10% over raw decode); the stack baselines and the other framed paths are printed beside it.
 //!
