@@ -452,41 +452,40 @@ impl<M: Message + Name + Default> MessageDecoder<M> {
         Err(self.records.fail(RecordIoError::Truncated(pending)).into())
     }
 
-    /// Decodes one whole record in this decoder's format, straight into a heap slot.
+    /// Decodes one whole record in this decoder's format, straight into a heap slot; the slow
+    /// path's decode, which reports why a record does not decode.
     #[inline]
     fn decode_record(&self, record: &[u8]) -> Result<Box<M>, CodecError> {
         match self.format {
-            Format::Protobuf => {
-                let mut message = Box::<M>::default();
-                message
-                    .merge(record)
-                    .map(|()| message)
-                    .map_err(CodecError::Protobuf)
-            }
-            Format::Json => crate::codec::json::from_slice::<M>(record).map(Box::new),
-        }
-    }
-
-    /// The fast paths' decode of a whole record where it lies. `None` for a record that does not
-    /// decode: the slow path then decodes it again to report why.
-    #[inline(always)]
-    fn decode_fast(&self, record: &[u8]) -> Option<Box<M>> {
-        match self.format {
-            Format::Protobuf => {
-                let mut message = Box::<M>::default();
-                message.merge(record).is_ok().then_some(message)
-            }
+            Format::Protobuf => Self::merge_boxed(record).map_err(CodecError::Protobuf),
             Format::Json => Self::decode_json(record),
         }
     }
 
-    /// JSON's share of [`MessageDecoder::decode_fast`], out of line: it is far slower than the
-    /// call, and keeping it out keeps the inlined fast path small.
+    /// The fast paths' decode of a whole record where it lies: [`MessageDecoder::decode_record`]
+    /// without the reason. `None` for a record that does not decode; the slow path then decodes
+    /// it again to report why. Dropping prost's pointer-sized error here, rather than building
+    /// a `CodecError` to throw away, keeps the inlined path measurably shorter.
+    #[inline(always)]
+    fn decode_fast(&self, record: &[u8]) -> Option<Box<M>> {
+        match self.format {
+            Format::Protobuf => Self::merge_boxed(record).ok(),
+            Format::Json => Self::decode_json(record).ok(),
+        }
+    }
+
+    /// Decodes a protobuf record into a fresh heap slot.
+    #[inline(always)]
+    fn merge_boxed(record: &[u8]) -> Result<Box<M>, prost::DecodeError> {
+        let mut message = Box::<M>::default();
+        message.merge(record).map(|()| message)
+    }
+
+    /// JSON's share of the decode, out of line: it is far slower than the call, and keeping it
+    /// out keeps the inlined fast paths small.
     #[inline(never)]
-    fn decode_json(record: &[u8]) -> Option<Box<M>> {
-        crate::codec::json::from_slice::<M>(record)
-            .ok()
-            .map(Box::new)
+    fn decode_json(record: &[u8]) -> Result<Box<M>, CodecError> {
+        crate::codec::json::from_slice::<M>(record).map(Box::new)
     }
 
     /// [`MessageDecoder::decode_chunk`] for the rest: records that straddle chunks, empty
