@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use mesos_local::cluster::LocalCluster;
 use mesos_sdk::client::{CallRequest, Client};
 use mesos_sdk::codec::Format;
-use mesos_sdk::local::cluster::LocalCluster;
 use mesos_sdk::v1::scheduler::{Call, Event, call, event};
 use mesos_sdk::v1::{
     CommandInfo, FrameworkId, FrameworkInfo, Offer, TaskId, TaskInfo, TaskState, offer,
@@ -34,8 +34,7 @@ fn launch(framework_id: &FrameworkId, offer: &Offer) -> Call {
             value: "hello-1".into(),
         },
         agent_id: offer.agent_id.clone(),
-        resources: mesos_sdk::local::resources::parse_resources("cpus:0.1;mem:32")
-            .unwrap_or_default(),
+        resources: mesos_sdk::resourcemgr::parse_resources("cpus:0.1;mem:32").unwrap_or_default(),
         command: Some(CommandInfo {
             value: Some("echo hello".into()),
             ..Default::default()

@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use mesos_local::cluster::LocalCluster;
+use mesos_local::master::MasterConfig;
 use mesos_sdk::client::Client;
-use mesos_sdk::local::cluster::LocalCluster;
-use mesos_sdk::local::master::MasterConfig;
 use mesos_sdk::scheduler::calls::operations;
 use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents};
 use mesos_sdk::v1::scheduler::event::Type as EventType;

@@ -15,5 +15,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-cargo build --all-targets --all-features
-cargo test --all-features --no-fail-fast
+cargo build --workspace --all-targets --all-features
+cargo test --workspace --all-features --no-fail-fast

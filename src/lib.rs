@@ -10,7 +10,10 @@
 //! - [`duration`]: Mesos duration strings (`15mins`, `1.5secs`).
 //! - [`client`]: the HTTP transport to masters and agents (stream ids, redirects, auth, TLS, typed errors).
 //! - [`scheduler`] and [`executor`]: the V1 scheduler and executor runtimes.
-//! - [`local`] (feature `local`, on by default): an embedded Mesos-compatible master and agents.
+//! - [`resourcemgr`]: the resource algebra (fixed-point scalars, ranges, sets, roles and
+//!   reservations) and the helpers that size tasks on offers.
+//!
+//! The embedded Mesos-compatible master and agents live in the separate crate `mesos-local`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,9 +23,8 @@ pub mod client;
 pub mod codec;
 pub mod duration;
 pub mod executor;
-#[cfg(feature = "local")]
-pub mod local;
 pub mod recordio;
+pub mod resourcemgr;
 pub mod scheduler;
 pub mod v1;
 

@@ -66,6 +66,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::codec::Format;
 pub use error::{BoxError, Error, ErrorKind, kind_for_status};
+pub use tls::tls_client_config;
 
 use endpoint::Endpoint;
 use tls::TlsSettings;

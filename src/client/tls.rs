@@ -57,6 +57,18 @@ impl TlsSettings {
     }
 }
 
+/// A rustls client configuration (ring provider, ALPN `http/1.1`) that trusts the webpki roots and
+/// the CA certificates in `extra_ca_pem` (each a PEM document with one or more certificates): the
+/// same trust the [`Client`](super::Client) uses, for other HTTPS downloads of a framework or tool.
+pub fn tls_client_config(extra_ca_pem: &[Vec<u8>]) -> Result<ClientConfig, Error> {
+    TlsSettings {
+        webpki_roots: true,
+        extra_ca_pem: extra_ca_pem.to_vec(),
+        custom: None,
+    }
+    .client_config()
+}
+
 /// Reads every `CERTIFICATE` block of a PEM document; an empty or malformed document is an error.
 fn parse_pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
     let mut reader = std::io::BufReader::new(pem);

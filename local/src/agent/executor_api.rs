@@ -1,0 +1,553 @@
+//! The agent's HTTP server: the V1 executor API on `POST /api/v1/executor` (also reachable as
+//! `/slave(1)/api/v1/executor`, the path Mesos' own executor library builds from
+//! `MESOS_SLAVE_PID`).
+//!
+//! Status codes and texts follow Mesos 1.12 (`src/slave/http.cpp`, `validateExecutorCall`):
+//! 405 for other methods, 400 without a Content-Type, 415 for any Content-Type other than the
+//! two exact media types, 400 for undecodable or invalid calls, 406 when a SUBSCRIBE's `Accept`
+//! allows neither format (no `Accept` means JSON), 400 `Framework cannot be found` / `Executor
+//! cannot be found`, 403 `Executor is not subscribed` for calls before SUBSCRIBE, 501 for
+//! UNKNOWN, 202 with an empty body for UPDATE, MESSAGE and HEARTBEAT, and 200 with a chunked
+//! RecordIO event stream for SUBSCRIBE. `/health` answers 200 with an empty body; other paths
+//! 404.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Agent, ExecutorKind, QueuedLaunch, Subscriber, launch_event, send_event};
+use crate::link::FromAgent;
+use mesos_sdk::codec::Format;
+use mesos_sdk::v1::executor::{Call, Event, call, event};
+use mesos_sdk::v1::{ContainerId, TaskState, task_status};
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// Largest executor call body read (updates carry at most a few MiB of `data`).
+const MAX_CALL_SIZE: usize = 64 * 1024 * 1024;
+
+/// Accepts connections until `cancel` fires; each connection is served on its own task and
+/// closed when `cancel` fires.
+pub(super) async fn serve(agent: Weak<Agent>, listener: TcpListener, cancel: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => tcp,
+            Err(err) => {
+                tracing::warn!(%err, "agent could not accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let agent = agent.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let agent = agent.clone();
+                async move { Ok::<_, Infallible>(handle(agent, request).await) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service);
+            tokio::select! {
+                result = connection => {
+                    if let Err(err) = result {
+                        tracing::debug!(%err, "agent connection ended");
+                    }
+                }
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from(message.into())).boxed());
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::new()).boxed());
+    *response.status_mut() = status;
+    response
+}
+
+/// Whether `bytes` is a UUID stout accepts: 16 bytes with a known version.
+fn valid_uuid(bytes: &[u8]) -> bool {
+    uuid::Uuid::from_slice(bytes).is_ok_and(|u| (1..=5).contains(&u.get_version_num()))
+}
+
+/// `validateExecutorCall`: the call's type and its required payload.
+pub(crate) fn validate(call: &Call) -> Result<call::Type, String> {
+    if call.executor_id.value.is_empty() {
+        return Err("Not initialized: executor_id.value".to_string());
+    }
+    if call.framework_id.value.is_empty() {
+        return Err("Not initialized: framework_id.value".to_string());
+    }
+    let kind = call
+        .r#type
+        .and_then(|t| call::Type::try_from(t).ok())
+        .ok_or_else(|| "Expecting 'type' to be present".to_string())?;
+    match kind {
+        call::Type::Subscribe if call.subscribe.is_none() => {
+            Err("Expecting 'subscribe' to be present".to_string())
+        }
+        call::Type::Update => {
+            let update = call
+                .update
+                .as_ref()
+                .ok_or_else(|| "Expecting 'update' to be present".to_string())?;
+            let status = &update.status;
+            let uuid = status
+                .uuid
+                .as_ref()
+                .ok_or_else(|| "Expecting 'uuid' to be present".to_string())?;
+            if !valid_uuid(uuid) {
+                return Err("Not a valid UUID".to_string());
+            }
+            if let Some(executor_id) = &status.executor_id {
+                if executor_id.value != call.executor_id.value {
+                    return Err(format!(
+                        "ExecutorID in Call: {} does not match ExecutorID in TaskStatus: {}",
+                        call.executor_id.value, executor_id.value
+                    ));
+                }
+            }
+            if status.source() != task_status::Source::Executor {
+                return Err(format!(
+                    "Received Call from executor {} of framework {} with invalid source, expecting 'SOURCE_EXECUTOR'",
+                    call.executor_id.value, call.framework_id.value
+                ));
+            }
+            if status.state() == TaskState::TaskStaging {
+                return Err(format!(
+                    "Received TASK_STAGING from executor {} of framework {} which is not allowed",
+                    call.executor_id.value, call.framework_id.value
+                ));
+            }
+            Ok(kind)
+        }
+        call::Type::Message if call.message.is_none() => {
+            Err("Expecting 'message' to be present".to_string())
+        }
+        _ => Ok(kind),
+    }
+}
+
+async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body> {
+    let path = request.uri().path();
+    if path == "/health" || path == "/slave(1)/health" {
+        return empty(StatusCode::OK);
+    }
+    if path != "/api/v1/executor" && path != "/slave(1)/api/v1/executor" {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let Some(agent) = agent.upgrade().filter(|a| !a.lock().stopped) else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Agent is shutting down");
+    };
+    if request.method() != Method::POST {
+        let mut response = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "405 Method Not Allowed. Expecting one of {{ 'POST' }}, but received '{}'.",
+                request.method()
+            ),
+        );
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Expecting 'Content-Type' to be present",
+        );
+    };
+    let Some(format) = content_type
+        .to_str()
+        .ok()
+        .and_then(Format::from_content_type)
+    else {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Expecting 'Content-Type' of application/json or application/x-protobuf",
+        );
+    };
+    let accept = crate::accept_header(request.headers());
+    let body = match Limited::new(request.into_body(), MAX_CALL_SIZE)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(err) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to read the body: {err}"),
+            );
+        }
+    };
+    let call: Call = match format.decode(&body) {
+        Ok(call) => call,
+        Err(err) => {
+            let message = match format {
+                Format::Protobuf => format!("Failed to parse body into Call protobuf: {err}"),
+                Format::Json => format!("Failed to convert JSON into Call protobuf: {err}"),
+            };
+            return text(StatusCode::BAD_REQUEST, message);
+        }
+    };
+    let kind = match validate(&call) {
+        Ok(kind) => kind,
+        Err(message) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("Failed to validate Executor::Call: {message}"),
+            );
+        }
+    };
+    if kind == call::Type::Unknown {
+        return empty(StatusCode::NOT_IMPLEMENTED);
+    }
+    let event_format = if kind == call::Type::Subscribe {
+        match Format::from_accept(accept.as_deref()) {
+            Some(format) => Some(format),
+            None => {
+                return text(
+                    StatusCode::NOT_ACCEPTABLE,
+                    "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
+                );
+            }
+        }
+    } else {
+        None
+    };
+    match agent.executor_call(call, kind, event_format) {
+        Ok(Some(stream)) => {
+            let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(event_format.unwrap_or_default().content_type()),
+            );
+            response
+        }
+        Ok(None) => empty(StatusCode::ACCEPTED),
+        Err((status, message)) => text(status, message),
+    }
+}
+
+/// A subscribed executor's event stream; when the connection goes away the agent forgets the
+/// subscription.
+pub(super) struct EventStream {
+    events: futures::channel::mpsc::UnboundedReceiver<Bytes>,
+    agent: Weak<Agent>,
+    framework_id: String,
+    executor_id: String,
+    connection: u64,
+}
+
+impl Stream for EventStream {
+    type Item = Result<Frame<Bytes>, Infallible>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.events
+            .poll_next_unpin(cx)
+            .map(|record| record.map(|data| Ok(Frame::data(data))))
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        if let Some(agent) = self.agent.upgrade() {
+            agent.executor_disconnected(&self.framework_id, &self.executor_id, self.connection);
+        }
+    }
+}
+
+type CallError = (StatusCode, String);
+
+impl Agent {
+    /// Handles a validated executor call; `Some(stream)` for SUBSCRIBE.
+    fn executor_call(
+        self: &Arc<Self>,
+        call: Call,
+        kind: call::Type,
+        event_format: Option<Format>,
+    ) -> Result<Option<EventStream>, CallError> {
+        let framework_id = call.framework_id.value.clone();
+        let executor_id = call.executor_id.value.clone();
+        {
+            let state = self.lock();
+            let framework = state.frameworks.get(&framework_id).ok_or((
+                StatusCode::BAD_REQUEST,
+                "Framework cannot be found".to_string(),
+            ))?;
+            let executor = framework
+                .executors
+                .get(&executor_id)
+                .filter(|e| e.kind == ExecutorKind::Custom)
+                .ok_or((
+                    StatusCode::BAD_REQUEST,
+                    "Executor cannot be found".to_string(),
+                ))?;
+            if kind != call::Type::Subscribe && executor.subscriber.is_none() {
+                return Err((
+                    StatusCode::FORBIDDEN,
+                    "Executor is not subscribed".to_string(),
+                ));
+            }
+        }
+        match kind {
+            call::Type::Subscribe => {
+                let subscribe = call.subscribe.unwrap_or_default();
+                self.subscribe_executor(
+                    &framework_id,
+                    &executor_id,
+                    subscribe,
+                    event_format.unwrap_or_default(),
+                )
+                .map(Some)
+            }
+            call::Type::Update => {
+                let status = call.update.map(|u| u.status).unwrap_or_default();
+                self.executor_update(&framework_id, &executor_id, status);
+                Ok(None)
+            }
+            call::Type::Message => {
+                let data = call.message.map(|m| m.data).unwrap_or_default();
+                self.send_master(FromAgent::ExecutorMessage {
+                    framework_id: call.framework_id,
+                    executor_id: call.executor_id,
+                    data,
+                });
+                Ok(None)
+            }
+            call::Type::Heartbeat | call::Type::Unknown => Ok(None),
+        }
+    }
+
+    /// Opens an executor's event stream: SUBSCRIBED, then the queued launches the executor does
+    /// not already know; records the unacknowledged updates it resent.
+    fn subscribe_executor(
+        self: &Arc<Self>,
+        framework_id: &str,
+        executor_id: &str,
+        subscribe: call::Subscribe,
+        format: Format,
+    ) -> Result<EventStream, CallError> {
+        let (sender, receiver) = futures::channel::mpsc::unbounded();
+        {
+            let mut state = self.lock();
+            state.next_connection += 1;
+            let connection = state.next_connection;
+            let framework = state.frameworks.get_mut(framework_id).ok_or((
+                StatusCode::BAD_REQUEST,
+                "Framework cannot be found".to_string(),
+            ))?;
+            let framework_info = framework.info.clone();
+            let executor = framework.executors.get_mut(executor_id).ok_or((
+                StatusCode::BAD_REQUEST,
+                "Executor cannot be found".to_string(),
+            ))?;
+            if executor.terminating {
+                return Err((StatusCode::FORBIDDEN, "Executor is terminating".to_string()));
+            }
+            let subscriber = Subscriber {
+                connection,
+                format,
+                events: sender,
+            };
+            let subscribed = Event {
+                r#type: Some(event::Type::Subscribed as i32),
+                subscribed: Some(event::Subscribed {
+                    executor_info: executor.info.clone(),
+                    framework_info,
+                    agent_info: self.info.clone(),
+                    container_id: Some(ContainerId {
+                        value: executor.run_id.clone(),
+                        parent: None,
+                    }),
+                }),
+                ..Default::default()
+            };
+            send_event(&subscriber, &subscribed);
+            let known: std::collections::HashSet<&str> = subscribe
+                .unacknowledged_tasks
+                .iter()
+                .map(|t| t.task_id.value.as_str())
+                .collect();
+            for launch in std::mem::take(&mut executor.queued) {
+                let launch = match launch {
+                    QueuedLaunch::Task(task) if known.contains(task.task_id.value.as_str()) => {
+                        continue;
+                    }
+                    QueuedLaunch::Group(mut group) => {
+                        group
+                            .tasks
+                            .retain(|t| !known.contains(t.task_id.value.as_str()));
+                        if group.tasks.is_empty() {
+                            continue;
+                        }
+                        QueuedLaunch::Group(group)
+                    }
+                    other => other,
+                };
+                send_event(&subscriber, &launch_event(&launch));
+            }
+            for pending in std::mem::take(&mut executor.pending_events) {
+                send_event(&subscriber, &pending);
+            }
+            if executor.subscriber.is_some() {
+                tracing::info!(
+                    executor_id,
+                    "executor subscribed again; closing its old stream"
+                );
+            }
+            executor.subscriber = Some(subscriber);
+            executor.subscribed_once = true;
+            tracing::info!(executor_id, "executor subscribed");
+            let stream = EventStream {
+                events: receiver,
+                agent: Arc::downgrade(self),
+                framework_id: framework_id.to_string(),
+                executor_id: executor_id.to_string(),
+                connection,
+            };
+            drop(state);
+            for update in subscribe.unacknowledged_updates {
+                self.executor_update(framework_id, executor_id, update.status);
+            }
+            Ok(stream)
+        }
+    }
+
+    /// Records an executor's update and acknowledges it to the executor.
+    fn executor_update(
+        self: &Arc<Self>,
+        framework_id: &str,
+        executor_id: &str,
+        mut status: mesos_sdk::v1::TaskStatus,
+    ) {
+        status.agent_id = Some(self.id.clone());
+        if status.executor_id.is_none() {
+            status.executor_id = Some(mesos_sdk::v1::ExecutorId {
+                value: executor_id.to_string(),
+            });
+        }
+        let task_id = status.task_id.clone();
+        let uuid = status.uuid.clone().unwrap_or_default();
+        self.record_update(framework_id, status, None);
+        let state = self.lock();
+        if let Some(subscriber) = state
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(executor_id))
+            .and_then(|e| e.subscriber.as_ref())
+        {
+            let acknowledged = Event {
+                r#type: Some(event::Type::Acknowledged as i32),
+                acknowledged: Some(event::Acknowledged { task_id, uuid }),
+                ..Default::default()
+            };
+            send_event(subscriber, &acknowledged);
+        }
+    }
+
+    /// The stream of connection `connection` went away.
+    fn executor_disconnected(&self, framework_id: &str, executor_id: &str, connection: u64) {
+        let mut state = self.lock();
+        if let Some(executor) = state
+            .frameworks
+            .get_mut(framework_id)
+            .and_then(|f| f.executors.get_mut(executor_id))
+        {
+            if executor
+                .subscriber
+                .as_ref()
+                .is_some_and(|s| s.connection == connection)
+            {
+                tracing::info!(executor_id, "executor disconnected");
+                executor.subscriber = None;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesos_sdk::v1::{ExecutorId, FrameworkId, TaskStatus};
+
+    fn update_call(status: TaskStatus) -> Call {
+        Call {
+            executor_id: ExecutorId { value: "e".into() },
+            framework_id: FrameworkId { value: "f".into() },
+            r#type: Some(call::Type::Update as i32),
+            update: Some(call::Update { status }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn update_validation_follows_mesos() {
+        let good = TaskStatus {
+            state: TaskState::TaskRunning as i32,
+            source: Some(task_status::Source::Executor as i32),
+            uuid: Some(Bytes::copy_from_slice(uuid::Uuid::new_v4().as_bytes())),
+            ..Default::default()
+        };
+        assert_eq!(validate(&update_call(good.clone())), Ok(call::Type::Update));
+        let missing = TaskStatus {
+            uuid: None,
+            ..good.clone()
+        };
+        assert_eq!(
+            validate(&update_call(missing)),
+            Err("Expecting 'uuid' to be present".to_string())
+        );
+        let version_zero = TaskStatus {
+            uuid: Some(Bytes::from_static(&[0u8; 16])),
+            ..good.clone()
+        };
+        assert_eq!(
+            validate(&update_call(version_zero)),
+            Err("Not a valid UUID".to_string())
+        );
+        let no_type = Call {
+            r#type: None,
+            ..update_call(good.clone())
+        };
+        assert_eq!(
+            validate(&no_type),
+            Err("Expecting 'type' to be present".to_string())
+        );
+        let unknown_number = Call {
+            r#type: Some(99),
+            ..update_call(good)
+        };
+        assert_eq!(
+            validate(&unknown_number),
+            Err("Expecting 'type' to be present".to_string())
+        );
+    }
+}

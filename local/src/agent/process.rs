@@ -1,0 +1,563 @@
+//! Executor and task processes: the environment they get, how they are spawned (in their own
+//! process group, in their sandbox, with `stdout` and `stderr` files), the built-in command
+//! executor's task loop (updates, kill with grace period, health checks), and the life of custom
+//! executor processes (fetch, launch, registration timeout, exit).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{Agent, KillRequest, Termination, health, signal_group, wants_killing_state};
+use mesos_sdk::v1::{
+    CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskInfo, TaskState,
+    environment, task_status,
+};
+
+/// Everything a built-in executor needs to run one task.
+#[derive(Debug)]
+pub(crate) struct TaskRun {
+    pub(crate) framework_id: FrameworkId,
+    pub(crate) framework_info: FrameworkInfo,
+    pub(crate) executor_id: ExecutorId,
+    pub(crate) run_id: String,
+    /// Where the task runs (its executor's sandbox, or `tasks/<id>` below it in a group).
+    pub(crate) sandbox: PathBuf,
+    pub(crate) executor_sandbox: PathBuf,
+    pub(crate) task: TaskInfo,
+    pub(crate) checkpoint: bool,
+}
+
+/// Everything needed to start a custom executor process.
+#[derive(Debug)]
+pub(crate) struct ExecutorLaunch {
+    pub(crate) framework_id: String,
+    pub(crate) framework_info: FrameworkInfo,
+    pub(crate) info: ExecutorInfo,
+    pub(crate) run_id: String,
+    pub(crate) sandbox: PathBuf,
+    pub(crate) checkpoint: bool,
+}
+
+/// Raw wait status reported when an executor could not be started at all (as `exit 1`).
+const LAUNCH_FAILED_WAIT_STATUS: i32 = 1 << 8;
+
+impl Agent {
+    /// The `MESOS_*` environment of an executor (section 1.11 of the protocol notes).
+    pub(crate) fn executor_env(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        sandbox: &Path,
+        checkpoint: bool,
+        grace: Duration,
+    ) -> Vec<(String, String)> {
+        let endpoint = self.endpoint.to_string();
+        let sandbox = sandbox.to_string_lossy().into_owned();
+        let mut env = vec![
+            ("MESOS_FRAMEWORK_ID".to_string(), framework_id.to_string()),
+            ("MESOS_EXECUTOR_ID".to_string(), executor_id.to_string()),
+            ("MESOS_AGENT_ENDPOINT".to_string(), endpoint.clone()),
+            ("MESOS_DIRECTORY".to_string(), sandbox.clone()),
+            ("MESOS_SANDBOX".to_string(), sandbox),
+            (
+                "MESOS_CHECKPOINT".to_string(),
+                if checkpoint { "1" } else { "0" }.to_string(),
+            ),
+            (
+                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".to_string(),
+                mesos_sdk::duration::format_duration(grace),
+            ),
+            ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "0".to_string()),
+            ("MESOS_SLAVE_ID".to_string(), self.id.value.clone()),
+            (
+                "MESOS_SLAVE_PID".to_string(),
+                format!("slave(1)@{endpoint}"),
+            ),
+        ];
+        if checkpoint {
+            env.push((
+                "MESOS_RECOVERY_TIMEOUT".to_string(),
+                mesos_sdk::duration::format_duration(self.config.recovery_timeout),
+            ));
+            env.push((
+                "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_string(),
+                mesos_sdk::duration::format_duration(self.config.executor_reregistration_timeout),
+            ));
+        }
+        env
+    }
+}
+
+/// The `VALUE` variables of a command's environment (secrets are not supported and skipped).
+pub(crate) fn command_env(command: &CommandInfo) -> Vec<(String, String)> {
+    let Some(environment) = &command.environment else {
+        return Vec::new();
+    };
+    environment
+        .variables
+        .iter()
+        .filter_map(|variable| {
+            if variable.r#type() == environment::variable::Type::Secret {
+                tracing::warn!(name = %variable.name, "secret environment variables are not supported");
+                return None;
+            }
+            Some((variable.name.clone(), variable.value.clone().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// uid and gid of a local user, from `/etc/passwd`.
+fn lookup_user(name: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        if fields.next()? != name {
+            return None;
+        }
+        let _password = fields.next()?;
+        let uid = fields.next()?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some((uid, gid))
+    })
+}
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// The program of `command`: `sh -c value` when `shell` (the default), else `value` executed
+/// with `arguments` as its argv. `what` names the command in the error when `value` is missing.
+fn program(command: &CommandInfo, what: &str) -> Result<tokio::process::Command, String> {
+    let value = command
+        .value
+        .as_deref()
+        .ok_or_else(|| format!("{what} has no 'value'"))?;
+    Ok(if command.shell() {
+        let mut process = tokio::process::Command::new("sh");
+        process.arg("-c").arg(value);
+        process
+    } else {
+        let mut process = tokio::process::Command::new(value);
+        if let Some((argv0, rest)) = command.arguments.split_first() {
+            process.arg0(argv0).args(rest);
+        }
+        process
+    })
+}
+
+/// A process for `command` in `sandbox`: `sh -c value` when `shell` (the default), else
+/// `value` executed with `arguments` as its argv. It gets its own process group, `stdout` and
+/// `stderr` files in the sandbox, the given environment on top of the agent's, and runs as
+/// `command.user` when the agent runs as root and that user exists (otherwise the user is
+/// ignored).
+pub(crate) fn build_command(
+    command: &CommandInfo,
+    sandbox: &Path,
+    env: &[(String, String)],
+) -> Result<tokio::process::Command, String> {
+    let mut process = program(command, "the command")?;
+    let stdout = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(sandbox.join("stdout"))
+        .map_err(|e| format!("cannot create the sandbox's stdout: {e}"))?;
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(sandbox.join("stderr"))
+        .map_err(|e| format!("cannot create the sandbox's stderr: {e}"))?;
+    process
+        .current_dir(sandbox)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .kill_on_drop(false)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if let Some(user) = command.user.as_deref() {
+        if running_as_root() {
+            match lookup_user(user) {
+                Some((uid, gid)) => {
+                    process.uid(uid).gid(gid);
+                }
+                None => tracing::warn!(
+                    user,
+                    "unknown user; running the command as the agent's user"
+                ),
+            }
+        } else {
+            tracing::debug!(user, "not root; running the command as the agent's user");
+        }
+    }
+    Ok(process)
+}
+
+/// Mesos' text for a signal (as `strsignal` gives it).
+fn signal_text(signal: i32) -> String {
+    use nix::sys::signal::Signal;
+    match Signal::try_from(signal) {
+        Ok(Signal::SIGTERM) => "Terminated".to_string(),
+        Ok(Signal::SIGKILL) => "Killed".to_string(),
+        Ok(Signal::SIGINT) => "Interrupt".to_string(),
+        Ok(Signal::SIGHUP) => "Hangup".to_string(),
+        Ok(Signal::SIGABRT) => "Aborted".to_string(),
+        Ok(Signal::SIGSEGV) => "Segmentation fault".to_string(),
+        Ok(Signal::SIGQUIT) => "Quit".to_string(),
+        Ok(Signal::SIGPIPE) => "Broken pipe".to_string(),
+        Ok(other) => other.as_str().to_string(),
+        Err(_) => format!("Unknown signal {signal}"),
+    }
+}
+
+/// Runs one task the way Mesos' command executor does: fetch, launch, TASK_STARTING,
+/// TASK_RUNNING, then TASK_FINISHED / TASK_FAILED / TASK_KILLED, with health checks and kills.
+pub(crate) async fn run_task_command(
+    agent: Arc<Agent>,
+    run: TaskRun,
+    mut kill_rx: mpsc::UnboundedReceiver<KillRequest>,
+) {
+    let framework_id = run.framework_id.value.clone();
+    let executor_id = run.executor_id.clone();
+    let task_id = run.task.task_id.clone();
+    let update = |state: TaskState,
+                  source: task_status::Source,
+                  reason: Option<task_status::Reason>,
+                  message: Option<String>,
+                  healthy: Option<bool>| {
+        let mut status =
+            agent.new_status(&task_id, state, source, reason, message, Some(&executor_id));
+        status.healthy = healthy;
+        agent.record_update(&framework_id, status, None);
+    };
+    let finish = |state: TaskState| {
+        agent.builtin_task_done(&framework_id, &executor_id.value, &task_id.value, state);
+    };
+    let launch_failed = |message: String| {
+        update(
+            TaskState::TaskFailed,
+            task_status::Source::Agent,
+            Some(task_status::Reason::ContainerLaunchFailed),
+            Some(format!("Failed to launch container: {message}")),
+            None,
+        );
+        finish(TaskState::TaskFailed);
+    };
+    let Some(command) = run.task.command.clone() else {
+        launch_failed("the task has no command".to_string());
+        return;
+    };
+    if let Err(err) = tokio::fs::create_dir_all(&run.sandbox).await {
+        launch_failed(format!("cannot create the sandbox: {err}"));
+        return;
+    }
+    if !command.uris.is_empty() {
+        if let Err(err) = agent.fetcher.fetch_all(&command.uris, &run.sandbox).await {
+            launch_failed(err.to_string());
+            return;
+        }
+    }
+    if kill_rx.try_recv().is_ok() {
+        update(
+            TaskState::TaskKilled,
+            task_status::Source::Agent,
+            Some(task_status::Reason::TaskKilledDuringLaunch),
+            Some("Task killed before it was launched".to_string()),
+            None,
+        );
+        finish(TaskState::TaskKilled);
+        return;
+    }
+    let grace = agent.executor_grace_for(&framework_id, &executor_id.value);
+    let mut env = agent.executor_env(
+        &framework_id,
+        &executor_id.value,
+        &run.sandbox,
+        run.checkpoint,
+        grace,
+    );
+    env.push(("MESOS_TASK_ID".to_string(), task_id.value.clone()));
+    env.extend(command_env(&command));
+    let mut child = match build_command(&command, &run.sandbox, &env).and_then(|mut c| {
+        c.spawn()
+            .map_err(|e| format!("cannot start '{}': {e}", command.value()))
+    }) {
+        Ok(child) => child,
+        Err(err) => {
+            launch_failed(err);
+            return;
+        }
+    };
+    let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+    agent.set_task_pgid(&framework_id, &executor_id.value, &task_id.value, pid);
+    if agent.lock().stopped {
+        // The agent stopped while the task was being fetched and launched.
+        signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait().await;
+        return;
+    }
+    if run.checkpoint {
+        agent.meta.write_task_pid(
+            &agent.id,
+            &framework_id,
+            &executor_id.value,
+            &run.run_id,
+            &task_id.value,
+            pid,
+        );
+    }
+    let _ = &run.executor_sandbox;
+    update(
+        TaskState::TaskStarting,
+        task_status::Source::Executor,
+        None,
+        None,
+        None,
+    );
+    update(
+        TaskState::TaskRunning,
+        task_status::Source::Executor,
+        None,
+        None,
+        None,
+    );
+    let (health_tx, mut health_rx) = mpsc::unbounded_channel();
+    let health_task = run.task.health_check.clone().map(|check| {
+        tokio::spawn(health::run(
+            check,
+            run.sandbox.clone(),
+            env.clone(),
+            health_tx,
+        ))
+    });
+    let mut killing: Option<tokio::time::Instant> = None;
+    let mut escalated = false;
+    let mut kill_open = true;
+    let mut healthy: Option<bool> = None;
+    let mut killed_by_health = false;
+    let wants_killing = wants_killing_state(&run.framework_info);
+    let exit = loop {
+        let escalate_at = killing.filter(|_| !escalated);
+        tokio::select! {
+            status = child.wait() => break status,
+            request = kill_rx.recv(), if kill_open => {
+                match request {
+                    Some(request) if killing.is_none() => {
+                        if wants_killing {
+                            update(TaskState::TaskKilling, task_status::Source::Executor, None, None, healthy);
+                        }
+                        signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                        killing = Some(tokio::time::Instant::now() + request.grace);
+                    }
+                    Some(_) => {}
+                    None => kill_open = false,
+                }
+            }
+            _ = async { tokio::time::sleep_until(escalate_at.unwrap_or_else(tokio::time::Instant::now)).await }, if escalate_at.is_some() => {
+                signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                escalated = true;
+            }
+            event = health_rx.recv() => {
+                let Some(event) = event else { continue };
+                if killing.is_some() {
+                    continue;
+                }
+                healthy = Some(event.healthy);
+                if event.kill {
+                    killed_by_health = true;
+                    if wants_killing {
+                        update(TaskState::TaskKilling, task_status::Source::Executor, None, None, healthy);
+                    }
+                    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                    killing = Some(tokio::time::Instant::now() + grace);
+                } else {
+                    update(
+                        TaskState::TaskRunning,
+                        task_status::Source::Executor,
+                        Some(task_status::Reason::TaskHealthCheckStatusUpdated),
+                        None,
+                        healthy,
+                    );
+                }
+            }
+        }
+    };
+    if let Some(task) = health_task {
+        task.abort();
+    }
+    // Stray children of the task die with it.
+    signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    let (state, message, reason) = match exit {
+        Err(err) => (
+            TaskState::TaskFailed,
+            format!("Failed to wait for the command: {err}"),
+            None,
+        ),
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            let text = match (status.code(), status.signal()) {
+                (Some(code), _) => format!("Command exited with status {code}"),
+                (None, Some(signal)) => {
+                    format!("Command terminated with signal {}", signal_text(signal))
+                }
+                _ => "Command terminated".to_string(),
+            };
+            if killing.is_some() {
+                let reason =
+                    killed_by_health.then_some(task_status::Reason::TaskHealthCheckStatusUpdated);
+                (TaskState::TaskKilled, text, reason)
+            } else if status.success() {
+                (TaskState::TaskFinished, text, None)
+            } else {
+                (TaskState::TaskFailed, text, None)
+            }
+        }
+    };
+    update(
+        state,
+        task_status::Source::Executor,
+        reason,
+        Some(message),
+        healthy,
+    );
+    finish(state);
+}
+
+impl Agent {
+    fn executor_grace_for(&self, framework_id: &str, executor_id: &str) -> Duration {
+        let state = self.lock();
+        state
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(executor_id))
+            .map(|e| self.executor_grace(&e.info))
+            .unwrap_or(self.config.executor_shutdown_grace_period)
+    }
+}
+
+/// Starts a custom executor and watches it until it exits.
+pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLaunch) {
+    let framework_id = launch.framework_id.clone();
+    let executor_id = launch.info.executor_id.value.clone();
+    let run_id = launch.run_id.clone();
+    let failed = |message: String| {
+        tracing::warn!(executor_id = %executor_id, %message, "executor launch failed");
+        agent.executor_terminated(
+            &framework_id,
+            &executor_id,
+            &run_id,
+            LAUNCH_FAILED_WAIT_STATUS,
+            Termination {
+                state: TaskState::TaskFailed,
+                reason: task_status::Reason::ContainerLaunchFailed,
+                message: format!("Failed to launch container: {message}"),
+            },
+        );
+    };
+    let Some(command) = launch.info.command.clone() else {
+        failed("the executor has no command".to_string());
+        return;
+    };
+    if let Err(err) = tokio::fs::create_dir_all(&launch.sandbox).await {
+        failed(format!("cannot create the sandbox: {err}"));
+        return;
+    }
+    if let Err(err) = agent
+        .fetcher
+        .fetch_all(&command.uris, &launch.sandbox)
+        .await
+    {
+        failed(err.to_string());
+        return;
+    }
+    let grace = agent.executor_grace(&launch.info);
+    let mut env = agent.executor_env(
+        &framework_id,
+        &executor_id,
+        &launch.sandbox,
+        launch.checkpoint,
+        grace,
+    );
+    env.extend(command_env(&command));
+    let _ = &launch.framework_info;
+    let spawned = build_command(&command, &launch.sandbox, &env).and_then(|mut c| {
+        c.spawn()
+            .map_err(|e| format!("cannot start '{}': {e}", command.value()))
+    });
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(err) => {
+            failed(err);
+            return;
+        }
+    };
+    let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
+    agent.custom_executor_started(&framework_id, &executor_id, &run_id, pid);
+    tracing::info!(executor_id = %executor_id, pid, "executor started");
+    let timeout = agent.config.executor_registration_timeout;
+    let watchdog = {
+        let agent = Arc::downgrade(&agent);
+        let (framework_id, executor_id, run_id) =
+            (framework_id.clone(), executor_id.clone(), run_id.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(agent) = agent.upgrade() {
+                agent.registration_timeout(&framework_id, &executor_id, &run_id);
+            }
+        })
+    };
+    let cancel = agent.cancel.clone();
+    let status = tokio::select! {
+        status = child.wait() => status,
+        _ = cancel.cancelled() => {
+            watchdog.abort();
+            return;
+        }
+    };
+    watchdog.abort();
+    use std::os::unix::process::ExitStatusExt;
+    let raw = status.map(|s| s.into_raw()).unwrap_or(-1);
+    let timed_out = agent.registration_timed_out(&framework_id, &executor_id, &run_id);
+    let (reason, message) = if timed_out {
+        (
+            task_status::Reason::ExecutorRegistrationTimeout,
+            "Executor did not register within the registration timeout".to_string(),
+        )
+    } else {
+        (
+            task_status::Reason::ExecutorTerminated,
+            "Executor terminated".to_string(),
+        )
+    };
+    agent.executor_terminated(
+        &framework_id,
+        &executor_id,
+        &run_id,
+        raw,
+        Termination {
+            state: TaskState::TaskFailed,
+            reason,
+            message,
+        },
+    );
+}
+
+/// A process for a COMMAND health check: like [`build_command`], with its output discarded.
+pub(crate) fn build_command_for_check(
+    command: &CommandInfo,
+    sandbox: &Path,
+    env: &[(String, String)],
+) -> Result<tokio::process::Command, String> {
+    let mut process = program(command, "the check command")?;
+    process
+        .current_dir(sandbox)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(command_env(command));
+    Ok(process)
+}

@@ -1,0 +1,249 @@
+//! `mesos-local`: runs an embedded Mesos-compatible master and agents in one process until
+//! Ctrl-C or SIGTERM. Flags are named like Mesos' own where one exists.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use mesos_local::cluster::{DEFAULT_RESOURCES, LocalCluster};
+
+/// Runs a local Mesos-compatible cluster (one master, N agents) on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "mesos-local", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    ip: IpAddr,
+    /// Master port (0: any free port).
+    #[arg(long, default_value_t = 5050)]
+    port: u16,
+    /// Hostname the master and agents report. Without it the master reports `localhost` and
+    /// each agent its own address (on 127.0.0.1, agent N listens on 127.0.0.N+1).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Work directory; agent N keeps its checkpoints in WORK_DIR/agents/N.
+    #[arg(long = "work_dir")]
+    work_dir: Option<PathBuf>,
+    /// Number of agents.
+    #[arg(long, default_value_t = 1)]
+    agents: usize,
+    /// Resources of each agent, Mesos syntax.
+    #[arg(long, default_value = DEFAULT_RESOURCES)]
+    resources: String,
+    /// Attributes of each agent, Mesos syntax (`rack:r1;zone:2`).
+    #[arg(long, default_value = "")]
+    attributes: String,
+    /// Scheduler heartbeat interval (Mesos duration such as `15secs`, or plain seconds).
+    #[arg(long = "heartbeat_interval", default_value = "15secs", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Offer timeout (Mesos duration); no timeout when absent.
+    #[arg(long = "offer_timeout", value_parser = parse_duration)]
+    offer_timeout: Option<Duration>,
+    /// Require HTTP Basic authentication of frameworks (needs --credentials).
+    #[arg(long = "authenticate_http_frameworks")]
+    authenticate_http_frameworks: bool,
+    /// Credentials file: Mesos JSON (`{"credentials": [{"principal": .., "secret": ..}]}`) or
+    /// one `principal secret` pair per line.
+    #[arg(long)]
+    credentials: Option<PathBuf>,
+    /// Allocation interval (Mesos duration).
+    #[arg(long = "allocation_interval", default_value = "1secs", value_parser = parse_duration)]
+    allocation_interval: Duration,
+    /// A custom executor that has not subscribed within this time is killed (Mesos duration).
+    #[arg(long = "executor_registration_timeout", default_value = "1mins", value_parser = parse_duration)]
+    executor_registration_timeout: Duration,
+    /// How long a restarted agent waits for checkpointing executors to resubscribe; also their
+    /// MESOS_SUBSCRIPTION_BACKOFF_MAX (Mesos duration).
+    #[arg(long = "executor_reregistration_timeout", default_value = "2secs", value_parser = parse_duration)]
+    executor_reregistration_timeout: Duration,
+    /// Default grace period between SIGTERM and SIGKILL of executors (Mesos duration).
+    #[arg(long = "executor_shutdown_grace_period", default_value = "5secs", value_parser = parse_duration)]
+    executor_shutdown_grace_period: Duration,
+    /// MESOS_RECOVERY_TIMEOUT given to checkpointing executors (Mesos duration).
+    #[arg(long = "recovery_timeout", default_value = "15mins", value_parser = parse_duration)]
+    recovery_timeout: Duration,
+}
+
+/// Parses a Mesos duration (`15secs`, `250ms`, `1.5mins`) or a plain number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(seconds)
+            .map_err(|e| format!("invalid duration '{text}': {e}"));
+    }
+    mesos_sdk::duration::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Reads a Mesos credentials file (JSON or `principal secret` lines).
+fn read_credentials(path: &std::path::Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read credentials {}: {e}", path.display()))?;
+    if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| format!("invalid credentials JSON {}: {e}", path.display()))?;
+        let list = json["credentials"]
+            .as_array()
+            .ok_or_else(|| format!("{}: expecting a 'credentials' array", path.display()))?;
+        return list
+            .iter()
+            .map(|c| match (c["principal"].as_str(), c["secret"].as_str()) {
+                (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+                _ => Err(format!(
+                    "{}: each credential needs 'principal' and 'secret'",
+                    path.display()
+                )),
+            })
+            .collect();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let mut parts = line.split_whitespace();
+            match (parts.next(), parts.next()) {
+                (Some(p), Some(s)) => Ok((p.to_string(), s.to_string())),
+                _ => Err(format!("{}: bad line '{line}'", path.display())),
+            }
+        })
+        .collect()
+}
+
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called (before the URL is
+/// printed), so a signal sent right after start-up is not lost.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // No colour codes when stderr is a file or a pipe (CI logs, `2> log`).
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let mut builder = LocalCluster::builder()
+        .ip(args.ip)
+        .port(args.port)
+        .hostname(
+            args.hostname
+                .clone()
+                .unwrap_or_else(|| "localhost".to_string()),
+        )
+        .agents(args.agents)
+        .resources(args.resources)
+        .attributes(args.attributes)
+        .heartbeat_interval(args.heartbeat_interval)
+        .allocation_interval(args.allocation_interval)
+        .executor_registration_timeout(args.executor_registration_timeout)
+        .executor_reregistration_timeout(args.executor_reregistration_timeout)
+        .executor_shutdown_grace_period(args.executor_shutdown_grace_period)
+        .recovery_timeout(args.recovery_timeout);
+    if args.authenticate_http_frameworks {
+        let Some(path) = args.credentials.as_deref() else {
+            eprintln!("mesos-local: --authenticate_http_frameworks needs --credentials");
+            return ExitCode::FAILURE;
+        };
+        match read_credentials(path) {
+            Ok(credentials) => builder = builder.credentials(credentials),
+            Err(error) => {
+                eprintln!("mesos-local: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if let Some(hostname) = args.hostname {
+        builder = builder.agent_hostname(hostname);
+    }
+    if let Some(timeout) = args.offer_timeout {
+        builder = builder.offer_timeout(timeout);
+    }
+    if let Some(dir) = args.work_dir {
+        builder = builder.work_dir(dir);
+    }
+    let signal = shutdown_signal();
+    let cluster = match builder.start().await {
+        Ok(cluster) => cluster,
+        Err(error) => {
+            eprintln!("mesos-local: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", cluster.master_url());
+    for agent in cluster.agents() {
+        tracing::info!(id = %agent.id().value, url = %agent.url(), "agent running");
+    }
+    signal.await;
+    tracing::info!("shutting down");
+    cluster.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn credentials_files() {
+        let dir = std::env::temp_dir().join(format!("mesos-local-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let json = dir.join("c.json");
+        std::fs::write(
+            &json,
+            r#"{"credentials": [{"principal": "a", "secret": "b"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            super::read_credentials(&json),
+            Ok(vec![("a".to_string(), "b".to_string())])
+        );
+        let lines = dir.join("c.txt");
+        std::fs::write(&lines, "a b\n\nc d\n").unwrap();
+        assert_eq!(super::read_credentials(&lines).unwrap().len(), 2);
+        std::fs::write(&lines, "lonely\n").unwrap();
+        assert!(super::read_credentials(&lines).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15secs"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5secs"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2mins"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("3 secs").is_err());
+        assert!(parse_duration("abc").is_err());
+    }
+}

@@ -1,0 +1,227 @@
+//! The embedded Mesos-compatible master: the scheduler API (`/api/v1/scheduler`), the operator
+//! API (`/api/v1`), `/state`, `/master/state`, `/health` and `/master/redirect`, the resource
+//! allocator and the bookkeeping of frameworks, agents, offers and tasks.
+//!
+//! Answers (status codes, texts, headers) follow what a Mesos 1.12 master answers. Agents reach
+//! the master over [`crate::link`]; all state sits in one mutex-protected state value
+//! owned by the running master, with tokio tasks for heartbeats and timers.
+//!
+//! HTTP Basic authentication of the scheduler API is optional ([`MasterConfig::credentials`]).
+//! Not imitated: authorization, authentication of the other endpoints, `offer_constraints` and
+//! `FrameworkInfo.offer_filters` (accepted, ignored), quota, weights, maintenance and inverse
+//! offers (the calls answer 202 and do nothing), operation feedback (operations with an `id`
+//! get no UPDATE_OPERATION_STATUS), resource providers, GROW/SHRINK_VOLUME and
+//! CREATE/DESTROY_DISK, and DRF: frameworks take turns round robin and each agent's free
+//! resources go to one framework role per allocation run. The master keeps no registry: a
+//! restarted master knows only what agents and frameworks tell it again.
+
+mod http;
+mod state;
+mod state_json;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::link::{AgentMessage, MasterLink};
+
+/// The Mesos version the embedded master reports.
+pub const MESOS_VERSION: &str = "1.12.0";
+
+/// Configuration of the embedded master. `Default` gives Mesos' defaults on 127.0.0.1 and a free
+/// port.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// Address to listen on.
+    pub ip: IpAddr,
+    /// Port to listen on (0: any free port; `mesos-master` uses 5050).
+    pub port: u16,
+    /// Hostname reported in `MasterInfo`, `/state` and redirects (default `localhost`).
+    pub hostname: String,
+    /// Interval of HEARTBEAT events on scheduler and operator streams (Mesos: 15 s).
+    pub heartbeat_interval: Duration,
+    /// How long an offer stays outstanding before it is rescinded; `None` keeps offers until they
+    /// are used, declined or invalidated (Mesos' `--offer_timeout` has no default either).
+    pub offer_timeout: Option<Duration>,
+    /// How often the allocator runs (Mesos' `--allocation_interval`: 1 s). As in Mesos, resources
+    /// freed by finished tasks, declines, unused parts of ACCEPTs and rescinds are offered again
+    /// on the next run; subscriptions, new agents and REVIVE trigger a run at once.
+    pub allocation_interval: Duration,
+    /// How long an agent whose link closed may take to register again before it is removed and
+    /// its tasks are reported lost (Mesos: 5 pings of 15 s, 75 s).
+    pub agent_removal_timeout: Duration,
+    /// Cap on refuse filters (Mesos caps `refuse_seconds` at 365 days).
+    pub max_refuse: Duration,
+    /// Number of completed frameworks kept for `/state` and the operator API (Mesos'
+    /// `--max_completed_frameworks`: 50).
+    pub max_completed_frameworks: usize,
+    /// Number of completed tasks kept per framework (Mesos'
+    /// `--max_completed_tasks_per_framework`: 1000).
+    pub max_completed_tasks_per_framework: usize,
+    /// `(principal, secret)` pairs for HTTP Basic authentication of the scheduler API (Mesos'
+    /// `--authenticate_http_frameworks` with `--credentials`); empty turns authentication off.
+    pub credentials: Vec<(String, String)>,
+    /// `Some("host:port")` makes this master a non-leader that answers 307 pointing there.
+    pub leader: Option<String>,
+}
+
+impl Default for MasterConfig {
+    fn default() -> Self {
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            hostname: "localhost".to_string(),
+            heartbeat_interval: Duration::from_secs(15),
+            offer_timeout: None,
+            allocation_interval: Duration::from_secs(1),
+            agent_removal_timeout: Duration::from_secs(75),
+            max_refuse: Duration::from_secs(365 * 24 * 3600),
+            max_completed_frameworks: 50,
+            max_completed_tasks_per_framework: 1000,
+            credentials: Vec::new(),
+            leader: None,
+        }
+    }
+}
+
+/// Errors starting the master.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MasterError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An invalid setting.
+    #[error("invalid master configuration: {0}")]
+    Config(String),
+}
+
+/// The embedded master; see [`Master::start`].
+#[derive(Debug)]
+pub struct Master;
+
+impl Master {
+    /// Binds the HTTP server and starts the master. Must be called inside a tokio runtime.
+    pub async fn start(config: MasterConfig) -> Result<MasterHandle, MasterError> {
+        if config.heartbeat_interval.is_zero() || config.allocation_interval.is_zero() {
+            return Err(MasterError::Config(
+                "heartbeat and allocation intervals must be positive".into(),
+            ));
+        }
+        let addr = SocketAddr::new(config.ip, config.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| MasterError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| MasterError::Bind { addr, source })?;
+        let shutdown = CancellationToken::new();
+        let (link, agent_messages) = mpsc::unbounded_channel::<AgentMessage>();
+        let shared = Arc::new(state::Shared {
+            state: Mutex::new(state::State::new(&config, local)),
+            config: config.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let tasks = vec![
+            tokio::spawn(state::run_agent_messages(shared.clone(), agent_messages)),
+            tokio::spawn(state::run_allocation_ticks(shared.clone())),
+        ];
+        let app = http::router(shared.clone());
+        let stop = shutdown.clone();
+        let server = tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(error) = served {
+                tracing::warn!(%error, "master HTTP server failed");
+            }
+        });
+        tracing::info!(url = %format!("http://{local}"), "master started");
+        Ok(MasterHandle {
+            addr: local,
+            link,
+            shared,
+            server: Some(server),
+            tasks,
+        })
+    }
+}
+
+/// A running master. Dropping it without [`MasterHandle::shutdown`] leaves it running until the
+/// runtime ends.
+#[derive(Debug)]
+pub struct MasterHandle {
+    addr: SocketAddr,
+    link: MasterLink,
+    shared: Arc<state::Shared>,
+    server: Option<JoinHandle<()>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl MasterHandle {
+    /// Base URL, `http://IP:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bound socket address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The sender agents use to reach this master.
+    pub fn link(&self) -> MasterLink {
+        self.link.clone()
+    }
+
+    /// The master's id (`MasterInfo.id`).
+    pub fn id(&self) -> String {
+        self.shared.lock().master_info.id.clone()
+    }
+
+    /// Number of agents currently registered.
+    pub fn registered_agents(&self) -> usize {
+        self.shared.lock().agents.len()
+    }
+
+    /// Makes this master a follower that redirects to `Some("host:port")`, or the leader again
+    /// with `None`. Existing subscriptions are closed when leadership is lost, as after a real
+    /// master failover.
+    pub fn set_leader(&self, leader: Option<String>) {
+        self.shared.lock().set_leader(leader, false);
+    }
+
+    /// Makes this master answer as when no leader is elected: 503 `No leader elected` on the
+    /// scheduler and operator APIs, and every subscription closed. [`MasterHandle::set_leader`]
+    /// ends that state.
+    pub fn set_no_leader(&self) {
+        self.shared.lock().set_leader(None, true);
+    }
+
+    /// Stops the HTTP server, closes every stream and tells the agents to stop.
+    pub async fn shutdown(mut self) {
+        self.shared.lock().shutdown();
+        self.shared.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            if tokio::time::timeout(Duration::from_secs(5), server)
+                .await
+                .is_err()
+            {
+                tracing::warn!("master HTTP server did not stop within 5 s");
+            }
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        tracing::info!("master stopped");
+    }
+}
