@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use mesos_sdk::client::Client;
 use mesos_sdk::codec::Format;
 use mesos_sdk::scheduler::{
@@ -37,6 +39,9 @@ pub struct Master {
 
 pub type CallAnswer = Arc<dyn Fn(&Call) -> Reply + Send + Sync>;
 pub type SubscribeAnswer = Arc<dyn Fn(usize) -> Option<Reply> + Send + Sync>;
+/// Like [`SubscribeAnswer`], but the answer may come later (a master that is slow to process).
+pub type LateSubscribeAnswer =
+    Arc<dyn Fn(usize) -> Option<BoxFuture<'static, Reply>> + Send + Sync>;
 
 impl Master {
     pub async fn start(format: Format) -> Self {
@@ -46,6 +51,18 @@ impl Master {
     pub async fn scripted(
         format: Format,
         on_subscribe: SubscribeAnswer,
+        on_call: CallAnswer,
+    ) -> Self {
+        let on_subscribe: LateSubscribeAnswer =
+            Arc::new(move |n| on_subscribe(n).map(|reply| futures::future::ready(reply).boxed()));
+        Self::scripted_late(format, on_subscribe, on_call).await
+    }
+
+    /// A master whose answers to SUBSCRIBE `n` may come whenever the future `on_subscribe(n)`
+    /// gives resolves; `None` answers at once with a stream handed to the test.
+    pub async fn scripted_late(
+        format: Format,
+        on_subscribe: LateSubscribeAnswer,
         on_call: CallAnswer,
     ) -> Self {
         let (sub_tx, subscriptions) = mpsc::unbounded_channel();
@@ -63,15 +80,15 @@ impl Master {
                         let id = format!("stream-{n}");
                         let (reply, handle) = Reply::stream(format.content_type(), Some(&id));
                         let _ = sub_tx.send((call, req, handle));
-                        reply
+                        futures::future::ready(reply).boxed()
                     }
                 }
             } else {
                 let reply = on_call(&call);
                 let _ = call_tx.send((call, req));
-                reply
+                futures::future::ready(reply).boxed()
             };
-            async move { reply }
+            reply
         })
         .await;
         Self {
@@ -113,6 +130,7 @@ impl Master {
 }
 
 /// One SUBSCRIBE's event stream, encoding events in the master's format.
+#[derive(Clone)]
 pub struct EventStream {
     handle: StreamHandle,
     format: Format,
@@ -130,6 +148,15 @@ impl EventStream {
     }
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()
+    }
+    /// Sends a HEARTBEAT every `every` until the client is gone or the task is aborted.
+    pub fn heartbeats(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let stream = self.clone();
+        tokio::spawn(async move {
+            while stream.send(heartbeat()) {
+                tokio::time::sleep(every).await;
+            }
+        })
     }
 }
 
