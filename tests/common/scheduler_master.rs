@@ -72,7 +72,7 @@ impl Master {
             let call: Call = format
                 .decode(&req.body)
                 .expect("a Call in the client's format");
-            let reply = if call.r#type() == CallType::Subscribe {
+            if call.r#type() == CallType::Subscribe {
                 let n = count.fetch_add(1, Ordering::SeqCst) + 1;
                 match on_subscribe(n) {
                     Some(reply) => reply,
@@ -87,8 +87,7 @@ impl Master {
                 let reply = on_call(&call);
                 let _ = call_tx.send((call, req));
                 futures::future::ready(reply).boxed()
-            };
-            reply
+            }
         })
         .await;
         Self {
