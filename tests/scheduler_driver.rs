@@ -633,6 +633,74 @@ async fn conflict_on_update_framework_means_removed(format: Format) {
     assert_closed(&stream).await;
 }
 
+async fn dropping_every_handle_stops_the_driver(format: Format) {
+    let mut master = Master::start(format).await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    let clone = scheduler.clone();
+    drop(scheduler);
+    stream.send(heartbeat());
+    wait_for(&mut events, |e| matches!(e, SchedulerEvent::Heartbeat)).await;
+    drop(clone);
+    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+    assert_closed(&stream).await;
+    assert!(master.calls.try_recv().is_err(), "no TEARDOWN");
+}
+
+/// A driver that stopped while its bounded stream is full waits for the user to read its last
+/// events, but no handle waits on it.
+async fn a_stopped_driver_with_a_full_stream_releases_its_handles(format: Format) {
+    let mut master = Master::start(format).await;
+    let (scheduler, mut events) = start_with(&master, |b| b.event_capacity(1));
+    let (_, _, stream) = master.next_subscription().await;
+    stream.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    stream.send(offers(&["o1"]));
+    stream.send(offers(&["o2"]));
+    let deadline = Instant::now() + WAIT;
+    while scheduler.offers().len() < 2 {
+        assert!(Instant::now() < deadline, "both offers read");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    scheduler.stop();
+    while scheduler.termination().is_none() {
+        assert!(Instant::now() < deadline, "the driver stops");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let declined = tokio::time::timeout(
+        WAIT,
+        scheduler.decline(vec![OfferId { value: "o1".into() }], None),
+    )
+    .await
+    .expect("the handle is not held up");
+    assert!(
+        matches!(declined, Err(SchedulerError::Terminated(_))),
+        "{declined:?}"
+    );
+    let torn = tokio::time::timeout(WAIT, scheduler.teardown())
+        .await
+        .expect("the handle is not held up");
+    assert!(
+        matches!(torn, Err(SchedulerError::Terminated(_))),
+        "{torn:?}"
+    );
+    assert!(matches!(
+        events.next().await,
+        Some(SchedulerEvent::Offers(_))
+    ));
+    let invalidated = wait_for(&mut events, |e| {
+        matches!(e, SchedulerEvent::OffersInvalidated { .. })
+    })
+    .await;
+    assert!(
+        matches!(invalidated, SchedulerEvent::OffersInvalidated { offer_ids } if offer_ids.len() == 2)
+    );
+    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+    assert!(events.next().await.is_none());
+}
+
 /// A master slow to process the first SUBSCRIBE: it answers nothing until the test lets it
 /// process that SUBSCRIBE, which then fails over the subscription the test hands in (as a Mesos
 /// master does to the stream of the framework's current subscription).
@@ -903,4 +971,6 @@ in_both_formats!(
     a_late_abandoned_subscribe_does_not_end_the_driver,
     without_failover_grace_a_late_subscribe_is_terminal,
     a_slow_consumer_of_a_bounded_stream_is_no_dead_master,
+    dropping_every_handle_stops_the_driver,
+    a_stopped_driver_with_a_full_stream_releases_its_handles,
 );

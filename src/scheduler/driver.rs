@@ -120,24 +120,22 @@ impl Control {
     /// Hands `event` to the user. On a bounded stream that is full this waits for room, serving
     /// commands meanwhile; the socket is not read while it waits.
     async fn emit(&mut self, events: &EventSender, event: SchedulerEvent) -> Result<(), Interrupt> {
-        let event = match events {
+        let tx = match events {
             EventSender::Unbounded(tx) => {
                 if tx.send(event).is_err() {
                     tracing::trace!("scheduler event dropped: nobody listens");
                 }
                 return Ok(());
             }
-            EventSender::Bounded(tx) => match tx.try_send(event) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    tracing::trace!("scheduler event dropped: nobody listens");
-                    return Ok(());
-                }
-                Err(mpsc::error::TrySendError::Full(event)) => event,
-            },
+            EventSender::Bounded(tx) => tx,
         };
-        let EventSender::Bounded(tx) = events else {
-            return Ok(());
+        let event = match tx.try_send(event) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::trace!("scheduler event dropped: nobody listens");
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Full(event)) => event,
         };
         tracing::debug!("event stream full: reading from the master paused");
         match self.serve(tx.reserve()).await? {
@@ -145,6 +143,12 @@ impl Control {
             Err(_) => tracing::trace!("scheduler event dropped: nobody listens"),
         }
         Ok(())
+    }
+
+    /// Takes no more commands: handles waiting on one are released, later ones fail at once.
+    fn close(&mut self) {
+        self.commands.close();
+        while self.commands.try_recv().is_ok() {}
     }
 }
 
@@ -247,6 +251,9 @@ impl Driver {
             }
         };
         tracing::info!(%termination, "scheduler driver stopped");
+        // The last events may wait for room on a bounded stream; no handle may wait on the driver
+        // meanwhile.
+        self.control.close();
         let mut offer_ids = Vec::new();
         self.control.state.send_modify(|state| {
             state.stream_id = None;

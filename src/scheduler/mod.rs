@@ -11,6 +11,10 @@
 //!   over one channel: stop, "this call found the subscription lost (403) or the framework
 //!   removed (409)", "these offers are being used", "TEARDOWN under way". The driver serves
 //!   commands wherever it waits: on the master, on a full event stream, in backoff;
+//! - events reach the user over a channel, unbounded by default or bounded with back-pressure
+//!   ([`SchedulerBuilder::event_capacity`]): while it is full the driver stops reading from the
+//!   master, and the heartbeat watchdog, which only counts time spent waiting on the socket,
+//!   does not take the pause for a dead master;
 //! - the driver stops when every handle is dropped (its own acknowledgements use a weak sender).
 //!
 //! The driver SUBSCRIBEs (as a new framework, or resuming `framework_info.id`), keeps the
