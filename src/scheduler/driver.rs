@@ -4,7 +4,6 @@
 //! waits (on the master, on a full event stream, in backoff).
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,6 +12,7 @@ use tokio::time::Instant;
 
 use super::ack::{AckMode, AckToken, OperationAckToken};
 use super::builder::Config;
+use super::control::{Control, Interrupt, SessionEnd};
 use super::events::{EventSender, ExitStatus, SchedulerEvent};
 use super::handle::{Caller, Command, Shared};
 use super::{
@@ -23,134 +23,6 @@ use crate::client::{CallRequest, ErrorKind};
 use crate::v1::scheduler::Event;
 use crate::v1::scheduler::event::Type as EventType;
 use crate::v1::{FrameworkInfo, OfferId};
-
-/// How one subscription ended.
-enum SessionEnd {
-    /// Resubscribe after backoff. `connected` says whether SUBSCRIBED had arrived.
-    Lost { reason: String, connected: bool },
-    /// Stop for good.
-    Terminated(Termination),
-}
-
-/// A command that ends what the driver was waiting for.
-enum Interrupt {
-    Stop,
-    Lost(String),
-    Removed(String),
-}
-
-impl Interrupt {
-    fn end(self, connected: bool) -> SessionEnd {
-        match self {
-            Interrupt::Stop => SessionEnd::Terminated(Termination::Stopped),
-            Interrupt::Lost(reason) => SessionEnd::Lost { reason, connected },
-            Interrupt::Removed(message) => {
-                SessionEnd::Terminated(Termination::FrameworkRemoved { message })
-            }
-        }
-    }
-}
-
-/// The driver's state and its command inbox: whatever it waits for, commands are served.
-struct Control {
-    commands: mpsc::UnboundedReceiver<Command>,
-    state: watch::Sender<Shared>,
-    /// The stream id of the subscription that got SUBSCRIBED, while it lasts.
-    live_stream: Option<String>,
-    /// TEARDOWN is under way: the end of the stream is expected, not a reason to resubscribe.
-    tearing_down: bool,
-}
-
-impl Control {
-    /// Carries out `command`; an interrupt when it ends the current wait.
-    fn handle(&mut self, command: Option<Command>) -> Option<Interrupt> {
-        match command {
-            // No handle left, or asked to.
-            None | Some(Command::Stop) => Some(Interrupt::Stop),
-            Some(Command::Lost {
-                stream_id,
-                reason,
-                removed,
-            }) => {
-                if self.live_stream.as_deref() != Some(stream_id.as_str()) {
-                    tracing::debug!(%stream_id, "report about an earlier subscription ignored");
-                    return None;
-                }
-                Some(if removed {
-                    Interrupt::Removed(reason)
-                } else {
-                    Interrupt::Lost(reason)
-                })
-            }
-            Some(Command::ForgetOffers { offer_ids, done }) => {
-                self.state.send_if_modified(|state| {
-                    let before = state.offers.len();
-                    for id in &offer_ids {
-                        state.offers.remove(&id.value);
-                    }
-                    state.offers.len() != before
-                });
-                let _ = done.send(());
-                None
-            }
-            Some(Command::TearingDown { active, done }) => {
-                self.tearing_down = active;
-                let _ = done.send(());
-                None
-            }
-        }
-    }
-
-    /// Waits for `work` while serving commands; an interrupting command ends the wait.
-    async fn serve<F: Future>(&mut self, work: F) -> Result<F::Output, Interrupt> {
-        let mut work = std::pin::pin!(work);
-        loop {
-            tokio::select! {
-                biased;
-                command = self.commands.recv() => {
-                    if let Some(interrupt) = self.handle(command) {
-                        return Err(interrupt);
-                    }
-                }
-                output = &mut work => return Ok(output),
-            }
-        }
-    }
-
-    /// Hands `event` to the user. On a bounded stream that is full this waits for room, serving
-    /// commands meanwhile; the socket is not read while it waits.
-    async fn emit(&mut self, events: &EventSender, event: SchedulerEvent) -> Result<(), Interrupt> {
-        let tx = match events {
-            EventSender::Unbounded(tx) => {
-                if tx.send(event).is_err() {
-                    tracing::trace!("scheduler event dropped: nobody listens");
-                }
-                return Ok(());
-            }
-            EventSender::Bounded(tx) => tx,
-        };
-        let event = match tx.try_send(event) {
-            Ok(()) => return Ok(()),
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                tracing::trace!("scheduler event dropped: nobody listens");
-                return Ok(());
-            }
-            Err(mpsc::error::TrySendError::Full(event)) => event,
-        };
-        tracing::debug!("event stream full: reading from the master paused");
-        match self.serve(tx.reserve()).await? {
-            Ok(permit) => permit.send(event),
-            Err(_) => tracing::trace!("scheduler event dropped: nobody listens"),
-        }
-        Ok(())
-    }
-
-    /// Takes no more commands: handles waiting on one are released, later ones fail at once.
-    fn close(&mut self) {
-        self.commands.close();
-        while self.commands.try_recv().is_ok() {}
-    }
-}
 
 /// What the driver knows about the subscription under way.
 struct Session {

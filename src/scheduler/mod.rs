@@ -77,6 +77,7 @@
 mod ack;
 mod builder;
 mod calls_impl;
+mod control;
 mod driver;
 mod events;
 mod framework;
