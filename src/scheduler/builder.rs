@@ -7,48 +7,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::ack::AckMode;
-use super::driver::Driver;
+use super::driver::{Config, Driver};
 use super::events::{self, SchedulerEvents};
 use super::handle::{Caller, CommandSender, Scheduler, Shared};
-use super::{
-    DEFAULT_HEARTBEAT_MISSES, DEFAULT_RECONNECT_BACKOFF_MAX, DEFAULT_RECONNECT_BACKOFF_MIN,
-    SCHEDULER_PATH,
-};
 use crate::client::Client;
 use crate::v1::FrameworkInfo;
 use crate::v1::scheduler::OfferConstraints;
-
-/// Driver settings (see [`SchedulerBuilder`]).
-#[derive(Debug, Clone)]
-pub(super) struct Config {
-    pub(super) path: String,
-    pub(super) ack_mode: AckMode,
-    pub(super) heartbeat_override: Option<Duration>,
-    pub(super) heartbeat_misses: u32,
-    pub(super) backoff_min: Duration,
-    pub(super) backoff_max: Duration,
-    pub(super) suppressed_roles: Vec<String>,
-    pub(super) offer_constraints: Option<OfferConstraints>,
-    pub(super) event_capacity: Option<usize>,
-    pub(super) failover_grace: bool,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            path: SCHEDULER_PATH.to_owned(),
-            ack_mode: AckMode::Automatic,
-            heartbeat_override: None,
-            heartbeat_misses: DEFAULT_HEARTBEAT_MISSES,
-            backoff_min: DEFAULT_RECONNECT_BACKOFF_MIN,
-            backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
-            suppressed_roles: Vec::new(),
-            offer_constraints: None,
-            event_capacity: None,
-            failover_grace: true,
-        }
-    }
-}
 
 /// Configures and starts a [`Scheduler`].
 #[derive(Debug)]
@@ -70,7 +34,7 @@ impl Scheduler {
 }
 
 impl SchedulerBuilder {
-    /// The endpoint path (default [`SCHEDULER_PATH`]).
+    /// The endpoint path (default [`SCHEDULER_PATH`](super::SCHEDULER_PATH)).
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.config.path = path.into();
         self
@@ -94,7 +58,7 @@ impl SchedulerBuilder {
     }
 
     /// How many heartbeat intervals without any event mean a dead connection (default
-    /// [`DEFAULT_HEARTBEAT_MISSES`]).
+    /// [`DEFAULT_HEARTBEAT_MISSES`](super::DEFAULT_HEARTBEAT_MISSES)).
     pub fn heartbeat_misses(mut self, misses: u32) -> Self {
         self.config.heartbeat_misses = misses.max(1);
         self

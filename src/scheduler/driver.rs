@@ -11,18 +11,51 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::ack::{AckMode, AckToken, OperationAckToken};
-use super::builder::Config;
 use super::control::{Control, Interrupt, SessionEnd};
 use super::events::{EventSender, ExitStatus, SchedulerEvent};
 use super::handle::{Caller, Command, Shared};
 use super::{
-    DEFAULT_HEARTBEAT_INTERVAL, FAILED_OVER_MESSAGE, REMOVED_MESSAGE, Termination, calls,
-    calls_impl,
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_MISSES, DEFAULT_RECONNECT_BACKOFF_MAX,
+    DEFAULT_RECONNECT_BACKOFF_MIN, FAILED_OVER_MESSAGE, REMOVED_MESSAGE, SCHEDULER_PATH,
+    Termination, calls, calls_impl,
 };
 use crate::client::{CallRequest, ErrorKind};
 use crate::v1::scheduler::Event;
+use crate::v1::scheduler::OfferConstraints;
 use crate::v1::scheduler::event::Type as EventType;
 use crate::v1::{FrameworkInfo, OfferId};
+
+/// Driver settings (see [`SchedulerBuilder`](super::SchedulerBuilder)).
+#[derive(Debug, Clone)]
+pub(super) struct Config {
+    pub(super) path: String,
+    pub(super) ack_mode: AckMode,
+    pub(super) heartbeat_override: Option<Duration>,
+    pub(super) heartbeat_misses: u32,
+    pub(super) backoff_min: Duration,
+    pub(super) backoff_max: Duration,
+    pub(super) suppressed_roles: Vec<String>,
+    pub(super) offer_constraints: Option<OfferConstraints>,
+    pub(super) event_capacity: Option<usize>,
+    pub(super) failover_grace: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            path: SCHEDULER_PATH.to_owned(),
+            ack_mode: AckMode::Automatic,
+            heartbeat_override: None,
+            heartbeat_misses: DEFAULT_HEARTBEAT_MISSES,
+            backoff_min: DEFAULT_RECONNECT_BACKOFF_MIN,
+            backoff_max: DEFAULT_RECONNECT_BACKOFF_MAX,
+            suppressed_roles: Vec::new(),
+            offer_constraints: None,
+            event_capacity: None,
+            failover_grace: true,
+        }
+    }
+}
 
 /// What the driver knows about the subscription under way.
 struct Session {
