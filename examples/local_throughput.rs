@@ -22,7 +22,6 @@ use mesos_local::master::MasterConfig;
 use mesos_sdk::client::Client;
 use mesos_sdk::scheduler::calls::operations;
 use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents};
-use mesos_sdk::v1::scheduler::event::Type as EventType;
 use mesos_sdk::v1::{CommandInfo, Offer, Resource, TaskId, TaskInfo, TaskState, resource, value};
 
 const TASK_CPUS: f64 = 0.01;
@@ -93,12 +92,9 @@ async fn run_tasks(
             .await
             .map_err(|_| format!("no event for 60 s ({} of {count} done)", latencies.len()))?
             .ok_or("the scheduler stopped")?;
-        let SchedulerEvent::Event(event) = event else {
-            continue;
-        };
-        match event.r#type() {
-            EventType::Offers => {
-                for offer in event.offers.map(|o| o.offers).unwrap_or_default() {
+        match event {
+            SchedulerEvent::Offers(offers) => {
+                for offer in offers {
                     let fit = (scalar_in(&offer, "cpus") / TASK_CPUS)
                         .min(scalar_in(&offer, "mem") / TASK_MEM)
                         .floor() as usize;
@@ -141,30 +137,25 @@ async fn run_tasks(
                         .map_err(|e| e.to_string())?;
                 }
             }
-            EventType::Update => {
-                let Some(status) = event.update.map(|u| u.status) else {
-                    continue;
-                };
-                match status.state() {
-                    TaskState::TaskFinished => {
-                        if let Some(at) = launched.remove(&status.task_id.value) {
-                            latencies.push(at.elapsed());
-                        }
+            SchedulerEvent::Update { status, .. } => match status.state() {
+                TaskState::TaskFinished => {
+                    if let Some(at) = launched.remove(&status.task_id.value) {
+                        latencies.push(at.elapsed());
                     }
-                    TaskState::TaskFailed
-                    | TaskState::TaskError
-                    | TaskState::TaskLost
-                    | TaskState::TaskDropped => {
-                        return Err(format!(
-                            "task {} ended {:?}: {}",
-                            status.task_id.value,
-                            status.state(),
-                            status.message()
-                        ));
-                    }
-                    _ => {}
                 }
-            }
+                TaskState::TaskFailed
+                | TaskState::TaskError
+                | TaskState::TaskLost
+                | TaskState::TaskDropped => {
+                    return Err(format!(
+                        "task {} ended {:?}: {}",
+                        status.task_id.value,
+                        status.state(),
+                        status.message()
+                    ));
+                }
+                _ => {}
+            },
             _ => {}
         }
     }

@@ -13,8 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use mesos_sdk::client::Client;
 use mesos_sdk::codec::Format;
-use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent};
-use mesos_sdk::v1::scheduler::event::Type as EventType;
+use mesos_sdk::scheduler::{AckMode, FrameworkInfoBuilder, Scheduler, SchedulerEvent};
 
 #[derive(Debug, Default)]
 struct Options {
@@ -106,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let (scheduler, mut events) = Scheduler::builder(client, framework.build())
-        .auto_acknowledge(false)
+        .ack_mode(AckMode::Explicit)
         .start();
 
     loop {
@@ -134,37 +133,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     eprintln!("reconcile failed: {err}");
                 }
             }
-            SchedulerEvent::Event(event) => match event.r#type() {
-                EventType::Offers => {
-                    let offers = event.offers.map(|o| o.offers).unwrap_or_default();
-                    for offer in &offers {
-                        println!("OFFER {} from {}", offer.id.value, offer.hostname);
-                    }
-                    let ids = offers.into_iter().map(|offer| offer.id).collect();
-                    if let Err(err) = scheduler.decline(ids, Some(Duration::from_secs(30))).await {
-                        eprintln!("decline failed: {err}");
-                    }
+            SchedulerEvent::Offers(offers) => {
+                for offer in &offers {
+                    println!("OFFER {} from {}", offer.id.value, offer.hostname);
                 }
-                EventType::Update => {
-                    let Some(update) = event.update else { continue };
-                    let status = update.status;
-                    println!(
-                        "UPDATE task {} is {:?}{}",
-                        status.task_id.value,
-                        status.state(),
-                        status
-                            .message
-                            .as_deref()
-                            .map(|m| format!(": {m}"))
-                            .unwrap_or_default()
-                    );
-                    if let Err(err) = scheduler.acknowledge(&status).await {
-                        eprintln!("acknowledge failed: {err}");
-                    }
+                let ids = offers.into_iter().map(|offer| offer.id).collect();
+                if let Err(err) = scheduler.decline(ids, Some(Duration::from_secs(30))).await {
+                    eprintln!("decline failed: {err}");
                 }
-                EventType::Heartbeat => println!("HEARTBEAT"),
-                other => println!("{}: {event:?}", other.as_str_name()),
-            },
+            }
+            SchedulerEvent::Update { status, ack } => {
+                println!(
+                    "UPDATE task {} is {:?}{}",
+                    status.task_id.value,
+                    status.state(),
+                    status
+                        .message
+                        .as_deref()
+                        .map(|m| format!(": {m}"))
+                        .unwrap_or_default()
+                );
+                if let Some(token) = ack
+                    && let Err(err) = scheduler.acknowledge(token).await
+                {
+                    eprintln!("acknowledge failed: {err}");
+                }
+            }
+            SchedulerEvent::Heartbeat => println!("HEARTBEAT"),
             SchedulerEvent::OffersInvalidated { offer_ids } => {
                 println!("{} outstanding offers invalidated", offer_ids.len());
             }

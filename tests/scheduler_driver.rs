@@ -1,6 +1,10 @@
 //! The scheduler runtime against a scripted master: subscription and resubscription, stream ids,
-//! heartbeat watchdog, ERROR handling, 403s, offer cache and automatic acknowledgements.
+//! heartbeat watchdog, ERROR handling, 403s, offer cache, acknowledgement modes, stopping.
+//! The liveness edges (failover grace, bounded stream, heartbeat override) are in
+//! `scheduler_liveness.rs`.
 
+#[path = "common/scheduler_master.rs"]
+mod scheduler_master;
 #[path = "common/scripted.rs"]
 mod scripted;
 
@@ -13,262 +17,13 @@ use futures::StreamExt;
 use mesos_sdk::client::{Client, ErrorKind};
 use mesos_sdk::codec::Format;
 use mesos_sdk::scheduler::{
-    FrameworkInfoBuilder, Scheduler, SchedulerError, SchedulerEvent, SchedulerEvents, Termination,
+    AckMode, FrameworkInfoBuilder, Scheduler, SchedulerError, SchedulerEvent, Termination,
 };
+use mesos_sdk::v1::scheduler::Call;
 use mesos_sdk::v1::scheduler::call::Type as CallType;
-use mesos_sdk::v1::scheduler::event::{self, Type as EventType};
-use mesos_sdk::v1::scheduler::{Call, Event};
-use mesos_sdk::v1::{AgentId, FrameworkId, Offer, OfferId, TaskId, TaskStatus};
-use scripted::{Recorded, Reply, ScriptedServer, StreamHandle};
-use tokio::sync::mpsc;
-
-const WAIT: Duration = Duration::from_secs(5);
-
-/// A scripted master: hands each SUBSCRIBE's stream to the test and records every other call.
-struct Master {
-    format: Format,
-    server: ScriptedServer,
-    subscriptions: mpsc::UnboundedReceiver<(Call, Recorded, StreamHandle)>,
-    calls: mpsc::UnboundedReceiver<(Call, Recorded)>,
-}
-
-type CallAnswer = Arc<dyn Fn(&Call) -> Reply + Send + Sync>;
-type SubscribeAnswer = Arc<dyn Fn(usize) -> Option<Reply> + Send + Sync>;
-
-impl Master {
-    async fn start(format: Format) -> Self {
-        Self::scripted(format, Arc::new(|_| None), Arc::new(|_| Reply::empty(202))).await
-    }
-
-    async fn scripted(format: Format, on_subscribe: SubscribeAnswer, on_call: CallAnswer) -> Self {
-        let (sub_tx, subscriptions) = mpsc::unbounded_channel();
-        let (call_tx, calls) = mpsc::unbounded_channel();
-        let count = Arc::new(AtomicUsize::new(0));
-        let server = ScriptedServer::start(move |req: Recorded| {
-            let call: Call = format
-                .decode(&req.body)
-                .expect("a Call in the client's format");
-            let reply = if call.r#type() == CallType::Subscribe {
-                let n = count.fetch_add(1, Ordering::SeqCst) + 1;
-                match on_subscribe(n) {
-                    Some(reply) => reply,
-                    None => {
-                        let id = format!("stream-{n}");
-                        let (reply, handle) = Reply::stream(format.content_type(), Some(&id));
-                        let _ = sub_tx.send((call, req, handle));
-                        reply
-                    }
-                }
-            } else {
-                let reply = on_call(&call);
-                let _ = call_tx.send((call, req));
-                reply
-            };
-            async move { reply }
-        })
-        .await;
-        Self {
-            format,
-            server,
-            subscriptions,
-            calls,
-        }
-    }
-
-    async fn next_subscription(&mut self) -> (Call, Recorded, EventStream) {
-        let (call, req, handle) = tokio::time::timeout(WAIT, self.subscriptions.recv())
-            .await
-            .expect("a SUBSCRIBE in time")
-            .expect("master running");
-        let stream = EventStream {
-            handle,
-            format: self.format,
-        };
-        (call, req, stream)
-    }
-
-    async fn next_call(&mut self) -> (Call, Recorded) {
-        tokio::time::timeout(WAIT, self.calls.recv())
-            .await
-            .expect("a call in time")
-            .expect("master running")
-    }
-
-    fn client(&self) -> Client {
-        Client::builder()
-            .endpoint(self.server.url())
-            .format(self.format)
-            .retry_backoff(Duration::from_millis(1), Duration::from_millis(5))
-            .max_attempts(1)
-            .build()
-            .unwrap()
-    }
-}
-
-/// One SUBSCRIBE's event stream, encoding events in the master's format.
-struct EventStream {
-    handle: StreamHandle,
-    format: Format,
-}
-
-impl EventStream {
-    fn send(&self, event: Event) -> bool {
-        self.handle.record(self.format.encode(&event).unwrap())
-    }
-    fn raw(&self, data: &'static [u8]) -> bool {
-        self.handle.raw(data)
-    }
-    fn abort(&self) {
-        self.handle.abort()
-    }
-    fn is_closed(&self) -> bool {
-        self.handle.is_closed()
-    }
-}
-
-fn typed(kind: EventType) -> Event {
-    let mut event = Event::default();
-    event.set_type(kind);
-    event
-}
-
-fn subscribed(framework_id: &str) -> Event {
-    Event {
-        subscribed: Some(Box::new(event::Subscribed {
-            framework_id: FrameworkId {
-                value: framework_id.into(),
-            },
-            heartbeat_interval_seconds: Some(15.0),
-            master_info: None,
-        })),
-        ..typed(EventType::Subscribed)
-    }
-}
-
-fn heartbeat() -> Event {
-    typed(EventType::Heartbeat)
-}
-
-fn offers(ids: &[&str]) -> Event {
-    Event {
-        offers: Some(event::Offers {
-            offers: ids
-                .iter()
-                .map(|id| Offer {
-                    id: OfferId {
-                        value: (*id).into(),
-                    },
-                    ..Offer::default()
-                })
-                .collect(),
-        }),
-        ..typed(EventType::Offers)
-    }
-}
-
-fn rescind(id: &str) -> Event {
-    Event {
-        rescind: Some(event::Rescind {
-            offer_id: OfferId { value: id.into() },
-        }),
-        ..typed(EventType::Rescind)
-    }
-}
-
-fn error(message: &str) -> Event {
-    Event {
-        error: Some(event::Error {
-            message: message.into(),
-        }),
-        ..typed(EventType::Error)
-    }
-}
-
-fn update(task: &str, uuid: Option<&'static [u8]>) -> Event {
-    Event {
-        update: Some(event::Update {
-            status: TaskStatus {
-                task_id: TaskId { value: task.into() },
-                agent_id: Some(AgentId {
-                    value: "agent-1".into(),
-                }),
-                uuid: uuid.map(Bytes::from_static),
-                ..TaskStatus::default()
-            },
-        }),
-        ..typed(EventType::Update)
-    }
-}
-
-fn start(master: &Master) -> (Scheduler, SchedulerEvents) {
-    start_with(master, |b| b)
-}
-
-fn start_with(
-    master: &Master,
-    configure: impl FnOnce(
-        mesos_sdk::scheduler::SchedulerBuilder,
-    ) -> mesos_sdk::scheduler::SchedulerBuilder,
-) -> (Scheduler, SchedulerEvents) {
-    let framework = FrameworkInfoBuilder::new("tester", "scripted").build();
-    let builder = Scheduler::builder(master.client(), framework)
-        .reconnect_backoff(Duration::from_millis(5), Duration::from_millis(20));
-    configure(builder).start()
-}
-
-/// The next event matching `pred`, skipping others.
-async fn wait_for(
-    events: &mut SchedulerEvents,
-    mut pred: impl FnMut(&SchedulerEvent) -> bool,
-) -> SchedulerEvent {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, events.next())
-            .await
-            .expect("the expected event in time")
-            .expect("events still flowing");
-        if pred(&event) {
-            return event;
-        }
-    }
-}
-
-/// Waits until the client has dropped `stream` (writing nudges the server to notice).
-async fn assert_closed(stream: &EventStream) {
-    let deadline = Instant::now() + WAIT;
-    while !stream.is_closed() {
-        assert!(Instant::now() < deadline, "the old stream is still open");
-        stream.send(heartbeat());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn connected(events: &mut SchedulerEvents) -> FrameworkId {
-    match wait_for(events, |e| matches!(e, SchedulerEvent::Connected { .. })).await {
-        SchedulerEvent::Connected { framework_id, .. } => framework_id,
-        _ => unreachable!(),
-    }
-}
-
-fn is_event(kind: EventType) -> impl FnMut(&SchedulerEvent) -> bool {
-    move |e| matches!(e, SchedulerEvent::Event(ev) if ev.r#type() == kind)
-}
-
-/// The reason of the next `Disconnected` event.
-async fn disconnected_reason(events: &mut SchedulerEvents) -> String {
-    match wait_for(events, |e| matches!(e, SchedulerEvent::Disconnected { .. })).await {
-        SchedulerEvent::Disconnected { reason } => reason,
-        _ => unreachable!(),
-    }
-}
-
-async fn terminated(events: &mut SchedulerEvents) -> Termination {
-    match wait_for(events, |e| matches!(e, SchedulerEvent::Terminated(_))).await {
-        SchedulerEvent::Terminated(t) => t,
-        _ => unreachable!(),
-    }
-}
+use mesos_sdk::v1::{AgentId, OfferId, TaskId};
+use scheduler_master::*;
+use scripted::Reply;
 
 async fn subscribes_and_sends_the_stream_id_on_every_other_call(format: Format) {
     let mut master = Master::start(format).await;
@@ -316,10 +71,10 @@ async fn resubscribes_with_the_framework_id_and_drops_offers(format: Format) {
     stream.send(subscribed("fw-9"));
     connected(&mut events).await;
     stream.send(offers(&["o1", "o2", "o3"]));
-    wait_for(&mut events, is_event(EventType::Offers)).await;
+    wait_for(&mut events, |e| matches!(e, SchedulerEvent::Offers(_))).await;
     assert_eq!(scheduler.offers().len(), 3);
     stream.send(rescind("o3"));
-    wait_for(&mut events, is_event(EventType::Rescind)).await;
+    wait_for(&mut events, |e| matches!(e, SchedulerEvent::Rescind(_))).await;
     assert_eq!(scheduler.offers().len(), 2);
     assert!(scheduler.offer(&OfferId { value: "o1".into() }).is_some());
 
@@ -509,8 +264,11 @@ async fn other_errors_resubscribe(format: Format) {
     stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     stream.send(error("Role 'x' is not allowed"));
-    let error_event = wait_for(&mut events, is_event(EventType::Error)).await;
-    assert!(matches!(error_event, SchedulerEvent::Event(_)));
+    let error_event = wait_for(&mut events, |e| matches!(e, SchedulerEvent::Error(_))).await;
+    assert!(
+        matches!(&error_event, SchedulerEvent::Error(text) if text == "Role 'x' is not allowed"),
+        "{error_event:?}"
+    );
     let reason = disconnected_reason(&mut events).await;
     assert!(reason.contains("Role 'x' is not allowed"), "{reason}");
     let (call, _, stream) = master.next_subscription().await;
@@ -571,7 +329,11 @@ async fn acknowledges_only_updates_with_a_uuid(format: Format) {
     stream.send(update("empty-uuid", Some(b"")));
     stream.send(update("reliable", Some(b"0123456789abcdef")));
     for _ in 0..3 {
-        wait_for(&mut events, is_event(EventType::Update)).await;
+        let event = wait_for(&mut events, |e| matches!(e, SchedulerEvent::Update { .. })).await;
+        assert!(
+            matches!(event, SchedulerEvent::Update { ack: None, .. }),
+            "automatic mode hands out no tokens: {event:?}"
+        );
     }
     let (call, req) = master.next_call().await;
     assert_eq!(call.r#type(), CallType::Acknowledge);
@@ -585,23 +347,39 @@ async fn acknowledges_only_updates_with_a_uuid(format: Format) {
     assert!(master.calls.try_recv().is_err(), "no other acknowledgement");
 }
 
-async fn automatic_acknowledgement_can_be_switched_off(format: Format) {
+async fn explicit_mode_hands_out_tokens_and_acknowledges_on_request(format: Format) {
     let mut master = Master::start(format).await;
-    let (scheduler, mut events) = start_with(&master, |b| b.auto_acknowledge(false));
+    let (scheduler, mut events) = start_with(&master, |b| b.ack_mode(AckMode::Explicit));
     let (_, _, stream) = master.next_subscription().await;
     stream.send(subscribed("fw-1"));
     connected(&mut events).await;
+    stream.send(update("reconciled", None));
+    stream.send(update("empty-uuid", Some(b"")));
     stream.send(update("reliable", Some(b"0123456789abcdef")));
-    let event = wait_for(&mut events, is_event(EventType::Update)).await;
+    let mut tokens = Vec::new();
+    for task in ["reconciled", "empty-uuid", "reliable"] {
+        match wait_for(&mut events, |e| matches!(e, SchedulerEvent::Update { .. })).await {
+            SchedulerEvent::Update { status, ack } => {
+                assert_eq!(status.task_id.value, task);
+                assert_eq!(ack.is_some(), task == "reliable", "{task}: {ack:?}");
+                tokens.extend(ack);
+            }
+            _ => unreachable!(),
+        }
+    }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(master.calls.try_recv().is_err(), "nothing acknowledged");
-    let SchedulerEvent::Event(event) = event else {
-        unreachable!()
-    };
-    let status = &event.update.as_ref().unwrap().status;
-    assert!(scheduler.acknowledge(status).await.unwrap().is_some());
-    let (call, _) = master.next_call().await;
+    assert!(master.calls.try_recv().is_err(), "nothing acknowledged yet");
+    let token = tokens.pop().unwrap();
+    assert_eq!(token.task_id().value, "reliable");
+    assert_eq!(token.agent_id().value, "agent-1");
+    scheduler.acknowledge(token).await.unwrap();
+    let (call, req) = master.next_call().await;
     assert_eq!(call.r#type(), CallType::Acknowledge);
+    assert_eq!(req.header("mesos-stream-id").as_deref(), Some("stream-1"));
+    assert_eq!(call.framework_id.unwrap().value, "fw-1");
+    let ack = call.acknowledge.unwrap();
+    assert_eq!(ack.task_id.value, "reliable");
+    assert_eq!(&ack.uuid[..], b"0123456789abcdef");
 }
 
 async fn unauthorized_subscribe_is_terminal_with_the_masters_text(format: Format) {
@@ -703,7 +481,7 @@ async fn typed_calls_carry_their_payloads(format: Format) {
     stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     stream.send(offers(&["o1"]));
-    wait_for(&mut events, is_event(EventType::Offers)).await;
+    wait_for(&mut events, |e| matches!(e, SchedulerEvent::Offers(_))).await;
 
     let o1 = OfferId { value: "o1".into() };
     let task = mesos_sdk::v1::TaskInfo {
@@ -796,7 +574,7 @@ async fn raw_accept_and_decline_calls_leave_the_offer_cache(format: Format) {
     stream.send(subscribed("fw-1"));
     connected(&mut events).await;
     stream.send(offers(&["o1", "o2", "o3"]));
-    wait_for(&mut events, is_event(EventType::Offers)).await;
+    wait_for(&mut events, |e| matches!(e, SchedulerEvent::Offers(_))).await;
     assert_eq!(scheduler.offers().len(), 3);
 
     let id = |v: &str| OfferId { value: v.into() };
@@ -855,6 +633,22 @@ async fn conflict_on_update_framework_means_removed(format: Format) {
     assert_closed(&stream).await;
 }
 
+async fn dropping_every_handle_stops_the_driver(format: Format) {
+    let mut master = Master::start(format).await;
+    let (scheduler, mut events) = start(&master);
+    let (_, _, stream) = master.next_subscription().await;
+    stream.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    let clone = scheduler.clone();
+    drop(scheduler);
+    stream.send(heartbeat());
+    wait_for(&mut events, |e| matches!(e, SchedulerEvent::Heartbeat)).await;
+    drop(clone);
+    assert_eq!(terminated(&mut events).await, Termination::Stopped);
+    assert_closed(&stream).await;
+    assert!(master.calls.try_recv().is_err(), "no TEARDOWN");
+}
+
 /// Runs each scenario once per wire format.
 macro_rules! in_both_formats {
     ($($name:ident),* $(,)?) => {
@@ -890,7 +684,7 @@ in_both_formats!(
     other_errors_resubscribe,
     forbidden_call_makes_the_driver_resubscribe,
     acknowledges_only_updates_with_a_uuid,
-    automatic_acknowledgement_can_be_switched_off,
+    explicit_mode_hands_out_tokens_and_acknowledges_on_request,
     unauthorized_subscribe_is_terminal_with_the_masters_text,
     unavailable_master_is_retried,
     stop_ends_without_teardown_and_teardown_is_sent_once,
@@ -898,4 +692,5 @@ in_both_formats!(
     typed_calls_carry_their_payloads,
     raw_accept_and_decline_calls_leave_the_offer_cache,
     conflict_on_update_framework_means_removed,
+    dropping_every_handle_stops_the_driver,
 );

@@ -16,7 +16,6 @@ use mesos_sdk::scheduler::calls::operations;
 use mesos_sdk::scheduler::{
     FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents, Termination,
 };
-use mesos_sdk::v1::scheduler::event::Type as EventType;
 use mesos_sdk::v1::{
     AgentId, CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, Resource, TaskId, TaskInfo,
     TaskState, TaskStatus, command_info,
@@ -331,8 +330,7 @@ async fn custom_executor_fetched_over_http_runs_tasks_and_echoes_messages() {
     let mut echoed = None;
     while !states.last().is_some_and(|s| s.is_terminal()) || echoed.is_none() {
         match next_event(&mut events).await {
-            SchedulerEvent::Event(event) if event.r#type() == EventType::Update => {
-                let status = event.update.unwrap().status;
+            SchedulerEvent::Update { status, .. } => {
                 assert_eq!(status.task_id.value, "custom");
                 if status.state() == TaskState::TaskRunning
                     && !states.contains(&TaskState::TaskRunning)
@@ -350,8 +348,8 @@ async fn custom_executor_fetched_over_http_runs_tasks_and_echoes_messages() {
                 }
                 states.push(status.state());
             }
-            SchedulerEvent::Event(event) if event.r#type() == EventType::Message => {
-                echoed = event.message.map(|m| m.data);
+            SchedulerEvent::Message { data, .. } => {
+                echoed = Some(data);
             }
             _ => {}
         }
@@ -371,13 +369,16 @@ async fn custom_executor_fetched_over_http_runs_tasks_and_echoes_messages() {
         .await
         .unwrap();
     loop {
-        if let SchedulerEvent::Event(event) = next_event(&mut events).await
-            && event.r#type() == EventType::Failure
+        if let SchedulerEvent::Failure {
+            executor_id,
+            status,
+            ..
+        } = next_event(&mut events).await
         {
-            let failure = event.failure.unwrap();
-            assert_eq!(
-                failure.executor_id.map(|e| e.value).as_deref(),
-                Some("example")
+            assert_eq!(executor_id.map(|e| e.value).as_deref(), Some("example"));
+            assert!(
+                status.is_some(),
+                "an executor's FAILURE carries its exit status"
             );
             break;
         }

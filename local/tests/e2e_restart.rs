@@ -11,7 +11,6 @@ use futures::StreamExt;
 use mesos_sdk::client::Client;
 use mesos_sdk::scheduler::calls::operations;
 use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents};
-use mesos_sdk::v1::scheduler::event::Type as EventType;
 use mesos_sdk::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, TaskId, TaskInfo, TaskState, TaskStatus, command_info,
 };
@@ -175,11 +174,8 @@ async fn a_checkpointing_executor_survives_a_killed_mesos_local() {
                 tokio::select! {
                     _ = &mut wait => break,
                     event = events.next() => {
-                        if let Some(SchedulerEvent::Event(event)) = event
-                            && event.r#type() == EventType::Message
-                            && let Some(message) = event.message
-                        {
-                            return message.data;
+                        if let Some(SchedulerEvent::Message { data, .. }) = event {
+                            return data;
                         }
                     }
                 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::ack::{AckToken, OperationAckToken};
 use crate::v1::offer::Operation;
 use crate::v1::offer::operation::{self, Type as OperationType};
 use crate::v1::scheduler::Call;
@@ -126,32 +127,13 @@ pub fn needs_acknowledgement(status: &TaskStatus) -> bool {
 /// ACKNOWLEDGE for a task status update, or `None` when it must not be acknowledged (no uuid,
 /// e.g. master-generated and reconciliation updates) or has no agent id.
 pub fn acknowledge(status: &TaskStatus) -> Option<Call> {
-    if !needs_acknowledgement(status) {
-        return None;
-    }
-    Some(Call {
-        acknowledge: Some(call::Acknowledge {
-            agent_id: status.agent_id.clone()?,
-            task_id: status.task_id.clone(),
-            uuid: status.uuid.clone()?,
-        }),
-        ..call_of(CallType::Acknowledge)
-    })
+    AckToken::from_status(status).map(AckToken::into_call)
 }
 
 /// ACKNOWLEDGE_OPERATION_STATUS for an operation status update, or `None` when it carries no
 /// (non-empty) uuid or no operation id.
 pub fn acknowledge_operation_status(status: &OperationStatus) -> Option<Call> {
-    let uuid = status.uuid.as_ref().filter(|uuid| !uuid.value.is_empty())?;
-    Some(Call {
-        acknowledge_operation_status: Some(call::AcknowledgeOperationStatus {
-            agent_id: status.agent_id.clone(),
-            resource_provider_id: status.resource_provider_id.clone(),
-            uuid: uuid.value.clone(),
-            operation_id: status.operation_id.clone()?,
-        }),
-        ..call_of(CallType::AcknowledgeOperationStatus)
-    })
+    OperationAckToken::from_status(status).map(OperationAckToken::into_call)
 }
 
 /// RECONCILE: explicit for the listed `(task, agent)` pairs, implicit (every task the master

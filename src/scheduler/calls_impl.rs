@@ -6,21 +6,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::StatusCode;
 
-use super::{CallContext, Lost, Scheduler, SchedulerError, calls};
+use super::ack::{AckToken, OperationAckToken};
+use super::handle::{Caller, Command};
+use super::{Scheduler, SchedulerError, calls};
 use crate::client::{CallRequest, CallResponse, ErrorKind};
 use crate::v1::offer::Operation;
 use crate::v1::scheduler::Call;
 use crate::v1::scheduler::call::Type as CallType;
 use crate::v1::scheduler::call::reconcile_operations;
-use crate::v1::{
-    AgentId, ExecutorId, FrameworkInfo, KillPolicy, OfferId, OperationStatus, TaskId, TaskStatus,
-};
+use crate::v1::{AgentId, ExecutorId, FrameworkInfo, KillPolicy, OfferId, TaskId};
 
 /// Sends `call` on the current subscription.
-pub(super) async fn send(
-    context: &CallContext,
-    mut call: Call,
-) -> Result<CallResponse, SchedulerError> {
+pub(super) async fn send(caller: &Caller, mut call: Call) -> Result<CallResponse, SchedulerError> {
     match call.r#type() {
         CallType::Subscribe => {
             return Err(SchedulerError::InvalidCall(
@@ -35,8 +32,8 @@ pub(super) async fn send(
         _ => {}
     }
     let (framework_id, stream_id) = {
-        let state = context.state();
-        if let Some(termination) = &state.terminated {
+        let state = caller.state.borrow();
+        if let Some(termination) = &state.termination {
             return Err(SchedulerError::Terminated(termination.clone()));
         }
         (state.framework_id.clone(), state.stream_id.clone())
@@ -45,13 +42,13 @@ pub(super) async fn send(
     if call.framework_id.is_none() {
         call.framework_id = framework_id;
     }
-    forget_used_offers(context, &call);
-    let body = context.client.format().encode(&call)?;
+    forget_used_offers(caller, &call).await;
+    let body = caller.client.format().encode(&call)?;
     let kind = call.r#type();
-    let result = context
+    let result = caller
         .client
         .call(CallRequest {
-            path: context.path.clone(),
+            path: caller.path.to_string(),
             body,
             stream_id: Some(stream_id.clone()),
         })
@@ -65,14 +62,14 @@ pub(super) async fn send(
             if kind == CallType::UpdateFramework && err.status() == Some(StatusCode::CONFLICT) {
                 // scheduler.proto: 409 means the framework was removed while the call was in flight.
                 tracing::warn!(error = %err, "UPDATE_FRAMEWORK: the framework has been removed");
-                let _ = context.lost.send(Lost {
+                caller.commands.send(Command::Lost {
                     stream_id,
                     reason: format!("UPDATE_FRAMEWORK answered 409: {}", err.message()),
                     removed: true,
                 });
             } else if err.kind() == ErrorKind::SubscriptionLost {
                 tracing::info!(call = kind.as_str_name(), error = %err, "the master lost the subscription");
-                let _ = context.lost.send(Lost {
+                caller.commands.send(Command::Lost {
                     stream_id,
                     reason: format!("{} answered: {err}", kind.as_str_name()),
                     removed: false,
@@ -85,23 +82,29 @@ pub(super) async fn send(
     }
 }
 
-/// Drops the offers an ACCEPT or DECLINE uses from the offer cache: an offer id is usable once,
-/// whether the call succeeds or not.
-fn forget_used_offers(context: &CallContext, call: &Call) {
+/// Has the driver drop the offers an ACCEPT or DECLINE uses from the offer cache (an offer id is
+/// usable once, whether the call succeeds or not) before the call goes out.
+async fn forget_used_offers(caller: &Caller, call: &Call) {
     let used = match call.r#type() {
         CallType::Accept => call.accept.as_ref().map(|a| &a.offer_ids),
         CallType::Decline => call.decline.as_ref().map(|d| &d.offer_ids),
         _ => None,
     };
-    if let Some(used) = used {
-        let mut state = context.state();
-        for id in used {
-            state.offers.remove(&id.value);
-        }
+    if let Some(used) = used.filter(|used| !used.is_empty()) {
+        let offer_ids = used.clone();
+        caller
+            .commands
+            .request(|done| Command::ForgetOffers { offer_ids, done })
+            .await;
     }
 }
 
 impl Scheduler {
+    /// Sends any call but SUBSCRIBE. The top-level `framework_id` is filled in when unset.
+    pub async fn call(&self, call: Call) -> Result<CallResponse, SchedulerError> {
+        send(&self.caller, call).await
+    }
+
     /// ACCEPT `offer_ids` with `operations` (see [`calls::operations`]); unused resources are
     /// declined for `refuse` (Mesos' default 5 s when `None`).
     pub async fn accept(
@@ -153,27 +156,20 @@ impl Scheduler {
         self.call(calls::kill(task_id, agent_id, kill_policy)).await
     }
 
-    /// ACKNOWLEDGE a status update. Returns `Ok(None)` without sending anything when the
-    /// update must not be acknowledged (no uuid).
-    pub async fn acknowledge(
-        &self,
-        status: &TaskStatus,
-    ) -> Result<Option<CallResponse>, SchedulerError> {
-        match calls::acknowledge(status) {
-            Some(call) => self.call(call).await.map(Some),
-            None => Ok(None),
-        }
+    /// ACKNOWLEDGE the task status update `token` stands for (see
+    /// [`AckMode::Explicit`](super::AckMode::Explicit)): call it after the new state is recorded
+    /// durably. When it fails (e.g. [`SchedulerError::NotSubscribed`] while reconnecting),
+    /// nothing is lost: the agent resends the update, with a new token.
+    pub async fn acknowledge(&self, token: AckToken) -> Result<CallResponse, SchedulerError> {
+        self.call(token.into_call()).await
     }
 
-    /// ACKNOWLEDGE_OPERATION_STATUS. Returns `Ok(None)` when the update carries no uuid.
-    pub async fn acknowledge_operation_status(
+    /// ACKNOWLEDGE_OPERATION_STATUS for the operation status update `token` stands for.
+    pub async fn acknowledge_operation(
         &self,
-        status: &OperationStatus,
-    ) -> Result<Option<CallResponse>, SchedulerError> {
-        match calls::acknowledge_operation_status(status) {
-            Some(call) => self.call(call).await.map(Some),
-            None => Ok(None),
-        }
+        token: OperationAckToken,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.call(token.into_call()).await
     }
 
     /// Explicit RECONCILE of `(task, agent)` pairs.
@@ -255,14 +251,22 @@ impl Scheduler {
     /// TEARDOWN: kills every task and removes the framework for good, then stops the driver.
     /// Never call it on an ordinary shutdown (use [`Scheduler::stop`]).
     pub async fn teardown(&self) -> Result<CallResponse, SchedulerError> {
-        self.context.state().tearing_down = true;
+        let commands = &self.caller.commands;
+        commands
+            .request(|done| Command::TearingDown { active: true, done })
+            .await;
         match self.call(calls::teardown()).await {
             Ok(response) => {
                 self.stop();
                 Ok(response)
             }
             Err(err) => {
-                self.context.state().tearing_down = false;
+                commands
+                    .request(|done| Command::TearingDown {
+                        active: false,
+                        done,
+                    })
+                    .await;
                 Err(err)
             }
         }

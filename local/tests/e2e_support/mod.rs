@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mesos_sdk::scheduler::{SchedulerEvent, SchedulerEvents};
-use mesos_sdk::v1::scheduler::event::Type as EventType;
 use mesos_sdk::v1::{FrameworkId, Offer, Resource, TaskStatus, value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -70,10 +69,8 @@ pub async fn connected(events: &mut SchedulerEvents) -> FrameworkId {
 /// The first offer of the next OFFERS event.
 pub async fn next_offer(events: &mut SchedulerEvents) -> Offer {
     loop {
-        if let SchedulerEvent::Event(event) = next_event(events).await
-            && event.r#type() == EventType::Offers
-            && let Some(offers) = event.offers
-            && let Some(offer) = offers.offers.into_iter().next()
+        if let SchedulerEvent::Offers(offers) = next_event(events).await
+            && let Some(offer) = offers.into_iter().next()
         {
             return offer;
         }
@@ -83,11 +80,8 @@ pub async fn next_offer(events: &mut SchedulerEvents) -> Offer {
 /// The status of the next UPDATE event.
 pub async fn next_update(events: &mut SchedulerEvents) -> TaskStatus {
     loop {
-        if let SchedulerEvent::Event(event) = next_event(events).await
-            && event.r#type() == EventType::Update
-            && let Some(update) = event.update
-        {
-            return update.status;
+        if let SchedulerEvent::Update { status, .. } = next_event(events).await {
+            return *status;
         }
     }
 }
