@@ -1,7 +1,7 @@
 //! Throughput and memory of the embedded cluster, driven through the SDK scheduler.
 //!
 //! Launches `--tasks` (default 1,000) `true` command tasks through [`mesos_sdk::scheduler`] on a
-//! [`mesos_sdk::local`] cluster and prints tasks/s and the p50/p99 launch-to-finish latency,
+//! `mesos_local` cluster and prints tasks/s and the p50/p99 launch-to-finish latency,
 //! beside the bare fork+exec+wait rate of `true` measured in the same run (sequentially and with
 //! one spawner per core), which is the ceiling. Then it runs `--history` (default 10,000) more
 //! tasks and prints the resident memory the process gained while the master holds them all in its
@@ -20,9 +20,9 @@ use futures::StreamExt;
 use mesos_local::cluster::LocalCluster;
 use mesos_local::master::MasterConfig;
 use mesos_sdk::client::Client;
-use mesos_sdk::scheduler::calls::operations;
+use mesos_sdk::resourcemgr::{CommandTask, OfferResources, Resources};
 use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents};
-use mesos_sdk::v1::{CommandInfo, Offer, Resource, TaskId, TaskInfo, TaskState, resource, value};
+use mesos_sdk::v1::TaskState;
 
 const TASK_CPUS: f64 = 0.01;
 const TASK_MEM: f64 = 1.0;
@@ -55,27 +55,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn scalar(name: &str, amount: f64) -> Resource {
-    Resource {
-        name: name.to_string(),
-        r#type: value::Type::Scalar as i32,
-        scalar: Some(value::Scalar { value: amount }),
-        allocation_info: Some(resource::AllocationInfo {
-            role: Some("bench".into()),
-        }),
-        ..Default::default()
-    }
-}
-
-fn scalar_in(offer: &Offer, name: &str) -> f64 {
-    offer
-        .resources
-        .iter()
-        .filter(|r| r.name == name)
-        .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
-        .sum()
-}
-
 /// Runs `count` `true` tasks and returns each task's launch-to-finish latency and the wall time.
 async fn run_tasks(
     scheduler: &Scheduler,
@@ -87,6 +66,7 @@ async fn run_tasks(
     let mut next = 0usize;
     let mut launched: HashMap<String, Instant> = HashMap::new();
     let mut latencies = Vec::with_capacity(count);
+    let request = Resources::builder().cpus(TASK_CPUS).mem(TASK_MEM).build();
     while latencies.len() < count {
         let event = tokio::time::timeout(Duration::from_secs(60), events.next())
             .await
@@ -95,44 +75,34 @@ async fn run_tasks(
         match event {
             SchedulerEvent::Offers(offers) => {
                 for offer in offers {
-                    let fit = (scalar_in(&offer, "cpus") / TASK_CPUS)
-                        .min(scalar_in(&offer, "mem") / TASK_MEM)
-                        .floor() as usize;
-                    let batch = fit.min(count - next);
-                    if batch == 0 {
+                    // Size as many tasks as the offer has room for, with the SDK's helpers: the
+                    // resources keep the offer's allocation_info (MULTI_ROLE) by construction.
+                    let mut room = OfferResources::new(&offer);
+                    let mut tasks = Vec::new();
+                    while next + tasks.len() < count {
+                        let i = next + tasks.len();
+                        let task = CommandTask::argv(format!("{prefix}-{i}"), "true", ["true"])
+                            .id(format!("{prefix}-{i}"))
+                            .resources(request.clone());
+                        match task.launch_on(&mut room) {
+                            Ok(info) => tasks.push(info),
+                            Err(_) => break,
+                        }
+                    }
+                    if tasks.is_empty() {
                         scheduler
                             .decline(vec![offer.id.clone()], Some(Duration::from_millis(50)))
                             .await
                             .map_err(|e| e.to_string())?;
                         continue;
                     }
-                    let tasks: Vec<TaskInfo> = (next..next + batch)
-                        .map(|i| TaskInfo {
-                            name: format!("{prefix}-{i}"),
-                            task_id: TaskId {
-                                value: format!("{prefix}-{i}"),
-                            },
-                            agent_id: offer.agent_id.clone(),
-                            resources: vec![scalar("cpus", TASK_CPUS), scalar("mem", TASK_MEM)],
-                            command: Some(CommandInfo {
-                                value: Some("true".into()),
-                                shell: Some(false),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        })
-                        .collect();
                     let now = Instant::now();
                     for task in &tasks {
                         launched.insert(task.task_id.value.clone(), now);
                     }
-                    next += batch;
+                    next += tasks.len();
                     scheduler
-                        .accept(
-                            vec![offer.id.clone()],
-                            vec![operations::launch(tasks)],
-                            None,
-                        )
+                        .launch(vec![offer.id.clone()], tasks)
                         .await
                         .map_err(|e| e.to_string())?;
                 }
@@ -246,8 +216,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         wall.as_secs_f64()
     );
     println!(
-        "  ratio to the bare spawn ceiling: {:.2} (target: >= 500 tasks/s)",
-        rate / ceiling
+        "  ratio to the bare spawn ceiling: {:.2}; target >= 500 tasks/s: {}",
+        rate / ceiling,
+        if rate >= 500.0 { "met" } else { "MISSED" }
     );
     println!(
         "  launch-to-finish latency: p50 {:.1} ms, p99 {:.1} ms",

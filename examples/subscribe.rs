@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use mesos_sdk::client::Client;
 use mesos_sdk::codec::Format;
+use mesos_sdk::resourcemgr::OfferResources;
 use mesos_sdk::scheduler::{AckMode, FrameworkInfoBuilder, Scheduler, SchedulerEvent};
 
 #[derive(Debug, Default)]
@@ -135,7 +136,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             SchedulerEvent::Offers(offers) => {
                 for offer in &offers {
-                    println!("OFFER {} from {}", offer.id.value, offer.hostname);
+                    let room = OfferResources::new(offer);
+                    println!(
+                        "OFFER {} from {} for role {}: {}",
+                        offer.id.value,
+                        offer.hostname,
+                        room.role(),
+                        room.summary()
+                    );
                 }
                 let ids = offers.into_iter().map(|offer| offer.id).collect();
                 if let Err(err) = scheduler.decline(ids, Some(Duration::from_secs(30))).await {

@@ -25,6 +25,7 @@ pub struct CommandTask {
     id: Option<String>,
     command: CommandInfo,
     resources: Resources,
+    ports: usize,
     labels: Vec<Label>,
 }
 
@@ -65,6 +66,7 @@ impl CommandTask {
             id: None,
             command,
             resources: Resources::new(),
+            ports: 0,
             labels: Vec::new(),
         }
     }
@@ -86,6 +88,14 @@ impl CommandTask {
     pub fn resources_text(self, text: &str) -> Result<Self, ParseError> {
         let parsed = Resources::parse(text)?;
         Ok(self.resources(parsed))
+    }
+
+    /// Asks for `count` ports, whichever the offer has free (the lowest first): at launch they are
+    /// taken from the offer's `ports` ranges and passed to the command as `PORT0`, `PORT1`, ...
+    /// and `PORTS` (comma-separated), as Marathon does.
+    pub fn ports(mut self, count: usize) -> Self {
+        self.ports = count;
+        self
     }
 
     /// Sets an environment variable of the command.
@@ -139,8 +149,19 @@ impl CommandTask {
 
     /// Takes the task's resources out of `offer` and returns the `TaskInfo` to launch on it.
     /// On a shortfall the offer is left as it was and the error says what is missing.
-    pub fn launch_on(self, offer: &mut OfferResources) -> Result<TaskInfo, Shortfall> {
-        let resources = offer.take(self.resources.as_slice())?;
+    pub fn launch_on(mut self, offer: &mut OfferResources) -> Result<TaskInfo, Shortfall> {
+        let mut trial = offer.clone();
+        let mut resources = trial.take(self.resources.as_slice())?;
+        if self.ports > 0 {
+            let (ports, taken) = trial.take_ports(self.ports)?;
+            resources.extend(taken);
+            for (i, port) in ports.iter().enumerate() {
+                self = self.env(format!("PORT{i}"), port.to_string());
+            }
+            let all: Vec<String> = ports.iter().map(u64::to_string).collect();
+            self = self.env("PORTS", all.join(","));
+        }
+        *offer = trial;
         Ok(self.build(offer.agent_id().clone(), resources))
     }
 

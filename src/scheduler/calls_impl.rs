@@ -14,7 +14,7 @@ use crate::v1::offer::Operation;
 use crate::v1::scheduler::Call;
 use crate::v1::scheduler::call::Type as CallType;
 use crate::v1::scheduler::call::reconcile_operations;
-use crate::v1::{AgentId, ExecutorId, FrameworkInfo, KillPolicy, OfferId, TaskId};
+use crate::v1::{AgentId, ExecutorId, FrameworkInfo, KillPolicy, OfferId, TaskId, TaskInfo};
 
 /// Sends `call` on the current subscription.
 pub(super) async fn send(caller: &Caller, mut call: Call) -> Result<CallResponse, SchedulerError> {
@@ -114,6 +114,18 @@ impl Scheduler {
         refuse: Option<Duration>,
     ) -> Result<CallResponse, SchedulerError> {
         self.call(calls::accept(offer_ids, operations, refuse))
+            .await
+    }
+
+    /// ACCEPT `offer_ids` with one LAUNCH of `tasks` (for example built with
+    /// [`CommandTask::launch_on`](crate::resourcemgr::CommandTask::launch_on)); what the tasks do
+    /// not use is declined with Mesos' default filter (5 s).
+    pub async fn launch(
+        &self,
+        offer_ids: Vec<OfferId>,
+        tasks: Vec<TaskInfo>,
+    ) -> Result<CallResponse, SchedulerError> {
+        self.accept(offer_ids, vec![calls::operations::launch(tasks)], None)
             .await
     }
 
