@@ -279,6 +279,13 @@ impl Artifacts {
     }
 }
 
+/// Resolves the artifacts a task spec names (`executor.artifact`, `uris[].artifact`).
+impl crate::taskmgr::spec::ArtifactUrls for Artifacts {
+    fn artifact_url(&self, name: &str) -> Option<String> {
+        self.url(name).ok()
+    }
+}
+
 /// A `CommandInfo.URI` for a registered artifact, being adjusted: Mesos' defaults are not
 /// executable, extracted when the name is an archive's, not cached.
 ///
