@@ -1,6 +1,6 @@
 //! The artifact server feeding the Mesos fetcher of a real (embedded) cluster: the agents of
 //! `mesos_local` download registered artifacts named in `CommandInfo.uris` and run them, as a
-//! task's command and as a custom executor (the workspace's `mesos-example-executor` binary).
+//! task's command (also from a task spec naming the artifact) and as a custom executor (the workspace's `mesos-example-executor` binary).
 //! The master is driven with raw `mesos_sdk::client::Client` calls.
 
 #![cfg(feature = "server")]
@@ -14,7 +14,9 @@ use futures::StreamExt;
 use mesos_local::cluster::LocalCluster;
 use mesos_sdk::client::{CallRequest, Client};
 use mesos_sdk::codec::Format;
+use mesos_sdk::resourcemgr::OfferResources;
 use mesos_sdk::server::Server;
+use mesos_sdk::taskmgr::spec::{ExecutorSpec, TaskSpec, UriSpec};
 use mesos_sdk::v1::scheduler::{Call, Event, call, event};
 use mesos_sdk::v1::{
     CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, Offer, TaskId, TaskInfo,
@@ -205,9 +207,18 @@ async fn the_fetcher_downloads_a_registered_script_and_runs_it() {
     let gone = artifacts.uri("gone.sh").unwrap().executable(true).build();
     artifacts.unregister("gone.sh");
 
+    // A task spec naming the artifact, turned into a TaskInfo on the offer.
+    let spec = TaskSpec::new("from-spec")
+        .shell("./hello.sh")
+        .cpus(0.1)
+        .mem(32.0)
+        .uri(UriSpec::artifact("hello.sh").executable());
+
     let cluster = cluster().await;
     let states = run_tasks(&cluster, |_, offer| {
+        let mut pool = OfferResources::new(offer);
         vec![
+            spec.task_info("from-spec", &mut pool, &artifacts).unwrap(),
             shell_task(
                 "script",
                 offer,
@@ -239,13 +250,14 @@ async fn the_fetcher_downloads_a_registered_script_and_runs_it() {
     })
     .await;
     assert_eq!(states["script"].0, TaskState::TaskFinished, "{states:?}");
+    assert_eq!(states["from-spec"].0, TaskState::TaskFinished, "{states:?}");
     assert_eq!(states["cached"].0, TaskState::TaskFinished, "{states:?}");
     assert_eq!(states["gone"].0, TaskState::TaskFailed, "{states:?}");
     assert!(states["gone"].1.contains("gone.sh"), "{states:?}");
     let metrics = server.metrics().encode();
     assert!(
         metrics
-            .contains("mesos_sdk_artifact_requests_total{artifact=\"hello.sh\",status=\"200\"} 2"),
+            .contains("mesos_sdk_artifact_requests_total{artifact=\"hello.sh\",status=\"200\"} 3"),
         "{metrics}"
     );
     assert!(
@@ -284,6 +296,12 @@ async fn the_fetcher_downloads_a_custom_executor_built_from_this_workspace() {
         .unwrap()
         .executable(true)
         .build();
+    // The same executor from a task spec (the master fills in the executor's framework id).
+    let spec = TaskSpec::new("custom-spec")
+        .cpus(0.1)
+        .mem(32.0)
+        .executor(ExecutorSpec::artifact("mesos-example-executor"))
+        .data(b"test -x ./mesos-example-executor".to_vec());
     let cluster = cluster().await;
     let states = run_tasks(&cluster, |framework_id, offer| {
         let executor = ExecutorInfo {
@@ -299,7 +317,7 @@ async fn the_fetcher_downloads_a_custom_executor_built_from_this_workspace() {
             resources: small(),
             ..Default::default()
         };
-        vec![TaskInfo {
+        let by_hand = TaskInfo {
             name: "custom".into(),
             task_id: TaskId {
                 value: "custom".into(),
@@ -310,14 +328,26 @@ async fn the_fetcher_downloads_a_custom_executor_built_from_this_workspace() {
             // The example executor runs `data` as a shell command when the task has none.
             data: Some(Bytes::from_static(b"test -x ./mesos-example-executor")),
             ..Default::default()
-        }]
+        };
+        let mut pool = OfferResources::new(offer);
+        pool.take(&small()).unwrap();
+        vec![
+            by_hand,
+            spec.task_info("custom-spec", &mut pool, &artifacts)
+                .unwrap(),
+        ]
     })
     .await;
     assert_eq!(states["custom"].0, TaskState::TaskFinished, "{states:?}");
+    assert_eq!(
+        states["custom-spec"].0,
+        TaskState::TaskFinished,
+        "{states:?}"
+    );
     let metrics = server.metrics().encode();
     assert!(
         metrics.contains(
-            "mesos_sdk_artifact_requests_total{artifact=\"mesos-example-executor\",status=\"200\"} 1"
+            "mesos_sdk_artifact_requests_total{artifact=\"mesos-example-executor\",status=\"200\"} 2"
         ),
         "{metrics}"
     );

@@ -68,12 +68,23 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 /// One registered artifact: its content, content type and strong ETag.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Artifact {
     name: String,
     content: Bytes,
     content_type: String,
     sha256: String,
+}
+
+impl std::fmt::Debug for Artifact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Artifact")
+            .field("name", &self.name)
+            .field("bytes", &self.content.len())
+            .field("content_type", &self.content_type)
+            .field("sha256", &self.sha256)
+            .finish()
+    }
 }
 
 impl Artifact {

@@ -28,7 +28,7 @@ use crate::v1::{
     health_check,
 };
 
-use super::validate::SpecErrors;
+use super::validate::{JsonPath, SpecErrorKind, SpecErrors};
 use super::{
     Command, DockerNetwork, DockerSpec, HealthCheckSpec, Protocol, ResourceSpec, Scheme, TaskSpec,
     UriSpec, VolumeMode,
@@ -208,7 +208,11 @@ impl TaskSpec {
             // Ruled out by validation; kept as an error rather than a panic.
             _ => {
                 *offer = before;
-                return Err(ConvertError::Invalid(SpecErrors { errors: Vec::new() }));
+                return Err(ConvertError::Invalid(SpecErrors::single(
+                    JsonPath::root(),
+                    SpecErrorKind::Invalid,
+                    "needs one of command, docker (with or without a command) or executor",
+                )));
             }
         };
         if self.command.is_some() && self.docker.is_none() {

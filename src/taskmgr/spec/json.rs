@@ -360,16 +360,11 @@ fn quoted(words: &[&str]) -> String {
 
 fn parse_value(text: &str) -> Result<Value, SpecErrors> {
     serde_json::from_str(text).map_err(|err| {
-        let mut problems = Problems::default();
-        problems.push(
-            &JsonPath::root(),
+        SpecErrors::single(
+            JsonPath::root(),
             SpecErrorKind::Syntax,
             format!("not valid JSON: {err}"),
-        );
-        problems
-            .into_result()
-            .err()
-            .unwrap_or(SpecErrors { errors: Vec::new() })
+        )
     })
 }
 
@@ -449,7 +444,10 @@ impl TaskSpec {
         }
         walk.problems.merge_shadowed(semantic, &walk.shadows);
         walk.problems.into_result()?;
-        spec.ok_or(SpecErrors { errors: Vec::new() })
+        // `typed` reports a problem whenever it gives no spec, so this is not reached.
+        spec.ok_or_else(|| {
+            SpecErrors::single(root, SpecErrorKind::WrongType, "the spec could not be read")
+        })
     }
 
     /// The spec as pretty JSON (the form [`from_json`](Self::from_json) reads).

@@ -118,6 +118,17 @@ impl fmt::Display for SpecErrors {
 }
 
 impl SpecErrors {
+    /// A single problem.
+    pub fn single(path: JsonPath, kind: SpecErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            errors: vec![SpecError {
+                path,
+                kind,
+                message: message.into(),
+            }],
+        }
+    }
+
     /// The problems as `path: message` lines.
     pub fn lines(&self) -> Vec<String> {
         self.errors.iter().map(ToString::to_string).collect()
