@@ -499,3 +499,67 @@ async fn shutdown_closes_the_listener() {
     server.shutdown().await;
     assert!(TcpStream::connect(addr).await.is_err());
 }
+
+/// A user route that tells the test when a request is inside it, and waits for the test's go.
+fn gated_route() -> (
+    axum::Router,
+    tokio::sync::mpsc::Receiver<()>,
+    Arc<tokio::sync::Notify>,
+) {
+    let (entered_tx, entered_rx) = tokio::sync::mpsc::channel(1);
+    let go = Arc::new(tokio::sync::Notify::new());
+    let gate = go.clone();
+    let router = axum::Router::new().route(
+        "/slow",
+        axum::routing::get(move || {
+            let entered = entered_tx.clone();
+            let gate = gate.clone();
+            async move {
+                let _ = entered.send(()).await;
+                gate.notified().await;
+                "done\n"
+            }
+        }),
+    );
+    (router, entered_rx, go)
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_request_in_flight_finish() {
+    let (router, mut entered, go) = gated_route();
+    let server = Server::builder().routes(router).start().await.unwrap();
+    let addr = server.local_addr();
+    let request = tokio::spawn(async move { send(addr, "GET", "/slow", &[]).await });
+    entered.recv().await.unwrap();
+    let shutdown = tokio::spawn(server.shutdown());
+    go.notify_one();
+    let r = request.await.unwrap();
+    assert_eq!(r.status_line, "HTTP/1.1 200 OK");
+    assert_eq!(r.body, b"done\n");
+    shutdown.await.unwrap();
+    assert!(TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn shutdown_drops_what_is_left_after_the_grace_period() {
+    let (router, mut entered, _go) = gated_route();
+    let server = Server::builder()
+        .routes(router)
+        .shutdown_grace(std::time::Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(request_text("GET", "/slow", &[]).as_bytes())
+        .await
+        .unwrap();
+    entered.recv().await.unwrap();
+    // The handler never finishes: shutdown returns after the grace period and the connection
+    // is closed without an answer.
+    server.shutdown().await;
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes).await;
+    assert!(bytes.is_empty(), "{}", String::from_utf8_lossy(&bytes));
+}
