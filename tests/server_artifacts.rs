@@ -436,6 +436,16 @@ async fn uris_use_the_advertised_address() {
         format!("http://127.0.0.1:{}", server.local_addr().port())
     );
     server.shutdown().await;
+    let server = Server::builder()
+        .advertised_host("fd00::1")
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        server.base_url(),
+        format!("http://[fd00::1]:{}", server.local_addr().port())
+    );
+    server.shutdown().await;
 }
 
 fn tls_server_config() -> Arc<rustls::ServerConfig> {

@@ -193,14 +193,17 @@ impl Artifacts {
 
     /// Registers `artifact`, replacing any artifact of the same name; returns the replaced one.
     pub fn register(&self, artifact: Artifact) -> Option<Arc<Artifact>> {
+        self.insert(Arc::new(artifact))
+    }
+
+    fn insert(&self, artifact: Arc<Artifact>) -> Option<Arc<Artifact>> {
         tracing::info!(
             name = artifact.name(),
             bytes = artifact.content().len(),
             sha256 = artifact.sha256(),
             "artifact registered"
         );
-        self.write()
-            .insert(artifact.name.clone(), Arc::new(artifact))
+        self.write().insert(artifact.name.clone(), artifact)
     }
 
     /// Registers `content` under `name`.
@@ -209,10 +212,9 @@ impl Artifacts {
         name: impl Into<String>,
         content: impl Into<Bytes>,
     ) -> Result<Arc<Artifact>, ArtifactError> {
-        let artifact = Artifact::from_bytes(name, content)?;
-        let name = artifact.name.clone();
-        self.register(artifact);
-        self.get(&name).ok_or(ArtifactError::Unknown { name })
+        let artifact = Arc::new(Artifact::from_bytes(name, content)?);
+        self.insert(artifact.clone());
+        Ok(artifact)
     }
 
     /// Registers the content of the file at `path` (chosen by the program) under `name`.
@@ -221,10 +223,9 @@ impl Artifacts {
         name: impl Into<String>,
         path: impl AsRef<Path>,
     ) -> Result<Arc<Artifact>, ArtifactError> {
-        let artifact = Artifact::from_file(name, path).await?;
-        let name = artifact.name.clone();
-        self.register(artifact);
-        self.get(&name).ok_or(ArtifactError::Unknown { name })
+        let artifact = Arc::new(Artifact::from_file(name, path).await?);
+        self.insert(artifact.clone());
+        Ok(artifact)
     }
 
     /// Unregisters `name`; returns the artifact that was registered, if any.

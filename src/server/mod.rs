@@ -120,7 +120,8 @@ impl ServerBuilder {
         self
     }
 
-    /// The host name or address agents reach the server at, used in artifact URIs (default:
+    /// The host name or address agents reach the server at, used in artifact URIs (an IPv6
+    /// literal may be given with or without brackets; default:
     /// the bound IP; when that is unspecified, `0.0.0.0` or `::`, the loopback address is used
     /// and a warning is logged, since no remote agent could reach it).
     pub fn advertised_host(mut self, host: impl Into<String>) -> Self {
@@ -182,6 +183,8 @@ impl ServerBuilder {
             })?;
         let local_addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
         let host = match self.advertised_host {
+            // A bare IPv6 literal needs brackets in a URL.
+            Some(host) if host.contains(':') && !host.starts_with('[') => format!("[{host}]"),
             Some(host) => host,
             None if local_addr.ip().is_unspecified() => {
                 tracing::warn!(
