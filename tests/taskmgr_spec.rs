@@ -198,7 +198,7 @@ const VALIDATION_TABLE: &[(&str, &[&str])] = &[
         r#"{"tasks": [{"name": "", "resources": {"cpus": "lots", "mem": 64}, "instances": -1}]}"#,
         &[
             "tasks[0]: needs one of command, docker (with or without a command) or executor",
-            "tasks[0].instances: expected a whole number from 0 to 4294967295, found a number",
+            "tasks[0].instances: expected a whole number from 0 to 4294967295, found a negative number",
             "tasks[0].name: must be 1 to 64 of A-Z a-z 0-9 . _ -, starting with a letter or digit",
             "tasks[0].resources.cpus: expected a number, found a string",
         ],
@@ -290,6 +290,14 @@ const VALIDATION_TABLE: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        r#"{"tasks": [{"name": "n", "command": {"shell": "x"}, "instances": 5000000000,
+            "resources": {"cpus": 1, "mem": 1, "gpus": 1.5}}]}"#,
+        &[
+            "tasks[0].instances: 5000000000 is out of range (at most 4294967295)",
+            "tasks[0].resources.gpus: expected a whole number from 0 to 4294967295, found a fractional number",
+        ],
+    ),
+    (
         r#"{"tasks": {"name": "x"}}"#,
         &["tasks: expected an array, found an object"],
     ),
@@ -298,9 +306,9 @@ const VALIDATION_TABLE: &[(&str, &[&str])] = &[
         r#"{"tasks": [null, 7, {"name": "ok", "command": {"shell": "x"}, "resources": {"cpus": 1, "mem": 1}, "labels": {"k": 1}, "env": null}]}"#,
         &[
             "tasks[0]: null is not allowed here (expected an object); leave the key out",
-            "tasks[1]: expected an object, found a whole number out of range",
+            "tasks[1]: expected an object, found a whole number",
             "tasks[2].env: null is not allowed here (expected an object of strings); leave the key out",
-            "tasks[2].labels.k: expected a string, found a whole number out of range",
+            "tasks[2].labels.k: expected a string, found a whole number",
         ],
     ),
 ];

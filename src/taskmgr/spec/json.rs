@@ -188,11 +188,14 @@ impl Walk {
             Shape::Str if !value.is_string() => self.mismatch(value, shape, path),
             Shape::Bool if !value.is_boolean() => self.mismatch(value, shape, path),
             Shape::Num if !value.is_number() => self.mismatch(value, shape, path),
-            Shape::U32 => {
-                if value.as_u64().is_none_or(|n| n > u64::from(u32::MAX)) {
-                    self.mismatch(value, shape, path);
+            Shape::U32 => match value.as_u64() {
+                Some(n) if n > u64::from(u32::MAX) => {
+                    let message = format!("{n} is out of range (at most {})", u32::MAX);
+                    self.wrong(value, shape, path, message);
                 }
-            }
+                Some(_) => {}
+                None => self.mismatch(value, shape, path),
+            },
             Shape::Duration => match value.as_str().map(crate::duration::parse_duration) {
                 Some(Ok(_)) => {}
                 Some(Err(err)) => {
@@ -342,8 +345,9 @@ fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_u64() => "a whole number out of range",
-        Value::Number(_) => "a number",
+        Value::Number(n) if n.is_u64() => "a whole number",
+        Value::Number(n) if n.is_i64() => "a negative number",
+        Value::Number(_) => "a fractional number",
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
@@ -390,15 +394,14 @@ fn typed(value: Value, path: &JsonPath, problems: &mut Problems) -> Option<TaskS
 impl TaskSpecs {
     /// Reads and validates a document `{"tasks": [...]}`, reporting every problem at once.
     pub fn from_json(text: &str) -> Result<Self, SpecErrors> {
-        let mut value = parse_value(text)?;
-        Self::from_value(&mut value)
+        Self::from_value(parse_value(text)?)
     }
 
-    /// Like [`from_json`](Self::from_json), from a parsed value (which is cleaned in place).
-    pub fn from_value(value: &mut Value) -> Result<Self, SpecErrors> {
+    /// Like [`from_json`](Self::from_json), from a parsed value.
+    pub fn from_value(mut value: Value) -> Result<Self, SpecErrors> {
         let root = JsonPath::root();
         let mut walk = Walk::default();
-        walk.value(value, Shape::Obj(DOCUMENT), &root);
+        walk.value(&mut value, Shape::Obj(DOCUMENT), &root);
         let tasks_path = root.key("tasks");
         let items = match value.get_mut("tasks").map(Value::take) {
             Some(Value::Array(items)) => items,
@@ -428,15 +431,14 @@ impl TaskSpec {
     /// Reads and validates one spec object, reporting every problem at once (paths relative to
     /// the spec: `resources.cpus`).
     pub fn from_json(text: &str) -> Result<Self, SpecErrors> {
-        let mut value = parse_value(text)?;
-        Self::from_value(&mut value)
+        Self::from_value(parse_value(text)?)
     }
 
-    /// Like [`from_json`](Self::from_json), from a parsed value (which is cleaned in place).
-    pub fn from_value(value: &mut Value) -> Result<Self, SpecErrors> {
+    /// Like [`from_json`](Self::from_json), from a parsed value.
+    pub fn from_value(mut value: Value) -> Result<Self, SpecErrors> {
         let root = JsonPath::root();
         let mut walk = Walk::default();
-        walk.value(value, TASK_SHAPE, &root);
+        walk.value(&mut value, TASK_SHAPE, &root);
         let mut semantic = Problems::default();
         let spec = typed(value.take(), &root, &mut semantic);
         if let Some(spec) = &spec {
