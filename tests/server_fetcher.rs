@@ -1,6 +1,7 @@
 //! The artifact server feeding the Mesos fetcher of a real (embedded) cluster: the agents of
 //! `mesos_local` download registered artifacts named in `CommandInfo.uris` and run them, as a
-//! task's command (also from a task spec naming the artifact) and as a custom executor (the workspace's `mesos-example-executor` binary).
+//! task's command (also from a task spec naming the artifact), as an archive the fetcher
+//! extracts (made with the system `tar`), and as a custom executor (the workspace's `mesos-example-executor` binary).
 //! The master is driven with raw `mesos_sdk::client::Client` calls.
 
 #![cfg(feature = "server")]
@@ -207,6 +208,36 @@ async fn the_fetcher_downloads_a_registered_script_and_runs_it() {
     let gone = artifacts.uri("gone.sh").unwrap().executable(true).build();
     artifacts.unregister("gone.sh");
 
+    // An archive, extracted into the sandbox by the fetcher.
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    std::fs::write(bundle.join("run.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        bundle.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let archive = dir.path().join("bundle.tar.gz");
+    let tar = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&bundle)
+        .arg("run.sh")
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    artifacts
+        .register_file("bundle.tar.gz", &archive)
+        .await
+        .unwrap();
+    let bundle_uri = artifacts
+        .uri("bundle.tar.gz")
+        .unwrap()
+        .extract(true)
+        .build();
+
     // A task spec naming the artifact, turned into a TaskInfo on the offer.
     let spec = TaskSpec::new("from-spec")
         .shell("./hello.sh")
@@ -238,6 +269,15 @@ async fn the_fetcher_downloads_a_registered_script_and_runs_it() {
                 },
             ),
             shell_task(
+                "archive",
+                offer,
+                CommandInfo {
+                    value: Some("./run.sh".into()),
+                    uris: vec![bundle_uri.clone()],
+                    ..Default::default()
+                },
+            ),
+            shell_task(
                 "gone",
                 offer,
                 CommandInfo {
@@ -252,6 +292,7 @@ async fn the_fetcher_downloads_a_registered_script_and_runs_it() {
     assert_eq!(states["script"].0, TaskState::TaskFinished, "{states:?}");
     assert_eq!(states["from-spec"].0, TaskState::TaskFinished, "{states:?}");
     assert_eq!(states["cached"].0, TaskState::TaskFinished, "{states:?}");
+    assert_eq!(states["archive"].0, TaskState::TaskFinished, "{states:?}");
     assert_eq!(states["gone"].0, TaskState::TaskFailed, "{states:?}");
     assert!(states["gone"].1.contains("gone.sh"), "{states:?}");
     let metrics = server.metrics().encode();
