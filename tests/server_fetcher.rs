@@ -1,8 +1,9 @@
 //! The artifact server feeding the Mesos fetcher of a real (embedded) cluster: the agents of
 //! `mesos_local` download registered artifacts named in `CommandInfo.uris` and run them, as a
 //! task's command (also from a task spec naming the artifact), as an archive the fetcher
-//! extracts (made with the system `tar`), and as a custom executor (the workspace's `mesos-example-executor` binary).
-//! The master is driven with raw `mesos_sdk::client::Client` calls.
+//! extracts (made with the system `tar`), and as a custom executor (the workspace's
+//! `mesos-example-executor` binary). The master is driven with raw `mesos_sdk::client::Client`
+//! calls.
 
 #![cfg(feature = "server")]
 
