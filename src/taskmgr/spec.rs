@@ -57,7 +57,7 @@ use serde::{Deserialize, Serialize};
 pub use builders::CheckPort;
 pub use constraint::{Constraint, Operator};
 pub use convert::{ArtifactUrls, ConvertError, NoArtifacts};
-pub use validate::{SpecError, SpecErrorKind, SpecErrors};
+pub use validate::{JsonPath, SpecError, SpecErrorKind, SpecErrors};
 
 /// A document of task specs: `{"tasks": [...]}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
