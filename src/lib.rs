@@ -12,6 +12,10 @@
 //! - [`scheduler`] and [`executor`]: the V1 scheduler and executor runtimes.
 //! - [`resourcemgr`]: the resource algebra (fixed-point scalars, ranges, sets, roles and
 //!   reservations) and the helpers that size tasks on offers.
+//! - [`taskmgr`]: task specs, defined in code or JSON, validated and turned into `TaskInfo`s.
+//! - `server` (cargo feature `server`): the framework's HTTP server, which serves artifacts
+//!   (executor binaries, archives) to the Mesos fetcher, `/health`, `/metrics`, the framework's
+//!   state and the framework's own routes.
 //!
 //! The embedded Mesos-compatible master and agents live in the separate crate `mesos-local`.
 
@@ -26,6 +30,9 @@ pub mod executor;
 pub mod recordio;
 pub mod resourcemgr;
 pub mod scheduler;
+#[cfg(feature = "server")]
+pub mod server;
+pub mod taskmgr;
 pub mod v1;
 
 /// The README's Rust examples, compiled as doctests so that they keep up with the API.
