@@ -35,6 +35,7 @@ mod checkpoint;
 mod executor_api;
 mod fetcher;
 mod health;
+mod id_checks;
 mod process;
 mod status_updates;
 
@@ -714,12 +715,22 @@ impl Agent {
                 framework_info,
                 executor,
                 task,
-            } => self.run_task(framework_info, executor, task),
+            } => {
+                let tasks = std::slice::from_ref(&task);
+                if !self.refuse_invalid_ids(&framework_info, executor.as_ref(), tasks, false) {
+                    self.run_task(framework_info, executor, task);
+                }
+            }
             ToAgent::RunTaskGroup {
                 framework_info,
                 executor,
                 task_group,
-            } => self.run_task_group(framework_info, executor, task_group),
+            } => {
+                let tasks = &task_group.tasks;
+                if !self.refuse_invalid_ids(&framework_info, Some(&executor), tasks, true) {
+                    self.run_task_group(framework_info, executor, task_group);
+                }
+            }
             ToAgent::KillTask {
                 framework_id,
                 task_id,
