@@ -33,10 +33,14 @@
 
 mod checkpoint;
 mod executor_api;
+mod fetch_extract;
+mod fetch_http;
+mod fetch_limits;
 mod fetcher;
 mod health;
 mod id_checks;
 mod process;
+mod sandbox_fs;
 mod status_updates;
 
 use std::collections::HashMap;
@@ -59,6 +63,7 @@ use mesos_sdk::v1::{
 };
 
 use checkpoint::Meta;
+pub use fetch_limits::FetcherLimits;
 use status_updates::UpdateStream;
 
 /// Configuration of one embedded agent.
@@ -95,6 +100,8 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// Extra CA certificates (PEM) the fetcher trusts for `https` URIs, besides the webpki roots.
     pub fetcher_ca_pem: Vec<Vec<u8>>,
+    /// Timeouts and size limits of the fetcher.
+    pub fetcher_limits: FetcherLimits,
 }
 
 impl Default for AgentConfig {
@@ -131,6 +138,7 @@ impl Default for AgentConfig {
             executor_reregistration_timeout: Duration::from_secs(2),
             recovery_timeout: Duration::from_secs(15 * 60),
             fetcher_ca_pem: Vec::new(),
+            fetcher_limits: FetcherLimits::default(),
         }
     }
 }
@@ -310,7 +318,11 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
     }
     let url = format!("http://{endpoint}");
     let (link, commands) = mpsc::unbounded_channel();
-    let fetcher = fetcher::Fetcher::new(work_dir.join("fetcher-cache"), Arc::new(fetcher_tls));
+    let fetcher = fetcher::Fetcher::new(
+        work_dir.join("fetcher-cache"),
+        Arc::new(fetcher_tls),
+        config.fetcher_limits.clone(),
+    );
     let agent = Arc::new(Agent {
         config,
         id: id.clone(),
