@@ -344,16 +344,22 @@ fn cache_key(uri: &str, name: &Path) -> String {
 }
 
 #[cfg(test)]
+#[path = "fetcher_route_tests.rs"]
+mod route_tests;
+
+/// A URI for tests.
+#[cfg(test)]
+fn uri(value: &str, output_file: Option<&str>) -> Uri {
+    Uri {
+        value: value.into(),
+        output_file: output_file.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
-
-    fn uri(value: &str, output_file: Option<&str>) -> Uri {
-        Uri {
-            value: value.into(),
-            output_file: output_file.map(str::to_string),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn target_names_come_from_output_file_or_the_last_segment() {
