@@ -632,3 +632,26 @@ async fn serve(mut tcp: tokio::net::TcpStream, behaviour: Behaviour) {
         }
     }
 }
+
+#[tokio::test]
+async fn teardown_during_a_custom_executor_fetch_cancels_it() {
+    let silent = MisbehavingServer::start(Behaviour::Silent).await;
+    let (agent, mut master) = agent_with(limits(Duration::from_secs(600))).await;
+    let executor = custom_executor(
+        "ex-fetching",
+        CommandInfo {
+            value: Some("sleep 1000".into()),
+            uris: vec![uri(&silent.url("/executor.tgz"))],
+            ..Default::default()
+        },
+    );
+    master.run_task(framework(false), Some(executor), task("t-on-ex", None));
+    silent.accepted().await;
+    master.send(ToAgent::ShutdownFramework {
+        framework_id: framework_id(),
+    });
+    let updates = master.updates_until_terminal("t-on-ex").await;
+    assert_eq!(states(&updates), vec![TaskState::TaskKilled], "{updates:?}");
+    assert!(silent.closed().await, "the connection is closed");
+    agent.shutdown().await;
+}

@@ -36,6 +36,7 @@ mod executor_api;
 mod fetch_extract;
 mod fetch_http;
 mod fetch_limits;
+mod fetch_stop;
 mod fetcher;
 mod health;
 mod id_checks;

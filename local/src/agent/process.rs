@@ -480,7 +480,11 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
     }
     if let Err(err) = agent
         .fetcher
-        .fetch_all(&command.uris, &launch.sandbox, agent.cancel.cancelled())
+        .fetch_all(
+            &command.uris,
+            &launch.sandbox,
+            agent.custom_fetch_stop(&framework_id, &executor_id, &run_id),
+        )
         .await
     {
         failed(err.to_string());
