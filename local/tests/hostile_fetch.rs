@@ -655,3 +655,54 @@ async fn teardown_during_a_custom_executor_fetch_cancels_it() {
     assert!(silent.closed().await, "the connection is closed");
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_server_that_never_accepts_fails_the_task_on_the_connect_timeout() {
+    // A listener whose accept queue is full and never drained: further SYNs go unanswered.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    let listener = socket.listen(0).unwrap();
+    let mut fillers = Vec::new();
+    let mut hanging = false;
+    for _ in 0..16 {
+        match tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => fillers.push(stream),
+            Ok(Err(err)) => panic!("filler connection: {err}"),
+            Err(_) => {
+                hanging = true;
+                break;
+            }
+        }
+    }
+    if !hanging {
+        // This kernel answers SYNs beyond the backlog: nothing to test here.
+        eprintln!("the accept queue never filled up; connect timeout not exercised");
+        return;
+    }
+    let (agent, mut master) = agent_with(FetcherLimits {
+        connect_timeout: Duration::from_millis(300),
+        ..limits(Duration::from_secs(600))
+    })
+    .await;
+    let updates = run_fetch(
+        &mut master,
+        "t-connect",
+        vec![uri(&format!("http://{addr}/f"))],
+    )
+    .await;
+    assert_fetch_failed(
+        &updates,
+        &format!(
+            "no connection to 127.0.0.1:{} within 300ms (connect timeout)",
+            addr.port()
+        ),
+    );
+    drop((listener, fillers));
+    agent.shutdown().await;
+}
