@@ -17,3 +17,24 @@ fi
 
 cargo build --workspace --all-targets --all-features
 cargo test --workspace --all-features --no-fail-fast
+
+# Fuzz targets (fuzz/, cargo-fuzz layout, its own workspace): each runs for FUZZ_SECONDS under
+# libFuzzer when a nightly toolchain is installed (cargo-fuzz is installed from crates.io when
+# missing). Without nightly they are only built, on stable. The same entry points always run as
+# proptest byte fuzzers in tests/fuzz_inputs.rs above. FUZZ_SECONDS=0 skips this step.
+FUZZ_SECONDS="${FUZZ_SECONDS:-5}"
+fuzz_targets=(recordio json_decode json_round_trip text_parsers master_http agent_http)
+if [ "$FUZZ_SECONDS" = "0" ]; then
+  echo "test-all: FUZZ_SECONDS=0: cargo-fuzz targets skipped"
+elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+  for target in "${fuzz_targets[@]}"; do
+    echo "test-all: fuzzing $target for ${FUZZ_SECONDS}s"
+    # No sanitizer: the code under test has no unsafe, and the HTTP targets keep their servers
+    # for the whole run (LeakSanitizer would report them).
+    cargo +nightly fuzz run --sanitizer none "$target" -- -max_total_time="$FUZZ_SECONDS"
+  done
+else
+  echo "test-all: no nightly toolchain (see 'rustup toolchain list'), so cargo-fuzz cannot run the fuzz targets; building them on stable instead"
+  cargo build --manifest-path fuzz/Cargo.toml --bins
+fi

@@ -59,6 +59,7 @@ pub struct LocalClusterBuilder {
     work_dir: Option<PathBuf>,
     agent_hostname: Option<String>,
     fetcher_ca_pem: Vec<Vec<u8>>,
+    fetcher_limits: agent::FetcherLimits,
     status_update_retry_min: Duration,
     status_update_retry_max: Duration,
     executor_registration_timeout: Duration,
@@ -78,6 +79,7 @@ impl Default for LocalClusterBuilder {
             work_dir: None,
             agent_hostname: None,
             fetcher_ca_pem: Vec::new(),
+            fetcher_limits: agent::FetcherLimits::default(),
             status_update_retry_min: Duration::from_secs(10),
             status_update_retry_max: Duration::from_secs(600),
             executor_registration_timeout: Duration::from_secs(60),
@@ -136,6 +138,11 @@ impl LocalClusterBuilder {
     /// roots.
     pub fn fetcher_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.fetcher_ca_pem.push(pem.into());
+        self
+    }
+    /// Timeouts and size limits of every agent's fetcher (default: [`agent::FetcherLimits`]'s).
+    pub fn fetcher_limits(mut self, limits: agent::FetcherLimits) -> Self {
+        self.fetcher_limits = limits;
         self
     }
     /// Scheduler HEARTBEAT interval (default 15 s).
@@ -224,6 +231,7 @@ impl LocalClusterBuilder {
             executor_reregistration_timeout: self.executor_reregistration_timeout,
             recovery_timeout: self.recovery_timeout,
             fetcher_ca_pem: self.fetcher_ca_pem.clone(),
+            fetcher_limits: self.fetcher_limits.clone(),
         };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);

@@ -6,6 +6,8 @@
 //! - [`master`]: the master (`/api/v1/scheduler`, `/api/v1` operator API, `/state`, `/health`).
 //! - [`agent`]: the agents (`/api/v1/executor`, fetcher, sandboxes, executors, command executor).
 //! - [`link`]: the in-process messages between the master and its agents.
+//! - [`ids`]: Mesos' rules for the ids that name directories (task, executor, framework, container).
+//! - [`status_message`]: the bound on the message of task status updates.
 //! - [`cluster`]: starts a master and its agents together; what the `mesos-local` binary runs.
 //!
 //! Resources and attributes are parsed and counted with the SDK's [`mesos_sdk::resourcemgr`].
@@ -15,8 +17,10 @@
 
 pub mod agent;
 pub mod cluster;
+pub mod ids;
 pub mod link;
 pub mod master;
+pub mod status_message;
 
 /// The `Accept` header of a request as one value (repeated headers joined with commas), as
 /// [`mesos_sdk::codec::Format::from_accept`] reads it; `None` when there is none.

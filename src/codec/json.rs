@@ -90,7 +90,7 @@ pub fn to_vec<M: Message + Name>(message: &M) -> Result<Vec<u8>, CodecError> {
 /// Encodes `message` as a Mesos JSON value (see the module docs for the mapping).
 pub fn to_value<M: Message + Name>(message: &M) -> Result<Json, CodecError> {
     let dynamic = to_dynamic(message)?;
-    Ok(Json::Object(message_to_json(&dynamic)))
+    Ok(Json::Object(message_to_json(&dynamic, false)))
 }
 
 fn is_deprecated(field: &FieldDescriptor) -> bool {
@@ -106,7 +106,14 @@ fn declares_default(field: &FieldDescriptor) -> bool {
     field.field_descriptor_proto().default_value.is_some() && !is_deprecated(field)
 }
 
-fn message_to_json(message: &DynamicMessage) -> Map<String, Json> {
+/// Renders `message` as a JSON object.
+///
+/// `fill_required` writes unset required fields with their zero value: it is set inside map
+/// values, where the protobuf encoding omits a value equal to its type's default (prost does),
+/// so a required `double` equal to 0 (`limits: {mem: {value: 0}}`) reaches this point unset
+/// although the typed message holds it. Outside maps the typed messages always encode their
+/// required fields, so nothing needs filling there.
+fn message_to_json(message: &DynamicMessage, fill_required: bool) -> Map<String, Json> {
     let mut object = Map::new();
     for field in message.descriptor().fields() {
         let kind = field.kind();
@@ -125,7 +132,11 @@ fn message_to_json(message: &DynamicMessage) -> Map<String, Json> {
             let mut keyed: Vec<(String, Json)> = entries
                 .iter()
                 .filter_map(|(key, value)| {
-                    scalar_to_json(&value_kind, value).map(|json| (map_key_to_string(key), json))
+                    let json = match value {
+                        Value::Message(nested) => Json::Object(message_to_json(nested, true)),
+                        other => scalar_to_json(&value_kind, other)?,
+                    };
+                    Some((map_key_to_string(key), json))
                 })
                 .collect();
             keyed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -146,7 +157,21 @@ fn message_to_json(message: &DynamicMessage) -> Map<String, Json> {
                 object.insert(field.name().to_owned(), Json::Array(items));
             }
         } else if message.has_field(&field) {
-            if let Some(json) = scalar_to_json(&kind, &message.get_field(&field)) {
+            let json = match message.get_field(&field).as_ref() {
+                Value::Message(nested) => {
+                    Some(Json::Object(message_to_json(nested, fill_required)))
+                }
+                other => scalar_to_json(&kind, other),
+            };
+            if let Some(json) = json {
+                object.insert(field.name().to_owned(), json);
+            }
+        } else if fill_required && field.is_required() {
+            let json = match field.default_value() {
+                Value::Message(nested) => Some(Json::Object(message_to_json(&nested, true))),
+                other => scalar_to_json(&kind, &other),
+            };
+            if let Some(json) = json {
                 object.insert(field.name().to_owned(), json);
             }
         } else if declares_default(&field) {
@@ -197,7 +222,7 @@ fn scalar_to_json(kind: &Kind, value: &Value) -> Option<Json> {
             }
             _ => Json::from(*number),
         },
-        Value::Message(message) => Json::Object(message_to_json(message)),
+        Value::Message(message) => Json::Object(message_to_json(message, false)),
         Value::List(_) | Value::Map(_) => return None,
     })
 }
@@ -985,7 +1010,7 @@ mod tests {
                 continue;
             }
             let message = filled(&descriptor, 2);
-            let json = Json::Object(message_to_json(&message));
+            let json = Json::Object(message_to_json(&message, false));
             // Through text, as on the wire.
             let text = serde_json::to_vec(&json).unwrap();
             let parsed: Json = serde_json::from_slice(&quote_bare_non_finite(&text)).unwrap();

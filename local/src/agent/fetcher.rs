@@ -1,115 +1,303 @@
 //! The fetcher: puts a command's `CommandInfo.uris` into a sandbox before launch.
 //!
 //! Sources are `http://` and `https://` URLs (redirects followed, certificates checked against
-//! the webpki roots and any extra CA of `AgentConfig::fetcher_ca_pem`), `file://` URLs and plain local paths. Each file lands in the sandbox under
-//! its `output_file` name (or the last path segment of the URI). Then it is made executable
-//! (`executable`), or unpacked into the sandbox when `extract` (true by default) is set and the
-//! name ends in `.tar`, `.tar.gz`, `.tgz`, `.zip` or `.gz`. With `cache` set, the download is
-//! kept in the agent's cache directory, keyed by URI, and later fetches of the same URI copy it
-//! from there.
+//! the webpki roots and any extra CA of `AgentConfig::fetcher_ca_pem`), `file://` URLs and plain
+//! local paths. Each file lands in the sandbox under its `output_file` name (or the last path
+//! segment of the URI). Then it is made executable (`executable`), or unpacked into the sandbox
+//! when `extract` (true by default) is set and the name ends in `.tar`, `.tar.gz`, `.tgz`, `.zip`
+//! or `.gz`. With `cache` set, the download is kept in the agent's cache directory, keyed by
+//! URI, and later fetches of the same URI copy it from there.
+//!
+//! Hostile URIs and archives are contained:
+//! - every write into the sandbox goes through [`Beneath`], which never follows a symbolic link
+//!   and never leaves the sandbox, so a link planted by an archive cannot redirect a later
+//!   download, decompression or `output_file` (see also [`super::fetch_extract`] for what archive
+//!   links may point at);
+//! - the fetch of one launch is bounded by [`FetcherLimits`]: a connect timeout, a stall
+//!   timeout, an overall deadline, a maximum download size and a maximum archive expansion; a
+//!   file cut short by a failure is removed;
+//! - the fetch stops as soon as the `stop` future given to [`Fetcher::fetch_all`] completes (a
+//!   KILL or TEARDOWN of the task): downloads and their connections are dropped and a running
+//!   extraction stops at its next chunk.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
+use super::fetch_extract::{self, ArchiveKind, ExtractError};
+use super::fetch_http::{self, DownloadError};
+use super::fetch_limits::FetcherLimits;
+use super::sandbox_fs::{Beneath, SandboxPathError};
 use mesos_sdk::v1::command_info::Uri;
 
-/// Redirects followed per download.
-const MAX_REDIRECTS: usize = 5;
-
-/// A fetch that failed; the text is the message of the TASK_FAILED update.
+/// Why the fetch of one URI failed.
 #[derive(Debug, thiserror::Error)]
-#[error("Failed to fetch '{uri}': {reason}")]
-pub(crate) struct FetchError {
-    uri: String,
-    reason: String,
+pub(crate) enum FetchFailure {
+    /// No file name could be derived, or `output_file` is not a relative path.
+    #[error("{0}")]
+    Name(String),
+    /// The scheme is not `http`, `https` or `file`.
+    #[error("unsupported URI scheme '{0}'")]
+    UnsupportedScheme(String),
+    /// A path inside the sandbox could not be used (e.g. it passes through a symbolic link).
+    #[error("{0}")]
+    Sandbox(#[from] SandboxPathError),
+    /// The HTTP(S) download failed.
+    #[error("{0}")]
+    Download(#[from] DownloadError),
+    /// A local file could not be copied.
+    #[error("cannot copy '{path}': {source}")]
+    Copy {
+        /// The local path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A local file is larger than the download limit.
+    #[error("'{path}' exceeds the limit of {limit} bytes (max_download_bytes)")]
+    CopyTooLarge {
+        /// The local path.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The agent's cache directory could not be used.
+    #[error("fetcher cache: {0}")]
+    Cache(#[source] std::io::Error),
+    /// Unpacking failed.
+    #[error("{0}")]
+    Extract(#[from] ExtractError),
+    /// The blocking extraction task died.
+    #[error("extraction task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
-fn fetch_error(uri: &str, reason: impl std::fmt::Display) -> FetchError {
-    FetchError {
-        uri: uri.to_string(),
-        reason: reason.to_string(),
+/// A fetch that did not complete; the text is the message of the TASK_FAILED update.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError {
+    /// One URI could not be fetched.
+    #[error("Failed to fetch '{uri}': {failure}")]
+    Uri {
+        /// The URI's value.
+        uri: String,
+        /// Why.
+        #[source]
+        failure: FetchFailure,
+    },
+    /// The sandbox itself could not be opened.
+    #[error("Failed to fetch: {0}")]
+    Sandbox(#[source] SandboxPathError),
+    /// The fetch of all URIs took longer than the deadline.
+    #[error(
+        "Failed to fetch all URIs within {} (the agent's fetcher deadline)",
+        mesos_sdk::duration::format_duration(*after)
+    )]
+    Deadline {
+        /// The deadline.
+        after: Duration,
+    },
+    /// The fetch was stopped (the task was killed).
+    #[error("the fetch was cancelled")]
+    Cancelled,
+}
+
+fn failed(uri: &Uri, failure: impl Into<FetchFailure>) -> FetchError {
+    FetchError::Uri {
+        uri: uri.value.clone(),
+        failure: failure.into(),
     }
 }
 
-/// An agent's fetcher: its download cache and the TLS configuration of its `https` downloads
-/// (built once, when the agent starts).
+/// An agent's fetcher: its download cache, the TLS configuration of its `https` downloads
+/// (built once, when the agent starts) and its limits.
 #[derive(Debug, Clone)]
 pub(crate) struct Fetcher {
     cache_dir: PathBuf,
     tls: Arc<rustls::ClientConfig>,
+    limits: FetcherLimits,
 }
 
 impl Fetcher {
-    /// A fetcher caching under `cache_dir` and trusting `tls`'s roots for `https`.
-    pub(crate) fn new(cache_dir: PathBuf, tls: Arc<rustls::ClientConfig>) -> Self {
-        Self { cache_dir, tls }
+    /// A fetcher caching under `cache_dir`, trusting `tls`'s roots for `https`, within `limits`.
+    pub(crate) fn new(
+        cache_dir: PathBuf,
+        tls: Arc<rustls::ClientConfig>,
+        limits: FetcherLimits,
+    ) -> Self {
+        Self {
+            cache_dir,
+            tls,
+            limits,
+        }
     }
 
-    /// Fetches every URI into `sandbox`, in order.
-    pub(crate) async fn fetch_all(&self, uris: &[Uri], sandbox: &Path) -> Result<(), FetchError> {
-        for uri in uris {
-            self.fetch_one(uri, sandbox).await?;
+    /// Fetches every URI into `sandbox`, in order, within the deadline; gives up with
+    /// [`FetchError::Cancelled`] as soon as `stop` completes.
+    pub(crate) async fn fetch_all(
+        &self,
+        uris: &[Uri],
+        sandbox: &Path,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), FetchError> {
+        if uris.is_empty() {
+            return Ok(());
         }
-        Ok(())
-    }
-
-    async fn fetch_one(&self, uri: &Uri, sandbox: &Path) -> Result<(), FetchError> {
-        let cache_dir = &self.cache_dir;
-        let tls = &self.tls;
-        let value = uri.value.as_str();
-        let name = target_name(uri).map_err(|e| fetch_error(value, e))?;
-        let destination = sandbox.join(&name);
-        if let Some(parent) = destination.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| fetch_error(value, e))?;
-        }
-        if uri.cache() {
-            let cached = cache_dir.join(cache_key(value, &name));
-            if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
-                tokio::fs::create_dir_all(cache_dir)
-                    .await
-                    .map_err(|e| fetch_error(value, e))?;
-                let partial = cache_dir.join(format!(".partial-{}", uuid::Uuid::new_v4()));
-                if let Err(err) = download(value, &partial, tls).await {
-                    let _ = tokio::fs::remove_file(&partial).await;
-                    return Err(fetch_error(value, err));
-                }
-                tokio::fs::rename(&partial, &cached)
-                    .await
-                    .map_err(|e| fetch_error(value, e))?;
-            } else {
-                tracing::debug!(uri = value, "fetcher cache hit");
+        let beneath = Arc::new(Beneath::open(sandbox).map_err(FetchError::Sandbox)?);
+        // Cancelled when this future completes or is dropped: stops a blocking extraction.
+        let cancel = CancellationToken::new();
+        let _stop_extraction = cancel.clone().drop_guard();
+        let work = async {
+            for uri in uris {
+                self.fetch_one(uri, &beneath, &cancel).await?;
             }
-            tokio::fs::copy(&cached, &destination)
-                .await
-                .map_err(|e| fetch_error(value, e))?;
-        } else {
-            download(value, &destination, tls)
-                .await
-                .map_err(|e| fetch_error(value, e))?;
+            Ok(())
+        };
+        tokio::select! {
+            result = tokio::time::timeout(self.limits.deadline, work) => {
+                result.unwrap_or(Err(FetchError::Deadline { after: self.limits.deadline }))
+            }
+            () = stop => Err(FetchError::Cancelled),
         }
-        if uri.executable() {
-            use std::os::unix::fs::PermissionsExt;
-            tokio::fs::set_permissions(&destination, std::fs::Permissions::from_mode(0o755))
-                .await
-                .map_err(|e| fetch_error(value, e))?;
-        } else if uri.extract() {
-            let archive = destination.clone();
-            let into = sandbox.to_path_buf();
-            tokio::task::spawn_blocking(move || extract(&archive, &into))
-                .await
-                .map_err(|e| fetch_error(value, e))?
-                .map_err(|e| fetch_error(value, e))?;
-        }
-        Ok(())
     }
+
+    async fn fetch_one(
+        &self,
+        uri: &Uri,
+        beneath: &Arc<Beneath>,
+        cancel: &CancellationToken,
+    ) -> Result<(), FetchError> {
+        let name = target_name(uri).map_err(|e| failed(uri, FetchFailure::Name(e)))?;
+        let mode = if uri.executable() { 0o755 } else { 0o644 };
+        let mut file = tokio::fs::File::from_std(
+            beneath
+                .create_file(&name, mode)
+                .map_err(|e| failed(uri, e))?,
+        );
+        let written = if uri.cache() {
+            self.through_cache(uri, &name, &mut file).await
+        } else {
+            self.download(uri.value.as_str(), &mut file).await
+        };
+        // Set again: `create_file` does not reset the mode of an existing file it truncates.
+        let result = match written {
+            Ok(()) => {
+                use std::os::unix::fs::PermissionsExt;
+                file.set_permissions(std::fs::Permissions::from_mode(mode))
+                    .await
+                    .map_err(|source| FetchFailure::Copy {
+                        path: name.display().to_string(),
+                        source,
+                    })
+            }
+            Err(err) => Err(err),
+        };
+        drop(file);
+        if let Err(failure) = result {
+            beneath.remove_file(&name);
+            return Err(failed(uri, failure));
+        }
+        if uri.executable() || !uri.extract() {
+            return Ok(());
+        }
+        let Some(kind) = ArchiveKind::of(&name) else {
+            return Ok(());
+        };
+        let (beneath, limits, cancel) = (Arc::clone(beneath), self.limits.clone(), cancel.clone());
+        let archive = name.clone();
+        tokio::task::spawn_blocking(move || {
+            fetch_extract::extract(&beneath, &archive, kind, &limits, &cancel)
+        })
+        .await
+        .map_err(|e| failed(uri, e))?
+        .map_err(|e| failed(uri, e))
+    }
+
+    /// Fills `file` from the cache, downloading `uri` into the cache first when missing.
+    async fn through_cache(
+        &self,
+        uri: &Uri,
+        name: &Path,
+        file: &mut tokio::fs::File,
+    ) -> Result<(), FetchFailure> {
+        let value = uri.value.as_str();
+        let cached = self.cache_dir.join(cache_key(value, name));
+        if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
+            tokio::fs::create_dir_all(&self.cache_dir)
+                .await
+                .map_err(FetchFailure::Cache)?;
+            let partial = self
+                .cache_dir
+                .join(format!(".partial-{}", uuid::Uuid::new_v4()));
+            let mut partial_file = tokio::fs::File::create(&partial)
+                .await
+                .map_err(FetchFailure::Cache)?;
+            let downloaded = self.download(value, &mut partial_file).await;
+            drop(partial_file);
+            if let Err(err) = downloaded {
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(err);
+            }
+            tokio::fs::rename(&partial, &cached)
+                .await
+                .map_err(FetchFailure::Cache)?;
+        } else {
+            tracing::debug!(uri = value, "fetcher cache hit");
+        }
+        let mut source = tokio::fs::File::open(&cached)
+            .await
+            .map_err(FetchFailure::Cache)?;
+        tokio::io::copy(&mut source, file)
+            .await
+            .map_err(FetchFailure::Cache)?;
+        file.flush().await.map_err(FetchFailure::Cache)
+    }
+
+    /// Copies or downloads `uri` into `file`.
+    async fn download(&self, uri: &str, file: &mut tokio::fs::File) -> Result<(), FetchFailure> {
+        if uri.starts_with("http://") || uri.starts_with("https://") {
+            fetch_http::download(uri, file, &self.tls, &self.limits).await?;
+            return Ok(());
+        }
+        let path = match uri.strip_prefix("file://") {
+            Some(path) => path,
+            None if uri.contains("://") => {
+                return Err(FetchFailure::UnsupportedScheme(
+                    uri.split("://").next().unwrap_or_default().to_string(),
+                ));
+            }
+            None => uri,
+        };
+        copy_local(path, file, self.limits.max_download_bytes).await
+    }
+}
+
+/// Copies the local file `path` into `file`, at most `limit` bytes (a FIFO or a device such as
+/// `/dev/zero` is bounded like a download).
+async fn copy_local(
+    path: &str,
+    file: &mut tokio::fs::File,
+    limit: u64,
+) -> Result<(), FetchFailure> {
+    let copy_error = |source| FetchFailure::Copy {
+        path: path.to_string(),
+        source,
+    };
+    let source = tokio::fs::File::open(path).await.map_err(copy_error)?;
+    let mut limited = source.take(limit.saturating_add(1));
+    let copied = tokio::io::copy(&mut limited, file)
+        .await
+        .map_err(copy_error)?;
+    if copied > limit {
+        return Err(FetchFailure::CopyTooLarge {
+            path: path.to_string(),
+            limit,
+        });
+    }
+    file.flush().await.map_err(copy_error)
 }
 
 /// The file name a URI is stored under: `output_file`, else its last path segment.
@@ -155,188 +343,23 @@ fn cache_key(uri: &str, name: &Path) -> String {
     format!("{:016x}-{base}", hasher.finish())
 }
 
-/// Copies or downloads `uri` to `destination`.
-async fn download(
-    uri: &str,
-    destination: &Path,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<(), String> {
-    if uri.starts_with("http://") || uri.starts_with("https://") {
-        return http_download(uri, destination, tls).await;
+#[cfg(test)]
+#[path = "fetcher_route_tests.rs"]
+mod route_tests;
+
+/// A URI for tests.
+#[cfg(test)]
+fn uri(value: &str, output_file: Option<&str>) -> Uri {
+    Uri {
+        value: value.into(),
+        output_file: output_file.map(str::to_string),
+        ..Default::default()
     }
-    let path = match uri.strip_prefix("file://") {
-        Some(path) => path,
-        None if uri.contains("://") => {
-            return Err(format!(
-                "unsupported URI scheme '{}'",
-                uri.split("://").next().unwrap_or_default()
-            ));
-        }
-        None => uri,
-    };
-    tokio::fs::copy(path, destination)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("cannot copy '{path}': {e}"))
-}
-
-/// Unpacks `archive` into `into` if its name is an archive's.
-fn extract(archive: &Path, into: &Path) -> Result<(), String> {
-    let name = archive
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let open = || std::fs::File::open(archive).map_err(|e| format!("cannot open archive: {e}"));
-    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
-        tar::Archive::new(flate2::read::GzDecoder::new(open()?))
-            .unpack(into)
-            .map_err(|e| format!("cannot extract tar.gz archive: {e}"))
-    } else if name.ends_with(".tar") {
-        tar::Archive::new(open()?)
-            .unpack(into)
-            .map_err(|e| format!("cannot extract tar archive: {e}"))
-    } else if name.ends_with(".zip") {
-        zip::ZipArchive::new(open()?)
-            .and_then(|mut zip| zip.extract(into))
-            .map_err(|e| format!("cannot extract zip archive: {e}"))
-    } else if let Some(stem) = name.strip_suffix(".gz") {
-        let target = into.join(stem);
-        let mut output =
-            std::fs::File::create(&target).map_err(|e| format!("cannot create '{stem}': {e}"))?;
-        std::io::copy(&mut flate2::read::GzDecoder::new(open()?), &mut output)
-            .map(|_| ())
-            .map_err(|e| format!("cannot decompress gzip file: {e}"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Downloads an http(s) URL to `destination`, following redirects.
-async fn http_download(
-    url: &str,
-    destination: &Path,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<(), String> {
-    let mut current: http::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
-    for _ in 0..=MAX_REDIRECTS {
-        let response = http_get(&current, tls).await?;
-        let status = response.status();
-        if status.is_redirection() {
-            let location = response
-                .headers()
-                .get(http::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .ok_or_else(|| format!("HTTP {status} without a Location"))?;
-            current = resolve_location(&current, location)?;
-            continue;
-        }
-        if status != http::StatusCode::OK {
-            return Err(format!("HTTP {status}"));
-        }
-        let mut file = tokio::fs::File::create(destination)
-            .await
-            .map_err(|e| format!("cannot create '{}': {e}", destination.display()))?;
-        let mut body = response.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| format!("download interrupted: {e}"))?;
-            if let Some(data) = frame.data_ref() {
-                file.write_all(data)
-                    .await
-                    .map_err(|e| format!("cannot write '{}': {e}", destination.display()))?;
-            }
-        }
-        file.flush().await.map_err(|e| e.to_string())?;
-        return Ok(());
-    }
-    Err("too many redirects".to_string())
-}
-
-fn resolve_location(base: &http::Uri, location: &str) -> Result<http::Uri, String> {
-    let scheme = base.scheme_str().unwrap_or("http");
-    let authority = base.authority().map(|a| a.as_str()).unwrap_or_default();
-    let absolute = if location.starts_with("//") {
-        format!("{scheme}:{location}")
-    } else if location.starts_with('/') {
-        format!("{scheme}://{authority}{location}")
-    } else {
-        location.to_string()
-    };
-    absolute
-        .parse()
-        .map_err(|e| format!("invalid redirect '{location}': {e}"))
-}
-
-async fn http_get(
-    uri: &http::Uri,
-    tls: &Arc<rustls::ClientConfig>,
-) -> Result<http::Response<hyper::body::Incoming>, String> {
-    let host = uri.host().ok_or("URL without a host")?.to_string();
-    let https = uri.scheme_str() == Some("https");
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let host_for_connect = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let tcp = tokio::net::TcpStream::connect((host_for_connect.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".to_string());
-    let request = http::Request::get(path)
-        .header(
-            http::header::HOST,
-            uri.authority().map(|a| a.as_str()).unwrap_or(&host),
-        )
-        .header(http::header::USER_AGENT, "mesos-sdk-fetcher")
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    if https {
-        let name = rustls::pki_types::ServerName::try_from(host_for_connect.clone())
-            .map_err(|e| format!("invalid TLS server name: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::clone(tls))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {host}: {e}"))?;
-        send(TokioIo::new(tls), request).await
-    } else {
-        send(TokioIo::new(tcp), request).await
-    }
-}
-
-async fn send<T>(
-    io: T,
-    request: http::Request<Empty<Bytes>>,
-) -> Result<http::Response<hyper::body::Incoming>, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    tokio::spawn(async move {
-        if let Err(err) = connection.await {
-            tracing::debug!(%err, "fetcher connection closed");
-        }
-    });
-    sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("HTTP request: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn uri(value: &str, output_file: Option<&str>) -> Uri {
-        Uri {
-            value: value.into(),
-            output_file: output_file.map(str::to_string),
-            ..Default::default()
-        }
-    }
 
     #[test]
     fn target_names_come_from_output_file_or_the_last_segment() {
@@ -354,35 +377,28 @@ mod tests {
     }
 
     #[test]
-    fn redirects_resolve_against_the_current_url() {
-        let base: http::Uri = "http://a:1/x/y".parse().unwrap();
-        assert_eq!(
-            resolve_location(&base, "/z").unwrap().to_string(),
-            "http://a:1/z"
-        );
-        assert_eq!(
-            resolve_location(&base, "//b:2/z").unwrap().to_string(),
-            "http://b:2/z"
-        );
-        assert_eq!(
-            resolve_location(&base, "https://c/z").unwrap().to_string(),
-            "https://c/z"
-        );
-    }
-
-    #[test]
     fn unknown_schemes_are_refused() {
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
             .build()
             .unwrap();
         let tls = Arc::new(mesos_sdk::client::tls_client_config(&[]).unwrap());
+        let sandbox = tempfile::tempdir().unwrap();
+        let fetcher = Fetcher::new(sandbox.path().join("cache"), tls, FetcherLimits::default());
         let err = runtime
-            .block_on(download(
-                "ftp://h/file",
-                Path::new("/nonexistent/out"),
-                &tls,
+            .block_on(fetcher.fetch_all(
+                &[uri("ftp://h/file", None)],
+                sandbox.path(),
+                std::future::pending(),
             ))
             .unwrap_err();
-        assert_eq!(err, "unsupported URI scheme 'ftp'");
+        assert_eq!(
+            err.to_string(),
+            "Failed to fetch 'ftp://h/file': unsupported URI scheme 'ftp'"
+        );
+        assert!(
+            !sandbox.path().join("file").exists(),
+            "partial file removed"
+        );
     }
 }

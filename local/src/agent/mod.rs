@@ -33,9 +33,15 @@
 
 mod checkpoint;
 mod executor_api;
+mod fetch_extract;
+mod fetch_http;
+mod fetch_limits;
+mod fetch_stop;
 mod fetcher;
 mod health;
+mod id_checks;
 mod process;
+mod sandbox_fs;
 mod status_updates;
 
 use std::collections::HashMap;
@@ -58,6 +64,7 @@ use mesos_sdk::v1::{
 };
 
 use checkpoint::Meta;
+pub use fetch_limits::FetcherLimits;
 use status_updates::UpdateStream;
 
 /// Configuration of one embedded agent.
@@ -94,6 +101,8 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// Extra CA certificates (PEM) the fetcher trusts for `https` URIs, besides the webpki roots.
     pub fetcher_ca_pem: Vec<Vec<u8>>,
+    /// Timeouts and size limits of the fetcher.
+    pub fetcher_limits: FetcherLimits,
 }
 
 impl Default for AgentConfig {
@@ -130,6 +139,7 @@ impl Default for AgentConfig {
             executor_reregistration_timeout: Duration::from_secs(2),
             recovery_timeout: Duration::from_secs(15 * 60),
             fetcher_ca_pem: Vec::new(),
+            fetcher_limits: FetcherLimits::default(),
         }
     }
 }
@@ -309,7 +319,11 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
     }
     let url = format!("http://{endpoint}");
     let (link, commands) = mpsc::unbounded_channel();
-    let fetcher = fetcher::Fetcher::new(work_dir.join("fetcher-cache"), Arc::new(fetcher_tls));
+    let fetcher = fetcher::Fetcher::new(
+        work_dir.join("fetcher-cache"),
+        Arc::new(fetcher_tls),
+        config.fetcher_limits.clone(),
+    );
     let agent = Arc::new(Agent {
         config,
         id: id.clone(),
@@ -714,12 +728,22 @@ impl Agent {
                 framework_info,
                 executor,
                 task,
-            } => self.run_task(framework_info, executor, task),
+            } => {
+                let tasks = std::slice::from_ref(&task);
+                if !self.refuse_invalid_ids(&framework_info, executor.as_ref(), tasks, false) {
+                    self.run_task(framework_info, executor, task);
+                }
+            }
             ToAgent::RunTaskGroup {
                 framework_info,
                 executor,
                 task_group,
-            } => self.run_task_group(framework_info, executor, task_group),
+            } => {
+                let tasks = &task_group.tasks;
+                if !self.refuse_invalid_ids(&framework_info, Some(&executor), tasks, true) {
+                    self.run_task_group(framework_info, executor, task_group);
+                }
+            }
             ToAgent::KillTask {
                 framework_id,
                 task_id,

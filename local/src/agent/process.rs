@@ -254,13 +254,26 @@ pub(crate) async fn run_task_command(
         launch_failed(format!("cannot create the sandbox: {err}"));
         return;
     }
-    if !command.uris.is_empty() {
-        if let Err(err) = agent.fetcher.fetch_all(&command.uris, &run.sandbox).await {
+    // A KILL (or TEARDOWN, or the agent stopping) during the fetch cancels it.
+    let stop = async {
+        tokio::select! {
+            Some(_) = kill_rx.recv() => {}
+            () = agent.cancel.cancelled() => {}
+        }
+    };
+    let killed_while_fetching = match agent
+        .fetcher
+        .fetch_all(&command.uris, &run.sandbox, stop)
+        .await
+    {
+        Ok(()) => false,
+        Err(super::fetcher::FetchError::Cancelled) => true,
+        Err(err) => {
             launch_failed(err.to_string());
             return;
         }
-    }
-    if kill_rx.try_recv().is_ok() {
+    };
+    if killed_while_fetching || kill_rx.try_recv().is_ok() {
         update(
             TaskState::TaskKilled,
             task_status::Source::Agent,
@@ -467,7 +480,11 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
     }
     if let Err(err) = agent
         .fetcher
-        .fetch_all(&command.uris, &launch.sandbox)
+        .fetch_all(
+            &command.uris,
+            &launch.sandbox,
+            agent.custom_fetch_stop(&framework_id, &executor_id, &run_id),
+        )
         .await
     {
         failed(err.to_string());

@@ -65,6 +65,7 @@ impl Agent {
         if status.timestamp.is_none() {
             status.timestamp = Some(super::now_seconds());
         }
+        status.message = status.message.map(crate::status_message::bounded);
         let uuid = status.uuid.clone().unwrap_or_default();
         let task_id = status.task_id.value.clone();
         let forward_now = {

@@ -1112,8 +1112,8 @@ impl State {
         launching: &HashSet<String>,
     ) -> Option<String> {
         let framework = self.frameworks.get(framework_id)?;
-        if task.task_id.value.is_empty() {
-            return Some("Task ID must not be empty".into());
+        if let Err(err) = crate::ids::validate_task_ids(task) {
+            return Some(err.to_string());
         }
         if framework.tasks.contains_key(&task.task_id.value)
             || launching.contains(&task.task_id.value)
@@ -1245,6 +1245,9 @@ impl State {
         }
         if tasks.is_empty() {
             error = Some("Task group must not be empty".into());
+        }
+        if let (None, Err(err)) = (&error, crate::ids::validate_executor_id(&executor)) {
+            error = Some(err.to_string());
         }
         let key = (agent_id.to_string(), executor.executor_id.value.clone());
         let known = self
@@ -1536,7 +1539,7 @@ fn master_status(
     TaskStatus {
         task_id: task_id.clone(),
         state: state as i32,
-        message: Some(message.to_string()),
+        message: Some(crate::status_message::bounded(message.to_string())),
         source: Some(task_status::Source::Master as i32),
         reason: Some(reason as i32),
         agent_id: agent_id.filter(|a| !a.value.is_empty()).cloned(),
@@ -1635,6 +1638,9 @@ fn validate_role(role: &str) -> Option<String> {
 /// FrameworkInfo checks done after the HTTP-level validation (answered as an ERROR event on
 /// SUBSCRIBE and as 400 on UPDATE_FRAMEWORK).
 fn validate_framework_info(info: &FrameworkInfo, suppressed_roles: &[String]) -> Option<String> {
+    if let Err(err) = crate::ids::validate_framework_id(info) {
+        return Some(err.to_string());
+    }
     let multi_role = has_capability(info, FrameworkCapability::MultiRole);
     if multi_role {
         if info.role.is_some() {

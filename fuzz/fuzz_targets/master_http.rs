@@ -1,0 +1,7 @@
+//! cargo-fuzz target: [`mesos_sdk_fuzz::master_http`] over arbitrary bytes.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    mesos_sdk_fuzz::master_http(data);
+});
