@@ -10,7 +10,8 @@
 //!
 //! Agent id and port are checkpointed whenever the agent has an explicit work directory; the
 //! rest only for frameworks with `checkpoint` set. Files are written and renamed, not fsynced (see
-//! `write_atomic`).
+//! `write_atomic`). While the agent runs, these functions are called by the checkpoint writer
+//! (`checkpoint_writer`), never under the agent's state lock.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -278,12 +279,15 @@ impl Meta {
         )
     }
 
-    pub(super) fn remove_framework(&self, agent: &AgentId, framework: &str) {
+    pub(super) fn remove_framework(
+        &self,
+        agent: &AgentId,
+        framework: &str,
+    ) -> Result<(), CheckpointError> {
         let dir = self.framework_dir(agent, framework);
-        if dir.exists() {
-            if let Err(err) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(%err, "could not remove a framework checkpoint");
-            }
+        match std::fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_error(&dir, err)),
+            _ => Ok(()),
         }
     }
 
@@ -315,13 +319,11 @@ impl Meta {
         executor: &str,
         run: &str,
         pid: i32,
-    ) {
+    ) -> Result<(), CheckpointError> {
         let path = self
             .run_dir(agent, framework, executor, run)
             .join("forked.pid");
-        if let Err(err) = write_atomic(&path, pid.to_string().as_bytes()) {
-            tracing::warn!(%err, "could not checkpoint an executor pid");
-        }
+        write_atomic(&path, pid.to_string().as_bytes())
     }
 
     /// Checkpoints the process (group) of a task run by a built-in executor.
@@ -333,15 +335,13 @@ impl Meta {
         run: &str,
         task: &str,
         pid: i32,
-    ) {
+    ) -> Result<(), CheckpointError> {
         let path = self
             .run_dir(agent, framework, executor, run)
             .join("tasks")
             .join(component(task))
             .join("task.pid");
-        if let Err(err) = write_atomic(&path, pid.to_string().as_bytes()) {
-            tracing::warn!(%err, "could not checkpoint a task pid");
-        }
+        write_atomic(&path, pid.to_string().as_bytes())
     }
 
     pub(super) fn mark_run_completed(
@@ -350,12 +350,12 @@ impl Meta {
         framework: &str,
         executor: &str,
         run: &str,
-    ) {
+    ) -> Result<(), CheckpointError> {
         let run_dir = self.run_dir(agent, framework, executor, run);
         if run_dir.exists() {
-            if let Err(err) = write_atomic(&run_dir.join("completed"), b"") {
-                tracing::warn!(%err, "could not checkpoint the end of an executor run");
-            }
+            write_atomic(&run_dir.join("completed"), b"")
+        } else {
+            Ok(())
         }
     }
 

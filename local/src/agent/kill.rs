@@ -227,7 +227,10 @@ impl Agent {
             state.frameworks.remove(framework_id);
             state.streams.retain(|(fw, _), _| fw != framework_id);
             drop(state);
-            self.meta.remove_framework(&self.id, framework_id);
+            let framework_id = framework_id.to_string();
+            self.checkpoint("framework removal", move |meta, agent| {
+                meta.remove_framework(agent, &framework_id)
+            });
         }
     }
 }

@@ -19,9 +19,10 @@ impl Agent {
         framework.info = info.clone();
         framework.removing = false;
         if info.checkpoint() {
-            if let Err(err) = self.meta.write_framework(&self.id, info) {
-                tracing::warn!(%err, "could not checkpoint framework");
-            }
+            let info = info.clone();
+            self.checkpoint("framework", move |meta, agent| {
+                meta.write_framework(agent, &info)
+            });
         }
         id
     }
@@ -66,31 +67,27 @@ impl Agent {
         if !executor.checkpoint {
             return;
         }
-        if let Err(err) = self.meta.write_executor(
-            &self.id,
-            framework_id,
-            &executor.info,
-            &executor.run_id,
-            executor.kind.as_str(),
-            &executor.sandbox,
-        ) {
-            tracing::warn!(%err, "could not checkpoint executor");
-        }
+        let framework_id = framework_id.to_string();
+        let info = executor.info.clone();
+        let run_id = executor.run_id.clone();
+        let kind = executor.kind.as_str();
+        let sandbox = executor.sandbox.clone();
+        self.checkpoint("executor", move |meta, agent| {
+            meta.write_executor(agent, &framework_id, &info, &run_id, kind, &sandbox)
+        });
     }
 
     pub(super) fn checkpoint_task(&self, framework_id: &str, executor: &Executor, task: &TaskInfo) {
         if !executor.checkpoint {
             return;
         }
-        if let Err(err) = self.meta.write_task(
-            &self.id,
-            framework_id,
-            &executor.info.executor_id.value,
-            &executor.run_id,
-            task,
-        ) {
-            tracing::warn!(%err, "could not checkpoint task");
-        }
+        let framework_id = framework_id.to_string();
+        let executor_id = executor.info.executor_id.value.clone();
+        let run_id = executor.run_id.clone();
+        let task = task.clone();
+        self.checkpoint("task", move |meta, agent| {
+            meta.write_task(agent, &framework_id, &executor_id, &run_id, &task)
+        });
     }
 
     pub(super) fn new_task_entry(task: TaskInfo, group: usize) -> TaskEntry {

@@ -25,6 +25,13 @@
 //! with REASON_EXECUTOR_TERMINATED. Unacknowledged status updates of checkpointing frameworks are
 //! resent after recovery.
 //!
+//! The code is split by concern, one file each: `types` (the state and what launches, kills and
+//! terminations carry), `launch`, `kill`, `runs` (executor runs after launch), `recovery`,
+//! `status_updates`, `executor_api` (the HTTP server), `process` (task and executor process
+//! lifecycles), `command` (building their command lines and environment), `health`, `fetcher`,
+//! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
+//! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.
+//!
 //! Not imitated: containers and isolation (`ContainerInfo` is ignored; processes run as the
 //! agent's user unless the agent runs as root and `CommandInfo.user` exists), secret environment
 //! variables, executor authentication (JWT), unix-socket and HTTPS executor endpoints, and the
@@ -32,6 +39,7 @@
 //! accepts its first connection).
 
 mod checkpoint;
+mod checkpoint_writer;
 mod command;
 mod executor_api;
 mod fetcher;
@@ -66,6 +74,7 @@ use mesos_sdk::v1::{
 
 pub use checkpoint::CheckpointError;
 use checkpoint::Meta;
+use checkpoint_writer::CheckpointWriter;
 use signals::{process_alive, runs_executor, signal_group};
 use status_updates::UpdateStream;
 use types::{
@@ -286,7 +295,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         path: work_dir.clone(),
         source,
     })?;
-    let meta = Meta::new(work_dir.join("meta"));
+    let meta = Arc::new(Meta::new(work_dir.join("meta")));
     let checkpointed = if temporary {
         None
     } else {
@@ -332,6 +341,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         fetcher,
         work_dir,
         temporary,
+        checkpoints: CheckpointWriter::start(Arc::clone(&meta)),
         meta,
         master,
         state: Mutex::new(State::default()),
@@ -452,7 +462,9 @@ pub(crate) struct Agent {
     fetcher: fetcher::Fetcher,
     work_dir: PathBuf,
     temporary: bool,
-    meta: Meta,
+    meta: Arc<Meta>,
+    /// Runs every checkpoint operation after `meta` was created, in order, off the state lock.
+    checkpoints: CheckpointWriter,
     master: MasterLink,
     state: Mutex<State>,
     cancel: CancellationToken,
@@ -462,6 +474,30 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
+    /// Queues a checkpoint operation for the writer (see `checkpoint_writer`): no file I/O
+    /// happens on the caller's thread, so this is safe under the state lock.
+    fn checkpoint(
+        &self,
+        what: &'static str,
+        operation: impl FnOnce(&Meta, &AgentId) -> Result<(), CheckpointError> + Send + 'static,
+    ) {
+        let agent = self.id.clone();
+        self.checkpoints
+            .submit(what, move |meta| operation(meta, &agent));
+    }
+
+    /// Queues the marker of an executor run's end.
+    fn checkpoint_run_completed(&self, framework_id: &str, executor_id: &str, run_id: &str) {
+        let (framework_id, executor_id, run_id) = (
+            framework_id.to_string(),
+            executor_id.to_string(),
+            run_id.to_string(),
+        );
+        self.checkpoint("the end of an executor run", move |meta, agent| {
+            meta.mark_run_completed(agent, &framework_id, &executor_id, &run_id)
+        });
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -633,6 +669,8 @@ impl Agent {
             // The listener is closed once the accept loop has returned.
             let _ = server.await;
         }
+        // A successor on this work directory must find every checkpoint written.
+        self.checkpoints.flush().await;
         if kill_processes && !self.temporary {
             self.meta.forget_latest();
         }

@@ -165,14 +165,15 @@ pub(crate) async fn run_task_command(
         return;
     }
     if run.checkpoint {
-        agent.meta.write_task_pid(
-            &agent.id,
-            &framework_id,
-            &executor_id.value,
-            &run.run_id,
-            &task_id.value,
-            pid,
+        let (framework_id, executor_id, run_id, task_id) = (
+            framework_id.clone(),
+            executor_id.value.clone(),
+            run.run_id.clone(),
+            task_id.value.clone(),
         );
+        agent.checkpoint("task pid", move |meta, agent| {
+            meta.write_task_pid(agent, &framework_id, &executor_id, &run_id, &task_id, pid)
+        });
     }
     let _ = &run.executor_sandbox;
     update(

@@ -35,8 +35,17 @@ impl Agent {
     /// Rebuilds state from checkpoints; returns what to tell the master.
     pub(super) fn restore(
         self: &Arc<Self>,
-        recovered: Vec<checkpoint::RecoveredFramework>,
+        mut recovered: Vec<checkpoint::RecoveredFramework>,
     ) -> Restored {
+        // A checkpointed pid counts only while it still names one of our processes. Checked
+        // here, before the state lock is taken, since it reads `/proc`.
+        for executor in recovered.iter_mut().flat_map(|f| f.executors.iter_mut()) {
+            let executor_id = executor.info.executor_id.value.clone();
+            executor.pid = executor.pid.filter(|pid| runs_executor(*pid, &executor_id));
+            for task in &mut executor.tasks {
+                task.pid = task.pid.filter(|pid| runs_executor(*pid, &executor_id));
+            }
+        }
         let mut restored = Restored {
             frameworks: Vec::new(),
             executors: Vec::new(),
@@ -54,10 +63,7 @@ impl Agent {
             let mut any = false;
             for recovered_executor in framework.executors {
                 let kind = recovered_executor.kind;
-                // A checkpointed pid counts only while it still names one of our processes.
-                let owned_pid = recovered_executor
-                    .pid
-                    .filter(|pid| runs_executor(*pid, &recovered_executor.info.executor_id.value));
+                let owned_pid = recovered_executor.pid;
                 let mut executor = Executor {
                     info: recovered_executor.info.clone(),
                     kind,
@@ -143,9 +149,7 @@ impl Agent {
                     }
                     let mut task_entry = Self::new_task_entry(task.info, 0);
                     task_entry.state = state_now;
-                    task_entry.pgid = task
-                        .pid
-                        .filter(|pid| runs_executor(*pid, &executor.info.executor_id.value));
+                    task_entry.pgid = task.pid;
                     executor.tasks.insert(task_id, task_entry);
                 }
                 if completed {
@@ -158,8 +162,7 @@ impl Agent {
                             signal_group(pid, nix::sys::signal::Signal::SIGKILL);
                         }
                     }
-                    self.meta.mark_run_completed(
-                        &self.id,
+                    self.checkpoint_run_completed(
                         &framework_id,
                         &executor.info.executor_id.value,
                         &executor.run_id,

@@ -66,12 +66,7 @@ impl Agent {
                         exited = Some(executor.info.resources.clone());
                     }
                     if executor.checkpoint {
-                        self.meta.mark_run_completed(
-                            &self.id,
-                            framework_id,
-                            executor_id,
-                            &executor.run_id,
-                        );
+                        self.checkpoint_run_completed(framework_id, executor_id, &executor.run_id);
                     }
                 }
             }
@@ -130,8 +125,14 @@ impl Agent {
             Some(executor) if !stopped => {
                 executor.pgid = Some(pid);
                 if executor.checkpoint {
-                    self.meta
-                        .write_pid(&self.id, framework_id, executor_id, run_id, pid);
+                    let (framework_id, executor_id, run_id) = (
+                        framework_id.to_string(),
+                        executor_id.to_string(),
+                        run_id.to_string(),
+                    );
+                    self.checkpoint("executor pid", move |meta, agent| {
+                        meta.write_pid(agent, &framework_id, &executor_id, &run_id, pid)
+                    });
                 }
                 if executor.terminating {
                     // Shut down while it was being fetched: it goes at once.
@@ -241,8 +242,7 @@ impl Agent {
             self.record_update(framework_id, status, None);
         }
         if executor.checkpoint {
-            self.meta
-                .mark_run_completed(&self.id, framework_id, executor_id, run_id);
+            self.checkpoint_run_completed(framework_id, executor_id, run_id);
         }
         self.send_master(FromAgent::ExecutorExited {
             framework_id: FrameworkId {
