@@ -7,6 +7,8 @@
 //! - [`agent`]: the agents (`/api/v1/executor`, fetcher, sandboxes, executors, command executor).
 //! - [`link`]: the in-process messages between the master and its agents.
 //! - [`cluster`]: starts a master and its agents together; what the `mesos-local` binary runs.
+//! - [`server`]: the HTTP server stack both use (limits against slow and hostile clients) and
+//!   their shared V1 request checks.
 //!
 //! Resources and attributes are parsed and counted with the SDK's [`mesos_sdk::resourcemgr`].
 
@@ -17,14 +19,4 @@ pub mod agent;
 pub mod cluster;
 pub mod link;
 pub mod master;
-
-/// The `Accept` header of a request as one value (repeated headers joined with commas), as
-/// [`mesos_sdk::codec::Format::from_accept`] reads it; `None` when there is none.
-pub(crate) fn accept_header(headers: &http::HeaderMap) -> Option<String> {
-    let values: Vec<&str> = headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.join(","))
-}
+pub mod server;

@@ -117,6 +117,8 @@ pub struct AgentConfig {
     pub recovery_timeout: Duration,
     /// Extra CA certificates (PEM) the fetcher trusts for `https` URIs, besides the webpki roots.
     pub fetcher_ca_pem: Vec<Vec<u8>>,
+    /// Timeouts, body and connection limits of the HTTP server (see [`crate::server`]).
+    pub http: crate::server::HttpLimits,
 }
 
 impl Default for AgentConfig {
@@ -153,6 +155,7 @@ impl Default for AgentConfig {
             executor_reregistration_timeout: Duration::from_secs(2),
             recovery_timeout: Duration::from_secs(15 * 60),
             fetcher_ca_pem: Vec::new(),
+            http: crate::server::HttpLimits::default(),
         }
     }
 }
@@ -355,10 +358,12 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         Vec::new()
     };
     let register = agent.restore(recovered);
-    let server = tokio::spawn(executor_api::serve(
-        Arc::downgrade(&agent),
+    let server = tokio::spawn(crate::server::serve(
         listener,
+        executor_api::router(Arc::downgrade(&agent)),
+        agent.config.http.clone(),
         agent.cancel.clone(),
+        "agent",
     ));
     *agent
         .server

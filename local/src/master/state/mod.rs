@@ -374,6 +374,32 @@ impl State {
         }
     }
 
+    /// Frameworks whose scheduler is gone but that are kept until their failover timeout ends
+    /// (as Mesos keeps them), not counting frameworks known only from agents.
+    pub fn disconnected_frameworks(&self) -> usize {
+        self.frameworks
+            .values()
+            .filter(|f| !f.connected() && !f.recovered)
+            .count()
+    }
+
+    /// The framework counts of Mesos' `/metrics/snapshot`, under Mesos' metric names.
+    pub fn metrics(&self) -> serde_json::Value {
+        let known = || self.frameworks.values().filter(|f| !f.recovered);
+        let connected = known().filter(|f| f.connected()).count();
+        let active = known().filter(|f| f.active).count();
+        let total = known().count();
+        serde_json::json!({
+            "master/elected": if self.leader.is_none() && !self.no_leader { 1.0 } else { 0.0 },
+            "master/uptime_secs": (now_secs() - self.start_time).max(0.0),
+            "master/frameworks_connected": connected as f64,
+            "master/frameworks_disconnected": (total - connected) as f64,
+            "master/frameworks_active": active as f64,
+            "master/frameworks_inactive": (total - active) as f64,
+            "master/slaves_active": self.agents.len() as f64,
+        })
+    }
+
     /// `host:port` of this master.
     pub fn host_port(&self) -> String {
         format!(
