@@ -101,8 +101,8 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 struct Connection {
     /// Requests in progress (until their response body is sent or dropped).
     active: Arc<AtomicUsize>,
-    /// Closes the connection gracefully.
-    close: CancellationToken,
+    /// Drops the connection at once (it is idle: nothing in progress is lost).
+    shed: CancellationToken,
 }
 
 /// The open connections of one server, oldest first.
@@ -133,7 +133,7 @@ impl Connections {
             .map(|(id, _)| *id);
         match idle.and_then(|id| open.remove(&id)) {
             Some(connection) => {
-                connection.close.cancel();
+                connection.shed.cancel();
                 true
             }
             None => false,
@@ -238,12 +238,12 @@ pub(crate) async fn serve(
         next_id += 1;
         let id = next_id;
         let active = Arc::new(AtomicUsize::new(0));
-        let close = cancel.child_token();
+        let shed = CancellationToken::new();
         connections.lock().insert(
             id,
             Connection {
                 active: Arc::clone(&active),
-                close: close.clone(),
+                shed: shed.clone(),
             },
         );
         let registration = Registration {
@@ -255,7 +255,10 @@ pub(crate) async fn serve(
             router.clone(),
             Arc::clone(&limits),
             active,
-            close,
+            Closers {
+                shutdown: cancel.clone(),
+                shed,
+            },
             registration,
             name,
         ));
@@ -274,14 +277,22 @@ pub(crate) async fn serve(
     }
 }
 
-/// Serves one connection until it ends, or until `close` fires (then gracefully, within the
-/// shutdown grace).
+/// What ends a connection early.
+struct Closers {
+    /// The server stops: finish the current request, within the shutdown grace.
+    shutdown: CancellationToken,
+    /// The connection was shed while idle: drop it at once.
+    shed: CancellationToken,
+}
+
+/// Serves one connection until it ends, the server shuts down (then gracefully, within the
+/// shutdown grace) or it is shed (then at once).
 async fn serve_connection(
     tcp: TcpStream,
     router: Router,
     limits: Arc<HttpLimits>,
     active: Arc<AtomicUsize>,
-    close: CancellationToken,
+    closers: Closers,
     registration: Registration,
     name: &'static str,
 ) {
@@ -314,7 +325,11 @@ async fn serve_connection(
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
-        _ = close.cancelled() => {
+        _ = closers.shed.cancelled() => {
+            tracing::debug!(server = name, "idle connection shed");
+            Ok(())
+        }
+        _ = closers.shutdown.cancelled() => {
             connection.as_mut().graceful_shutdown();
             match tokio::time::timeout(limits.shutdown_grace, connection.as_mut()).await {
                 Ok(result) => result,

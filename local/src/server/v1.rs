@@ -251,6 +251,46 @@ mod tests {
         assert!(!valid_uuid(&bad));
     }
 
+    /// A body above the threshold is decoded on the blocking pool: on a one-thread runtime, a
+    /// task spawned before the call gets to run while it decodes (an inline decode would finish
+    /// in the caller's first poll, before any other task runs).
+    #[tokio::test(flavor = "current_thread")]
+    async fn large_bodies_are_decoded_off_the_async_worker() {
+        let call = serde_json::json!({
+            "type": "DECLINE",
+            "framework_id": {"value": "f"},
+            "decline": {"offer_ids": vec![serde_json::json!({"value": "o"}); 20_000]},
+        });
+        let body = Bytes::from(serde_json::to_vec(&call).unwrap());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(JSON_CONTENT_TYPE),
+        );
+        for (threshold, offloaded) in [(1024, true), (usize::MAX, false)] {
+            let limits = HttpLimits {
+                blocking_decode_threshold: threshold,
+                ..HttpLimits::default()
+            };
+            let ticks = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let ticker = tokio::spawn({
+                let ticks = ticks.clone();
+                async move {
+                    loop {
+                        ticks.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+            let decoded =
+                decode_call::<Call>(&headers, Body::from(body.clone()), &limits, "Call").await;
+            ticker.abort();
+            assert!(decoded.is_ok());
+            let ran = ticks.load(std::sync::atomic::Ordering::Relaxed) > 0;
+            assert_eq!(ran, offloaded, "threshold {threshold}");
+        }
+    }
+
     #[test]
     fn decode_failures_use_mesos_texts() {
         let table: [(Format, &[u8], &str); 5] = [
