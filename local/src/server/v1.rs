@@ -16,7 +16,8 @@
 //! body is larger than <n> bytes` (from `Content-Length` before anything is read, or once the
 //! limit is crossed), 408 `Request body not received within <duration>`. Mesos sets no such
 //! limit; these answers are this crate's. Bodies above
-//! [`HttpLimits::blocking_decode_threshold`] are decoded on the blocking pool.
+//! [`HttpLimits::blocking_decode_threshold`] are decoded on the blocking pool, at most
+//! [`super::MAX_LARGE_DECODES`] at once.
 
 use std::fmt::Display;
 
@@ -26,7 +27,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::HttpLimits;
+use tokio::sync::Semaphore;
+
+use super::{HttpLimits, MAX_LARGE_DECODES};
 use mesos_sdk::codec::{CodecError, Format, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
 
 /// Media type of error texts.
@@ -219,6 +222,11 @@ where
     let format = content_format(headers)?;
     let body = read_body(headers, body, limits).await?;
     let decoded = if body.len() > limits.blocking_decode_threshold {
+        static LARGE_DECODES: Semaphore = Semaphore::const_new(MAX_LARGE_DECODES);
+        let _turn = LARGE_DECODES
+            .acquire()
+            .await
+            .map_err(|err| internal(format!("Failed to decode the body: {err}")))?;
         tokio::task::spawn_blocking(move || decode::<M>(format, &body, name))
             .await
             .map_err(|err| internal(format!("Failed to decode the body: {err}")))?
