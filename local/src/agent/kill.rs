@@ -233,4 +233,15 @@ impl Agent {
             });
         }
     }
+
+    /// The shutdown grace period of a live executor (the agent default when it is gone).
+    pub(super) fn executor_grace_for(&self, framework_id: &str, executor_id: &str) -> Duration {
+        let state = self.lock();
+        state
+            .frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(executor_id))
+            .map(|e| self.executor_grace(&e.info))
+            .unwrap_or(self.config.executor_shutdown_grace_period)
+    }
 }

@@ -1,11 +1,10 @@
-//! Executor and task processes: the environment they get, how they are spawned (in their own
-//! process group, in their sandbox, with `stdout` and `stderr` files), the built-in command
-//! executor's task loop (updates, kill with grace period, health checks), and the life of custom
-//! executor processes (fetch, launch, registration timeout, exit).
+//! The lifecycles of executor and task processes: the built-in command executor's task loop
+//! (fetch, spawn, updates, kill with grace period, health checks, exit status) and the life of
+//! custom executor processes (fetch, spawn, registration timeout, exit). Their command lines and
+//! environment are built by `command`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -290,18 +289,6 @@ pub(crate) async fn run_task_command(
         healthy,
     );
     finish(state);
-}
-
-impl Agent {
-    fn executor_grace_for(&self, framework_id: &str, executor_id: &str) -> Duration {
-        let state = self.lock();
-        state
-            .frameworks
-            .get(framework_id)
-            .and_then(|f| f.executors.get(executor_id))
-            .map(|e| self.executor_grace(&e.info))
-            .unwrap_or(self.config.executor_shutdown_grace_period)
-    }
 }
 
 /// Starts a custom executor and watches it until it exits.

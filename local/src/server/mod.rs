@@ -105,6 +105,8 @@ const MIN_BUF_SIZE: usize = 8192;
 /// First back-off after a failed `accept`, doubled up to [`MAX_ACCEPT_BACKOFF`].
 const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+/// Shortest interval between two warnings about failed accepts.
+const WARNING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One open connection, as the accept loop sees it.
 #[derive(Debug)]
@@ -201,6 +203,7 @@ pub(crate) async fn serve(
     let limits = Arc::new(limits);
     let mut next_id = 0u64;
     let mut backoff = MIN_ACCEPT_BACKOFF;
+    let mut last_warning: Option<tokio::time::Instant> = None;
     let ceiling = limits
         .max_connections
         .max(1)
@@ -227,7 +230,14 @@ pub(crate) async fn serve(
             Err(err) => {
                 if out_of_resources(&err) {
                     let shed = connections.shed_idle();
-                    tracing::warn!(server = name, %err, shed, "accept failed; backing off");
+                    // Under a flood this repeats every few milliseconds: one warning per interval.
+                    let now = tokio::time::Instant::now();
+                    if last_warning.is_none_or(|at| now.duration_since(at) >= WARNING_INTERVAL) {
+                        last_warning = Some(now);
+                        tracing::warn!(server = name, %err, shed, "accept failed; backing off");
+                    } else {
+                        tracing::debug!(server = name, %err, shed, "accept failed; backing off");
+                    }
                 } else {
                     tracing::debug!(server = name, %err, "accept failed");
                 }
