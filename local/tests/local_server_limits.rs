@@ -277,3 +277,18 @@ async fn disconnected_frameworks_are_kept_and_counted() {
     assert_eq!(state["frameworks"].as_array().map(Vec::len), Some(1));
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn unknown_paths_answer_404_as_mesos() {
+    let cluster = cluster(limits()).await;
+    for addr in servers(&cluster) {
+        let answer = raw(addr, "GET", "/no/such/path", &[], b"").await;
+        assert_eq!(answer.status, 404);
+        assert_eq!(answer.text(), "404 Not Found.");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
+    }
+    cluster.shutdown().await;
+}

@@ -28,7 +28,9 @@ use http::{HeaderValue, Method, StatusCode, header};
 
 use super::{Agent, ExecutorKind, QueuedLaunch, Subscriber, launch_event, send_event};
 use crate::link::FromAgent;
-use crate::server::v1::{decode_call, empty, event_format, method_not_allowed, text, valid_uuid};
+use crate::server::v1::{
+    decode_call, empty, event_format, method_not_allowed, not_found, text, valid_uuid,
+};
 use mesos_sdk::codec::Format;
 use mesos_sdk::v1::executor::{Call, Event, call, event};
 use mesos_sdk::v1::{ContainerId, TaskState, task_status};
@@ -46,10 +48,6 @@ pub(super) fn router(agent: Weak<Agent>) -> Router {
 
 async fn health() -> Response {
     empty(StatusCode::OK)
-}
-
-async fn not_found() -> Response {
-    empty(StatusCode::NOT_FOUND)
 }
 
 /// `validateExecutorCall`: the call's type and its required payload.

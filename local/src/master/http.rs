@@ -18,7 +18,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use tokio::sync::mpsc;
 
 use super::state::{CallOutcome, Shared};
-use crate::server::v1::{decode_call, empty, event_format, method_not_allowed, text, valid_uuid};
+use crate::server::v1::{
+    decode_call, empty, event_format, method_not_allowed, not_found, text, valid_uuid,
+};
 use mesos_sdk::codec::{Format, JSON_CONTENT_TYPE};
 use mesos_sdk::v1::scheduler::{Call, call};
 
@@ -432,8 +434,4 @@ async fn redirect(State(shared): State<Arc<Shared>>) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-async fn not_found() -> Response {
-    empty(StatusCode::NOT_FOUND)
 }

@@ -55,6 +55,11 @@ pub(crate) fn empty(status: StatusCode) -> Response {
     response
 }
 
+/// 404 for an unknown path, as Mesos answers it (`404 Not Found.`, plain text).
+pub(crate) async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 Not Found.")
+}
+
 /// 405 with the methods allowed, in Mesos' words.
 pub(crate) fn method_not_allowed(allowed: &[&str], method: &Method) -> Response {
     let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();
