@@ -275,6 +275,9 @@ pub enum AgentError {
     /// The checkpointed state in the work directory is unusable.
     #[error("agent checkpoint: {0}")]
     Checkpoint(#[from] CheckpointError),
+    /// Reading the checkpoints did not complete (the blocking task failed).
+    #[error("agent recovery did not complete: {0}")]
+    Recovery(#[source] tokio::task::JoinError),
     /// The master link is closed.
     #[error("the master is gone")]
     MasterGone,
@@ -353,7 +356,11 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         server: Mutex::new(None),
     });
     let recovered = if checkpointed.is_some() {
-        agent.meta.recover(&id)?
+        // Reading every checkpoint can take a while: off the async workers.
+        let (meta, agent_id) = (Arc::clone(&agent.meta), id.clone());
+        tokio::task::spawn_blocking(move || meta.recover(&agent_id))
+            .await
+            .map_err(AgentError::Recovery)??
     } else {
         Vec::new()
     };
