@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::agent::{self, AgentConfig, AgentError, AgentHandle};
 use crate::master::{Master, MasterConfig, MasterError, MasterHandle};
+use crate::server::HttpLimits;
 use mesos_sdk::resourcemgr::{self as resources, ParseError};
 
 /// Default agent resources, like a small Mesos agent.
@@ -67,6 +68,7 @@ pub struct LocalClusterBuilder {
     executor_reregistration_timeout: Duration,
     recovery_timeout: Duration,
     registration_wait: Duration,
+    agent_http: HttpLimits,
 }
 
 impl Default for LocalClusterBuilder {
@@ -87,6 +89,7 @@ impl Default for LocalClusterBuilder {
             executor_reregistration_timeout: Duration::from_secs(2),
             recovery_timeout: Duration::from_secs(15 * 60),
             registration_wait: Duration::from_secs(10),
+            agent_http: HttpLimits::default(),
         }
     }
 }
@@ -166,6 +169,13 @@ impl LocalClusterBuilder {
         self.master.credentials = credentials;
         self
     }
+    /// Timeouts, body and connection limits of the master's and every agent's HTTP server
+    /// (see [`crate::server`]; default [`HttpLimits::default`]).
+    pub fn http_limits(mut self, limits: HttpLimits) -> Self {
+        self.master.http = limits.clone();
+        self.agent_http = limits;
+        self
+    }
     /// Replaces the whole master configuration (ip, port and hostname included).
     pub fn master_config(mut self, config: MasterConfig) -> Self {
         self.master = config;
@@ -232,6 +242,7 @@ impl LocalClusterBuilder {
             recovery_timeout: self.recovery_timeout,
             fetcher_ca_pem: self.fetcher_ca_pem.clone(),
             fetcher_limits: self.fetcher_limits.clone(),
+            http: self.agent_http.clone(),
         };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);

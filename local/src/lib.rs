@@ -9,6 +9,8 @@
 //! - [`ids`]: Mesos' rules for the ids that name directories (task, executor, framework, container).
 //! - [`status_message`]: the bound on the message of task status updates.
 //! - [`cluster`]: starts a master and its agents together; what the `mesos-local` binary runs.
+//! - [`server`]: the HTTP server stack both use (limits against slow and hostile clients) and
+//!   their shared V1 request checks.
 //!
 //! Resources and attributes are parsed and counted with the SDK's [`mesos_sdk::resourcemgr`].
 
@@ -20,15 +22,5 @@ pub mod cluster;
 pub mod ids;
 pub mod link;
 pub mod master;
+pub mod server;
 pub mod status_message;
-
-/// The `Accept` header of a request as one value (repeated headers joined with commas), as
-/// [`mesos_sdk::codec::Format::from_accept`] reads it; `None` when there is none.
-pub(crate) fn accept_header(headers: &http::HeaderMap) -> Option<String> {
-    let values: Vec<&str> = headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.join(","))
-}

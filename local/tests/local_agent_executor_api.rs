@@ -96,8 +96,26 @@ async fn status_codes_and_texts() {
     let (status, _, body) =
         raw_http(addr, "POST", path, &[("Content-Type", JSON)], b"{not json").await;
     assert_eq!(status, 400);
+    // Mesos answers text that is not JSON alike on the master and the agent.
     assert!(
-        String::from_utf8_lossy(&body).starts_with("Failed to convert JSON into Call protobuf")
+        String::from_utf8_lossy(&body).starts_with("Failed to parse body into JSON: "),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // JSON lacking required fields: the names, comma-separated (as on the master).
+    let (status, _, body) = raw_http(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", JSON)],
+        br#"{"type":"HEARTBEAT"}"#,
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "Failed to convert JSON into Call protobuf: Missing required fields: executor_id, framework_id"
     );
 
     let expect_400 = |body: &[u8], text: &str| {

@@ -10,7 +10,8 @@
 //!
 //! Agent id and port are checkpointed whenever the agent has an explicit work directory; the
 //! rest only for frameworks with `checkpoint` set. Files are written and renamed, not fsynced (see
-//! `write_atomic`).
+//! `write_atomic`). While the agent runs, these functions are called by the checkpoint writer
+//! (`checkpoint_writer`), never under the agent's state lock.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -75,8 +76,33 @@ fn component(id: &str) -> String {
     }
 }
 
-fn io_error(path: &Path, err: std::io::Error) -> String {
-    format!("{}: {err}", path.display())
+/// A checkpoint that could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// A file or directory of the checkpoint could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A checkpointed protobuf file does not decode.
+    #[error("{}: {source}", path.display())]
+    Decode {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: prost::DecodeError,
+    },
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> CheckpointError {
+    CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename).
@@ -84,7 +110,7 @@ fn io_error(path: &Path, err: std::io::Error) -> String {
 /// Checkpoints are not fsynced: write-and-rename survives a crash of the process (what agent
 /// recovery is for), and an embedded cluster on one machine has no use for durability across a
 /// power loss, which would cost an fsync per status update (a 20x slowdown of short tasks).
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), String> {
+fn write_atomic(path: &Path, data: &[u8]) -> Result<(), CheckpointError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
     }
@@ -94,9 +120,12 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), String> {
     std::fs::rename(&temp, path).map_err(|e| io_error(path, e))
 }
 
-fn read_message<M: Message + Default>(path: &Path) -> Result<M, String> {
+fn read_message<M: Message + Default>(path: &Path) -> Result<M, CheckpointError> {
     let data = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    M::decode(data.as_slice()).map_err(|e| format!("{}: {e}", path.display()))
+    M::decode(data.as_slice()).map_err(|source| CheckpointError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn read_text(path: &Path) -> Option<String> {
@@ -118,7 +147,7 @@ fn subdirectories(path: &Path) -> Vec<PathBuf> {
     dirs
 }
 
-fn append_record(path: &Path, tag: u8, payload: &[u8]) -> Result<(), String> {
+fn append_record(path: &Path, tag: u8, payload: &[u8]) -> Result<(), CheckpointError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| io_error(parent, e))?;
     }
@@ -136,12 +165,12 @@ fn append_record(path: &Path, tag: u8, payload: &[u8]) -> Result<(), String> {
 }
 
 /// Appends a recorded update to a task's update file.
-pub(super) fn append_update(path: &Path, status: &TaskStatus) -> Result<(), String> {
+pub(super) fn append_update(path: &Path, status: &TaskStatus) -> Result<(), CheckpointError> {
     append_record(path, b'U', &status.encode_to_vec())
 }
 
 /// Appends an acknowledgement to a task's update file.
-pub(super) fn append_ack(path: &Path, uuid: &[u8]) -> Result<(), String> {
+pub(super) fn append_ack(path: &Path, uuid: &[u8]) -> Result<(), CheckpointError> {
     append_record(path, b'A', uuid)
 }
 
@@ -203,7 +232,7 @@ impl Meta {
     }
 
     /// The checkpointed agent, if any.
-    pub(super) fn latest_agent(&self) -> Result<Option<AgentInfo>, String> {
+    pub(super) fn latest_agent(&self) -> Result<Option<AgentInfo>, CheckpointError> {
         let Some(id) = read_text(&self.root.join("slaves").join("latest")) else {
             return Ok(None);
         };
@@ -215,7 +244,7 @@ impl Meta {
     }
 
     /// Checkpoints the agent's id and info (including its port).
-    pub(super) fn write_agent(&self, info: &AgentInfo) -> Result<(), String> {
+    pub(super) fn write_agent(&self, info: &AgentInfo) -> Result<(), CheckpointError> {
         let id = info.id.clone().unwrap_or_default();
         write_atomic(
             &self.agent_dir(&id).join("slave.info"),
@@ -242,7 +271,7 @@ impl Meta {
         &self,
         agent: &AgentId,
         info: &FrameworkInfo,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckpointError> {
         let id = info.id.clone().unwrap_or_default().value;
         write_atomic(
             &self.framework_dir(agent, &id).join("framework.info"),
@@ -250,12 +279,15 @@ impl Meta {
         )
     }
 
-    pub(super) fn remove_framework(&self, agent: &AgentId, framework: &str) {
+    pub(super) fn remove_framework(
+        &self,
+        agent: &AgentId,
+        framework: &str,
+    ) -> Result<(), CheckpointError> {
         let dir = self.framework_dir(agent, framework);
-        if dir.exists() {
-            if let Err(err) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(%err, "could not remove a framework checkpoint");
-            }
+        match std::fs::remove_dir_all(&dir) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(io_error(&dir, err)),
+            _ => Ok(()),
         }
     }
 
@@ -267,7 +299,7 @@ impl Meta {
         run: &str,
         kind: &str,
         sandbox: &Path,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckpointError> {
         let executor = &info.executor_id.value;
         let dir = self.executor_dir(agent, framework, executor);
         write_atomic(&dir.join("executor.info"), &info.encode_to_vec())?;
@@ -287,13 +319,11 @@ impl Meta {
         executor: &str,
         run: &str,
         pid: i32,
-    ) {
+    ) -> Result<(), CheckpointError> {
         let path = self
             .run_dir(agent, framework, executor, run)
             .join("forked.pid");
-        if let Err(err) = write_atomic(&path, pid.to_string().as_bytes()) {
-            tracing::warn!(%err, "could not checkpoint an executor pid");
-        }
+        write_atomic(&path, pid.to_string().as_bytes())
     }
 
     /// Checkpoints the process (group) of a task run by a built-in executor.
@@ -305,15 +335,13 @@ impl Meta {
         run: &str,
         task: &str,
         pid: i32,
-    ) {
+    ) -> Result<(), CheckpointError> {
         let path = self
             .run_dir(agent, framework, executor, run)
             .join("tasks")
             .join(component(task))
             .join("task.pid");
-        if let Err(err) = write_atomic(&path, pid.to_string().as_bytes()) {
-            tracing::warn!(%err, "could not checkpoint a task pid");
-        }
+        write_atomic(&path, pid.to_string().as_bytes())
     }
 
     pub(super) fn mark_run_completed(
@@ -322,12 +350,12 @@ impl Meta {
         framework: &str,
         executor: &str,
         run: &str,
-    ) {
+    ) -> Result<(), CheckpointError> {
         let run_dir = self.run_dir(agent, framework, executor, run);
         if run_dir.exists() {
-            if let Err(err) = write_atomic(&run_dir.join("completed"), b"") {
-                tracing::warn!(%err, "could not checkpoint the end of an executor run");
-            }
+            write_atomic(&run_dir.join("completed"), b"")
+        } else {
+            Ok(())
         }
     }
 
@@ -338,7 +366,7 @@ impl Meta {
         executor: &str,
         run: &str,
         task: &TaskInfo,
-    ) -> Result<(), String> {
+    ) -> Result<(), CheckpointError> {
         let path = self
             .run_dir(agent, framework, executor, run)
             .join("tasks")
@@ -363,7 +391,10 @@ impl Meta {
 
     /// Everything checkpointed for `agent`: frameworks with the latest run of each of their
     /// executors.
-    pub(super) fn recover(&self, agent: &AgentId) -> Result<Vec<RecoveredFramework>, String> {
+    pub(super) fn recover(
+        &self,
+        agent: &AgentId,
+    ) -> Result<Vec<RecoveredFramework>, CheckpointError> {
         let mut frameworks = Vec::new();
         for framework_dir in subdirectories(&self.agent_dir(agent).join("frameworks")) {
             let info_path = framework_dir.join("framework.info");

@@ -9,91 +9,45 @@
 //! cannot be found`, 403 `Executor is not subscribed` for calls before SUBSCRIBE, 501 for
 //! UNKNOWN, 202 with an empty body for UPDATE, MESSAGE and HEARTBEAT, and 200 with a chunked
 //! RecordIO event stream for SUBSCRIBE. `/health` answers 200 with an empty body; other paths
-//! 404.
+//! 404. The header, body and decode checks are the ones the master makes
+//! ([`crate::server::v1`]), on the same server stack ([`crate::server`]).
 
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::any;
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use http::{HeaderValue, Method, StatusCode, header};
 
 use super::{Agent, ExecutorKind, QueuedLaunch, Subscriber, launch_event, send_event};
 use crate::link::FromAgent;
+use crate::server::v1::{
+    decode_call, empty, event_format, method_not_allowed, not_found, text, valid_uuid,
+};
 use mesos_sdk::codec::Format;
 use mesos_sdk::v1::executor::{Call, Event, call, event};
 use mesos_sdk::v1::{ContainerId, TaskState, task_status};
 
-type Body = BoxBody<Bytes, Infallible>;
-
-/// Largest executor call body read (updates carry at most a few MiB of `data`).
-const MAX_CALL_SIZE: usize = 64 * 1024 * 1024;
-
-/// Accepts connections until `cancel` fires; each connection is served on its own task and
-/// closed when `cancel` fires.
-pub(super) async fn serve(agent: Weak<Agent>, listener: TcpListener, cancel: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            _ = cancel.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let tcp = match accepted {
-            Ok((tcp, _)) => tcp,
-            Err(err) => {
-                tracing::warn!(%err, "agent could not accept a connection");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = tcp.set_nodelay(true);
-        let agent = agent.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let agent = agent.clone();
-                async move { Ok::<_, Infallible>(handle(agent, request).await) }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service);
-            tokio::select! {
-                result = connection => {
-                    if let Err(err) = result {
-                        tracing::debug!(%err, "agent connection ended");
-                    }
-                }
-                _ = cancel.cancelled() => {}
-            }
-        });
-    }
+/// The agent's routes; the agent is held weakly so that the server never keeps it alive.
+pub(super) fn router(agent: Weak<Agent>) -> Router {
+    Router::new()
+        .route("/api/v1/executor", any(executor))
+        .route("/slave(1)/api/v1/executor", any(executor))
+        .route("/health", any(health))
+        .route("/slave(1)/health", any(health))
+        .fallback(not_found)
+        .with_state(agent)
 }
 
-fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(message.into())).boxed());
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::new()).boxed());
-    *response.status_mut() = status;
-    response
-}
-
-/// Whether `bytes` is a UUID stout accepts: 16 bytes with a known version.
-fn valid_uuid(bytes: &[u8]) -> bool {
-    uuid::Uuid::from_slice(bytes).is_ok_and(|u| (1..=5).contains(&u.get_version_num()))
+async fn health() -> Response {
+    empty(StatusCode::OK)
 }
 
 /// `validateExecutorCall`: the call's type and its required payload.
@@ -154,68 +108,17 @@ pub(crate) fn validate(call: &Call) -> Result<call::Type, String> {
     }
 }
 
-async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body> {
-    let path = request.uri().path();
-    if path == "/health" || path == "/slave(1)/health" {
-        return empty(StatusCode::OK);
-    }
-    if path != "/api/v1/executor" && path != "/slave(1)/api/v1/executor" {
-        return empty(StatusCode::NOT_FOUND);
-    }
+async fn executor(State(agent): State<Weak<Agent>>, request: Request) -> Response {
     let Some(agent) = agent.upgrade().filter(|a| !a.lock().stopped) else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "Agent is shutting down");
     };
-    if request.method() != Method::POST {
-        let mut response = text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!(
-                "405 Method Not Allowed. Expecting one of {{ 'POST' }}, but received '{}'.",
-                request.method()
-            ),
-        );
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+    let (parts, body) = request.into_parts();
+    if parts.method != Method::POST {
+        return method_not_allowed(&["POST"], &parts.method);
     }
-    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "Expecting 'Content-Type' to be present",
-        );
-    };
-    let Some(format) = content_type
-        .to_str()
-        .ok()
-        .and_then(Format::from_content_type)
-    else {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Expecting 'Content-Type' of application/json or application/x-protobuf",
-        );
-    };
-    let accept = crate::accept_header(request.headers());
-    let body = match Limited::new(request.into_body(), MAX_CALL_SIZE)
-        .collect()
-        .await
-    {
-        Ok(body) => body.to_bytes(),
-        Err(err) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to read the body: {err}"),
-            );
-        }
-    };
-    let call: Call = match format.decode(&body) {
+    let call: Call = match decode_call(&parts.headers, body, &agent.config.http, "Call").await {
         Ok(call) => call,
-        Err(err) => {
-            let message = match format {
-                Format::Protobuf => format!("Failed to parse body into Call protobuf: {err}"),
-                Format::Json => format!("Failed to convert JSON into Call protobuf: {err}"),
-            };
-            return text(StatusCode::BAD_REQUEST, message);
-        }
+        Err(response) => return *response,
     };
     let kind = match validate(&call) {
         Ok(kind) => kind,
@@ -230,21 +133,16 @@ async fn handle(agent: Weak<Agent>, request: Request<Incoming>) -> Response<Body
         return empty(StatusCode::NOT_IMPLEMENTED);
     }
     let event_format = if kind == call::Type::Subscribe {
-        match Format::from_accept(accept.as_deref()) {
-            Some(format) => Some(format),
-            None => {
-                return text(
-                    StatusCode::NOT_ACCEPTABLE,
-                    "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
-                );
-            }
+        match event_format(&parts.headers) {
+            Ok(format) => Some(format),
+            Err(response) => return *response,
         }
     } else {
         None
     };
     match agent.executor_call(call, kind, event_format) {
         Ok(Some(stream)) => {
-            let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
+            let mut response = Response::new(Body::from_stream(stream));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(event_format.unwrap_or_default().content_type()),
@@ -267,12 +165,10 @@ pub(super) struct EventStream {
 }
 
 impl Stream for EventStream {
-    type Item = Result<Frame<Bytes>, Infallible>;
+    type Item = Result<Bytes, Infallible>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.events
-            .poll_next_unpin(cx)
-            .map(|record| record.map(|data| Ok(Frame::data(data))))
+        self.events.poll_next_unpin(cx).map(|record| record.map(Ok))
     }
 }
 

@@ -16,7 +16,44 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
+use super::command::{CommandError, build_command_for_check};
 use mesos_sdk::v1::{HealthCheck, health_check};
+
+/// Why one health check failed (logged at debug level; only healthy or not is reported).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ProbeError {
+    /// The check lacks the part its type needs (`command`, `http`, `tcp`).
+    #[error("no {0} in the health check")]
+    Missing(&'static str),
+    /// A check of unknown type.
+    #[error("health check of unknown type")]
+    UnknownType,
+    /// The port is not a valid TCP port.
+    #[error("invalid port {0}")]
+    InvalidPort(u32),
+    /// The check command could not be built.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The check command could not be run.
+    #[error("cannot run the check: {0}")]
+    Run(#[source] std::io::Error),
+    /// The check command failed.
+    #[error("check command exited with {0}")]
+    Exit(std::process::ExitStatus),
+    /// The TCP connection failed.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] std::io::Error),
+    /// The HTTP exchange failed.
+    #[error("HTTP check failed: {0}")]
+    Http(#[source] hyper::Error),
+    /// The request path is not a valid URI path.
+    #[error("invalid HTTP check path: {0}")]
+    Path(#[source] http::Error),
+    /// The HTTP answer's status is not a healthy one.
+    #[error("HTTP {0}")]
+    Status(u16),
+}
 
 /// What the checker tells the task loop.
 #[derive(Debug, Clone, Copy)]
@@ -101,7 +138,7 @@ async fn probe(
     check: &HealthCheck,
     sandbox: &std::path::Path,
     env: &[(String, String)],
-) -> Result<(), String> {
+) -> Result<(), ProbeError> {
     let kind = match check.r#type() {
         // Checks written before `type` existed name only their command.
         health_check::Type::Unknown if check.command.is_some() => health_check::Type::Command,
@@ -112,29 +149,29 @@ async fn probe(
             let command = check
                 .command
                 .as_ref()
-                .ok_or("no command in the health check")?;
-            let mut process = super::process::build_command_for_check(command, sandbox, env)?;
+                .ok_or(ProbeError::Missing("command"))?;
+            let mut process = build_command_for_check(command, sandbox, env)?;
             let status = process
                 .kill_on_drop(true)
                 .status()
                 .await
-                .map_err(|e| format!("cannot run the check: {e}"))?;
+                .map_err(ProbeError::Run)?;
             if status.success() {
                 Ok(())
             } else {
-                Err(format!("check command exited with {status}"))
+                Err(ProbeError::Exit(status))
             }
         }
         health_check::Type::Http => {
-            let http = check.http.as_ref().ok_or("no http in the health check")?;
-            let port = u16::try_from(http.port).map_err(|_| "invalid port")?;
+            let http = check.http.as_ref().ok_or(ProbeError::Missing("http"))?;
+            let port = u16::try_from(http.port).map_err(|_| ProbeError::InvalidPort(http.port))?;
             let path = http.path.clone().unwrap_or_else(|| "/".to_string());
             let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
-                .map_err(|e| format!("cannot connect: {e}"))?;
+                .map_err(ProbeError::Connect)?;
             let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(ProbeError::Http)?;
             tokio::spawn(connection);
             let request = http::Request::get(if path.starts_with('/') {
                 path
@@ -143,11 +180,11 @@ async fn probe(
             })
             .header(http::header::HOST, format!("127.0.0.1:{port}"))
             .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+            .map_err(ProbeError::Path)?;
             let response = sender
                 .send_request(request)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(ProbeError::Http)?;
             let code = response.status().as_u16();
             let accepted = if http.statuses.is_empty() {
                 (200..400).contains(&code)
@@ -157,17 +194,17 @@ async fn probe(
             if accepted {
                 Ok(())
             } else {
-                Err(format!("HTTP {code}"))
+                Err(ProbeError::Status(code))
             }
         }
         health_check::Type::Tcp => {
-            let tcp = check.tcp.as_ref().ok_or("no tcp in the health check")?;
-            let port = u16::try_from(tcp.port).map_err(|_| "invalid port")?;
+            let tcp = check.tcp.as_ref().ok_or(ProbeError::Missing("tcp"))?;
+            let port = u16::try_from(tcp.port).map_err(|_| ProbeError::InvalidPort(tcp.port))?;
             tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .map(|_| ())
-                .map_err(|e| format!("cannot connect: {e}"))
+                .map_err(ProbeError::Connect)
         }
-        health_check::Type::Unknown => Err("health check of unknown type".to_string()),
+        health_check::Type::Unknown => Err(ProbeError::UnknownType),
     }
 }

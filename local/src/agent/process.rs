@@ -1,20 +1,38 @@
-//! Executor and task processes: the environment they get, how they are spawned (in their own
-//! process group, in their sandbox, with `stdout` and `stderr` files), the built-in command
-//! executor's task loop (updates, kill with grace period, health checks), and the life of custom
-//! executor processes (fetch, launch, registration timeout, exit).
+//! The lifecycles of executor and task processes: the built-in command executor's task loop
+//! (fetch, spawn, updates, kill with grace period, health checks, exit status) and the life of
+//! custom executor processes (fetch, spawn, registration timeout, exit). Their command lines and
+//! environment are built by `command`.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::command::{CommandError, build_command, command_env, spawn};
+use super::fetcher::FetchError;
 use super::{Agent, KillRequest, Termination, health, signal_group, wants_killing_state};
 use mesos_sdk::v1::{
-    CommandInfo, ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskInfo, TaskState,
-    environment, task_status,
+    ExecutorId, ExecutorInfo, FrameworkId, FrameworkInfo, TaskInfo, TaskState, task_status,
 };
+
+/// Why an executor or a built-in executor's task could not be started; the text follows
+/// `Failed to launch container: ` in the TASK_FAILED message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum LaunchError {
+    /// A command task without `command`, or a custom executor without one.
+    #[error("the {0} has no command")]
+    NoCommand(&'static str),
+    /// The sandbox directory could not be created.
+    #[error("cannot create the sandbox: {0}")]
+    Sandbox(#[source] std::io::Error),
+    /// A URI could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The process could not be built or started.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+}
 
 /// Everything a built-in executor needs to run one task.
 #[derive(Debug)]
@@ -43,158 +61,6 @@ pub(crate) struct ExecutorLaunch {
 
 /// Raw wait status reported when an executor could not be started at all (as `exit 1`).
 const LAUNCH_FAILED_WAIT_STATUS: i32 = 1 << 8;
-
-impl Agent {
-    /// The `MESOS_*` environment of an executor (section 1.11 of the protocol notes).
-    pub(crate) fn executor_env(
-        &self,
-        framework_id: &str,
-        executor_id: &str,
-        sandbox: &Path,
-        checkpoint: bool,
-        grace: Duration,
-    ) -> Vec<(String, String)> {
-        let endpoint = self.endpoint.to_string();
-        let sandbox = sandbox.to_string_lossy().into_owned();
-        let mut env = vec![
-            ("MESOS_FRAMEWORK_ID".to_string(), framework_id.to_string()),
-            ("MESOS_EXECUTOR_ID".to_string(), executor_id.to_string()),
-            ("MESOS_AGENT_ENDPOINT".to_string(), endpoint.clone()),
-            ("MESOS_DIRECTORY".to_string(), sandbox.clone()),
-            ("MESOS_SANDBOX".to_string(), sandbox),
-            (
-                "MESOS_CHECKPOINT".to_string(),
-                if checkpoint { "1" } else { "0" }.to_string(),
-            ),
-            (
-                "MESOS_EXECUTOR_SHUTDOWN_GRACE_PERIOD".to_string(),
-                mesos_sdk::duration::format_duration(grace),
-            ),
-            ("MESOS_HTTP_COMMAND_EXECUTOR".to_string(), "0".to_string()),
-            ("MESOS_SLAVE_ID".to_string(), self.id.value.clone()),
-            (
-                "MESOS_SLAVE_PID".to_string(),
-                format!("slave(1)@{endpoint}"),
-            ),
-        ];
-        if checkpoint {
-            env.push((
-                "MESOS_RECOVERY_TIMEOUT".to_string(),
-                mesos_sdk::duration::format_duration(self.config.recovery_timeout),
-            ));
-            env.push((
-                "MESOS_SUBSCRIPTION_BACKOFF_MAX".to_string(),
-                mesos_sdk::duration::format_duration(self.config.executor_reregistration_timeout),
-            ));
-        }
-        env
-    }
-}
-
-/// The `VALUE` variables of a command's environment (secrets are not supported and skipped).
-pub(crate) fn command_env(command: &CommandInfo) -> Vec<(String, String)> {
-    let Some(environment) = &command.environment else {
-        return Vec::new();
-    };
-    environment
-        .variables
-        .iter()
-        .filter_map(|variable| {
-            if variable.r#type() == environment::variable::Type::Secret {
-                tracing::warn!(name = %variable.name, "secret environment variables are not supported");
-                return None;
-            }
-            Some((variable.name.clone(), variable.value.clone().unwrap_or_default()))
-        })
-        .collect()
-}
-
-/// uid and gid of a local user, from `/etc/passwd`.
-fn lookup_user(name: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        if fields.next()? != name {
-            return None;
-        }
-        let _password = fields.next()?;
-        let uid = fields.next()?.parse().ok()?;
-        let gid = fields.next()?.parse().ok()?;
-        Some((uid, gid))
-    })
-}
-
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-/// The program of `command`: `sh -c value` when `shell` (the default), else `value` executed
-/// with `arguments` as its argv. `what` names the command in the error when `value` is missing.
-fn program(command: &CommandInfo, what: &str) -> Result<tokio::process::Command, String> {
-    let value = command
-        .value
-        .as_deref()
-        .ok_or_else(|| format!("{what} has no 'value'"))?;
-    Ok(if command.shell() {
-        let mut process = tokio::process::Command::new("sh");
-        process.arg("-c").arg(value);
-        process
-    } else {
-        let mut process = tokio::process::Command::new(value);
-        if let Some((argv0, rest)) = command.arguments.split_first() {
-            process.arg0(argv0).args(rest);
-        }
-        process
-    })
-}
-
-/// A process for `command` in `sandbox`: `sh -c value` when `shell` (the default), else
-/// `value` executed with `arguments` as its argv. It gets its own process group, `stdout` and
-/// `stderr` files in the sandbox, the given environment on top of the agent's, and runs as
-/// `command.user` when the agent runs as root and that user exists (otherwise the user is
-/// ignored).
-pub(crate) fn build_command(
-    command: &CommandInfo,
-    sandbox: &Path,
-    env: &[(String, String)],
-) -> Result<tokio::process::Command, String> {
-    let mut process = program(command, "the command")?;
-    let stdout = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(sandbox.join("stdout"))
-        .map_err(|e| format!("cannot create the sandbox's stdout: {e}"))?;
-    let stderr = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(sandbox.join("stderr"))
-        .map_err(|e| format!("cannot create the sandbox's stderr: {e}"))?;
-    process
-        .current_dir(sandbox)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(stdout))
-        .stderr(Stdio::from(stderr))
-        .process_group(0)
-        .kill_on_drop(false)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if let Some(user) = command.user.as_deref() {
-        if running_as_root() {
-            match lookup_user(user) {
-                Some((uid, gid)) => {
-                    process.uid(uid).gid(gid);
-                }
-                None => tracing::warn!(
-                    user,
-                    "unknown user; running the command as the agent's user"
-                ),
-            }
-        } else {
-            tracing::debug!(user, "not root; running the command as the agent's user");
-        }
-    }
-    Ok(process)
-}
 
 /// Mesos' text for a signal (as `strsignal` gives it).
 fn signal_text(signal: i32) -> String {
@@ -236,22 +102,22 @@ pub(crate) async fn run_task_command(
     let finish = |state: TaskState| {
         agent.builtin_task_done(&framework_id, &executor_id.value, &task_id.value, state);
     };
-    let launch_failed = |message: String| {
+    let launch_failed = |error: LaunchError| {
         update(
             TaskState::TaskFailed,
             task_status::Source::Agent,
             Some(task_status::Reason::ContainerLaunchFailed),
-            Some(format!("Failed to launch container: {message}")),
+            Some(format!("Failed to launch container: {error}")),
             None,
         );
         finish(TaskState::TaskFailed);
     };
     let Some(command) = run.task.command.clone() else {
-        launch_failed("the task has no command".to_string());
+        launch_failed(LaunchError::NoCommand("task"));
         return;
     };
     if let Err(err) = tokio::fs::create_dir_all(&run.sandbox).await {
-        launch_failed(format!("cannot create the sandbox: {err}"));
+        launch_failed(LaunchError::Sandbox(err));
         return;
     }
     // A KILL (or TEARDOWN, or the agent stopping) during the fetch cancels it.
@@ -269,7 +135,7 @@ pub(crate) async fn run_task_command(
         Ok(()) => false,
         Err(super::fetcher::FetchError::Cancelled) => true,
         Err(err) => {
-            launch_failed(err.to_string());
+            launch_failed(err.into());
             return;
         }
     };
@@ -294,16 +160,14 @@ pub(crate) async fn run_task_command(
     );
     env.push(("MESOS_TASK_ID".to_string(), task_id.value.clone()));
     env.extend(command_env(&command));
-    let mut child = match build_command(&command, &run.sandbox, &env).and_then(|mut c| {
-        c.spawn()
-            .map_err(|e| format!("cannot start '{}': {e}", command.value()))
-    }) {
-        Ok(child) => child,
-        Err(err) => {
-            launch_failed(err);
-            return;
-        }
-    };
+    let mut child =
+        match build_command(&command, &run.sandbox, &env).and_then(|c| spawn(c, &command)) {
+            Ok(child) => child,
+            Err(err) => {
+                launch_failed(err.into());
+                return;
+            }
+        };
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
     agent.set_task_pgid(&framework_id, &executor_id.value, &task_id.value, pid);
     if agent.lock().stopped {
@@ -313,14 +177,15 @@ pub(crate) async fn run_task_command(
         return;
     }
     if run.checkpoint {
-        agent.meta.write_task_pid(
-            &agent.id,
-            &framework_id,
-            &executor_id.value,
-            &run.run_id,
-            &task_id.value,
-            pid,
+        let (framework_id, executor_id, run_id, task_id) = (
+            framework_id.clone(),
+            executor_id.value.clone(),
+            run.run_id.clone(),
+            task_id.value.clone(),
         );
+        agent.checkpoint("task pid", move |meta, agent| {
+            meta.write_task_pid(agent, &framework_id, &executor_id, &run_id, &task_id, pid)
+        });
     }
     let _ = &run.executor_sandbox;
     update(
@@ -439,25 +304,13 @@ pub(crate) async fn run_task_command(
     finish(state);
 }
 
-impl Agent {
-    fn executor_grace_for(&self, framework_id: &str, executor_id: &str) -> Duration {
-        let state = self.lock();
-        state
-            .frameworks
-            .get(framework_id)
-            .and_then(|f| f.executors.get(executor_id))
-            .map(|e| self.executor_grace(&e.info))
-            .unwrap_or(self.config.executor_shutdown_grace_period)
-    }
-}
-
 /// Starts a custom executor and watches it until it exits.
 pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLaunch) {
     let framework_id = launch.framework_id.clone();
     let executor_id = launch.info.executor_id.value.clone();
     let run_id = launch.run_id.clone();
-    let failed = |message: String| {
-        tracing::warn!(executor_id = %executor_id, %message, "executor launch failed");
+    let failed = |error: LaunchError| {
+        tracing::warn!(executor_id = %executor_id, %error, "executor launch failed");
         agent.executor_terminated(
             &framework_id,
             &executor_id,
@@ -466,16 +319,16 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
             Termination {
                 state: TaskState::TaskFailed,
                 reason: task_status::Reason::ContainerLaunchFailed,
-                message: format!("Failed to launch container: {message}"),
+                message: format!("Failed to launch container: {error}"),
             },
         );
     };
     let Some(command) = launch.info.command.clone() else {
-        failed("the executor has no command".to_string());
+        failed(LaunchError::NoCommand("executor"));
         return;
     };
     if let Err(err) = tokio::fs::create_dir_all(&launch.sandbox).await {
-        failed(format!("cannot create the sandbox: {err}"));
+        failed(LaunchError::Sandbox(err));
         return;
     }
     if let Err(err) = agent
@@ -487,7 +340,7 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
         )
         .await
     {
-        failed(err.to_string());
+        failed(err.into());
         return;
     }
     let grace = agent.executor_grace(&launch.info);
@@ -500,14 +353,11 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
     );
     env.extend(command_env(&command));
     let _ = &launch.framework_info;
-    let spawned = build_command(&command, &launch.sandbox, &env).and_then(|mut c| {
-        c.spawn()
-            .map_err(|e| format!("cannot start '{}': {e}", command.value()))
-    });
+    let spawned = build_command(&command, &launch.sandbox, &env).and_then(|c| spawn(c, &command));
     let mut child = match spawned {
         Ok(child) => child,
         Err(err) => {
-            failed(err);
+            failed(err.into());
             return;
         }
     };
@@ -560,21 +410,4 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
             message,
         },
     );
-}
-
-/// A process for a COMMAND health check: like [`build_command`], with its output discarded.
-pub(crate) fn build_command_for_check(
-    command: &CommandInfo,
-    sandbox: &Path,
-    env: &[(String, String)],
-) -> Result<tokio::process::Command, String> {
-    let mut process = program(command, "the check command")?;
-    process
-        .current_dir(sandbox)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .envs(command_env(command));
-    Ok(process)
 }

@@ -68,7 +68,7 @@ impl Agent {
         status.message = status.message.map(crate::status_message::bounded);
         let uuid = status.uuid.clone().unwrap_or_default();
         let task_id = status.task_id.value.clone();
-        let forward_now = {
+        let (forward_now, checkpointed) = {
             let mut state = self.lock();
             if state.stopped {
                 return false;
@@ -121,18 +121,42 @@ impl Agent {
             if !stream.seen.insert(uuid) {
                 return false;
             }
-            if let Some(path) = &stream.path {
-                if let Err(err) = super::checkpoint::append_update(path, &status) {
-                    tracing::warn!(%err, "could not checkpoint a status update");
-                }
+            let checkpointed = stream.path.clone();
+            if let Some(path) = &checkpointed {
+                let status = status.clone();
+                let path = path.clone();
+                self.checkpoints.submit("status update", move |_| {
+                    super::checkpoint::append_update(&path, &status)
+                });
             }
             stream.queue.push_back(status);
-            stream.queue.len() == 1
+            (stream.queue.len() == 1, checkpointed.is_some())
         };
         if forward_now {
-            self.forward_front(framework_id, &task_id);
+            self.forward_after_checkpoint(framework_id, &task_id, checkpointed);
         }
         true
+    }
+
+    /// Forwards the outstanding update of a task: at once, or for a checkpointed stream once
+    /// the checkpoint writes submitted so far (its record among them) are on disk.
+    fn forward_after_checkpoint(
+        self: &Arc<Self>,
+        framework_id: &str,
+        task_id: &str,
+        checkpointed: bool,
+    ) {
+        if !checkpointed {
+            self.forward_front(framework_id, task_id);
+            return;
+        }
+        let agent = Arc::downgrade(self);
+        let (framework_id, task_id) = (framework_id.to_string(), task_id.to_string());
+        self.checkpoints.then(move || {
+            if let Some(agent) = agent.upgrade() {
+                agent.forward_front(&framework_id, &task_id);
+            }
+        });
     }
 
     /// Forwards the outstanding update of a task and arms its retry timer.
@@ -223,10 +247,12 @@ impl Agent {
                 return;
             }
             let acked = stream.queue.pop_front();
-            if let Some(path) = &stream.path {
-                if let Err(err) = super::checkpoint::append_ack(path, uuid) {
-                    tracing::warn!(%err, "could not checkpoint an acknowledgement");
-                }
+            let checkpointed = stream.path.clone();
+            if let Some(path) = checkpointed.clone() {
+                let uuid = uuid.to_vec();
+                self.checkpoints.submit("acknowledgement", move |_| {
+                    super::checkpoint::append_ack(&path, &uuid)
+                });
             }
             if stream.queue.is_empty() {
                 let terminal = acked
@@ -235,13 +261,13 @@ impl Agent {
                 if terminal {
                     state.streams.remove(&key);
                 }
-                false
+                None
             } else {
-                true
+                Some(checkpointed.is_some())
             }
         };
-        if forward_next {
-            self.forward_front(framework_id, task_id);
+        if let Some(checkpointed) = forward_next {
+            self.forward_after_checkpoint(framework_id, task_id, checkpointed);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use mesos_local::cluster::{DEFAULT_RESOURCES, LocalCluster};
+use mesos_local::server::HttpLimits;
 
 /// Runs a local Mesos-compatible cluster (one master, N agents) on this machine.
 #[derive(Debug, Parser)]
@@ -64,6 +65,19 @@ struct Args {
     /// MESOS_RECOVERY_TIMEOUT given to checkpointing executors (Mesos duration).
     #[arg(long = "recovery_timeout", default_value = "15mins", value_parser = parse_duration)]
     recovery_timeout: Duration,
+    /// Time a client has to send a request's headers, also the idle timeout of kept-alive
+    /// connections, on the master and agents (Mesos duration).
+    #[arg(long = "http_header_read_timeout", default_value = "60secs", value_parser = parse_duration)]
+    http_header_read_timeout: Duration,
+    /// Time a client has to send a call's body (Mesos duration).
+    #[arg(long = "http_body_read_timeout", default_value = "60secs", value_parser = parse_duration)]
+    http_body_read_timeout: Duration,
+    /// Largest scheduler, operator or executor call body, in bytes (larger ones get 413).
+    #[arg(long = "max_call_body", default_value_t = HttpLimits::default().max_call_body)]
+    max_call_body: usize,
+    /// Connections each server serves before it closes idle ones to make room.
+    #[arg(long = "max_connections", default_value_t = HttpLimits::default().max_connections)]
+    max_connections: usize,
 }
 
 /// Parses a Mesos duration (`15secs`, `250ms`, `1.5mins`) or a plain number of seconds.
@@ -168,7 +182,14 @@ async fn main() -> ExitCode {
         .executor_registration_timeout(args.executor_registration_timeout)
         .executor_reregistration_timeout(args.executor_reregistration_timeout)
         .executor_shutdown_grace_period(args.executor_shutdown_grace_period)
-        .recovery_timeout(args.recovery_timeout);
+        .recovery_timeout(args.recovery_timeout)
+        .http_limits(HttpLimits {
+            header_read_timeout: args.http_header_read_timeout,
+            body_read_timeout: args.http_body_read_timeout,
+            max_call_body: args.max_call_body,
+            max_connections: args.max_connections,
+            ..HttpLimits::default()
+        });
     if args.authenticate_http_frameworks {
         let Some(path) = args.credentials.as_deref() else {
             eprintln!("mesos-local: --authenticate_http_frameworks needs --credentials");

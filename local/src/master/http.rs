@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::any;
 use bytes::Bytes;
@@ -18,12 +18,13 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use tokio::sync::mpsc;
 
 use super::state::{CallOutcome, Shared};
-use mesos_sdk::codec::{CodecError, Format, JSON_CONTENT_TYPE, PROTOBUF_CONTENT_TYPE};
+use crate::server::v1::{
+    decode_call, empty, event_format, method_not_allowed, not_found, text, valid_uuid,
+};
+use mesos_sdk::codec::{Format, JSON_CONTENT_TYPE};
 use mesos_sdk::v1::scheduler::{Call, call};
 
 const STREAM_ID: &str = "Mesos-Stream-Id";
-const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
-const MAX_BODY: usize = 64 * 1024 * 1024;
 
 pub(super) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -39,42 +40,10 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/master/health", any(health))
         .route("/redirect", any(redirect))
         .route("/master/redirect", any(redirect))
+        .route("/metrics/snapshot", any(metrics_snapshot))
+        .route("/master/metrics/snapshot", any(metrics_snapshot))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
-}
-
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    let mut response = Response::new(Body::from(body.into()));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(TEXT_PLAIN));
-    response
-}
-
-fn empty(status: StatusCode) -> Response {
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    response
-}
-
-fn method_not_allowed(allowed: &[&str], method: &Method) -> Response {
-    let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();
-    let mut response = text(
-        StatusCode::METHOD_NOT_ALLOWED,
-        format!(
-            "405 Method Not Allowed. Expecting one of {{ {} }}, but received '{method}'.",
-            listed.join(", ")
-        ),
-    );
-    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
-        response.headers_mut().insert(header::ALLOW, value);
-    }
-    response
 }
 
 fn redirect_to(leader: &str, uri: &Uri) -> Response {
@@ -93,65 +62,6 @@ fn not_leading(shared: &Shared, uri: &Uri) -> Option<Response> {
         return Some(text(StatusCode::SERVICE_UNAVAILABLE, "No leader elected"));
     }
     state.leader.as_ref().map(|leader| redirect_to(leader, uri))
-}
-
-/// The event format a SUBSCRIBE's `Accept` asks for (see [`Format::from_accept`]).
-fn response_format(headers: &HeaderMap) -> Option<Format> {
-    Format::from_accept(crate::accept_header(headers).as_deref())
-}
-
-fn not_acceptable() -> Response {
-    text(
-        StatusCode::NOT_ACCEPTABLE,
-        format!("Expecting 'Accept' to allow '{PROTOBUF_CONTENT_TYPE}' or '{JSON_CONTENT_TYPE}'"),
-    )
-}
-
-/// Decodes a request body by its `Content-Type`, with Mesos' answers for each failure.
-fn decode_body<M: prost::Message + prost::Name + Default>(
-    headers: &HeaderMap,
-    body: &[u8],
-    name: &str,
-) -> Result<M, Box<Response>> {
-    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
-        return Err(Box::new(text(
-            StatusCode::BAD_REQUEST,
-            "Expecting 'Content-Type' to be present",
-        )));
-    };
-    match Format::from_content_type(content_type.to_str().unwrap_or("")) {
-        Some(Format::Protobuf) => Format::Protobuf.decode_checked::<M>(body).map_err(|_| {
-            Box::new(text(
-                StatusCode::BAD_REQUEST,
-                format!("Failed to parse body into {name} protobuf"),
-            ))
-        }),
-        Some(Format::Json) => {
-            if let Err(error) = serde_json::from_slice::<serde_json::Value>(body) {
-                return Err(Box::new(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Failed to parse body into JSON: {error}"),
-                )));
-            }
-            Format::Json.decode::<M>(body).map_err(|error| {
-                let detail = match error {
-                    CodecError::Json(message) => match message.strip_prefix("missing required") {
-                        Some(rest) => format!("Missing required{rest}"),
-                        None => message,
-                    },
-                    other => other.to_string(),
-                };
-                Box::new(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("Failed to convert JSON into {name} protobuf: {detail}"),
-                ))
-            })
-        }
-        None => Err(Box::new(text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Expecting 'Content-Type' of {JSON_CONTENT_TYPE} or {PROTOBUF_CONTENT_TYPE}"),
-        ))),
-    }
 }
 
 /// `validation::scheduler::call::validate`: the checks that need no master state.
@@ -214,11 +124,6 @@ fn validate_call(call: &Call) -> Option<&'static str> {
     }
 }
 
-/// A 16-byte UUID of a known version (1 to 5), as stout's `UUID::fromBytes` requires.
-fn valid_uuid(bytes: &[u8]) -> bool {
-    bytes.len() == 16 && (1..=5).contains(&(bytes[6] >> 4))
-}
-
 /// The realm of scheduler API authentication.
 const SCHEDULER_REALM: &str = "mesos-master-scheduler";
 
@@ -262,13 +167,9 @@ fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Option<String>, 
     }
 }
 
-async fn scheduler(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn scheduler(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     let principal = match authenticate(&shared, &headers) {
         Ok(principal) => principal,
         Err(response) => return *response,
@@ -279,7 +180,7 @@ async fn scheduler(
     if method != Method::POST {
         return method_not_allowed(&["POST"], &method);
     }
-    let call: Call = match decode_body(&headers, &body, "Call") {
+    let call: Call = match decode_call(&headers, body, &shared.config.http, "Call").await {
         Ok(call) => call,
         Err(response) => return *response,
     };
@@ -291,8 +192,9 @@ async fn scheduler(
     }
     let stream_id = headers.get(STREAM_ID).and_then(|v| v.to_str().ok());
     if call.r#type == Some(call::Type::Subscribe as i32) {
-        let Some(format) = response_format(&headers) else {
-            return not_acceptable();
+        let format = match event_format(&headers) {
+            Ok(format) => format,
+            Err(response) => return *response,
         };
         if headers.contains_key(STREAM_ID) {
             return text(
@@ -379,13 +281,9 @@ impl Drop for EventStream {
     }
 }
 
-async fn operator(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn operator(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
     use mesos_sdk::v1::master::response as oresponse;
     use mesos_sdk::v1::master::{
         Call as OperatorCall, Response as OperatorResponse, call as ocall,
@@ -396,7 +294,7 @@ async fn operator(
     if method != Method::POST {
         return method_not_allowed(&["POST"], &method);
     }
-    let call: OperatorCall = match decode_body(&headers, &body, "Call") {
+    let call: OperatorCall = match decode_call(&headers, body, &shared.config.http, "Call").await {
         Ok(call) => call,
         Err(response) => return *response,
     };
@@ -406,8 +304,9 @@ async fn operator(
             "Failed to validate master::Call: Expecting 'type' to be present",
         );
     };
-    let Some(format) = response_format(&headers) else {
-        return not_acceptable();
+    let format = match event_format(&headers) {
+        Ok(format) => format,
+        Err(response) => return *response,
     };
     if kind == ocall::Type::Subscribe {
         let rx = shared.lock().operator_subscribe(&shared, format);
@@ -507,6 +406,22 @@ async fn state_endpoint(State(shared): State<Arc<Shared>>, method: Method) -> Re
     response
 }
 
+/// A few of Mesos' master metrics (`/metrics/snapshot`): the framework counts, among them
+/// `master/frameworks_disconnected`, the frameworks kept for their failover timeout after their
+/// scheduler went away (see [`super::MasterHandle::disconnected_frameworks`]).
+async fn metrics_snapshot(State(shared): State<Arc<Shared>>, method: Method) -> Response {
+    if method != Method::GET && method != Method::POST {
+        return method_not_allowed(&["GET", "POST"], &method);
+    }
+    let json = shared.lock().metrics().to_string();
+    let mut response = Response::new(Body::from(json));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
 async fn health() -> Response {
     empty(StatusCode::OK)
 }
@@ -519,22 +434,4 @@ async fn redirect(State(shared): State<Arc<Shared>>) -> Response {
         response.headers_mut().insert(header::LOCATION, value);
     }
     response
-}
-
-async fn not_found() -> Response {
-    empty(StatusCode::NOT_FOUND)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uuid_validation() {
-        assert!(valid_uuid(uuid::Uuid::new_v4().as_bytes()));
-        assert!(!valid_uuid(&[0u8; 15]));
-        let mut bad = *uuid::Uuid::new_v4().as_bytes();
-        bad[6] = 0x80;
-        assert!(!valid_uuid(&bad));
-    }
 }

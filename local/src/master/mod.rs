@@ -1,6 +1,13 @@
 //! The embedded Mesos-compatible master: the scheduler API (`/api/v1/scheduler`), the operator
-//! API (`/api/v1`), `/state`, `/master/state`, `/health` and `/master/redirect`, the resource
-//! allocator and the bookkeeping of frameworks, agents, offers and tasks.
+//! API (`/api/v1`), `/state`, `/master/state`, `/health`, `/master/redirect` and a few framework
+//! counts on `/metrics/snapshot`, the resource allocator and the bookkeeping of frameworks,
+//! agents, offers and tasks. It is served by the stack of [`crate::server`], with the limits of
+//! [`MasterConfig::http`].
+//!
+//! As in Mesos, a framework whose scheduler disconnects is kept (its tasks keep running) until
+//! its `failover_timeout` ends; how many such frameworks there are is
+//! [`MasterHandle::disconnected_frameworks`] and `master/frameworks_disconnected` on
+//! `/metrics/snapshot`.
 //!
 //! Answers (status codes, texts, headers) follow what a Mesos 1.12 master answers. Agents reach
 //! the master over [`crate::link`]; all state sits in one mutex-protected state value
@@ -28,6 +35,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::link::{AgentMessage, MasterLink};
+use crate::server::HttpLimits;
 
 /// The Mesos version the embedded master reports.
 pub const MESOS_VERSION: &str = "1.12.0";
@@ -67,6 +75,8 @@ pub struct MasterConfig {
     pub credentials: Vec<(String, String)>,
     /// `Some("host:port")` makes this master a non-leader that answers 307 pointing there.
     pub leader: Option<String>,
+    /// Timeouts, body and connection limits of the HTTP server (see [`crate::server`]).
+    pub http: HttpLimits,
 }
 
 impl Default for MasterConfig {
@@ -84,6 +94,7 @@ impl Default for MasterConfig {
             max_completed_tasks_per_framework: 1000,
             credentials: Vec::new(),
             leader: None,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -135,16 +146,13 @@ impl Master {
             tokio::spawn(state::run_agent_messages(shared.clone(), agent_messages)),
             tokio::spawn(state::run_allocation_ticks(shared.clone())),
         ];
-        let app = http::router(shared.clone());
-        let stop = shutdown.clone();
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(error) = served {
-                tracing::warn!(%error, "master HTTP server failed");
-            }
-        });
+        let server = tokio::spawn(crate::server::serve(
+            listener,
+            http::router(shared.clone()),
+            config.http.clone(),
+            shutdown.clone(),
+            "master",
+        ));
         tracing::info!(url = %format!("http://{local}"), "master started");
         Ok(MasterHandle {
             addr: local,
@@ -186,6 +194,13 @@ impl MasterHandle {
     /// The master's id (`MasterInfo.id`).
     pub fn id(&self) -> String {
         self.shared.lock().master_info.id.clone()
+    }
+
+    /// Number of frameworks whose scheduler disconnected and that the master keeps until their
+    /// failover timeout ends, as Mesos does (a framework with a long `failover_timeout` is kept
+    /// that long). Also on `/metrics/snapshot` as `master/frameworks_disconnected`.
+    pub fn disconnected_frameworks(&self) -> usize {
+        self.shared.lock().disconnected_frameworks()
     }
 
     /// Number of agents currently registered.
