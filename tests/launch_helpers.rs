@@ -3,6 +3,7 @@
 //! launches tasks sized with the string helper and the builder, and a task that does not fit is
 //! refused with a readable shortfall instead of being declined in silence.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -32,21 +33,26 @@ async fn next_offers(events: &mut SchedulerEvents) -> Vec<Offer> {
     }
 }
 
-async fn final_state(events: &mut SchedulerEvents, task_id: &str) -> TaskState {
-    loop {
-        let event = timeout(WAIT, events.next())
+/// Waits until every task in `ids` has reached a terminal state and returns those states in
+/// the order of `ids` (updates may arrive in any order).
+async fn final_states(events: &mut SchedulerEvents, ids: &[&str]) -> Vec<TaskState> {
+    let mut states: HashMap<String, TaskState> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while states.len() < ids.len() {
+        let event = tokio::time::timeout_at(deadline, events.next())
             .await
-            .expect("an event in time");
+            .expect("every task ends in time");
         match event.expect("the stream is open") {
             SchedulerEvent::Update { status, .. }
-                if status.task_id.value == task_id && status.state().is_terminal() =>
+                if ids.contains(&status.task_id.value.as_str()) && status.state().is_terminal() =>
             {
-                return status.state();
+                states.insert(status.task_id.value.clone(), status.state());
             }
             SchedulerEvent::Terminated(why) => panic!("terminated: {why}"),
             _ => {}
         }
     }
+    ids.iter().map(|id| states[*id]).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,12 +130,8 @@ async fn a_default_framework_launches_tasks_sized_with_the_helpers() {
         .await
         .unwrap();
     assert_eq!(
-        final_state(&mut events, &text_id).await,
-        TaskState::TaskFinished
-    );
-    assert_eq!(
-        final_state(&mut events, &built_id).await,
-        TaskState::TaskFinished
+        final_states(&mut events, &[&text_id, &built_id]).await,
+        vec![TaskState::TaskFinished, TaskState::TaskFinished]
     );
     scheduler.teardown().await.unwrap();
     cluster.shutdown().await;
