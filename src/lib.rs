@@ -26,6 +26,7 @@ pub mod executor;
 pub mod recordio;
 pub mod resourcemgr;
 pub mod scheduler;
+pub mod storage;
 pub mod v1;
 
 /// The README's Rust examples, compiled as doctests so that they keep up with the API.
