@@ -159,7 +159,11 @@ fn status_error(status: &tonic::Status, context: Context<'_>) -> Error {
         Code::Unauthenticated | Code::PermissionDenied => Error::Unauthenticated {
             reason: message.to_owned(),
         },
-        Code::InvalidArgument if message.contains("authentication failed") => {
+        Code::InvalidArgument
+            if message.contains("authentication failed")
+                || message.contains("user name is empty")
+                || message.contains("invalid auth token") =>
+        {
             Error::Unauthenticated {
                 reason: message.to_owned(),
             }
@@ -175,5 +179,18 @@ fn status_error(status: &tonic::Status, context: Context<'_>) -> Error {
         _ => Error::Rejected {
             reason: format!("{:?}: {message}", status.code()),
         },
+    }
+}
+
+/// Whether the request surely never reached a server (the connection could not be made), so
+/// that sending it again cannot apply it twice.
+pub(super) fn not_sent(e: &ec::Error) -> bool {
+    match e {
+        ec::Error::TransportError(_) => true,
+        ec::Error::GRpcStatus(status) => {
+            status.code() == Code::Unavailable
+                && (status.message().contains("connect") || status.message().contains("refused"))
+        }
+        _ => false,
     }
 }

@@ -29,6 +29,8 @@ use convert::Context;
 
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause before sending again a request that could not be sent.
+const NOT_SENT_RETRY: Duration = Duration::from_millis(25);
 /// Default time allowed for one request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -194,20 +196,50 @@ impl EtcdStore {
         &self.client
     }
 
-    /// Runs one request under the request timeout, mapping its error.
-    async fn timed<T>(
+    /// Runs one request under the request timeout, mapping its error. A request that surely
+    /// never reached a server (connection refused: a dead member, etcd restarting) is sent
+    /// again, to another member if the balancer has one, until the timeout; it then fails with
+    /// the last [`Error::Unavailable`]. A request without an answer in time fails with
+    /// [`Error::Timeout`] (its outcome unknown).
+    async fn timed<T, F, Fut>(
         &self,
         operation: &'static str,
         context: Context<'_>,
-        request: impl Future<Output = std::result::Result<T, ec::Error>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.request_timeout, request).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(convert::error(e, context)),
-            Err(_) => Err(Error::Timeout {
-                operation,
-                after: self.request_timeout,
-            }),
+        mut request: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, ec::Error>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        let mut not_sent = None;
+        loop {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let outcome = if remaining.is_zero() {
+                Err(())
+            } else {
+                tokio::time::timeout(remaining, request())
+                    .await
+                    .map_err(|_| ())
+            };
+            match outcome {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(e)) if convert::not_sent(&e) => {
+                    tracing::trace!(operation, error = %e, "etcd request not sent; retrying");
+                    not_sent = Some(e);
+                    tokio::time::sleep(NOT_SENT_RETRY.min(remaining)).await;
+                }
+                Ok(Err(e)) => return Err(convert::error(e, context)),
+                Err(()) => {
+                    return Err(match not_sent {
+                        Some(e) => convert::error(e, context),
+                        None => Error::Timeout {
+                            operation,
+                            after: self.request_timeout,
+                        },
+                    });
+                }
+            }
         }
     }
 }
@@ -220,19 +252,24 @@ fn header_revision(header: Option<&ec::ResponseHeader>) -> i64 {
 impl Store for EtcdStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         check_key(key)?;
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let context = Context {
             key: Some(key),
             ..Context::default()
         };
-        let response = self.timed("get", context, kv.get(key, None)).await?;
+        let response = self
+            .timed("get", context, || {
+                let mut kv = kv.clone();
+                async move { kv.get(key, None).await }
+            })
+            .await?;
         Ok(response.kvs().first().map(convert::kv))
     }
 
     async fn put(&self, key: &str, value: Bytes, lease: Option<LeaseId>) -> Result<i64> {
         check_key(key)?;
         check_value(key, &value)?;
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let options = lease.map(|l| ec::PutOptions::new().with_lease(l.0));
         let context = Context {
             key: Some(key),
@@ -240,19 +277,27 @@ impl Store for EtcdStore {
             ..Context::default()
         };
         let response = self
-            .timed("put", context, kv.put(key, value.to_vec(), options))
+            .timed("put", context, || {
+                let (mut kv, value, options) = (kv.clone(), value.to_vec(), options.clone());
+                async move { kv.put(key, value, options).await }
+            })
             .await?;
         Ok(header_revision(response.header()))
     }
 
     async fn delete(&self, key: &str) -> Result<bool> {
         check_key(key)?;
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let context = Context {
             key: Some(key),
             ..Context::default()
         };
-        let response = self.timed("delete", context, kv.delete(key, None)).await?;
+        let response = self
+            .timed("delete", context, || {
+                let mut kv = kv.clone();
+                async move { kv.delete(key, None).await }
+            })
+            .await?;
         Ok(response.deleted() > 0)
     }
 
@@ -282,9 +327,12 @@ impl Store for EtcdStore {
             revision,
             ..Context::default()
         };
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let response = self
-            .timed("range", context, kv.get(start, Some(options)))
+            .timed("range", context, || {
+                let (mut kv, start, options) = (kv.clone(), start.clone(), options.clone());
+                async move { kv.get(start, Some(options)).await }
+            })
             .await?;
         let kvs: Vec<KeyValue> = response.kvs().iter().map(convert::kv).collect();
         let revision = revision.unwrap_or_else(|| header_revision(response.header()));
@@ -304,14 +352,17 @@ impl Store for EtcdStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnResponse> {
         check_txn(&txn)?;
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let context = Context {
             key: txn.compares.first().map(|c| c.key.as_str()),
             lease: convert::first_lease(&txn.then).or_else(|| convert::first_lease(&txn.otherwise)),
             ..Context::default()
         };
         let response = self
-            .timed("txn", context, kv.txn(convert::txn(&txn)))
+            .timed("txn", context, || {
+                let (mut kv, request) = (kv.clone(), convert::txn(&txn));
+                async move { kv.txn(request).await }
+            })
             .await?;
         Ok(convert::txn_response(
             &response,
@@ -334,13 +385,12 @@ impl Store for EtcdStore {
 
     async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
         let seconds = i64::try_from(ttl.as_secs_f64().ceil().max(1.0) as u64).unwrap_or(i64::MAX);
-        let mut lease = self.client.lease_client();
+        let lease = self.client.lease_client();
         let response = self
-            .timed(
-                "grant lease",
-                Context::default(),
-                lease.grant(seconds, None),
-            )
+            .timed("grant lease", Context::default(), || {
+                let mut lease = lease.clone();
+                async move { lease.grant(seconds, None).await }
+            })
             .await?;
         if !response.error().is_empty() {
             return Err(Error::Rejected {
@@ -354,18 +404,21 @@ impl Store for EtcdStore {
     }
 
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
-        let mut client = self.client.lease_client();
+        let client = self.client.lease_client();
         let context = Context {
             lease: Some(lease.0),
             ..Context::default()
         };
         let ttl = self
-            .timed("keep lease alive", context, async move {
-                // Opening the keep-alive stream sends one refresh and checks its answer (TTL 0:
-                // the lease is gone); a second refresh on the stream reports the TTL.
-                let (mut keeper, mut stream) = client.keep_alive(lease.0).await?;
-                keeper.keep_alive().await?;
-                Ok(stream.message().await?.map(|r| r.ttl()).unwrap_or_default())
+            .timed("keep lease alive", context, || {
+                let mut client = client.clone();
+                async move {
+                    // Opening the keep-alive stream sends one refresh and checks its answer
+                    // (TTL 0: the lease is gone); a second refresh reports the TTL.
+                    let (mut keeper, mut stream) = client.keep_alive(lease.0).await?;
+                    keeper.keep_alive().await?;
+                    Ok(stream.message().await?.map(|r| r.ttl()).unwrap_or_default())
+                }
             })
             .await?;
         if ttl <= 0 {
@@ -375,40 +428,42 @@ impl Store for EtcdStore {
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
-        let mut client = self.client.lease_client();
+        let client = self.client.lease_client();
         let context = Context {
             lease: Some(lease.0),
             ..Context::default()
         };
-        self.timed("revoke lease", context, client.revoke(lease.0))
-            .await?;
+        self.timed("revoke lease", context, || {
+            let mut client = client.clone();
+            async move { client.revoke(lease.0).await }
+        })
+        .await?;
         Ok(())
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let context = Context {
             revision: Some(revision),
             ..Context::default()
         };
-        self.timed(
-            "compact",
-            context,
-            kv.compact(revision, Some(ec::CompactionOptions::new().with_physical())),
-        )
+        self.timed("compact", context, || {
+            let mut kv = kv.clone();
+            let options = ec::CompactionOptions::new().with_physical();
+            async move { kv.compact(revision, Some(options)).await }
+        })
         .await?;
         Ok(())
     }
 
     async fn current_revision(&self) -> Result<i64> {
-        let mut kv = self.client.kv_client();
+        let kv = self.client.kv_client();
         let options = ec::GetOptions::new().with_keys_only().with_limit(1);
         let response = self
-            .timed(
-                "current revision",
-                Context::default(),
-                kv.get("\0", Some(options)),
-            )
+            .timed("current revision", Context::default(), || {
+                let (mut kv, options) = (kv.clone(), options.clone());
+                async move { kv.get("\0", Some(options)).await }
+            })
             .await?;
         Ok(header_revision(response.header()))
     }
