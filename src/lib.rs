@@ -23,6 +23,7 @@ pub mod client;
 pub mod codec;
 pub mod duration;
 pub mod executor;
+pub mod ha;
 pub mod recordio;
 pub mod resourcemgr;
 pub mod scheduler;
