@@ -30,8 +30,10 @@
 
 mod election;
 mod fence;
+mod runner;
 
 pub use election::{
     DEFAULT_TTL, ElectionConfig, LeaderElection, LeaderInfo, Leadership, LossReason,
 };
 pub use fence::{Fence, FencedStore};
+pub use runner::{AfterTerm, ConfigureScheduler, HaConfig, HaError, HaRunner, Term, TermEnd};
