@@ -29,6 +29,8 @@ use convert::Context;
 
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// HTTP/2 ping interval on open calls and streams (detects dead connections under watches).
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Pause before sending again a request that could not be sent.
 const NOT_SENT_RETRY: Duration = Duration::from_millis(25);
 /// Default time allowed for one request.
@@ -84,12 +86,17 @@ impl EtcdStoreBuilder {
     }
 
     fn options(&self) -> ec::ConnectOptions {
-        let keep_alive = self.request_timeout.min(Duration::from_secs(5));
+        // etcd answers pings more frequent than every 5 s (its `--grpc-keepalive-min-time`)
+        // with GOAWAY, which breaks every stream: ping less often than that, and only while
+        // a call or stream is open (etcd refuses pings without streams by default).
         let mut options = ec::ConnectOptions::new()
             .with_connect_timeout(self.connect_timeout)
             .with_timeout(self.request_timeout)
-            .with_keep_alive(keep_alive, keep_alive)
-            .with_keep_alive_while_idle(true)
+            .with_keep_alive(
+                KEEP_ALIVE_INTERVAL,
+                self.request_timeout.max(Duration::from_secs(1)),
+            )
+            .with_keep_alive_while_idle(false)
             .with_require_leader(true);
         if let Some((user, password)) = &self.user {
             options = options.with_user(user.clone(), password.clone());
