@@ -87,6 +87,8 @@ struct Setup {
     cluster: LocalCluster,
     instances: Vec<Instance>,
     lines: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
+    tx: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+    tasks: usize,
     /// Every line seen so far, by instance.
     seen: Vec<(String, String)>,
     framework: String,
@@ -106,50 +108,54 @@ impl Setup {
             .start()
             .await
             .expect("local cluster starts");
-        let binary = example_binary();
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        let instances = ["i1", "i2", "i3"]
-            .iter()
-            .map(|id| {
-                let mut child = Command::new(&binary)
-                    .args(["--master", &cluster.master_url()])
-                    .args(["--etcd", &etcd.endpoint()])
-                    .args(["--id", id, "--name", framework])
-                    .args(["--tasks", &tasks.to_string()])
-                    .args(["--ttl-ms", &TTL_MS.to_string()])
-                    .args(["--keepalive-ms", "300", "--margin-ms", "500"])
-                    .env(
-                        "RUST_LOG",
-                        std::env::var("HA_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-                    )
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::piped())
-                    .spawn()
-                    .expect("start an ha instance");
-                let stdout = child.stdout.take().expect("stdout");
-                let tx = tx.clone();
-                let who = id.to_string();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                        if tx.send((who.clone(), line)).is_err() {
-                            break;
-                        }
-                    }
-                });
-                Instance {
-                    id: id.to_string(),
-                    child: Some(child),
-                }
-            })
-            .collect();
-        Self {
+        let mut setup = Self {
             etcd,
             cluster,
-            instances,
+            instances: Vec::new(),
             lines,
+            tx,
             seen: Vec::new(),
             framework: framework.to_string(),
+            tasks,
+        };
+        for id in ["i1", "i2", "i3"] {
+            setup.spawn(id);
         }
+        setup
+    }
+
+    /// Starts one more instance.
+    fn spawn(&mut self, id: &str) {
+        let mut child = Command::new(example_binary())
+            .args(["--master", &self.cluster.master_url()])
+            .args(["--etcd", &self.etcd.endpoint()])
+            .args(["--id", id, "--name", &self.framework])
+            .args(["--tasks", &self.tasks.to_string()])
+            .args(["--ttl-ms", &TTL_MS.to_string()])
+            .args(["--keepalive-ms", "300", "--margin-ms", "500"])
+            .env(
+                "RUST_LOG",
+                std::env::var("HA_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start an ha instance");
+        let stdout = child.stdout.take().expect("stdout");
+        let tx = self.tx.clone();
+        let who = id.to_string();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send((who.clone(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        self.instances.push(Instance {
+            id: id.to_string(),
+            child: Some(child),
+        });
     }
 
     /// Waits for a line starting with `prefix` from an instance accepted by `from`.
@@ -326,5 +332,35 @@ async fn leader_that_loses_etcd_steps_down_and_nobody_leads_meanwhile() {
     let (_, _) = setup.wait_line(|_| true, "LEADING").await;
     let (_, subscribed) = setup.wait_line(|_| true, "SUBSCRIBED ").await;
     assert_eq!(subscribed, format!("SUBSCRIBED {framework_id}"));
+    setup.cluster.shutdown().await;
+}
+
+/// Failover time over 20 leader kills, p50 and p99 against the TTL (a measurement, not a
+/// check; about a minute): `cargo test --features etcd --test ha_process -- --ignored
+/// failover_time --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run explicitly"]
+async fn failover_time_over_20_leader_kills() {
+    let mut setup = Setup::start("ha-failover", 1).await;
+    let (mut leader, _) = setup.wait_steady(1).await;
+    let mut samples = Vec::new();
+    for round in 0..20 {
+        let killed_at = Instant::now();
+        setup.instance(&leader).kill();
+        let (next, _) = setup.wait_line(|w| w != leader, "SUBSCRIBED ").await;
+        samples.push(killed_at.elapsed());
+        setup.spawn(&format!("r{round}"));
+        leader = next;
+    }
+    samples.sort();
+    let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "failover over {} SIGKILLs: p50 {:?}, p99 {:?}, max {:?} (TTL {TTL_MS} ms, keep-alive 300 ms, \
+         margin 500 ms, master heartbeat 300 ms)",
+        samples.len(),
+        p(0.5),
+        p(0.99),
+        samples[samples.len() - 1]
+    );
     setup.cluster.shutdown().await;
 }
