@@ -226,21 +226,21 @@ impl<S: Store + Clone + 'static> HaRunner<S> {
         &self.election
     }
 
-    /// Campaigns, and once leading starts a term.
+    /// Campaigns, and once leading starts a term. If the framework state cannot be read after
+    /// the win (store failure, removal marker), leadership is resigned before the error is
+    /// returned, so that another instance can try at once.
     pub async fn lead(&self) -> Result<Term<S>, HaError> {
         let leadership = self.election.campaign().await?;
-        let fenced = leadership.fenced(self.store.clone());
-        if let Some(marker) = self.store.get(&self.config.removed_key).await? {
-            let message = String::from_utf8_lossy(&marker.value).into_owned();
-            if !self.config.subscribe_anew_after_removal {
-                let _ = leadership.resign().await;
-                return Err(HaError::FrameworkRemoved { message });
+        let framework_id = match self.load_framework_id(&leadership).await {
+            Ok(id) => id,
+            Err(e) => {
+                if let Err(resign) = leadership.resign().await {
+                    tracing::warn!(error = %resign, "resigning after a failed start failed");
+                }
+                return Err(e);
             }
-            tracing::warn!(%message, "framework was removed earlier; subscribing as a new framework");
-            fenced.delete(&self.config.removed_key).await?;
-        }
-        let framework_id: Option<FrameworkId> =
-            self.store.get_proto(&self.config.framework_id_key).await?;
+        };
+        let fenced = leadership.fenced(self.store.clone());
         let mut framework = self.framework.clone();
         framework.id = framework_id.clone();
         tracing::info!(
@@ -269,6 +269,25 @@ impl<S: Store + Clone + 'static> HaRunner<S> {
             events: rx,
             end: end_rx,
         })
+    }
+
+    /// Reads the stored framework id, honouring the removal marker.
+    async fn load_framework_id(
+        &self,
+        leadership: &Leadership<S>,
+    ) -> Result<Option<FrameworkId>, HaError> {
+        if let Some(marker) = self.store.get(&self.config.removed_key).await? {
+            let message = String::from_utf8_lossy(&marker.value).into_owned();
+            if !self.config.subscribe_anew_after_removal {
+                return Err(HaError::FrameworkRemoved { message });
+            }
+            tracing::warn!(%message, "framework was removed earlier; subscribing as a new framework");
+            leadership
+                .fenced(self.store.clone())
+                .delete(&self.config.removed_key)
+                .await?;
+        }
+        Ok(self.store.get_proto(&self.config.framework_id_key).await?)
     }
 
     /// Leads term after term, handing each to `handler`, until a term ends and

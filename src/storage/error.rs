@@ -62,7 +62,8 @@ pub enum Error {
     Compacted {
         /// The revision asked for.
         requested: i64,
-        /// The compaction revision: the oldest revision still readable.
+        /// The compaction revision: the oldest revision still readable (etcd does not say it
+        /// for reads at an old revision; then this repeats `requested`).
         compacted: i64,
     },
     /// The key is not acceptable (empty, too long, outside the namespace, written twice in one
