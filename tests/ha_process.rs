@@ -308,6 +308,16 @@ async fn sigstopped_leader_is_fenced_when_it_wakes_up() {
     tokio::time::sleep(Duration::from_millis(1000)).await;
     setup.drain();
     assert_eq!(setup.task_launches(&new_leader), 0, "{:#?}", setup.seen);
+    // The woken leader did not resubscribe: the new leader's subscription was never failed
+    // over, its term goes on.
+    assert!(
+        !setup
+            .seen
+            .iter()
+            .any(|(w, l)| *w == new_leader && l.starts_with("TERM_END")),
+        "{:#?}",
+        setup.seen
+    );
     setup.cluster.shutdown().await;
 }
 
