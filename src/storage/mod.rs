@@ -4,7 +4,7 @@
 //!
 //! # The contract
 //!
-//! A [`Store`] is etcd's data model (see [`types`](self#types)): one global revision, keys
+//! A [`Store`] is etcd's data model (see [`types`]): one global revision, keys
 //! with create/mod revisions and versions, leases, transactions, and watches that replay history
 //! from a revision. Every backend must behave identically; the conformance suite in
 //! `tests/storage_conformance.rs` runs the same cases against every backend. In particular:
