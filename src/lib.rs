@@ -27,11 +27,13 @@ pub mod client;
 pub mod codec;
 pub mod duration;
 pub mod executor;
+pub mod ha;
 pub mod recordio;
 pub mod resourcemgr;
 pub mod scheduler;
 #[cfg(feature = "server")]
 pub mod server;
+pub mod storage;
 pub mod taskmgr;
 pub mod v1;
 
