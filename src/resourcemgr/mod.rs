@@ -1,10 +1,29 @@
-//! The resource manager: Mesos resource arithmetic and the helpers that size tasks on offers.
+//! The resource manager: Mesos resource arithmetic, the live offers, the placement of tasks on
+//! them and the offer etiquette a well-behaved framework follows.
 //!
 //! - [`algebra`]: [`Resources`], a collection with Mesos' arithmetic (add, subtract, contains) over
 //!   fixed-point scalars (three decimals), ranges and sets, kept apart per name, role,
 //!   reservation, disk and the other metadata that make two resources distinct; the
 //!   `cpus:4;mem:2048;ports:[31000-32000]` and `rack:r1;zone:a` text parsers.
+//! - [`kinds`]: reservation refinement stacks, `allocation_info`, revocable and shared resources,
+//!   GPUs, disk sources and persistent volumes; flatten / unflatten / by-role views.
+//! - [`validate`]: Mesos' rules on resources from outside, as a typed [`ResourceError`].
+//! - [`pool`]: the [`OfferPool`] of live offers, per agent, never handing one out twice.
+//! - [`placement`]: batch placement of task requests onto the pool with bin-packing fitness,
+//!   Marathon-style constraints, reservations and persistent volumes, ports, and readable
+//!   reasons for what stays unplaced; the result is ACCEPT and DECLINE calls.
+//! - [`etiquette`]: DECLINE with long filters, SUPPRESS / REVIVE with a token bucket, inverse
+//!   offers; a small state machine whose output is scheduler `Call`s.
 
 pub mod algebra;
+pub mod etiquette;
+pub mod kinds;
+#[cfg(test)]
+mod laws;
+pub mod placement;
+pub mod pool;
+pub mod validate;
 
 pub use algebra::*;
+pub use kinds::*;
+pub use validate::{ResourceError, validate, validate_all};

@@ -1,0 +1,102 @@
+//! The placer's memory across rounds: which tasks of which app run on which agent (for the
+//! constraints' counts and the inverse-offer policy), the agent each request last ran on
+//! (stickiness), since when each request has waited (delay scheduling), and where each
+//! reservation made by the placer lives (later launches land on it).
+//!
+//! The runtime keeps it current: the placer records what it places; the runtime calls
+//! [`Ledger::ended`] when a task reaches a terminal state.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::resourcemgr::pool::AgentView;
+
+#[derive(Debug, Clone)]
+struct Running {
+    app: String,
+    agent_id: String,
+}
+
+/// See the module doc.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    running: HashMap<String, Running>,
+    agents: HashMap<String, AgentView>,
+    last_agent: HashMap<String, String>,
+    first_seen: HashMap<String, Instant>,
+    reservations: HashMap<String, String>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that request `request_id` of `app` runs on `agent` (the placer does this for
+    /// what it places; call it for tasks found running after a restart).
+    pub fn record(&mut self, request_id: &str, app: &str, agent: &AgentView) {
+        self.agents
+            .insert(agent.agent_id.value.clone(), agent.clone());
+        self.running.insert(
+            request_id.to_string(),
+            Running {
+                app: app.to_string(),
+                agent_id: agent.agent_id.value.clone(),
+            },
+        );
+        self.last_agent
+            .insert(request_id.to_string(), agent.agent_id.value.clone());
+        self.first_seen.remove(request_id);
+    }
+
+    /// Records that request `request_id` no longer runs (its agent is kept for stickiness).
+    pub fn ended(&mut self, request_id: &str) {
+        self.running.remove(request_id);
+    }
+
+    /// Number of our tasks running on the agent.
+    pub fn tasks_on(&self, agent_id: &str) -> usize {
+        self.running
+            .values()
+            .filter(|r| r.agent_id == agent_id)
+            .count()
+    }
+
+    /// The agent request `request_id` last ran on.
+    pub fn last_agent(&self, request_id: &str) -> Option<&str> {
+        self.last_agent.get(request_id).map(String::as_str)
+    }
+
+    /// Records that reservation `id` was made on `agent_id`.
+    pub fn reserved(&mut self, id: &str, agent_id: &str) {
+        self.reservations
+            .insert(id.to_string(), agent_id.to_string());
+    }
+
+    /// The agent holding reservation `id`, if the placer made it.
+    pub fn reservation_agent(&self, id: &str) -> Option<&str> {
+        self.reservations.get(id).map(String::as_str)
+    }
+
+    /// Forgets reservation `id` (after it was unreserved).
+    pub fn forget_reservation(&mut self, id: &str) {
+        self.reservations.remove(id);
+    }
+
+    /// When request `request_id` was first seen unplaced (recorded now if never).
+    pub(crate) fn first_seen(&mut self, request_id: &str, now: Instant) -> Instant {
+        *self.first_seen.entry(request_id.to_string()).or_insert(now)
+    }
+
+    /// Per app: for each running task, the agent view it runs on.
+    pub(crate) fn running_of<'a>(
+        &'a self,
+        app: &'a str,
+    ) -> impl Iterator<Item = &'a AgentView> + 'a {
+        self.running
+            .values()
+            .filter(move |r| r.app == app)
+            .filter_map(|r| self.agents.get(&r.agent_id))
+    }
+}
