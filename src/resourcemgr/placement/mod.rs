@@ -1049,3 +1049,6 @@ impl Ctx<'_> {
         parts.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests;
