@@ -14,6 +14,7 @@
 #![allow(deprecated)]
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::ports::FreePorts;
 use crate::resourcemgr::algebra::{from_fixed, normalize, reservation_role, to_fixed};
@@ -82,7 +83,7 @@ pub(crate) struct Piece {
 /// One agent's offers for one allocation role.
 #[derive(Debug, Clone)]
 pub(crate) struct Bin {
-    pub(crate) view: AgentView,
+    pub(crate) view: Arc<AgentView>,
     pub(crate) role: Option<String>,
     pub(crate) offer_ids: Vec<OfferId>,
     pub(crate) capacity: Vec<i64>,
@@ -121,6 +122,7 @@ impl Bin {
 pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String]) -> Vec<Bin> {
     let mut bins = Vec::new();
     for (view, offers) in pool.agents() {
+        let view = Arc::new(view.clone());
         let mut by_role: Vec<Bin> = Vec::new();
         for offer in offers {
             let role = offer
@@ -137,7 +139,7 @@ pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String
                 Some(p) => p,
                 None => {
                     by_role.push(Bin {
-                        view: view.clone(),
+                        view: Arc::clone(&view),
                         role: role.clone(),
                         offer_ids: Vec::new(),
                         capacity: vec![0; dims.len()],

@@ -1,10 +1,11 @@
 //! Fitness: which of the agents that can take a request gets it.
 //!
-//! The built-in policies work on the dominant resource of the request (the one it needs the
-//! largest share of, relative to the largest agent): [`BinPacking`] (the default) picks the
-//! agent with the least of that resource left that still fits (best fit), which keeps large
-//! agents free and uses few agents; [`Spread`] picks the agent with the most left. Both are
-//! answered from an ordered index in `O(log n)` plus the agents skipped for not fitting.
+//! Requests are taken largest first (by dominant share: the resource they need the largest
+//! share of, relative to the largest agent). [`BinPacking`] (the default) then puts each on the
+//! first agent where it fits in a fixed order (first fit decreasing), answered by a max tree in
+//! `O(log n)` plus the agents that fail a check; [`BestFit`] picks the agent with the least of
+//! the dominant resource left; [`Spread`] the one with the most. Those two are answered from
+//! ordered indexes.
 //!
 //! A custom [`Fitness`] scores every agent that fits (`O(n)` per request) and the highest score
 //! wins; ties go to the agent met first (agent id order).
@@ -12,6 +13,9 @@
 /// How the placer looks for an agent for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchOrder {
+    /// The first agent where the request fits, in a fixed order (smallest agents first, then
+    /// agent id): with requests taken largest first, this is first fit decreasing.
+    FirstFit,
     /// The agent with the least of the dominant resource left that fits (best fit).
     TightestFirst,
     /// The agent with the most of the dominant resource left.
@@ -36,11 +40,25 @@ pub trait Fitness: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Best fit on the dominant resource (the default).
+/// Bin packing, the default: first fit decreasing. Requests go largest dominant share first,
+/// each to the first agent (smallest agents first, then agent id) where it fits, so agents fill
+/// up one after the other and the rest stay whole.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BinPacking;
 
 impl Fitness for BinPacking {
+    fn order(&self) -> SearchOrder {
+        SearchOrder::FirstFit
+    }
+}
+
+/// Best fit on the dominant resource: the agent with the least of it left that still fits.
+/// Tight on one resource, it can strand the other (see the README's figures); offered for
+/// workloads dominated by one resource.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BestFit;
+
+impl Fitness for BestFit {
     fn order(&self) -> SearchOrder {
         SearchOrder::TightestFirst
     }

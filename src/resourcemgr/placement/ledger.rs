@@ -7,6 +7,7 @@
 //! [`Ledger::ended`] when a task reaches a terminal state.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::resourcemgr::pool::AgentView;
@@ -21,7 +22,7 @@ struct Running {
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
     running: HashMap<String, Running>,
-    agents: HashMap<String, AgentView>,
+    agents: HashMap<String, Arc<AgentView>>,
     last_agent: HashMap<String, String>,
     first_seen: HashMap<String, Instant>,
     reservations: HashMap<String, String>,
@@ -36,8 +37,18 @@ impl Ledger {
     /// Records that request `request_id` of `app` runs on `agent` (the placer does this for
     /// what it places; call it for tasks found running after a restart).
     pub fn record(&mut self, request_id: &str, app: &str, agent: &AgentView) {
-        self.agents
-            .insert(agent.agent_id.value.clone(), agent.clone());
+        self.record_shared(request_id, app, &Arc::new(agent.clone()));
+    }
+
+    pub(crate) fn record_shared(&mut self, request_id: &str, app: &str, agent: &Arc<AgentView>) {
+        if !self
+            .agents
+            .get(&agent.agent_id.value)
+            .is_some_and(|known| Arc::ptr_eq(known, agent))
+        {
+            self.agents
+                .insert(agent.agent_id.value.clone(), Arc::clone(agent));
+        }
         self.running.insert(
             request_id.to_string(),
             Running {
@@ -89,14 +100,10 @@ impl Ledger {
         *self.first_seen.entry(request_id.to_string()).or_insert(now)
     }
 
-    /// Per app: for each running task, the agent view it runs on.
-    pub(crate) fn running_of<'a>(
-        &'a self,
-        app: &'a str,
-    ) -> impl Iterator<Item = &'a AgentView> + 'a {
+    /// For each running task: its app and the agent it runs on.
+    pub(crate) fn running(&self) -> impl Iterator<Item = (&str, &AgentView)> {
         self.running
             .values()
-            .filter(move |r| r.app == app)
-            .filter_map(|r| self.agents.get(&r.agent_id))
+            .filter_map(|r| self.agents.get(&r.agent_id).map(|a| (r.app.as_str(), &**a)))
     }
 }

@@ -38,15 +38,18 @@ pub mod explain;
 pub mod fitness;
 mod ledger;
 mod ports;
+mod search;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bins::{Bin, CPUS, Carver, DISK, Dims, From, GPU, MEM};
 pub use constraints::{Constraint, ConstraintError, Preference};
 pub use explain::{FailureKind, Unplaced};
-pub use fitness::{BinPacking, Fitness, SearchOrder, Spread};
+pub use fitness::{BestFit, BinPacking, Fitness, SearchOrder, Spread};
 pub use ledger::Ledger;
+use search::MaxTree;
 
 use super::algebra::{Resources, to_fixed};
 use super::kinds::{dynamic_reservation, persistent_volume, push_reservation, strip_volume};
@@ -277,7 +280,7 @@ pub struct Placed {
     /// The request.
     pub request_id: String,
     /// The agent.
-    pub agent: AgentView,
+    pub agent: Arc<AgentView>,
     /// The offers of the ACCEPT it is in.
     pub offer_ids: Vec<OfferId>,
     /// The tasks as launched (agent id and resources filled in).
@@ -431,28 +434,36 @@ impl Placer {
             .map(|(r, (c, p))| self.compile(r, &dims, &max_cap, c, p))
             .collect();
 
-        // Task counts per (app, field): value -> count; and distinct values per field.
-        let mut counts: HashMap<(String, usize), HashMap<String, u32>> = HashMap::new();
-        let mut app_fields: HashMap<String, BTreeSet<usize>> = HashMap::new();
-        for (r, c) in requests.iter().zip(&compiled) {
+        // Apps as numbers; task counts per (app, field): value -> count; distinct values per
+        // field.
+        let mut app_ids: HashMap<&str, u32> = HashMap::new();
+        let req_app: Vec<u32> = requests
+            .iter()
+            .map(|r| {
+                let next = app_ids.len() as u32;
+                *app_ids.entry(r.app_key()).or_insert(next)
+            })
+            .collect();
+        let mut counts: HashMap<(u32, usize), HashMap<String, u32>> = HashMap::new();
+        let mut app_fields: HashMap<u32, BTreeSet<usize>> = HashMap::new();
+        for ((r, c), app) in requests.iter().zip(&compiled).zip(&req_app) {
             for (f, ci) in &c.constraints {
                 if r.constraints[*ci].counts_tasks() {
-                    app_fields
-                        .entry(r.app_key().to_string())
-                        .or_default()
-                        .insert(*f);
+                    app_fields.entry(*app).or_default().insert(*f);
+                    counts.entry((*app, *f)).or_default();
                 }
             }
         }
-        for (app, fs) in &app_fields {
-            for f in fs {
-                let mut m: HashMap<String, u32> = HashMap::new();
-                for view in self.ledger.running_of(app) {
+        if !app_fields.is_empty() {
+            for (app, view) in self.ledger.running() {
+                let Some(id) = app_ids.get(app) else { continue };
+                for f in app_fields.get(id).into_iter().flatten() {
                     if let Some(v) = view.field(&fields[*f]) {
-                        *m.entry(v).or_insert(0) += 1;
+                        if let Some(m) = counts.get_mut(&(*id, *f)) {
+                            *m.entry(v).or_insert(0) += 1;
+                        }
                     }
                 }
-                counts.insert((app.clone(), *f), m);
             }
         }
         let mut seen: Vec<usize> = Vec::with_capacity(fields.len());
@@ -467,15 +478,41 @@ impl Placer {
             seen.push(values.len());
         }
 
-        // Indexes of bins by free cpus and free mem.
+        // Search structures: for first fit, the bins in a fixed order (smallest first, then
+        // agent id) in a max tree; for best fit and spread, ordered sets by free cpus and mem;
+        // bins by reservation id for requests bound to one.
+        let order = self.fitness.order();
+        let mut slots: Vec<u32> = (0..bins.len() as u32).collect();
+        slots.sort_by(|a, b| {
+            let (x, y) = (&bins[*a as usize], &bins[*b as usize]);
+            x.capacity[CPUS]
+                .cmp(&y.capacity[CPUS])
+                .then(x.capacity[MEM].cmp(&y.capacity[MEM]))
+                .then(x.view.agent_id.value.cmp(&y.view.agent_id.value))
+        });
+        let mut slot_of = vec![0usize; bins.len()];
+        for (pos, bi) in slots.iter().enumerate() {
+            slot_of[*bi as usize] = pos;
+        }
+        let mut tree = MaxTree::new(bins.len(), dims.len());
         let mut index: [BTreeSet<(i64, u32)>; 2] = [BTreeSet::new(), BTreeSet::new()];
         for (i, b) in bins.iter().enumerate() {
-            index[0].insert((b.free[CPUS], i as u32));
-            index[1].insert((b.free[MEM], i as u32));
+            if order == SearchOrder::FirstFit {
+                tree.set(slot_of[i], &b.free, b.ports.count());
+            } else {
+                index[0].insert((b.free[CPUS], i as u32));
+                index[1].insert((b.free[MEM], i as u32));
+            }
+        }
+        let mut by_reservation: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, b) in bins.iter().enumerate() {
+            for id in b.reservations.keys() {
+                by_reservation.entry(id.clone()).or_default().push(i);
+            }
         }
 
-        let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_by(|a, b| {
+        let mut sorted: Vec<usize> = (0..requests.len()).collect();
+        sorted.sort_by(|a, b| {
             let (ca, cb) = (&compiled[*a], &compiled[*b]);
             cb.bound
                 .is_some()
@@ -484,7 +521,7 @@ impl Placer {
                 .then(a.cmp(b))
         });
         let mut any_waiting = false;
-        for ri in order {
+        for ri in sorted {
             let r = &requests[ri];
             let c = &compiled[ri];
             if let Some(why) = &c.invalid {
@@ -493,7 +530,7 @@ impl Placer {
                 unplaced.push(u);
                 continue;
             }
-            let app = r.app_key();
+            let app = req_app[ri];
             let ctx = Ctx {
                 req: r,
                 c,
@@ -503,61 +540,76 @@ impl Placer {
                 gpu_rule: self.config.gpu_agents_only_for_gpu_tasks,
                 dims: &dims,
             };
-            let fits = |b: &Bin| ctx.check(b, None);
-            let preferred = |b: &Bin| ctx.preferred(b);
             let wants_preference = !c.preferences.is_empty() || c.sticky_agent.is_some();
             let mut best: Option<usize> = None;
             let mut fallback: Option<usize> = None;
-            match self.fitness.order() {
-                SearchOrder::TightestFirst | SearchOrder::LoosestFirst => {
-                    let d = c.dominant;
-                    let idx = &index[if d == MEM { 1 } else { 0 }];
-                    let key = if d == MEM { MEM } else { CPUS };
-                    let lo = (c.total[key].max(0), 0u32);
-                    let mut visit = |i: u32| -> bool {
-                        let b = &bins[i as usize];
-                        if !fits(b) {
-                            return false;
-                        }
-                        if !wants_preference || preferred(b) {
-                            best = Some(i as usize);
-                            return true;
-                        }
-                        if fallback.is_none() {
-                            fallback = Some(i as usize);
-                        }
-                        false
-                    };
-                    if self.fitness.order() == SearchOrder::TightestFirst {
-                        for (_, i) in idx.range(lo..) {
-                            if visit(*i) {
-                                break;
+            let mut visit = |i: usize, bins: &[Bin]| -> bool {
+                let b = &bins[i];
+                if !ctx.check(b, None) {
+                    return false;
+                }
+                if !wants_preference || ctx.preferred(b) {
+                    best = Some(i);
+                    return true;
+                }
+                if fallback.is_none() {
+                    fallback = Some(i);
+                }
+                false
+            };
+            if let Some(id) = &c.bound {
+                for i in by_reservation.get(id).into_iter().flatten() {
+                    if visit(*i, &bins) {
+                        break;
+                    }
+                }
+            } else {
+                match order {
+                    SearchOrder::FirstFit => {
+                        let want = if r.reservation.is_some() {
+                            &c.reserve_total
+                        } else {
+                            &c.total
+                        };
+                        tree.first(want, c.ports.len() as u64, &mut |pos| {
+                            visit(slots[pos] as usize, &bins)
+                        });
+                    }
+                    SearchOrder::TightestFirst | SearchOrder::LoosestFirst => {
+                        let d = if c.dominant == MEM { 1 } else { 0 };
+                        let key = if c.dominant == MEM { MEM } else { CPUS };
+                        let lo = (c.total[key].max(0), 0u32);
+                        if order == SearchOrder::TightestFirst {
+                            for (_, i) in index[d].range(lo..) {
+                                if visit(*i as usize, &bins) {
+                                    break;
+                                }
                             }
-                        }
-                    } else {
-                        for (_, i) in idx.range(lo..).rev() {
-                            if visit(*i) {
-                                break;
+                        } else {
+                            for (_, i) in index[d].range(lo..).rev() {
+                                if visit(*i as usize, &bins) {
+                                    break;
+                                }
                             }
                         }
                     }
-                }
-                SearchOrder::Scored => {
-                    let mut best_score = f64::NEG_INFINITY;
-                    let mut fallback_score = f64::NEG_INFINITY;
-                    for (i, b) in bins.iter().enumerate() {
-                        if !fits(b) {
-                            continue;
-                        }
-                        let s = self.fitness.score(&c.total, &b.free, &b.capacity);
-                        if !wants_preference || preferred(b) {
-                            if s > best_score {
-                                best_score = s;
-                                best = Some(i);
+                    SearchOrder::Scored => {
+                        let mut best_score = f64::NEG_INFINITY;
+                        let mut fallback_score = f64::NEG_INFINITY;
+                        for (i, b) in bins.iter().enumerate() {
+                            if !ctx.check(b, None) {
+                                continue;
                             }
-                        } else if s > fallback_score {
-                            fallback_score = s;
-                            fallback = Some(i);
+                            let s = self.fitness.score(&c.total, &b.free, &b.capacity);
+                            if !wants_preference || ctx.preferred(b) {
+                                if s > best_score {
+                                    best_score = s;
+                                    best = Some(i);
+                                }
+                            } else if s > fallback_score {
+                                fallback_score = s;
+                                fallback = Some(i);
+                            }
                         }
                     }
                 }
@@ -592,8 +644,10 @@ impl Placer {
             };
             // Commit the placement into the bin.
             let b = &mut bins[bi];
-            index[0].remove(&(b.free[CPUS], bi as u32));
-            index[1].remove(&(b.free[MEM], bi as u32));
+            if order != SearchOrder::FirstFit {
+                index[0].remove(&(b.free[CPUS], bi as u32));
+                index[1].remove(&(b.free[MEM], bi as u32));
+            }
             let mut task_ports = Vec::new();
             for t in &r.tasks {
                 task_ports.push(b.ports.assign(&t.demand.ports));
@@ -609,16 +663,15 @@ impl Placer {
                 (None, Some(_)) => b.consume(&c.reserve_total, true),
                 (None, None) => b.consume(&c.total, false),
             }
-            index[0].insert((b.free[CPUS], bi as u32));
-            index[1].insert((b.free[MEM], bi as u32));
-            if let Some(fs) = app_fields.get(app) {
-                for f in fs {
-                    if let (Some(v), Some(m)) = (
-                        b.values[*f].as_ref(),
-                        counts.get_mut(&(app.to_string(), *f)),
-                    ) {
-                        *m.entry(v.clone()).or_insert(0) += 1;
-                    }
+            if order == SearchOrder::FirstFit {
+                tree.set(slot_of[bi], &b.free, b.ports.count());
+            } else {
+                index[0].insert((b.free[CPUS], bi as u32));
+                index[1].insert((b.free[MEM], bi as u32));
+            }
+            for f in app_fields.get(&app).into_iter().flatten() {
+                if let (Some(v), Some(m)) = (b.values[*f].as_ref(), counts.get_mut(&(app, *f))) {
+                    *m.entry(v.clone()).or_insert(0) += 1;
                 }
             }
             placed.push((ri, bi, task_ports));
@@ -853,7 +906,7 @@ impl Placer {
                 if let Some((id, true)) = &reservation {
                     self.ledger.reserved(id, &bin.view.agent_id.value);
                 }
-                self.ledger.record(&r.id, r.app_key(), &bin.view);
+                self.ledger.record_shared(&r.id, r.app_key(), &bin.view);
                 let named = r
                     .tasks
                     .iter()
@@ -869,7 +922,7 @@ impl Placer {
                     .collect();
                 out.placed.push(Placed {
                     request_id: r.id.clone(),
-                    agent: bin.view.clone(),
+                    agent: Arc::clone(&bin.view),
                     offer_ids: bin.offer_ids.clone(),
                     tasks,
                     executor,
@@ -950,9 +1003,9 @@ impl Placer {
 struct Ctx<'a> {
     req: &'a Request,
     c: &'a Compiled,
-    counts: &'a HashMap<(String, usize), HashMap<String, u32>>,
+    counts: &'a HashMap<(u32, usize), HashMap<String, u32>>,
     seen: &'a [usize],
-    app: &'a str,
+    app: u32,
     gpu_rule: bool,
     dims: &'a Dims,
 }
@@ -991,7 +1044,7 @@ impl Ctx<'_> {
         }
         for (f, ci) in &c.constraints {
             let constraint = &self.req.constraints[*ci];
-            let counts = self.counts.get(&(self.app.to_string(), *f));
+            let counts = self.counts.get(&(self.app, *f));
             if !constraint.allows(b.values[*f].as_deref(), counts, self.seen[*f]) {
                 if !report(FailureKind::Constraint(constraint.to_string())) {
                     return false;

@@ -16,7 +16,6 @@ impl FreePorts {
         Self { ranges, count }
     }
 
-    #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         self.count
     }
