@@ -386,7 +386,7 @@ async fn reservation_and_volume_survive_a_task_restart() {
         Some(("db-0".to_string(), false))
     );
     assert!(
-        second.placed[0].tasks[0]
+        second.tasks(&second.placed[0])[0]
             .resources
             .iter()
             .any(|r| volume_id(r) == Some("db-0"))

@@ -275,7 +275,7 @@ pub(crate) enum From<'s> {
 impl Carver<'_> {
     /// Takes `demand` (per dimension, thousandths) and `ports` (numbers) as resources.
     pub(crate) fn take(&mut self, demand: &[i64], ports: &[u64], from: From<'_>) -> Vec<Resource> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(demand.len() + 1);
         for (d, want) in demand.iter().enumerate() {
             let mut want = *want;
             if want <= 0 {

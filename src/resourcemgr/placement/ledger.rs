@@ -56,14 +56,16 @@ impl Ledger {
                 agent_id: agent.agent_id.value.clone(),
             },
         );
-        self.last_agent
-            .insert(request_id.to_string(), agent.agent_id.value.clone());
-        self.first_seen.remove(request_id);
+        if !self.first_seen.is_empty() {
+            self.first_seen.remove(request_id);
+        }
     }
 
     /// Records that request `request_id` no longer runs (its agent is kept for stickiness).
     pub fn ended(&mut self, request_id: &str) {
-        self.running.remove(request_id);
+        if let Some(r) = self.running.remove(request_id) {
+            self.last_agent.insert(request_id.to_string(), r.agent_id);
+        }
     }
 
     /// Number of our tasks running on the agent.
@@ -76,7 +78,10 @@ impl Ledger {
 
     /// The agent request `request_id` last ran on.
     pub fn last_agent(&self, request_id: &str) -> Option<&str> {
-        self.last_agent.get(request_id).map(String::as_str)
+        self.running
+            .get(request_id)
+            .map(|r| r.agent_id.as_str())
+            .or_else(|| self.last_agent.get(request_id).map(String::as_str))
     }
 
     /// Records that reservation `id` was made on `agent_id`.

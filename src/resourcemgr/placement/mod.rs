@@ -4,12 +4,13 @@
 //! where, and for every request left unplaced a reason per failure kind.
 //!
 //! The algorithm, for a batch of `n` requests over `m` bins (an agent's offers for one role):
-//! requests bound to an existing reservation go first, then the others by decreasing dominant
-//! share (best fit decreasing, the classic bin-packing heuristic); each request is answered from
-//! an ordered index of the bins by the free amount of its dominant resource (cpus or mem), the
-//! first bin there that passes every check wins (see [`fitness`]). That is `O(n log n)` to sort
-//! plus `O(log m + skipped)` per request; the bins skipped are those that fail a check. A request
-//! that fits nowhere is explained by one pass over all bins.
+//! requests bound to an existing reservation go first, then the others in the order given (the
+//! caller's priority; [`PlacerConfig::largest_first`] sorts by dominant share instead); each is
+//! answered by the fitness policy's search structure (see [`fitness`]): by default the first
+//! bin, in a fixed order, where it fits (a max tree over the bins finds it in `O(log m)` plus
+//! the bins that fail a check the maxima cannot see). That is `O(n log n)` to sort plus
+//! `O(log m + skipped)` per request. A request that fits nowhere is explained by one pass over
+//! all bins.
 //!
 //! Safety by construction: the resources given to tasks (and to RESERVE and CREATE) are cut from
 //! the offers' own `Resource` entries, so they carry the offer's `allocation_info` and
@@ -58,7 +59,7 @@ use super::validate::ResourceError;
 use crate::scheduler::calls::{self, operations};
 use crate::v1::offer::Operation;
 use crate::v1::scheduler::Call;
-use crate::v1::{ExecutorInfo, OfferId, Resource, TaskGroupInfo, TaskInfo};
+use crate::v1::{ExecutorInfo, OfferId, Resource, TaskGroupInfo, TaskId, TaskInfo};
 
 /// Label key of the reservations the placer makes (value: the reservation id).
 pub const RESERVATION_LABEL: &str = "mesos-sdk/reservation";
@@ -261,6 +262,11 @@ pub struct PlacerConfig {
     pub refuse: Duration,
     /// Principal written into reservations and volumes (Mesos wants the framework's).
     pub principal: Option<String>,
+    /// Place requests largest dominant share first (first fit decreasing) instead of in the
+    /// order given (default false: on mixed cpu-heavy and mem-heavy workloads sorting by size
+    /// groups alike requests on the same agents and strands the other resource; see the
+    /// README's figures). Requests bound to a reservation always go first.
+    pub largest_first: bool,
 }
 
 impl Default for PlacerConfig {
@@ -270,6 +276,7 @@ impl Default for PlacerConfig {
             locality_wait: Duration::from_secs(5),
             refuse: Duration::from_secs(120),
             principal: None,
+            largest_first: false,
         }
     }
 }
@@ -283,10 +290,11 @@ pub struct Placed {
     pub agent: Arc<AgentView>,
     /// The offers of the ACCEPT it is in.
     pub offer_ids: Vec<OfferId>,
-    /// The tasks as launched (agent id and resources filled in).
-    pub tasks: Vec<TaskInfo>,
-    /// The executor of a task group, resources filled in.
-    pub executor: Option<ExecutorInfo>,
+    /// Index in [`Placement::accepts`] of the ACCEPT that launches it; the launched
+    /// `TaskInfo`s (agent id and resources filled in) are there, see [`Placement::tasks`].
+    pub accept: usize,
+    /// Its tasks' ids.
+    pub task_ids: Vec<TaskId>,
     /// Ports given, per task, in the order of its [`Demand::ports`] (name, number).
     pub ports: Vec<Vec<(Option<String>, u64)>>,
     /// The reservation it uses, and whether this round creates it.
@@ -308,6 +316,41 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The `TaskInfo`s of a placed request as its ACCEPT launches them.
+    pub fn tasks(&self, placed: &Placed) -> Vec<&TaskInfo> {
+        self.launched(placed)
+            .flat_map(|(_, tasks)| tasks)
+            .filter(|t| placed.task_ids.contains(&t.task_id))
+            .collect()
+    }
+
+    /// The executor of a placed task group, resources filled in.
+    pub fn executor(&self, placed: &Placed) -> Option<&ExecutorInfo> {
+        self.launched(placed)
+            .find(|(_, tasks)| tasks.iter().any(|t| placed.task_ids.contains(&t.task_id)))
+            .and_then(|(e, _)| e)
+    }
+
+    fn launched(
+        &self,
+        placed: &Placed,
+    ) -> impl Iterator<Item = (Option<&ExecutorInfo>, &[TaskInfo])> {
+        self.accepts
+            .get(placed.accept)
+            .and_then(|c| c.accept.as_ref())
+            .into_iter()
+            .flat_map(|a| &a.operations)
+            .filter_map(|op| {
+                if let Some(l) = &op.launch {
+                    Some((None, l.task_infos.as_slice()))
+                } else {
+                    op.launch_group
+                        .as_ref()
+                        .map(|g| (Some(&g.executor), g.task_group.tasks.as_slice()))
+                }
+            })
+    }
+
     /// Agents that got at least one request.
     pub fn agents_used(&self) -> usize {
         self.placed
@@ -512,12 +555,18 @@ impl Placer {
         }
 
         let mut sorted: Vec<usize> = (0..requests.len()).collect();
+        let largest_first = self.config.largest_first;
         sorted.sort_by(|a, b| {
             let (ca, cb) = (&compiled[*a], &compiled[*b]);
+            let by_size = if largest_first {
+                cb.share.total_cmp(&ca.share)
+            } else {
+                std::cmp::Ordering::Equal
+            };
             cb.bound
                 .is_some()
                 .cmp(&ca.bound.is_some())
-                .then(cb.share.total_cmp(&ca.share))
+                .then(by_size)
                 .then(a.cmp(b))
         });
         let mut any_waiting = false;
@@ -677,7 +726,7 @@ impl Placer {
             placed.push((ri, bi, task_ports));
         }
 
-        self.finish(
+        let out = self.finish(
             pool,
             requests,
             &compiled,
@@ -686,7 +735,8 @@ impl Placer {
             placed,
             unplaced,
             any_waiting,
-        )
+        );
+        out
     }
 
     fn compile(
@@ -729,8 +779,14 @@ impl Placer {
             .chain(r.executor.iter().map(|(_, d)| d));
         for d in all_demands {
             for (name, value) in &d.scalars {
-                if let Err(e) = super::validate::validate(&super::algebra::scalar(name, *value)) {
-                    invalid = Some(e.to_string());
+                let bad = !value.is_finite()
+                    || *value < 0.0
+                    || (name == super::kinds::GPUS && value.fract() != 0.0);
+                if bad {
+                    if let Err(e) = super::validate::validate(&super::algebra::scalar(name, *value))
+                    {
+                        invalid = Some(e.to_string());
+                    }
                 }
             }
         }
@@ -816,7 +872,7 @@ impl Placer {
             gone.extend(bin.offer_ids.iter().cloned());
             let mut reserves: Vec<Operation> = Vec::new();
             let mut creates: Vec<Operation> = Vec::new();
-            let mut launches: Vec<TaskInfo> = Vec::new();
+            let mut launches: Vec<TaskInfo> = Vec::with_capacity(items.len());
             let mut groups: Vec<Operation> = Vec::new();
             let volumes = bin.volumes.clone();
             let mut carver = Carver {
@@ -880,7 +936,10 @@ impl Placer {
                         }
                         (None, None) => carver.take(&c.per_task[ti], &task_ports, From::Ordinary),
                     };
-                    resources = Resources::from_slice(&resources).into_vec();
+                    // Pieces of one kind from two offers of the agent add up into one entry.
+                    if has_duplicate_kinds(&resources) {
+                        resources = Resources::from_slice(&resources).into_vec();
+                    }
                     let mut task = t.task.clone();
                     task.agent_id = bin.view.agent_id.clone();
                     task.resources = resources;
@@ -893,15 +952,14 @@ impl Placer {
                             .into_vec();
                     e
                 });
+                let task_ids = tasks.iter().map(|t| t.task_id.clone()).collect();
                 if r.is_group() {
                     groups.push(operations::launch_group(
-                        executor.clone().unwrap_or_default(),
-                        TaskGroupInfo {
-                            tasks: tasks.clone(),
-                        },
+                        executor.unwrap_or_default(),
+                        TaskGroupInfo { tasks },
                     ));
                 } else {
-                    launches.extend(tasks.iter().cloned());
+                    launches.extend(tasks);
                 }
                 if let Some((id, true)) = &reservation {
                     self.ledger.reserved(id, &bin.view.agent_id.value);
@@ -924,8 +982,8 @@ impl Placer {
                     request_id: r.id.clone(),
                     agent: Arc::clone(&bin.view),
                     offer_ids: bin.offer_ids.clone(),
-                    tasks,
-                    executor,
+                    accept: out.accepts.len(),
+                    task_ids,
                     ports: named,
                     reservation,
                 });
@@ -999,6 +1057,14 @@ impl Placer {
     }
 }
 
+/// Whether two entries share a name (and so may need adding up).
+fn has_duplicate_kinds(resources: &[Resource]) -> bool {
+    resources
+        .iter()
+        .enumerate()
+        .any(|(i, r)| resources[..i].iter().any(|x| x.name == r.name))
+}
+
 /// The checks of one request against one bin.
 struct Ctx<'a> {
     req: &'a Request,
@@ -1014,6 +1080,7 @@ impl Ctx<'_> {
     /// Whether `b` can take the request. Searching (`fail` is `None`) stops at the first
     /// failed check; explaining reports every failure to `fail`.
     fn check(&self, b: &Bin, mut fail: Option<&mut dyn FnMut(FailureKind)>) -> bool {
+        let searching = fail.is_none();
         let mut report = |k: FailureKind| {
             if let Some(f) = fail.as_mut() {
                 f(k);
@@ -1023,6 +1090,17 @@ impl Ctx<'_> {
             }
         };
         let c = self.c;
+        if searching && c.bound.is_none() {
+            // Searching: the cheapest and most selective check first.
+            let (have, want) = if self.req.reservation.is_some() {
+                (&b.unreserved, &c.reserve_total)
+            } else {
+                (&b.free, &c.total)
+            };
+            if want.iter().zip(have).any(|(w, h)| w > h) {
+                return false;
+            }
+        }
         if let Some(role) = &b.role {
             if *role != self.req.role {
                 report(FailureKind::Role);

@@ -97,7 +97,7 @@ fn packs_onto_few_agents_and_keeps_allocation_info() {
     assert_eq!(out.decline.len(), 2);
     assert!(pool.is_empty(), "used and declined offers leave the pool");
     for p in &out.placed {
-        for t in &p.tasks {
+        for t in out.tasks(p) {
             assert_eq!(t.agent_id, p.agent.agent_id);
             assert!(!t.resources.is_empty());
             for r in &t.resources {
@@ -183,7 +183,7 @@ fn role_and_gpu_rules() {
     assert_eq!(out.unplaced[0].request_id, "plain");
     assert_eq!(out.unplaced[0].excluded_by(&FailureKind::GpuAgent), 1);
     assert_eq!(out.unplaced[0].excluded_by(&FailureKind::Role), 1);
-    let gpus: f64 = out.placed[0].tasks[0]
+    let gpus: f64 = out.tasks(&out.placed[0])[0]
         .resources
         .iter()
         .filter(|r| r.name == "gpus")
@@ -229,7 +229,7 @@ fn reservation_volume_lifecycle() {
     );
     let volume = &accept.operations[1].create.as_ref().unwrap().volumes[0];
     assert_eq!(volume_id(volume), Some("db-0"));
-    let task_resources = &out.placed[0].tasks[0].resources;
+    let task_resources = &out.tasks(&out.placed[0])[0].resources;
     assert!(task_resources.iter().any(|r| volume_id(r) == Some("db-0")));
     assert_eq!(placer.ledger().reservation_agent("db-0"), Some("a1"));
 
@@ -249,7 +249,7 @@ fn reservation_volume_lifecycle() {
         "lands on its reservation"
     );
     assert_eq!(ops(&out.accepts[0]), vec![OpType::Launch]);
-    let rs = &out.placed[0].tasks[0].resources;
+    let rs = &out.tasks(&out.placed[0])[0].resources;
     assert!(rs.iter().any(|r| volume_id(r) == Some("db-0")));
     assert!(
         rs.iter()
@@ -351,7 +351,8 @@ fn task_group_lands_on_one_agent_with_launch_group() {
     assert_eq!(ops(&out.accepts[0]), vec![OpType::LaunchGroup]);
     assert_eq!(p.ports[0], vec![(Some("http".to_string()), 10)]);
     assert_eq!(p.ports[1], vec![(None, 11), (None, 12)]);
-    assert!(!p.executor.as_ref().unwrap().resources.is_empty());
+    assert!(!out.executor(p).unwrap().resources.is_empty());
+    assert_eq!(out.tasks(p).len(), 2);
 }
 
 #[test]
@@ -477,7 +478,9 @@ proptest! {
         // Ports unique per agent; group members on one agent (one TaskInfo agent id).
         let mut ports: HashMap<String, HashSet<u64>> = HashMap::new();
         for p in &out.placed {
-            for t in &p.tasks {
+            let tasks = out.tasks(p);
+            prop_assert_eq!(tasks.len(), p.task_ids.len());
+            for t in tasks {
                 prop_assert_eq!(&t.agent_id, &p.agent.agent_id);
             }
             for n in p.ports.iter().flatten().map(|(_, n)| *n) {
