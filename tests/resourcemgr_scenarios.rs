@@ -33,7 +33,7 @@ const WAIT: Duration = Duration::from_secs(20);
 /// What the tests need of a scheduler event.
 enum Ev {
     Offers(Vec<Offer>),
-    Update(TaskStatus),
+    Update(Box<TaskStatus>),
     Other,
 }
 
@@ -96,7 +96,7 @@ impl Framework {
         Some(match e.r#type() {
             event::Type::Offers => Ev::Offers(e.offers.map(|o| o.offers).unwrap_or_default()),
             event::Type::Update => match e.update {
-                Some(u) => Ev::Update(u.status),
+                Some(u) => Ev::Update(Box::new(u.status)),
                 None => Ev::Other,
             },
             _ => Ev::Other,

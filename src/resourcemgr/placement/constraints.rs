@@ -240,7 +240,8 @@ mod tests {
         let some = counts(&[("r1", 1), ("r2", 0)]);
         let both = counts(&[("r1", 1), ("r2", 1)]);
         let two = counts(&[("r1", 2)]);
-        let cases: Vec<(Constraint, Option<&str>, Option<&Counts>, usize, bool)> = vec![
+        type Case<'a> = (Constraint, Option<&'a str>, Option<&'a Counts>, usize, bool);
+        let cases: Vec<Case> = vec![
             (c("UNIQUE", None), Some("r1"), Some(&some), 2, false),
             (c("UNIQUE", None), Some("r2"), Some(&some), 2, true),
             (c("UNIQUE", None), None, None, 0, false),

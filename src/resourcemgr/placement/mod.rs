@@ -726,7 +726,7 @@ impl Placer {
             placed.push((ri, bi, task_ports));
         }
 
-        let out = self.finish(
+        self.finish(
             pool,
             requests,
             &compiled,
@@ -735,8 +735,7 @@ impl Placer {
             placed,
             unplaced,
             any_waiting,
-        );
-        out
+        )
     }
 
     fn compile(

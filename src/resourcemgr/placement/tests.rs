@@ -110,7 +110,7 @@ fn packs_onto_few_agents_and_keeps_allocation_info() {
         }
     }
     assert_eq!(ops(&out.accepts[0]), vec![OpType::Launch]);
-    let filters = out.accepts[0].accept.as_ref().unwrap().filters.clone();
+    let filters = out.accepts[0].accept.as_ref().unwrap().filters;
     assert_eq!(filters.unwrap().refuse_seconds, Some(120.0));
 }
 
