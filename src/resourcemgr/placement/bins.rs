@@ -45,6 +45,9 @@ impl Dims {
             index: HashMap::new(),
         };
         for n in ["cpus", "mem", "disk", GPUS].into_iter().chain(extra) {
+            if dims.names.len() >= 4 && Self::fixed(n).is_some() {
+                continue;
+            }
             if !dims.index.contains_key(n) {
                 dims.index.insert(n.to_string(), dims.names.len());
                 dims.names.push(n.to_string());
@@ -53,8 +56,18 @@ impl Dims {
         dims
     }
 
+    fn fixed(name: &str) -> Option<usize> {
+        match name {
+            "cpus" => Some(CPUS),
+            "mem" => Some(MEM),
+            "disk" => Some(DISK),
+            GPUS => Some(GPU),
+            _ => None,
+        }
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<usize> {
-        self.index.get(name).copied()
+        Self::fixed(name).or_else(|| self.index.get(name).copied())
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -288,8 +288,6 @@ pub struct Placed {
     pub request_id: String,
     /// The agent.
     pub agent: Arc<AgentView>,
-    /// The offers of the ACCEPT it is in.
-    pub offer_ids: Vec<OfferId>,
     /// Index in [`Placement::accepts`] of the ACCEPT that launches it; the launched
     /// `TaskInfo`s (agent id and resources filled in) are there, see [`Placement::tasks`].
     pub accept: usize,
@@ -316,6 +314,14 @@ pub struct Placement {
 }
 
 impl Placement {
+    /// The offers of the ACCEPT that launches a placed request.
+    pub fn offer_ids(&self, placed: &Placed) -> &[OfferId] {
+        self.accepts
+            .get(placed.accept)
+            .and_then(|c| c.accept.as_ref())
+            .map_or(&[], |a| a.offer_ids.as_slice())
+    }
+
     /// The `TaskInfo`s of a placed request as its ACCEPT launches them.
     pub fn tasks(&self, placed: &Placed) -> Vec<&TaskInfo> {
         self.launched(placed)
@@ -538,6 +544,17 @@ impl Placer {
             slot_of[*bi as usize] = pos;
         }
         let mut tree = MaxTree::new(bins.len(), dims.len());
+        // Per resource, the least any request of the batch needs.
+        let mut smallest = vec![i64::MAX; dims.len()];
+        for c in &compiled {
+            for (m, v) in smallest.iter_mut().zip(&c.total) {
+                *m = (*m).min(*v);
+            }
+        }
+        if compiled.iter().any(|c| c.bound.is_some()) || compiled.is_empty() {
+            smallest.iter_mut().for_each(|m| *m = 0);
+        }
+        let dead = vec![-1i64; dims.len()];
         let mut index: [BTreeSet<(i64, u32)>; 2] = [BTreeSet::new(), BTreeSet::new()];
         for (i, b) in bins.iter().enumerate() {
             if order == SearchOrder::FirstFit {
@@ -713,7 +730,13 @@ impl Placer {
                 (None, None) => b.consume(&c.total, false),
             }
             if order == SearchOrder::FirstFit {
-                tree.set(slot_of[bi], &b.free, b.ports.count());
+                // A bin that cannot hold the smallest request of the batch in some resource
+                // leaves the search for good.
+                if b.free.iter().zip(&smallest).any(|(f, m)| f < m) {
+                    tree.set(slot_of[bi], &dead, 0);
+                } else {
+                    tree.set(slot_of[bi], &b.free, b.ports.count());
+                }
             } else {
                 index[0].insert((b.free[CPUS], bi as u32));
                 index[1].insert((b.free[MEM], bi as u32));
@@ -854,9 +877,12 @@ impl Placer {
         for (ri, bi, ports) in placed {
             per_bin[bi].push((ri, ports));
         }
+        let used_bins = per_bin.iter().filter(|items| !items.is_empty()).count();
         let mut out = Placement {
             unplaced,
-            ..Placement::default()
+            accepts: Vec::with_capacity(used_bins),
+            placed: Vec::with_capacity(requests.len()),
+            decline: Vec::new(),
         };
         let principal = self.config.principal.clone();
         let mut gone: Vec<OfferId> = Vec::new();
@@ -980,14 +1006,17 @@ impl Placer {
                 out.placed.push(Placed {
                     request_id: r.id.clone(),
                     agent: Arc::clone(&bin.view),
-                    offer_ids: bin.offer_ids.clone(),
                     accept: out.accepts.len(),
                     task_ids,
                     ports: named,
                     reservation,
                 });
             }
-            let mut ops = reserves;
+            // Operations are large structs: exact capacity, no growth.
+            let mut ops = Vec::with_capacity(
+                reserves.len() + creates.len() + usize::from(!launches.is_empty()) + groups.len(),
+            );
+            ops.extend(reserves);
             ops.extend(creates);
             if !launches.is_empty() {
                 ops.push(operations::launch(launches));
