@@ -27,6 +27,27 @@ pub enum FailureKind {
     Waiting(String),
 }
 
+impl FailureKind {
+    /// A short label for metrics, without the numbers or values that would make series
+    /// unbounded: `mem short`, `constraint UNIQUE`, `ports short`, `waiting`, ...
+    pub fn label(&self) -> String {
+        match self {
+            FailureKind::Invalid(_) => "invalid".into(),
+            FailureKind::NoOffers => "no offers".into(),
+            FailureKind::Role => "role".into(),
+            FailureKind::Reservation => "reservation".into(),
+            FailureKind::GpuAgent => "gpu agent".into(),
+            FailureKind::Constraint(c) => format!(
+                "constraint {}",
+                c.split_whitespace().next().unwrap_or_default()
+            ),
+            FailureKind::Short(r) => format!("{r} short"),
+            FailureKind::Ports => "ports short".into(),
+            FailureKind::Waiting(_) => "waiting".into(),
+        }
+    }
+}
+
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -124,5 +145,9 @@ mod tests {
             "web-1: mem short on 12 agents; UNIQUE hostname excluded 3; ports short on 1 agent"
         );
         assert_eq!(u.excluded_by(&FailureKind::Short("mem".into())), 12);
+        assert_eq!(
+            FailureKind::Constraint("MAX_PER rack:2".into()).label(),
+            "constraint MAX_PER"
+        );
     }
 }

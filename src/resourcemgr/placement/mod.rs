@@ -357,6 +357,19 @@ impl Placement {
             })
     }
 
+    /// For metrics: per failure label (see [`FailureKind::label`]), how many unplaced
+    /// requests it held back.
+    pub fn failure_totals(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut totals = std::collections::BTreeMap::new();
+        for u in &self.unplaced {
+            let labels: BTreeSet<String> = u.reasons.keys().map(FailureKind::label).collect();
+            for l in labels {
+                *totals.entry(l).or_insert(0) += 1;
+            }
+        }
+        totals
+    }
+
     /// Agents that got at least one request.
     pub fn agents_used(&self) -> usize {
         self.placed
@@ -1028,6 +1041,13 @@ impl Placer {
                 Some(self.config.refuse),
             ));
         }
+        tracing::debug!(
+            placed = out.placed.len(),
+            unplaced = out.unplaced.len(),
+            accepts = out.accepts.len(),
+            declined = out.decline.len(),
+            "placement round"
+        );
         gone.extend(out.decline.iter().cloned());
         gone.sort_by(|a, b| a.value.cmp(&b.value));
         gone.dedup();
