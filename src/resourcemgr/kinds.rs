@@ -146,7 +146,7 @@ pub fn is_revocable(resource: &Resource) -> bool {
 }
 
 /// `resource` marked shared (several tasks may use it at once; Mesos allows this only for
-/// persistent volumes, see [`super::validate`]).
+/// persistent volumes, see [`super::validate()`]).
 pub fn shared(resource: &Resource) -> Resource {
     let mut r = resource.clone();
     r.shared = Some(SharedInfo {});

@@ -7,8 +7,8 @@
 //!   `cpus:4;mem:2048;ports:[31000-32000]` and `rack:r1;zone:a` text parsers.
 //! - [`kinds`]: reservation refinement stacks, `allocation_info`, revocable and shared resources,
 //!   GPUs, disk sources and persistent volumes; flatten / unflatten / by-role views.
-//! - [`validate`]: Mesos' rules on resources from outside, as a typed [`ResourceError`].
-//! - [`pool`]: the [`OfferPool`] of live offers, per agent, never handing one out twice.
+//! - [`mod@validate`]: Mesos' rules on resources from outside, as a typed [`ResourceError`].
+//! - [`pool`]: the [`pool::OfferPool`] of live offers, per agent, never handing one out twice.
 //! - [`placement`]: batch placement of task requests onto the pool with bin-packing fitness,
 //!   Marathon-style constraints, reservations and persistent volumes, ports, and readable
 //!   reasons for what stays unplaced; the result is ACCEPT and DECLINE calls.
