@@ -9,7 +9,7 @@
 // `role` (Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
 
-use super::algebra::{Resources, normalize};
+use super::algebra::{ParseError, Resources, normalize};
 use super::kinds::{GPUS, is_subrole};
 use crate::v1::Resource;
 use crate::v1::resource::reservation_info;
@@ -104,6 +104,9 @@ pub enum ResourceError {
         /// The persistence id.
         id: String,
     },
+    /// Text that does not parse as resources.
+    #[error(transparent)]
+    Parse(#[from] ParseError),
     /// Resources to take out of a collection are not all inside it.
     #[error("not available: {resource}")]
     NotContained {

@@ -87,9 +87,7 @@ impl Demand {
     /// Scalars from `--resources`-style text (`cpus:0.5;mem:128;gpus:1`), checked: finite, not
     /// negative, whole GPUs. Ranges and sets are refused (ask for ports with the port methods).
     pub fn parse(text: &str) -> Result<Self, ResourceError> {
-        let parsed = super::algebra::parse_resources(text).map_err(|e| ResourceError::BadType {
-            name: e.to_string(),
-        })?;
+        let parsed = super::algebra::parse_resources(text)?;
         let mut demand = Demand::default();
         for r in parsed {
             super::validate::validate(&r)?;

@@ -512,3 +512,40 @@ proptest! {
         }
     }
 }
+
+#[test]
+#[allow(deprecated)]
+fn legacy_offers_and_demand_errors() {
+    // A framework without MULTI_ROLE: no allocation_info, the legacy `role` field.
+    let mut legacy = offer("o1", "a1", "cpus:2;mem:64", "", "web");
+    legacy.allocation_info = None;
+    for r in &mut legacy.resources {
+        r.allocation_info = None;
+        r.role = Some("*".into());
+    }
+    let mut pool = pool_of(vec![legacy]);
+    let out = Placer::default().place(&mut pool, &[req("t", "cpus:1;mem:32")], Instant::now());
+    assert_eq!(out.placed.len(), 1, "{:?}", out.unplaced);
+    let rs = &out.tasks(&out.placed[0])[0].resources;
+    assert!(
+        rs.iter()
+            .all(|r| r.role.as_deref() == Some("*") && r.allocation_info.is_none())
+    );
+    assert_eq!(
+        out.offer_ids(&out.placed[0]),
+        &[OfferId { value: "o1".into() }]
+    );
+
+    assert!(matches!(
+        Demand::parse("cpus"),
+        Err(ResourceError::Parse(_))
+    ));
+    assert!(matches!(
+        Demand::parse("gpus:0.5"),
+        Err(ResourceError::FractionalGpus { .. })
+    ));
+    assert!(matches!(
+        Demand::parse("ports:[1-2]"),
+        Err(ResourceError::BadType { .. })
+    ));
+}
