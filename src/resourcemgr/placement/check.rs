@@ -1,0 +1,137 @@
+//! A request compiled for the search (fixed-point demand, constraint and preference fields),
+//! and the checks of one request against one bin: what the search asks and what explains a
+//! request left unplaced.
+
+use super::*;
+
+/// Compiled request: fixed-point demand and the indexes it needs.
+pub(super) struct Compiled {
+    pub(super) total: Vec<i64>,
+    pub(super) per_task: Vec<Vec<i64>>,
+    pub(super) executor: Vec<i64>,
+    pub(super) ports: Vec<PortSpec>,
+    pub(super) reserve_total: Vec<i64>,
+    pub(super) share: f64,
+    pub(super) dominant: usize,
+    pub(super) constraints: Vec<(usize, usize)>,
+    pub(super) preferences: Vec<(usize, String)>,
+    pub(super) sticky_agent: Option<String>,
+    pub(super) bound: Option<String>,
+    pub(super) invalid: Option<String>,
+}
+
+/// The checks of one request against one bin.
+pub(super) struct Ctx<'a> {
+    pub(super) req: &'a Request,
+    pub(super) c: &'a Compiled,
+    pub(super) counts: &'a HashMap<(u32, usize), HashMap<String, u32>>,
+    pub(super) seen: &'a [usize],
+    pub(super) app: u32,
+    pub(super) gpu_rule: bool,
+    pub(super) dims: &'a Dims,
+}
+
+impl Ctx<'_> {
+    /// Whether `b` can take the request. Searching (`fail` is `None`) stops at the first
+    /// failed check; explaining reports every failure to `fail`.
+    pub(super) fn check(&self, b: &Bin, mut fail: Option<&mut dyn FnMut(FailureKind)>) -> bool {
+        let searching = fail.is_none();
+        let mut report = |k: FailureKind| {
+            if let Some(f) = fail.as_mut() {
+                f(k);
+                true
+            } else {
+                false
+            }
+        };
+        let c = self.c;
+        if searching && c.bound.is_none() {
+            // Searching: the cheapest and most selective check first.
+            let (have, want) = if self.req.reservation.is_some() {
+                (&b.unreserved, &c.reserve_total)
+            } else {
+                (&b.free, &c.total)
+            };
+            if want.iter().zip(have).any(|(w, h)| w > h) {
+                return false;
+            }
+        }
+        if let Some(role) = &b.role {
+            if *role != self.req.role {
+                report(FailureKind::Role);
+                return false;
+            }
+        }
+        let mut ok = true;
+        if let Some(id) = &c.bound {
+            if !b.reservations.contains_key(id) {
+                report(FailureKind::Reservation);
+                return false;
+            }
+        }
+        if self.gpu_rule && b.gpu && c.total[GPU] == 0 {
+            if !report(FailureKind::GpuAgent) {
+                return false;
+            }
+            ok = false;
+        }
+        for (f, ci) in &c.constraints {
+            let constraint = &self.req.constraints[*ci];
+            let counts = self.counts.get(&(self.app, *f));
+            if !constraint.allows(b.values[*f].as_deref(), counts, self.seen[*f]) {
+                if !report(FailureKind::Constraint(constraint.to_string())) {
+                    return false;
+                }
+                ok = false;
+            }
+        }
+        let have: &[i64] = match &c.bound {
+            Some(id) => b.reservations.get(id).map_or(&b.free, Vec::as_slice),
+            None if self.req.reservation.is_some() => &b.unreserved,
+            None => &b.free,
+        };
+        let want = if c.bound.is_none() && self.req.reservation.is_some() {
+            &c.reserve_total
+        } else {
+            &c.total
+        };
+        for (d, w) in want.iter().enumerate() {
+            if *w > have[d] {
+                if !report(FailureKind::Short(self.dims.names[d].clone())) {
+                    return false;
+                }
+                ok = false;
+            }
+        }
+        if !c.ports.is_empty() && !b.ports.fits(&c.ports) {
+            report(FailureKind::Ports);
+            ok = false;
+        }
+        ok
+    }
+
+    pub(super) fn preferred(&self, b: &Bin) -> bool {
+        if let Some(a) = &self.c.sticky_agent {
+            if *a == b.view.agent_id.value {
+                return true;
+            }
+        }
+        self.c
+            .preferences
+            .iter()
+            .any(|(f, v)| b.values[*f].as_deref() == Some(v.as_str()))
+    }
+
+    pub(super) fn preference_text(&self) -> String {
+        let mut parts: Vec<String> = self
+            .req
+            .preferences
+            .iter()
+            .map(|p| format!("{}:{}", p.field, p.value))
+            .collect();
+        if let Some(a) = &self.c.sticky_agent {
+            parts.push(format!("last agent {a}"));
+        }
+        parts.join(", ")
+    }
+}
