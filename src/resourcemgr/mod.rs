@@ -1,4 +1,5 @@
-//! The resource manager: Mesos resource arithmetic and the helpers that size tasks on offers.
+//! The resource manager: Mesos resource arithmetic, the live offers, the placement of tasks on
+//! them and the offer etiquette a well-behaved framework follows.
 //!
 //! - [`algebra`]: [`Resources`], a collection with Mesos' arithmetic (add, subtract, contains) over
 //!   fixed-point scalars (three decimals), ranges and sets, kept apart per name, role,
@@ -9,13 +10,31 @@
 //!   keep its `allocation_info` and reservations, so a plain request launches as it is on a
 //!   MULTI_ROLE framework's offers.
 //! - [`task`]: [`CommandTask`], a `TaskInfo` builder for command tasks.
+//! - [`kinds`]: reservation refinement stacks, `allocation_info`, revocable and shared resources,
+//!   GPUs, disk sources and persistent volumes; flatten / unflatten / by-role views.
+//! - [`validate`]: Mesos' rules on resources from outside, as a typed [`ResourceError`].
+//! - [`pool`]: the [`OfferPool`] of live offers, per agent, never handing one out twice.
+//! - [`placement`]: batch placement of task requests onto the pool with bin-packing fitness,
+//!   Marathon-style constraints, reservations and persistent volumes, ports, and readable
+//!   reasons for what stays unplaced; the result is ACCEPT and DECLINE calls.
+//! - [`etiquette`]: DECLINE with long filters, SUPPRESS / REVIVE with a token bucket, inverse
+//!   offers; a small state machine whose output is scheduler `Call`s.
 
 pub mod algebra;
+pub mod etiquette;
+pub mod kinds;
+#[cfg(test)]
+mod laws;
 pub mod offer;
+pub mod placement;
+pub mod pool;
 pub mod task;
+pub mod validate;
 
 pub use algebra::*;
+pub use kinds::*;
 pub use offer::{
     Missing, OfferResources, ResourcesBuilder, Shortfall, offer_role, offered_for_role,
 };
 pub use task::CommandTask;
+pub use validate::{ResourceError, validate, validate_all};

@@ -1,0 +1,349 @@
+//! The placer's compact view of the offers: one *bin* per agent and allocation role (the
+//! offers one ACCEPT may use together), with fixed-point amounts per resource dimension, free
+//! ports, and the framework's labelled reservations; and the [`Carver`] that turns a bin's
+//! placements back into real `Resource`s cut from the offers, each keeping its offer's
+//! `allocation_info` and reservations.
+//!
+//! What a bin counts as usable by ordinary requests: unreserved resources and resources
+//! reserved to the bin's role without labels (static or unlabelled dynamic reservations), root
+//! disk only (PATH and MOUNT disks are left alone), never revocable or shared resources.
+//! Resources reserved with the placer's label belong to that reservation's request only; other
+//! labelled reservations are left alone.
+
+// `role` (Resource) is deprecated in the schema but Mesos still reads and writes it.
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::ports::FreePorts;
+use crate::resourcemgr::algebra::{from_fixed, normalize, reservation_role, to_fixed};
+use crate::resourcemgr::kinds::{
+    DiskKind, GPUS, allocation_role, disk_kind, has_reservation_labels, reservation_label,
+    volume_id,
+};
+use crate::resourcemgr::pool::{AgentView, OfferPool};
+use crate::v1::value::{self, Range, Ranges, Scalar};
+use crate::v1::{OfferId, Resource};
+
+/// Names of the scalar dimensions: `cpus`, `mem`, `disk`, `gpus`, then custom ones.
+#[derive(Debug, Clone)]
+pub(crate) struct Dims {
+    pub(crate) names: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+pub(crate) const CPUS: usize = 0;
+pub(crate) const MEM: usize = 1;
+pub(crate) const DISK: usize = 2;
+pub(crate) const GPU: usize = 3;
+
+impl Dims {
+    pub(crate) fn new<'a>(extra: impl Iterator<Item = &'a str>) -> Self {
+        let mut dims = Dims {
+            names: Vec::new(),
+            index: HashMap::new(),
+        };
+        for n in ["cpus", "mem", "disk", GPUS].into_iter().chain(extra) {
+            if !dims.index.contains_key(n) {
+                dims.index.insert(n.to_string(), dims.names.len());
+                dims.names.push(n.to_string());
+            }
+        }
+        dims
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+}
+
+/// How a bin may use one offered resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Class {
+    Reserved,
+    Unreserved,
+    Labelled(String),
+    Volume(String),
+    Ignored,
+}
+
+/// One offered resource of a bin, with what is left of it (scalars, thousandths).
+#[derive(Debug, Clone)]
+pub(crate) struct Piece {
+    pub(crate) resource: Resource,
+    pub(crate) class: Class,
+    pub(crate) left: i64,
+}
+
+/// One agent's offers for one allocation role.
+#[derive(Debug, Clone)]
+pub(crate) struct Bin {
+    pub(crate) view: Arc<AgentView>,
+    pub(crate) role: Option<String>,
+    pub(crate) offer_ids: Vec<OfferId>,
+    pub(crate) capacity: Vec<i64>,
+    pub(crate) free: Vec<i64>,
+    pub(crate) unreserved: Vec<i64>,
+    pub(crate) ports: FreePorts,
+    pub(crate) reservations: HashMap<String, Vec<i64>>,
+    pub(crate) volumes: HashMap<String, Resource>,
+    pub(crate) gpu: bool,
+    pub(crate) pieces: Vec<Piece>,
+    pub(crate) values: Vec<Option<String>>,
+}
+
+impl Bin {
+    /// Takes `demand` from the bin's ordinary resources: reserved first, then unreserved
+    /// (`unreserved_only` for a request that reserves them).
+    pub(crate) fn consume(&mut self, demand: &[i64], unreserved_only: bool) {
+        for (d, want) in demand.iter().enumerate() {
+            if *want == 0 {
+                continue;
+            }
+            let reserved = self.free[d] - self.unreserved[d];
+            let from_reserved = if unreserved_only {
+                0
+            } else {
+                reserved.min(*want)
+            };
+            self.free[d] -= want;
+            self.unreserved[d] -= want - from_reserved;
+        }
+    }
+}
+
+/// Builds the bins of the pool's offers. `label` is the reservation label key of the placer;
+/// `fields` the constraint fields whose values each bin caches.
+pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String]) -> Vec<Bin> {
+    let mut bins = Vec::new();
+    for (view, offers) in pool.agents() {
+        let view = Arc::new(view.clone());
+        let mut by_role: Vec<Bin> = Vec::new();
+        for offer in offers {
+            let role = offer
+                .allocation_info
+                .as_ref()
+                .and_then(|a| a.role.clone())
+                .or_else(|| {
+                    offer
+                        .resources
+                        .iter()
+                        .find_map(|r| allocation_role(r).map(str::to_string))
+                });
+            let pos = match by_role.iter().position(|b| b.role == role) {
+                Some(p) => p,
+                None => {
+                    by_role.push(Bin {
+                        view: Arc::clone(&view),
+                        role: role.clone(),
+                        offer_ids: Vec::new(),
+                        capacity: vec![0; dims.len()],
+                        free: vec![0; dims.len()],
+                        unreserved: vec![0; dims.len()],
+                        ports: FreePorts::default(),
+                        reservations: HashMap::new(),
+                        volumes: HashMap::new(),
+                        gpu: false,
+                        pieces: Vec::new(),
+                        values: fields.iter().map(|f| view.field(f)).collect(),
+                    });
+                    by_role.len() - 1
+                }
+            };
+            let bin = &mut by_role[pos];
+            bin.offer_ids.push(offer.id.clone());
+            for r in &offer.resources {
+                add_piece(bin, r, dims, label);
+            }
+        }
+        for bin in &mut by_role {
+            let mut port_ranges: Vec<(u64, u64)> = bin
+                .pieces
+                .iter()
+                .filter(|p| {
+                    p.resource.name == "ports"
+                        && matches!(p.class, Class::Reserved | Class::Unreserved)
+                })
+                .flat_map(|p| {
+                    p.resource
+                        .ranges
+                        .iter()
+                        .flat_map(|r| r.range.iter().map(|r| (r.begin, r.end)))
+                })
+                .collect();
+            port_ranges.sort_unstable();
+            bin.ports = FreePorts::new(merge(port_ranges));
+            bin.capacity = bin.free.clone();
+        }
+        bins.extend(by_role);
+    }
+    bins
+}
+
+fn merge(pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (b, e) in pairs {
+        match out.last_mut() {
+            Some(last) if b <= last.1.saturating_add(1) => last.1 = last.1.max(e),
+            _ => out.push((b, e)),
+        }
+    }
+    out
+}
+
+fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
+    let normal = normalize(r);
+    let is_scalar = r.r#type == value::Type::Scalar as i32;
+    let amount = if is_scalar {
+        r.scalar.as_ref().map_or(0, |s| to_fixed(s.value)).max(0)
+    } else {
+        0
+    };
+    let dim = dims.get(&r.name).filter(|_| is_scalar);
+    if r.name == GPUS && amount > 0 {
+        bin.gpu = true;
+    }
+    let class = if r.revocable.is_some() || r.shared.is_some() || r.provider_id.is_some() {
+        Class::Ignored
+    } else if let Some(id) = volume_id(&normal) {
+        match reservation_label(&normal, label) {
+            Some(owner) if owner == id => Class::Volume(id.to_string()),
+            _ => Class::Ignored,
+        }
+    } else if has_reservation_labels(&normal) {
+        match reservation_label(&normal, label) {
+            Some(id) => Class::Labelled(id.to_string()),
+            None => Class::Ignored,
+        }
+    } else if r.name == "disk" && disk_kind(r) != DiskKind::Root {
+        Class::Ignored
+    } else if reservation_role(&normal) == "*" {
+        Class::Unreserved
+    } else {
+        Class::Reserved
+    };
+    match (&class, dim) {
+        (Class::Unreserved, Some(d)) => {
+            bin.free[d] += amount;
+            bin.unreserved[d] += amount;
+        }
+        (Class::Reserved, Some(d)) => bin.free[d] += amount,
+        (Class::Labelled(id), Some(d)) => {
+            let len = dims.len();
+            bin.reservations
+                .entry(id.clone())
+                .or_insert_with(|| vec![0; len])[d] += amount;
+        }
+        (Class::Volume(id), _) => {
+            bin.volumes.insert(id.clone(), r.clone());
+            let len = dims.len();
+            bin.reservations
+                .entry(id.clone())
+                .or_insert_with(|| vec![0; len]);
+        }
+        _ => {}
+    }
+    bin.pieces.push(Piece {
+        resource: r.clone(),
+        class,
+        left: amount,
+    });
+}
+
+/// Cuts real resources out of a bin's offered pieces.
+pub(crate) struct Carver<'a> {
+    pub(crate) pieces: &'a mut [Piece],
+    pub(crate) dims: &'a Dims,
+}
+
+/// Where a request's resources come from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum From<'s> {
+    /// Reserved to the role first, then unreserved.
+    Ordinary,
+    /// Unreserved only (they are about to be reserved).
+    Unreserved,
+    /// The placer's reservation with this id.
+    Reservation(&'s str),
+}
+
+impl Carver<'_> {
+    /// Takes `demand` (per dimension, thousandths) and `ports` (numbers) as resources.
+    pub(crate) fn take(&mut self, demand: &[i64], ports: &[u64], from: From<'_>) -> Vec<Resource> {
+        let mut out = Vec::with_capacity(demand.len() + 1);
+        for (d, want) in demand.iter().enumerate() {
+            let mut want = *want;
+            if want <= 0 {
+                continue;
+            }
+            let name = &self.dims.names[d];
+            let passes: &[fn(&Class, &str) -> bool] = match from {
+                From::Ordinary => &[|c, _| *c == Class::Reserved, |c, _| *c == Class::Unreserved],
+                From::Unreserved => &[|c, _| *c == Class::Unreserved],
+                From::Reservation(_) => &[|c, id| matches!(c, Class::Labelled(x) if x == id)],
+            };
+            let id = match from {
+                From::Reservation(id) => id,
+                _ => "",
+            };
+            for pass in passes {
+                for piece in self.pieces.iter_mut() {
+                    if want == 0 {
+                        break;
+                    }
+                    if piece.resource.name != *name || piece.left <= 0 || !pass(&piece.class, id) {
+                        continue;
+                    }
+                    let n = piece.left.min(want);
+                    piece.left -= n;
+                    want -= n;
+                    let mut cut = piece.resource.clone();
+                    cut.scalar = Some(Scalar {
+                        value: from_fixed(n),
+                    });
+                    out.push(cut);
+                }
+            }
+        }
+        if !ports.is_empty() {
+            for piece in self.pieces.iter() {
+                if piece.resource.name != "ports"
+                    || !matches!(piece.class, Class::Reserved | Class::Unreserved)
+                {
+                    continue;
+                }
+                let inside: Vec<u64> = ports
+                    .iter()
+                    .copied()
+                    .filter(|p| {
+                        piece
+                            .resource
+                            .ranges
+                            .iter()
+                            .flat_map(|r| &r.range)
+                            .any(|r| r.begin <= *p && *p <= r.end)
+                    })
+                    .collect();
+                if inside.is_empty() {
+                    continue;
+                }
+                let mut pairs: Vec<(u64, u64)> = inside.iter().map(|p| (*p, *p)).collect();
+                pairs.sort_unstable();
+                let mut cut = piece.resource.clone();
+                cut.ranges = Some(Ranges {
+                    range: merge(pairs)
+                        .into_iter()
+                        .map(|(begin, end)| Range { begin, end })
+                        .collect(),
+                });
+                out.push(cut);
+            }
+        }
+        out
+    }
+}
