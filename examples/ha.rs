@@ -30,7 +30,6 @@ use mesos_sdk::scheduler::{FrameworkInfoBuilder, SchedulerEvent};
 use mesos_sdk::storage::{
     Error as StoreError, EtcdStore, Namespace, RangeRequest, Store, StoreExt, decode_json,
 };
-use mesos_sdk::v1::scheduler::event::Type;
 use mesos_sdk::v1::{AgentId, TaskId};
 use serde::{Deserialize, Serialize};
 
@@ -192,16 +191,10 @@ async fn lead(mut term: Term<EtcdStore>, ns: &Namespace, options: &Options) {
                 reconcile(&term, &tasks).await;
                 Ok(())
             }
-            SchedulerEvent::Event(event) if event.r#type() == Type::Update => {
-                match event.update.as_ref().map(|u| &u.status) {
-                    Some(status) => {
-                        record_status(&term, &prefix, options, &mut tasks, status).await
-                    }
-                    None => Ok(()),
-                }
+            SchedulerEvent::Update { status, .. } => {
+                record_status(&term, &prefix, options, &mut tasks, &status).await
             }
-            SchedulerEvent::Event(event) if event.r#type() == Type::Offers => {
-                let offers = event.offers.map(|o| o.offers).unwrap_or_default();
+            SchedulerEvent::Offers(offers) => {
                 launch(&term, &prefix, options, &mut tasks, offers).await
             }
             _ => Ok(()),
