@@ -27,14 +27,15 @@ pub mod client;
 pub mod codec;
 pub mod duration;
 pub mod executor;
+pub mod framework;
 pub mod ha;
 pub mod recordio;
 pub mod resourcemgr;
 pub mod scheduler;
 #[cfg(feature = "server")]
 pub mod server;
-pub mod taskmgr;
 pub mod storage;
+pub mod taskmgr;
 pub mod v1;
 
 /// The README's Rust examples, compiled as doctests so that they keep up with the API.

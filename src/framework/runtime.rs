@@ -1,0 +1,440 @@
+//! The framework's event loop and the [`Context`] the controller works through: the standard
+//! handling of SUBSCRIBED (persist the id, reconcile), OFFERS (place, write ahead, launch,
+//! decline the rest), UPDATE (store, callbacks, acknowledge), strangers (kill or adopt), kills,
+//! offer suppression and revival, and the timers (restart backoff, reconciliation retries,
+//! periodic implicit reconciliation, launch timeouts).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify};
+
+use super::controller::{Controller, ControllerError};
+use crate::resourcemgr::etiquette::Etiquette;
+use crate::resourcemgr::offer::OfferResources;
+use crate::scheduler::calls::operations;
+use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, SchedulerEvents, Termination};
+use crate::storage::{Namespace, Store};
+use crate::taskmgr::manager::now_ms;
+use crate::taskmgr::spec::ArtifactUrls;
+use crate::taskmgr::{
+    LaunchIntent, Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord,
+    Transition, record,
+};
+use crate::v1::{AgentId, FrameworkId, Offer, TaskId, TaskStatus};
+
+/// What to do with a task the master reports that the store does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownTaskPolicy {
+    /// Kill it (the default: nothing runs that the store does not account for).
+    #[default]
+    Kill,
+    /// Adopt it when its id names an instance of a known spec that has no live attempt; kill
+    /// it otherwise.
+    Adopt,
+    /// Leave it alone.
+    Ignore,
+}
+
+/// The store key of the framework id, relative to the namespace.
+pub const FRAMEWORK_ID_KEY: &str = "framework-id";
+
+/// What the controller's methods work with: the scheduler handle, the task manager, the store
+/// and the framework's standard behaviour.
+#[derive(Debug)]
+pub struct Context {
+    pub(super) scheduler: Scheduler,
+    pub(super) tasks: TaskManager,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) namespace: Namespace,
+    pub(super) reconciler: Mutex<Reconciler>,
+    pub(super) etiquette: Mutex<Etiquette>,
+    pub(super) roles: Vec<String>,
+    pub(super) artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
+    pub(super) unknown: UnknownTaskPolicy,
+    pub(super) refuse: Duration,
+}
+
+impl std::fmt::Debug for dyn ArtifactUrls + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArtifactUrls")
+    }
+}
+
+impl Context {
+    /// The scheduler handle (for calls of your own).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The task manager.
+    pub fn tasks(&self) -> &TaskManager {
+        &self.tasks
+    }
+
+    /// The framework's store (namespaced keys: see [`Context::namespace`]).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The framework's key namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The standard handling of SUBSCRIBED: store the framework id, reconcile every task that
+    /// may be alive, repeat SUPPRESS/REVIVE for the new subscription.
+    pub async fn connected(&self, framework_id: &FrameworkId) -> Result<(), ControllerError> {
+        self.store
+            .put(
+                &self.namespace.key(FRAMEWORK_ID_KEY),
+                bytes::Bytes::from(framework_id.value.clone()),
+                None,
+            )
+            .await?;
+        self.reconcile().await;
+        let calls = self.etiquette.lock().await.resubscribed();
+        self.send_calls(calls).await;
+        self.update_pending().await;
+        Ok(())
+    }
+
+    /// Starts an explicit reconciliation round over every task that may be alive (superseding
+    /// any round under way), followed by an implicit one so strangers are reported.
+    pub async fn reconcile(&self) {
+        let tasks = self.tasks.maybe_running().await;
+        let asks = self.reconciler.lock().await.start(tasks, Instant::now());
+        self.send_asks(asks).await;
+    }
+
+    async fn send_asks(&self, asks: Vec<ReconcileAsk>) {
+        for ask in asks {
+            let result = match ask {
+                ReconcileAsk::Explicit(tasks) => {
+                    let tasks = tasks
+                        .into_iter()
+                        .map(|(t, a)| (TaskId { value: t }, a.map(|value| AgentId { value })))
+                        .collect();
+                    self.scheduler.reconcile(tasks).await
+                }
+                ReconcileAsk::Implicit => self.scheduler.reconcile_all().await,
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, "RECONCILE failed");
+            }
+        }
+    }
+
+    async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
+        for call in calls {
+            if let Err(error) = self.scheduler.call(call).await {
+                tracing::warn!(%error, "offer etiquette call failed");
+            }
+        }
+    }
+
+    /// Tells the etiquette how many instances are ready to launch: SUPPRESS when none, REVIVE
+    /// when more than before.
+    pub(super) async fn update_pending(&self) {
+        let ready = self.tasks.ready(now_ms()).await.len();
+        let now = Instant::now();
+        let mut calls = Vec::new();
+        {
+            let mut etiquette = self.etiquette.lock().await;
+            for role in &self.roles {
+                calls.extend(etiquette.set_pending(role, ready, now));
+            }
+        }
+        self.send_calls(calls).await;
+    }
+
+    /// The standard handling of OFFERS: every ready instance is placed on the first offer with
+    /// room (its `TaskInfo` built from the spec), the intents are stored, then each used offer
+    /// is accepted; unused offers are declined with the long refuse filter.
+    pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
+        let ready = self.tasks.ready(now_ms()).await;
+        let mut placed: HashSet<(String, u32)> = HashSet::new();
+        let mut unused = Vec::new();
+        let mut launches = Vec::new();
+        for offer in offers {
+            let mut resources = OfferResources::new(&offer);
+            let mut infos = Vec::new();
+            let mut intents = Vec::new();
+            for (record, stored) in &ready {
+                let slot = (record.spec.clone(), record.index);
+                if placed.contains(&slot) {
+                    continue;
+                }
+                let task_id = record::new_task_id(&record.spec, record.index);
+                match stored
+                    .spec
+                    .task_info(task_id.clone(), &mut resources, &*self.artifacts)
+                {
+                    Ok(info) => {
+                        placed.insert(slot);
+                        infos.push(info);
+                        intents.push(LaunchIntent {
+                            spec: record.spec.clone(),
+                            index: record.index,
+                            task_id,
+                            agent_id: offer.agent_id.value.clone(),
+                            offer_id: offer.id.value.clone(),
+                            spec_version: stored.version,
+                        });
+                    }
+                    Err(error) => {
+                        self.tasks
+                            .set_pending_reason(&record.spec, record.index, error.to_string())
+                            .await;
+                    }
+                }
+            }
+            if infos.is_empty() {
+                unused.push(offer.id);
+            } else {
+                launches.push((offer.id, infos, intents));
+            }
+        }
+        for (offer_id, infos, intents) in launches {
+            self.tasks.record_launches(&intents).await?;
+            tracing::debug!(offer = %offer_id.value, tasks = infos.len(), "launching");
+            if let Err(error) = self
+                .scheduler
+                .accept(
+                    vec![offer_id],
+                    vec![operations::launch(infos)],
+                    Some(self.refuse),
+                )
+                .await
+            {
+                // The intents are stored: reconciliation after the launch timeout settles them.
+                tracing::warn!(%error, "ACCEPT failed");
+            }
+        }
+        if !unused.is_empty() {
+            let decline = self.etiquette.lock().await.decline(unused);
+            self.send_calls(decline.into_iter().collect()).await;
+        }
+        self.update_pending().await;
+        Ok(())
+    }
+
+    /// The standard handling of UPDATE: the status is stored, the reconciliation round takes
+    /// note, the task callbacks of `controller` run and their decision is stored, strangers
+    /// are killed or adopted per policy, and only then is the update acknowledged.
+    pub async fn record_update<C: Controller + ?Sized>(
+        &self,
+        controller: &C,
+        status: TaskStatus,
+        ack: Option<AckToken>,
+    ) -> Result<(), ControllerError> {
+        let task_id = status.task_id.value.clone();
+        self.reconciler
+            .lock()
+            .await
+            .answered(&task_id, Instant::now());
+        match self.tasks.record_status(&status).await? {
+            StatusOutcome::Unknown => self.stranger(&status).await?,
+            StatusOutcome::Known { record, transition } => {
+                self.dispatch(controller, &status, record, transition)
+                    .await?
+            }
+        }
+        if let Some(token) = ack
+            && let Err(error) = self.scheduler.acknowledge(token).await
+        {
+            tracing::warn!(%error, task = %task_id, "ACKNOWLEDGE failed");
+        }
+        Ok(())
+    }
+
+    async fn dispatch<C: Controller + ?Sized>(
+        &self,
+        controller: &C,
+        status: &TaskStatus,
+        record: TaskRecord,
+        transition: Transition,
+    ) -> Result<(), ControllerError> {
+        let task_id = status.task_id.value.clone();
+        match transition {
+            Transition::Active { resurrected } => {
+                if resurrected {
+                    tracing::info!(task = %task_id, "instance came back after its end");
+                }
+                if record.phase == Phase::Killing && resurrected {
+                    self.tasks
+                        .queue_kill(task_id.clone(), record.agent_id.clone())
+                        .await;
+                }
+                if status.healthy == Some(false) {
+                    controller.unhealthy(self, &record).await;
+                } else {
+                    controller.running(self, &record).await;
+                }
+            }
+            Transition::Ended(ending) => {
+                let decision = match ending {
+                    record::Ending::Finished => controller.finished(self, &record).await,
+                    record::Ending::Failed => controller.failed(self, &record).await,
+                    record::Ending::Lost => controller.lost(self, &record).await,
+                    record::Ending::Killed => controller.killed(self, &record).await,
+                };
+                self.tasks.conclude(&task_id, ending, decision).await?;
+                self.update_pending().await;
+            }
+            Transition::NotLaunched => {
+                self.tasks.relaunch_unlaunched(&task_id).await?;
+                self.update_pending().await;
+            }
+            Transition::Duplicate => {
+                tracing::warn!(task = %task_id, "an older attempt is alive: killing it");
+                self.kill_now(task_id, status.agent_id.clone()).await;
+            }
+            Transition::Ignored => {}
+        }
+        Ok(())
+    }
+
+    async fn stranger(&self, status: &TaskStatus) -> Result<(), ControllerError> {
+        if record::ending(status.state()).is_some() {
+            return Ok(());
+        }
+        let task_id = status.task_id.value.clone();
+        match self.unknown {
+            UnknownTaskPolicy::Ignore => {}
+            UnknownTaskPolicy::Adopt if self.tasks.adopt(status).await? => {
+                tracing::info!(task = %task_id, "adopted a task the store did not know");
+            }
+            UnknownTaskPolicy::Adopt | UnknownTaskPolicy::Kill => {
+                tracing::warn!(task = %task_id, "killing a task the store does not know");
+                self.kill_now(task_id, status.agent_id.clone()).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill_now(&self, task_id: String, agent_id: Option<AgentId>) {
+        if let Err(error) = self
+            .scheduler
+            .kill(
+                TaskId {
+                    value: task_id.clone(),
+                },
+                agent_id,
+                None,
+            )
+            .await
+        {
+            tracing::warn!(%error, task = %task_id, "KILL failed");
+        }
+    }
+
+    /// Kills the current attempt of an instance so that it is relaunched per policy (the kill
+    /// is not the user's, so `on_failure` and `always` restart it).
+    pub async fn restart(&self, task_id: &str) {
+        let agent = self.tasks.get(task_id).await.and_then(|r| r.agent_id);
+        self.kill_now(task_id.to_owned(), agent.map(|value| AgentId { value }))
+            .await;
+    }
+
+    /// Sends the kills the task manager queued.
+    pub(super) async fn send_kills(&self) {
+        for (task_id, agent) in self.tasks.take_kills().await {
+            self.kill_now(task_id, agent.map(|value| AgentId { value }))
+                .await;
+        }
+    }
+
+    /// Timers: reconciliation retries and the periodic implicit round, overdue launches, REVIVE
+    /// tokens, ends of restart backoffs.
+    pub(super) async fn tick(&self) {
+        let now = Instant::now();
+        let overdue = {
+            let timeout = self.reconciler.lock().await.config().launch_timeout;
+            self.tasks.overdue_launches(now_ms(), timeout).await
+        };
+        let in_round = self.reconciler.lock().await.in_round();
+        if !overdue.is_empty() && !in_round {
+            tracing::info!(
+                tasks = overdue.len(),
+                "launches without status: reconciling"
+            );
+            self.reconcile().await;
+        } else {
+            let asks = self.reconciler.lock().await.tick(now);
+            self.send_asks(asks).await;
+        }
+        let calls = self.etiquette.lock().await.tick(now);
+        self.send_calls(calls).await;
+        self.update_pending().await;
+    }
+}
+
+/// Runs the event loop until the scheduler terminates; answers why it did.
+pub(super) async fn run<C: Controller>(
+    ctx: Arc<Context>,
+    controller: C,
+    mut events: SchedulerEvents,
+    tick: Duration,
+    stop: Arc<Notify>,
+) -> Termination {
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else { return Termination::Stopped };
+                if let Some(termination) = handle(&ctx, &controller, event).await {
+                    return termination;
+                }
+            }
+            () = ctx.tasks.work_arrived() => {
+                ctx.send_kills().await;
+                ctx.update_pending().await;
+            }
+            _ = ticker.tick() => ctx.tick().await,
+            () = stop.notified() => ctx.scheduler.stop(),
+        }
+    }
+}
+
+async fn handle<C: Controller>(
+    ctx: &Context,
+    controller: &C,
+    event: SchedulerEvent,
+) -> Option<Termination> {
+    let result = match event {
+        SchedulerEvent::Connected { framework_id, .. } => {
+            tracing::info!(framework = %framework_id.value, "connected");
+            controller.connected(ctx, &framework_id).await
+        }
+        SchedulerEvent::Offers(offers) => controller.offers(ctx, offers).await,
+        SchedulerEvent::Update { status, ack } => controller.update(ctx, *status, ack).await,
+        SchedulerEvent::Message {
+            agent_id,
+            executor_id,
+            data,
+        } => {
+            controller
+                .message(ctx, &agent_id, &executor_id, &data)
+                .await;
+            Ok(())
+        }
+        SchedulerEvent::Terminated(termination) => {
+            controller
+                .event(ctx, &SchedulerEvent::Terminated(termination.clone()))
+                .await;
+            return Some(termination);
+        }
+        other => {
+            controller.event(ctx, &other).await;
+            Ok(())
+        }
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "controller failed on an event");
+    }
+    None
+}
