@@ -331,6 +331,11 @@ impl TaskManager {
         self.filter(|r| r.phase == phase).await
     }
 
+    /// The instances whose last Mesos state is `state` (`"TASK_RUNNING"`, ...).
+    pub async fn by_state(&self, state: &str) -> Vec<TaskRecord> {
+        self.filter(|r| r.state.as_deref() == Some(state)).await
+    }
+
     /// The instances whose current attempt is on `agent_id`.
     pub async fn by_agent(&self, agent_id: &str) -> Vec<TaskRecord> {
         self.filter(|r| r.agent_id.as_deref() == Some(agent_id) && r.phase.may_run())
