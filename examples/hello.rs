@@ -9,13 +9,21 @@ use mesos_sdk::taskmgr::spec::TaskSpec;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let master = args.iter().position(|a| a == "--master").and_then(|i| args.get(i + 1));
+    let master = args
+        .iter()
+        .position(|a| a == "--master")
+        .and_then(|i| args.get(i + 1));
     let cluster = match master {
         Some(_) => None,
         None => Some(LocalCluster::builder().agents(2).start().await?),
     };
-    let url = master.cloned().or(cluster.as_ref().map(|c| c.master_url())).unwrap_or_default();
-    let hello = TaskSpec::new("hello").instances(5).shell("echo hello from $MESOS_TASK_ID");
+    let url = master
+        .cloned()
+        .or(cluster.as_ref().map(|c| c.master_url()))
+        .unwrap_or_default();
+    let hello = TaskSpec::new("hello")
+        .instances(5)
+        .shell("echo hello from $MESOS_TASK_ID");
     let framework = Framework::builder(url, "hello")
         .task(hello.cpus(0.1).mem(32.0))
         .start(DefaultController)
@@ -23,9 +31,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = framework.settled().await;
     framework.teardown().await?;
     let finished = framework.tasks().by_state("TASK_FINISHED").await.len();
-    println!("hello: {finished} of 5 tasks finished, {} given up", summary.given_up);
+    println!(
+        "hello: {finished} of 5 tasks finished, {} given up",
+        summary.given_up
+    );
     if let Some(cluster) = cluster {
         cluster.shutdown().await;
     }
-    if finished == 5 { Ok(()) } else { Err("not every task finished".into()) }
+    if finished == 5 {
+        Ok(())
+    } else {
+        Err("not every task finished".into())
+    }
 }
