@@ -238,7 +238,7 @@ impl Context {
         match self.tasks.record_status(&status).await? {
             StatusOutcome::Unknown => self.stranger(&status).await?,
             StatusOutcome::Known { record, transition } => {
-                self.dispatch(controller, &status, record, transition)
+                self.dispatch(controller, &status, *record, transition)
                     .await?
             }
         }

@@ -82,7 +82,7 @@ pub enum StatusOutcome {
     /// The update moved one of our instances (the record after the update).
     Known {
         /// The record after the update.
-        record: TaskRecord,
+        record: Box<TaskRecord>,
         /// What the update did.
         transition: Transition,
     },
@@ -515,7 +515,10 @@ impl TaskManager {
             }
             self.persist(&mut state, record.clone()).await?;
         }
-        Ok(StatusOutcome::Known { record, transition })
+        Ok(StatusOutcome::Known {
+            record: Box::new(record),
+            transition,
+        })
     }
 
     /// Concludes an ended attempt of `task_id`: restart per `decision` and the spec's policy
