@@ -2,7 +2,8 @@
 //! against mesos-local over real HTTP with real task processes and the memory store: tasks run
 //! to completion; a failing task is restarted with backoff and given up after its retries; kill
 //! and scale down; a restarted scheduler over the same store finds its tasks by reconciliation
-//! and launches no duplicate; tasks the store does not know are killed.
+//! and launches no duplicate (memory store, and etcd with the feature `etcd`); tasks the
+//! store does not know are killed.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -258,10 +259,28 @@ async fn kill_and_scale_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_scheduler_reconciles_and_launches_no_duplicate() {
-    let cluster = cluster().await;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    restart_finds_its_tasks(store.clone(), store).await;
+}
+
+#[cfg(feature = "etcd")]
+#[path = "common/etcd.rs"]
+mod etcd_support;
+
+/// The same over etcd, each scheduler instance with its own connection (as two processes).
+#[cfg(feature = "etcd")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_scheduler_over_etcd_reconciles_and_launches_no_duplicate() {
+    let etcd = etcd_support::EtcdCluster::single().await;
+    let first: Arc<dyn Store> = Arc::new(etcd.store().await);
+    let second: Arc<dyn Store> = Arc::new(etcd.store().await);
+    restart_finds_its_tasks(first, second).await;
+}
+
+async fn restart_finds_its_tasks(store: Arc<dyn Store>, store_after: Arc<dyn Store>) {
+    let cluster = cluster().await;
     let first = builder(&cluster, "durable")
-        .store(store.clone())
+        .store(store)
         .task(sleeper("sleep", 3))
         .start(DefaultController)
         .await
@@ -279,7 +298,7 @@ async fn a_restarted_scheduler_reconciles_and_launches_no_duplicate() {
 
     // a new framework over the same store: same framework id, tasks found by reconciliation
     let second = builder(&cluster, "durable")
-        .store(store)
+        .store(store_after)
         .task(sleeper("sleep", 3))
         .start(DefaultController)
         .await
