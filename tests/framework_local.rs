@@ -374,3 +374,58 @@ async fn tasks_the_store_does_not_know_are_killed() {
     second.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leadership_term_runs_the_controller_through_the_fenced_store() {
+    use mesos_sdk::client::Client;
+    use mesos_sdk::ha::{ElectionConfig, HaConfig, HaRunner};
+    use mesos_sdk::scheduler::{AckMode, FrameworkInfoBuilder};
+    use mesos_sdk::storage::{Namespace, StoreExt};
+    use mesos_sdk::v1::FrameworkId;
+
+    let cluster = cluster().await;
+    let store = MemoryStore::new();
+    let namespace = Namespace::new("ha-fw").expect("namespace");
+    let election = ElectionConfig::new(namespace.key("leader"), "one", "http://one");
+    let client = Client::builder()
+        .endpoint(cluster.master_url())
+        .build()
+        .expect("client");
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let runner = HaRunner::new(
+        store.clone(),
+        HaConfig::new(election, &namespace),
+        client,
+        FrameworkInfoBuilder::new(user, "ha-fw").build(),
+    )
+    .expect("runner")
+    .configure_scheduler(|s| {
+        s.ack_mode(AckMode::Explicit)
+            .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+    });
+    let term = runner.lead().await.expect("leads");
+    let spec = TaskSpec::new("echo")
+        .instances(3)
+        .shell("echo hi")
+        .cpus(0.1)
+        .mem(16.0);
+    let framework = builder(&cluster, "ha-fw")
+        .task(spec)
+        .run_term(term, DefaultController)
+        .await
+        .expect("runs the term");
+    let summary = timeout(WAIT, framework.settled()).await.expect("settles");
+    assert_eq!(summary.done, 3, "{summary:?}");
+    let stored: Option<FrameworkId> = store
+        .get_proto(&namespace.key("framework-id"))
+        .await
+        .expect("read");
+    assert_eq!(stored, framework.scheduler().framework_id());
+    let page = store
+        .range(&namespace.key("tasks/"), Default::default())
+        .await
+        .expect("range");
+    assert_eq!(page.kvs.len(), 3);
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}

@@ -26,8 +26,8 @@
 //!   again.
 //! - [`FrameworkHandle::stop`] leaves the tasks running (no TEARDOWN);
 //!   [`FrameworkHandle::teardown`] ends the framework and its tasks.
-//! - HA: pass a fenced store ([`crate::ha::FencedStore`]) of the term you lead; running the
-//!   framework inside [`crate::ha::HaRunner`] is up to the caller for now.
+//! - HA: [`FrameworkBuilder::run_term`] runs the controller for one leadership term of
+//!   [`crate::ha::HaRunner`], every write through the term's fenced store.
 
 mod controller;
 mod runtime;
@@ -35,7 +35,7 @@ mod runtime;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinHandle;
 
@@ -43,14 +43,16 @@ pub use controller::{Controller, ControllerError, DefaultController};
 pub use runtime::{Context, FRAMEWORK_ID_KEY, UnknownTaskPolicy};
 
 use crate::client::Client;
+use crate::ha::Term;
 use crate::resourcemgr::etiquette::{Etiquette, EtiquetteConfig};
 use crate::scheduler::{
-    AckMode, FrameworkInfoBuilder, Scheduler, SchedulerBuilder, SchedulerError, Termination,
+    AckMode, FrameworkInfoBuilder, Scheduler, SchedulerBuilder, SchedulerError, SchedulerEvent,
+    Termination,
 };
-use crate::storage::{MemoryStore, Namespace, Store};
+use crate::storage::{MemoryStore, Namespace, Store, StoreExt};
 use crate::taskmgr::spec::{ArtifactUrls, NoArtifacts, TaskSpec};
 use crate::taskmgr::{ReconcileConfig, Reconciler, Summary, TaskError, TaskManager};
-use crate::v1::FrameworkInfo;
+use crate::v1::{FrameworkId, FrameworkInfo};
 
 /// Errors starting or ending a framework.
 #[derive(Debug, thiserror::Error)]
@@ -193,40 +195,86 @@ impl FrameworkBuilder {
 
     /// Loads the store, adds the specs, subscribes and runs `controller` in a background task.
     pub async fn start<C: Controller>(
-        self,
+        mut self,
         controller: C,
     ) -> Result<FrameworkHandle, FrameworkError> {
         let store = self
             .store
+            .take()
             .unwrap_or_else(|| Arc::new(MemoryStore::new()) as Arc<dyn Store>);
         let namespace = Namespace::new(&self.framework_info.name)?;
-        let tasks = TaskManager::load(store.clone(), namespace.clone()).await?;
-        for spec in self.specs {
-            tasks.add(spec).await?;
-        }
-        let mut info = self.framework_info;
-        let stored_id = store
-            .get(&namespace.key(FRAMEWORK_ID_KEY))
-            .await?
-            .and_then(|kv| String::from_utf8(kv.value.to_vec()).ok());
-        if let Some(id) = self.framework_id.or(stored_id) {
+        let tasks = self.load_tasks(&store, &namespace).await?;
+        let mut info = self.framework_info.clone();
+        let stored_id: Option<FrameworkId> =
+            store.get_proto(&namespace.key(FRAMEWORK_ID_KEY)).await?;
+        if let Some(id) = self.framework_id.take().or(stored_id.map(|id| id.value)) {
             tracing::info!(framework = %id, "resuming framework id");
-            info.id = Some(crate::v1::FrameworkId { value: id });
+            info.id = Some(FrameworkId { value: id });
         }
-        let roles = if info.roles.is_empty() {
-            vec!["*".to_owned()]
-        } else {
-            info.roles.clone()
-        };
-        let client = match self.client {
+        let client = match self.client.take() {
             Some(client) => client,
             None => Client::builder().endpoint(self.master.as_str()).build()?,
         };
         let mut builder = Scheduler::builder(client, info).ack_mode(AckMode::Explicit);
-        if let Some(tweak) = self.tweak {
+        if let Some(tweak) = self.tweak.take() {
             builder = tweak(builder);
         }
         let (scheduler, events) = builder.start();
+        Ok(self.spawn(controller, store, namespace, tasks, scheduler, events))
+    }
+
+    /// Runs `controller` for one leadership term of [`HaRunner`](crate::ha::HaRunner): the
+    /// term's scheduler and events, every write through the term's fenced store. Configure the
+    /// runner's scheduler with [`AckMode::Explicit`] (so updates are acknowledged only after
+    /// they are stored) and its [`HaConfig`](crate::ha::HaConfig) with the namespace of this
+    /// framework's name (both then use the key [`FRAMEWORK_ID_KEY`]). The handle's
+    /// [`FrameworkHandle::wait`] resolves when the term ends.
+    pub async fn run_term<C, S>(
+        mut self,
+        term: Term<S>,
+        controller: C,
+    ) -> Result<FrameworkHandle, FrameworkError>
+    where
+        C: Controller,
+        S: Store + Clone + 'static,
+    {
+        let store: Arc<dyn Store> = Arc::new(term.store.clone());
+        let namespace = Namespace::new(&self.framework_info.name)?;
+        let tasks = self.load_tasks(&store, &namespace).await?;
+        let scheduler = term.scheduler.clone();
+        Ok(self.spawn(controller, store, namespace, tasks, scheduler, term))
+    }
+
+    async fn load_tasks(
+        &mut self,
+        store: &Arc<dyn Store>,
+        namespace: &Namespace,
+    ) -> Result<TaskManager, FrameworkError> {
+        let tasks = TaskManager::load(store.clone(), namespace.clone()).await?;
+        for spec in std::mem::take(&mut self.specs) {
+            tasks.add(spec).await?;
+        }
+        Ok(tasks)
+    }
+
+    fn spawn<C, E>(
+        self,
+        controller: C,
+        store: Arc<dyn Store>,
+        namespace: Namespace,
+        tasks: TaskManager,
+        scheduler: Scheduler,
+        events: E,
+    ) -> FrameworkHandle
+    where
+        C: Controller,
+        E: Stream<Item = SchedulerEvent> + Unpin + Send + 'static,
+    {
+        let roles = if self.framework_info.roles.is_empty() {
+            vec!["*".to_owned()]
+        } else {
+            self.framework_info.roles.clone()
+        };
         let refuse = self.etiquette.refuse;
         let ctx = Arc::new(Context {
             scheduler: scheduler.clone(),
@@ -248,12 +296,12 @@ impl FrameworkBuilder {
             self.tick,
             stop.clone(),
         ));
-        Ok(FrameworkHandle {
+        FrameworkHandle {
             scheduler,
             tasks,
             stop,
             join: Mutex::new(Some(join)),
-        })
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use super::controller::{Controller, ControllerError};
 use crate::resourcemgr::etiquette::Etiquette;
 use crate::resourcemgr::offer::OfferResources;
 use crate::scheduler::calls::operations;
-use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, SchedulerEvents, Termination};
-use crate::storage::{Namespace, Store};
+use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, Termination};
+use crate::storage::{Namespace, Store, StoreExt};
 use crate::taskmgr::manager::now_ms;
 use crate::taskmgr::spec::ArtifactUrls;
 use crate::taskmgr::{
@@ -38,7 +38,8 @@ pub enum UnknownTaskPolicy {
     Ignore,
 }
 
-/// The store key of the framework id, relative to the namespace.
+/// The store key of the framework id (a protobuf `FrameworkId`, as [`crate::ha::HaRunner`]
+/// stores it), relative to the namespace.
 pub const FRAMEWORK_ID_KEY: &str = "framework-id";
 
 /// What the controller's methods work with: the scheduler handle, the task manager, the store
@@ -88,11 +89,7 @@ impl Context {
     /// may be alive, repeat SUPPRESS/REVIVE for the new subscription.
     pub async fn connected(&self, framework_id: &FrameworkId) -> Result<(), ControllerError> {
         self.store
-            .put(
-                &self.namespace.key(FRAMEWORK_ID_KEY),
-                bytes::Bytes::from(framework_id.value.clone()),
-                None,
-            )
+            .put_proto(&self.namespace.key(FRAMEWORK_ID_KEY), framework_id, None)
             .await?;
         self.reconcile().await;
         let calls = self.etiquette.lock().await.resubscribed();
@@ -373,13 +370,17 @@ impl Context {
 }
 
 /// Runs the event loop until the scheduler terminates; answers why it did.
-pub(super) async fn run<C: Controller>(
+pub(super) async fn run<C, E>(
     ctx: Arc<Context>,
     controller: C,
-    mut events: SchedulerEvents,
+    mut events: E,
     tick: Duration,
     stop: Arc<Notify>,
-) -> Termination {
+) -> Termination
+where
+    C: Controller,
+    E: futures::Stream<Item = SchedulerEvent> + Unpin,
+{
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
