@@ -429,3 +429,39 @@ async fn a_leadership_term_runs_the_controller_through_the_fenced_store() {
     framework.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn constraints_keep_instances_pending_with_the_reason() {
+    use mesos_sdk::taskmgr::spec::Operator;
+
+    let cluster = cluster().await;
+    // two agents with their own hostnames: two instances run, the third waits
+    let spec = sleeper("one-per-host", 3).constraint("hostname", Operator::Unique, None);
+    let framework = builder(&cluster, "constrained")
+        .task(spec)
+        .start(DefaultController)
+        .await
+        .expect("framework starts");
+    until(
+        &framework,
+        "two running, one pending with a reason",
+        |records| {
+            records.iter().filter(|r| r.phase == Phase::Active).count() == 2
+                && records.iter().any(|r| {
+                    r.phase == Phase::Pending
+                        && r.reason.as_deref().is_some_and(|s| s.contains("UNIQUE"))
+                })
+        },
+    )
+    .await;
+    let agents: BTreeSet<String> = framework
+        .tasks()
+        .by_phase(Phase::Active)
+        .await
+        .into_iter()
+        .filter_map(|r| r.agent_id)
+        .collect();
+    assert_eq!(agents.len(), 2);
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}

@@ -287,6 +287,7 @@ impl FrameworkBuilder {
             artifacts: self.artifacts,
             unknown: self.unknown,
             refuse,
+            agents: Mutex::new(std::collections::HashMap::new()),
         });
         let stop = Arc::new(Notify::new());
         let join = tokio::spawn(runtime::run(

@@ -4,7 +4,7 @@
 //! offer suppression and revival, and the timers (restart backoff, reconciliation retries,
 //! periodic implicit reconciliation, launch timeouts).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,7 @@ use crate::resourcemgr::offer::OfferResources;
 use crate::scheduler::calls::operations;
 use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, Termination};
 use crate::storage::{Namespace, Store, StoreExt};
+use crate::taskmgr::constraints;
 use crate::taskmgr::manager::now_ms;
 use crate::taskmgr::spec::ArtifactUrls;
 use crate::taskmgr::{
@@ -56,6 +57,8 @@ pub struct Context {
     pub(super) artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
     pub(super) unknown: UnknownTaskPolicy,
     pub(super) refuse: Duration,
+    /// Hostname and attributes of the agents seen in offers (for constraints).
+    pub(super) agents: Mutex<HashMap<String, Offer>>,
 }
 
 impl std::fmt::Debug for dyn ArtifactUrls + Send + Sync {
@@ -148,10 +151,35 @@ impl Context {
     }
 
     /// The standard handling of OFFERS: every ready instance is placed on the first offer with
-    /// room (its `TaskInfo` built from the spec), the intents are stored, then each used offer
-    /// is accepted; unused offers are declined with the long refuse filter.
+    /// room whose agent its constraints admit (see [`constraints`]), its `TaskInfo` built from
+    /// the spec; the intents are stored, then each used offer is accepted; unused offers are
+    /// declined with the long refuse filter. Instances left pending get the reason why.
     pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
         let ready = self.tasks.ready(now_ms()).await;
+        {
+            let mut agents = self.agents.lock().await;
+            for offer in &offers {
+                agents.insert(
+                    offer.agent_id.value.clone(),
+                    Offer {
+                        resources: Vec::new(),
+                        ..offer.clone()
+                    },
+                );
+            }
+        }
+        // Agents of the live instances of specs with constraints (grows with this round's
+        // placements).
+        let mut live: HashMap<String, Vec<String>> = HashMap::new();
+        if ready.iter().any(|(_, s)| !s.spec.constraints.is_empty()) {
+            for record in self.tasks.tasks().await {
+                if record.phase.may_run()
+                    && let Some(agent) = record.agent_id
+                {
+                    live.entry(record.spec).or_default().push(agent);
+                }
+            }
+        }
         let mut placed: HashSet<(String, u32)> = HashSet::new();
         let mut unused = Vec::new();
         let mut launches = Vec::new();
@@ -164,6 +192,15 @@ impl Context {
                 if placed.contains(&slot) {
                     continue;
                 }
+                if let Err(reason) = self
+                    .check_constraints(&stored.spec, &offer, live.get(&record.spec))
+                    .await
+                {
+                    self.tasks
+                        .set_pending_reason(&record.spec, record.index, reason)
+                        .await;
+                    continue;
+                }
                 let task_id = record::new_task_id(&record.spec, record.index);
                 match stored
                     .spec
@@ -171,6 +208,9 @@ impl Context {
                 {
                     Ok(info) => {
                         placed.insert(slot);
+                        live.entry(record.spec.clone())
+                            .or_default()
+                            .push(offer.agent_id.value.clone());
                         infos.push(info);
                         intents.push(LaunchIntent {
                             spec: record.spec.clone(),
@@ -215,6 +255,29 @@ impl Context {
             self.send_calls(decline.into_iter().collect()).await;
         }
         self.update_pending().await;
+        Ok(())
+    }
+
+    async fn check_constraints(
+        &self,
+        spec: &crate::taskmgr::spec::TaskSpec,
+        offer: &Offer,
+        live_agents: Option<&Vec<String>>,
+    ) -> Result<(), String> {
+        if spec.constraints.is_empty() {
+            return Ok(());
+        }
+        let agents = self.agents.lock().await;
+        for constraint in &spec.constraints {
+            let placed: Vec<String> = live_agents
+                .into_iter()
+                .flatten()
+                .filter_map(|agent| agents.get(agent))
+                .filter_map(|known| constraints::field_value(known, &constraint.field))
+                .collect();
+            let candidate = constraints::field_value(offer, &constraint.field);
+            constraints::admits(constraint, candidate.as_deref(), &placed)?;
+        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! stores them ahead of every call and decides restarts, and the [`reconcile`] state machine.
 //! The event loop that drives them against a master is [`crate::framework`].
 
+pub mod constraints;
 pub mod manager;
 pub mod reconcile;
 pub mod record;
