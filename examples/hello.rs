@@ -6,25 +6,18 @@ use mesos_local::cluster::LocalCluster;
 use mesos_sdk::framework::{DefaultController, Framework};
 use mesos_sdk::taskmgr::spec::TaskSpec;
 
+const TASKS: u32 = 5;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let args: Vec<String> = std::env::args().collect();
-    let master = args
-        .iter()
-        .position(|a| a == "--master")
-        .and_then(|i| args.get(i + 1));
+    let master = std::env::args().skip_while(|a| a != "--master").nth(1);
     let cluster = match master {
         Some(_) => None,
         None => Some(LocalCluster::builder().agents(2).start().await?),
     };
-    let url = master
-        .cloned()
-        .or(cluster.as_ref().map(|c| c.master_url()))
-        .unwrap_or_default();
-    let hello = TaskSpec::new("hello")
-        .instances(5)
-        .shell("echo hello from $MESOS_TASK_ID");
-    let framework = Framework::builder(url, "hello")
+    let url = master.or(cluster.as_ref().map(LocalCluster::master_url));
+    let hello = TaskSpec::new("hello").instances(TASKS).shell("echo hi");
+    let framework = Framework::builder(url.unwrap_or_default(), "hello")
         .task(hello.cpus(0.1).mem(32.0))
         .start(DefaultController)
         .await?;
@@ -32,15 +25,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     framework.teardown().await?;
     let finished = framework.tasks().by_state("TASK_FINISHED").await.len();
     println!(
-        "hello: {finished} of 5 tasks finished, {} given up",
+        "hello: {finished} of {TASKS} finished, {} given up",
         summary.given_up
     );
-    if let Some(cluster) = cluster {
-        cluster.shutdown().await;
-    }
-    if finished == 5 {
-        Ok(())
-    } else {
-        Err("not every task finished".into())
-    }
+    let all = finished == TASKS as usize;
+    all.then_some(())
+        .ok_or_else(|| "not every task finished".into())
 }
