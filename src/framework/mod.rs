@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use controller::{Controller, ControllerError, DefaultController};
@@ -290,17 +290,19 @@ impl FrameworkBuilder {
             agents: Mutex::new(std::collections::HashMap::new()),
         });
         let stop = Arc::new(Notify::new());
-        let join = tokio::spawn(runtime::run(
-            ctx,
-            controller,
-            events,
-            self.tick,
-            stop.clone(),
-        ));
+        let (ended_tx, ended) = watch::channel(false);
+        let run = runtime::run(ctx, controller, events, self.tick, stop.clone());
+        let join = tokio::spawn(async move {
+            let termination = run.await;
+            tracing::info!(%termination, "framework event loop ended");
+            let _ = ended_tx.send(true);
+            termination
+        });
         FrameworkHandle {
             scheduler,
             tasks,
             stop,
+            ended,
             join: Mutex::new(Some(join)),
         }
     }
@@ -316,6 +318,7 @@ pub struct FrameworkHandle {
     scheduler: Scheduler,
     tasks: TaskManager,
     stop: Arc<Notify>,
+    ended: watch::Receiver<bool>,
     join: Mutex<Option<JoinHandle<Termination>>>,
 }
 
@@ -330,19 +333,29 @@ impl FrameworkHandle {
         &self.scheduler
     }
 
-    /// Waits until every instance is done or given up (nothing pending, launching or running)
-    /// and answers the counts. Waits forever for specs that restart always.
+    /// Waits until every instance is done or given up (nothing pending, launching or running),
+    /// or the event loop ended (the scheduler terminated), and answers the counts. Waits
+    /// forever for specs that restart always.
     pub async fn settled(&self) -> Summary {
         let mut changes = Box::pin(self.tasks.changes());
+        let mut ended = self.ended.clone();
         loop {
             let summary = self.tasks.summary().await;
-            if summary.pending + summary.launching + summary.active + summary.killing == 0 {
+            if summary.pending + summary.launching + summary.active + summary.killing == 0
+                || *ended.borrow()
+            {
                 return summary;
             }
-            if changes.next().await.is_none() {
-                return self.tasks.summary().await;
+            tokio::select! {
+                change = changes.next() => if change.is_none() { return summary },
+                _ = ended.changed() => {}
             }
         }
+    }
+
+    /// Whether the event loop has ended.
+    pub fn has_ended(&self) -> bool {
+        *self.ended.borrow()
     }
 
     /// Stops gracefully: unsubscribes without TEARDOWN (tasks keep running for the failover

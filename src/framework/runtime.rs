@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::{Mutex, Notify};
+use tracing::Instrument;
 
 use super::controller::{Controller, ControllerError};
 use crate::resourcemgr::etiquette::Etiquette;
@@ -450,7 +451,8 @@ where
         tokio::select! {
             event = events.next() => {
                 let Some(event) = event else { return Termination::Stopped };
-                if let Some(termination) = handle(&ctx, &controller, event).await {
+                let span = tracing::debug_span!("event", kind = event_kind(&event));
+                if let Some(termination) = handle(&ctx, &controller, event).instrument(span).await {
                     return termination;
                 }
             }
@@ -501,4 +503,25 @@ async fn handle<C: Controller>(
         tracing::warn!(%error, "controller failed on an event");
     }
     None
+}
+
+/// The event's type, for spans and logs.
+fn event_kind(event: &SchedulerEvent) -> &'static str {
+    match event {
+        SchedulerEvent::Connected { .. } => "connected",
+        SchedulerEvent::Offers(_) => "offers",
+        SchedulerEvent::InverseOffers(_) => "inverse_offers",
+        SchedulerEvent::Rescind(_) => "rescind",
+        SchedulerEvent::RescindInverseOffer(_) => "rescind_inverse_offer",
+        SchedulerEvent::Update { .. } => "update",
+        SchedulerEvent::OperationUpdate { .. } => "operation_update",
+        SchedulerEvent::Message { .. } => "message",
+        SchedulerEvent::Failure { .. } => "failure",
+        SchedulerEvent::Error(_) => "error",
+        SchedulerEvent::Heartbeat => "heartbeat",
+        SchedulerEvent::OffersInvalidated { .. } => "offers_invalidated",
+        SchedulerEvent::Disconnected { .. } => "disconnected",
+        SchedulerEvent::Terminated(_) => "terminated",
+        _ => "other",
+    }
 }

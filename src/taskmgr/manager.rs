@@ -904,4 +904,33 @@ mod store_tests {
             .unwrap();
         assert_eq!(manager.tasks().await.len(), 1);
     }
+
+    #[tokio::test]
+    async fn a_pending_instance_adopts_its_own_task_and_refuses_strangers() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let manager = TaskManager::load(store, Namespace::new("fw").unwrap())
+            .await
+            .unwrap();
+        manager.add(spec()).await.unwrap();
+        let ours = super::super::record::new_task_id("web", 1);
+        let adopted = manager
+            .adopt(&status(&ours, TaskState::TaskRunning))
+            .await
+            .unwrap();
+        assert!(adopted);
+        let record = manager.get(&ours).await.unwrap();
+        assert_eq!((record.index, record.phase), (1, Phase::Active));
+        assert_eq!(manager.ready(now_ms()).await.len(), 1);
+        // an instance with a live attempt, an unknown spec, a foreign id: not adopted
+        let again = super::super::record::new_task_id("web", 1);
+        let other = super::super::record::new_task_id("db", 0);
+        for id in [again.as_str(), other.as_str(), "foreign"] {
+            assert!(
+                !manager
+                    .adopt(&status(id, TaskState::TaskRunning))
+                    .await
+                    .unwrap()
+            );
+        }
+    }
 }
