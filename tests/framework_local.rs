@@ -465,3 +465,61 @@ async fn constraints_keep_instances_pending_with_the_reason() {
     framework.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spec_update_rolls_out_one_instance_at_a_time() {
+    use futures::StreamExt;
+    use std::collections::BTreeMap;
+
+    let cluster = cluster().await;
+    let framework = builder(&cluster, "rolling")
+        .task(sleeper("roll", 3))
+        .start(DefaultController)
+        .await
+        .expect("framework starts");
+    until(&framework, "3 running", |r| all_running(r, 3)).await;
+
+    // watch the replacements: never more than one at a time
+    let mut changes = Box::pin(framework.tasks().changes());
+    let most = Arc::new(AtomicU32::new(0));
+    let seen = most.clone();
+    let watcher = tokio::spawn(async move {
+        let mut replacing: BTreeMap<u32, bool> = BTreeMap::new();
+        while let Some(record) = changes.next().await {
+            replacing.insert(record.index, record.replacing);
+            let now = replacing.values().filter(|r| **r).count() as u32;
+            seen.fetch_max(now, Ordering::SeqCst);
+        }
+    });
+    let before: BTreeSet<String> = framework
+        .tasks()
+        .tasks()
+        .await
+        .into_iter()
+        .filter_map(|r| r.task_id)
+        .collect();
+    framework
+        .tasks()
+        .add(sleeper("roll", 3).env("VERSION", "2"))
+        .await
+        .expect("update");
+    until(&framework, "every instance at version 2", |records| {
+        all_running(records, 3) && records.iter().all(|r| r.spec_version == 2)
+    })
+    .await;
+    let after: BTreeSet<String> = framework
+        .tasks()
+        .tasks()
+        .await
+        .into_iter()
+        .filter_map(|r| r.task_id)
+        .collect();
+    assert!(before.is_disjoint(&after), "every instance was replaced");
+    watcher.abort();
+    assert_eq!(most.load(Ordering::SeqCst), 1, "one replacement at a time");
+    let id = framework.scheduler().framework_id().expect("id").value;
+    assert_eq!(master_tasks(&cluster, &id, "TASK_RUNNING").await, after);
+    assert_eq!(master_tasks(&cluster, &id, "TASK_KILLED").await, before);
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}

@@ -429,6 +429,9 @@ impl Context {
         }
         let calls = self.etiquette.lock().await.tick(now);
         self.send_calls(calls).await;
+        if let Err(error) = self.tasks.rollout_step().await {
+            tracing::warn!(%error, "rolling update step failed");
+        }
         self.update_pending().await;
     }
 }

@@ -186,12 +186,19 @@ impl TaskManager {
         })
     }
 
-    /// Adds a spec, or updates it (a new version for the instances launched from now on; running
-    /// instances keep theirs), and creates or removes instances to match `instances`.
+    /// Adds a spec, or updates it: a changed spec gets a new version, which new instances get
+    /// at once and running ones one at a time ([`TaskManager::rollout_step`]); then creates or
+    /// removes instances to match `instances`. Adding an unchanged spec keeps its version.
     pub async fn add(&self, spec: TaskSpec) -> Result<(), TaskError> {
         spec.validate()?;
         let mut state = self.shared.state.lock().await;
-        let version = state.specs.get(&spec.name).map_or(1, |s| s.version + 1);
+        let version = match state.specs.get(&spec.name) {
+            None => 1,
+            // the same spec again (a restarted framework adding its specs), or only the count
+            // changed: same version
+            Some(stored) if same_but_instances(&stored.spec, &spec) => stored.version,
+            Some(stored) => stored.version + 1,
+        };
         let stored = StoredSpec {
             version,
             spec: spec.clone(),
@@ -548,6 +555,15 @@ impl TaskManager {
             let _ = self.shared.changes.send(record.clone());
             return Ok(None);
         }
+        if record.replacing {
+            record.replacing = false;
+            record.phase = Phase::Pending;
+            record.not_before_ms = None;
+            record.reason = Some("replacing with the new spec version".into());
+            self.persist(&mut state, record.clone()).await?;
+            self.shared.work.notify_one();
+            return Ok(Some(record));
+        }
         let policy = state
             .specs
             .get(&record.spec)
@@ -637,6 +653,60 @@ impl TaskManager {
         Ok(true)
     }
 
+    /// One step of the rolling updates: for every spec whose instances run an older version,
+    /// when no replacement is under way and every instance of the current version runs (and is
+    /// healthy, if the spec has a health check), the lowest old instance is killed for
+    /// replacement. Answers whether a step was taken.
+    pub async fn rollout_step(&self) -> Result<bool, TaskError> {
+        let mut state = self.shared.state.lock().await;
+        let mut victims = Vec::new();
+        for (name, stored) in &state.specs {
+            let records: Vec<&TaskRecord> = state
+                .records
+                .range((name.clone(), 0)..=(name.clone(), u32::MAX))
+                .map(|(_, r)| r)
+                .filter(|r| !r.removing && !r.phase.is_final())
+                .collect();
+            let busy = records.iter().any(|r| {
+                r.replacing || matches!(r.phase, Phase::Pending | Phase::Launching | Phase::Killing)
+            });
+            let checked = stored.spec.health_check.is_some();
+            let current_ready = records
+                .iter()
+                .filter(|r| r.spec_version == stored.version)
+                .all(|r| {
+                    r.state.as_deref() == Some("TASK_RUNNING")
+                        && (!checked || r.healthy == Some(true))
+                });
+            if busy || !current_ready {
+                continue;
+            }
+            if let Some(old) = records
+                .iter()
+                .find(|r| r.spec_version < stored.version && r.phase == Phase::Active)
+            {
+                victims.push((*old).clone());
+            }
+        }
+        let stepped = !victims.is_empty();
+        for mut record in victims {
+            record.replacing = true;
+            tracing::info!(
+                spec = %record.spec,
+                index = record.index,
+                "rolling update: replacing an instance"
+            );
+            if let Some(id) = &record.task_id {
+                state.kills.push((id.clone(), record.agent_id.clone()));
+            }
+            self.persist(&mut state, record).await?;
+        }
+        if stepped {
+            self.shared.work.notify_one();
+        }
+        Ok(stepped)
+    }
+
     /// Every instance that may be alive: `(task id, agent id)` for reconciliation.
     pub async fn maybe_running(&self) -> Vec<(String, Option<String>)> {
         let state = self.shared.state.lock().await;
@@ -694,6 +764,13 @@ impl TaskManager {
         self.shared.store.txn(txn).await?;
         Ok(())
     }
+}
+
+/// Whether two specs differ at most in their instance count.
+fn same_but_instances(a: &TaskSpec, b: &TaskSpec) -> bool {
+    let mut b = b.clone();
+    b.instances = a.instances;
+    *a == b
 }
 
 fn put<T: Serialize + ?Sized>(key: &str, value: &T) -> Result<Op, TaskError> {

@@ -83,6 +83,10 @@ pub struct TaskRecord {
     /// The instance is being removed (scale down): its record is deleted once it ended.
     #[serde(default)]
     pub removing: bool,
+    /// The instance is being replaced by a newer spec version (rolling update): once its
+    /// attempt ended it is launched again at once, with the new version.
+    #[serde(default)]
+    pub replacing: bool,
 }
 
 impl TaskRecord {
@@ -103,6 +107,7 @@ impl TaskRecord {
             launched_ms: None,
             healthy: None,
             removing: false,
+            replacing: false,
         }
     }
 
