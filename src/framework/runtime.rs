@@ -90,12 +90,14 @@ impl Context {
     }
 
     /// The standard handling of SUBSCRIBED: store the framework id, reconcile every task that
-    /// may be alive, repeat SUPPRESS/REVIVE for the new subscription.
+    /// may be alive, send again the kills of instances being killed (a KILL sent while
+    /// disconnected is lost), repeat SUPPRESS/REVIVE for the new subscription.
     pub async fn connected(&self, framework_id: &FrameworkId) -> Result<(), ControllerError> {
         self.store
             .put_proto(&self.namespace.key(FRAMEWORK_ID_KEY), framework_id, None)
             .await?;
         self.reconcile().await;
+        self.tasks.requeue_kills().await;
         let calls = self.etiquette.lock().await.resubscribed();
         self.send_calls(calls).await;
         self.update_pending().await;

@@ -419,6 +419,22 @@ impl TaskManager {
         self.shared.work.notify_one();
     }
 
+    /// Queues the kill of every instance in [`Phase::Killing`] again (after a resubscription:
+    /// a KILL sent while disconnected was lost).
+    pub async fn requeue_kills(&self) {
+        let mut state = self.shared.state.lock().await;
+        let again: Vec<(String, Option<String>)> = state
+            .records
+            .values()
+            .filter(|r| r.phase == Phase::Killing || r.replacing)
+            .filter_map(|r| Some((r.task_id.clone()?, r.agent_id.clone())))
+            .collect();
+        if !again.is_empty() {
+            state.kills.extend(again);
+            self.shared.work.notify_one();
+        }
+    }
+
     /// Pending instances ready to launch at `now_ms` (backoff over), with their specs.
     pub async fn ready(&self, now_ms: u64) -> Vec<(TaskRecord, StoredSpec)> {
         let state = self.shared.state.lock().await;
