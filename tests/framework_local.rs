@@ -523,3 +523,60 @@ async fn a_spec_update_rolls_out_one_instance_at_a_time() {
     framework.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_crash_during_launches_leaves_each_instance_running_once() {
+    const N: usize = 40;
+    let cluster = cluster().await;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let spec = || {
+        TaskSpec::new("many")
+            .instances(N as u32)
+            .shell("sleep 1000")
+            .cpus(0.05)
+            .mem(8.0)
+    };
+    let first = builder(&cluster, "crash")
+        .store(store.clone())
+        .task(spec())
+        .start(DefaultController)
+        .await
+        .expect("first framework starts");
+    until(&first, "some launches under way", |records| {
+        records.iter().filter(|r| r.phase != Phase::Pending).count() >= 5
+    })
+    .await;
+    first.abort().await;
+    let framework_id = first.scheduler().framework_id().expect("id").value;
+
+    let second = builder(&cluster, "crash")
+        .store(store)
+        .task(spec())
+        .start(DefaultController)
+        .await
+        .expect("second framework starts");
+    until(&second, "every instance running", |r| all_running(r, N)).await;
+    let ids: BTreeSet<String> = second
+        .tasks()
+        .tasks()
+        .await
+        .into_iter()
+        .filter_map(|r| r.task_id)
+        .collect();
+    assert_eq!(ids.len(), N);
+    // the master runs exactly these: no duplicate, no orphan
+    until_master(
+        &cluster,
+        "exactly N running",
+        &framework_id,
+        "TASK_RUNNING",
+        N,
+    )
+    .await;
+    assert_eq!(
+        master_tasks(&cluster, &framework_id, "TASK_RUNNING").await,
+        ids
+    );
+    second.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}

@@ -372,6 +372,16 @@ impl FrameworkHandle {
         Ok(self.stop().await)
     }
 
+    /// Stops at once, in the middle of whatever the event loop was doing, as a crash would
+    /// (no further store write, nothing acknowledged; the scheduler unsubscribes without
+    /// TEARDOWN). For failure tests and emergencies.
+    pub async fn abort(&self) {
+        if let Some(join) = self.join.lock().await.take() {
+            join.abort();
+        }
+        self.scheduler.stop();
+    }
+
     /// Waits until the event loop ended; answers why (once).
     pub async fn wait(&self) -> Option<Termination> {
         let join = self.join.lock().await.take()?;
