@@ -580,3 +580,48 @@ async fn a_scheduler_crash_during_launches_leaves_each_instance_running_once() {
     second.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sticky_instance_restarts_on_its_last_agent() {
+    use futures::StreamExt;
+
+    let cluster = cluster().await;
+    let spec = TaskSpec::new("sticky")
+        .shell("exit 1")
+        .cpus(0.1)
+        .mem(16.0)
+        .restart(
+            RestartPolicy::on_failure()
+                .max_retries(3)
+                .backoff(Duration::from_millis(20), Duration::from_millis(50))
+                .sticky(),
+        );
+    let framework = builder(&cluster, "sticky")
+        .sticky_wait(Duration::from_secs(600))
+        .task(spec)
+        .start(DefaultController)
+        .await
+        .expect("framework starts");
+    let mut changes = Box::pin(framework.tasks().changes());
+    let agents = tokio::spawn(async move {
+        let mut agents = BTreeSet::new();
+        let mut launches = 0;
+        while let Some(record) = changes.next().await {
+            if record.phase == Phase::Launching {
+                launches += 1;
+                agents.extend(record.agent_id);
+            }
+            if record.phase == Phase::GivenUp {
+                break;
+            }
+        }
+        (launches, agents)
+    });
+    let summary = timeout(WAIT, framework.settled()).await.expect("settles");
+    assert_eq!(summary.given_up, 1);
+    let (launches, agents) = timeout(WAIT, agents).await.expect("ends").expect("joins");
+    assert!(launches >= 3, "the restarts were seen: {launches}");
+    assert_eq!(agents.len(), 1, "every attempt on one agent: {agents:?}");
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}

@@ -85,6 +85,7 @@ pub struct FrameworkBuilder {
     reconcile: ReconcileConfig,
     etiquette: EtiquetteConfig,
     tick: Duration,
+    sticky_wait: Duration,
     unknown: UnknownTaskPolicy,
     artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
     tweak: Option<SchedulerTweak>,
@@ -115,6 +116,7 @@ impl Framework {
             reconcile: ReconcileConfig::default(),
             etiquette: EtiquetteConfig::default(),
             tick: Duration::from_secs(1),
+            sticky_wait: Duration::from_secs(60),
             unknown: UnknownTaskPolicy::default(),
             artifacts: Arc::new(NoArtifacts),
             tweak: None,
@@ -169,6 +171,13 @@ impl FrameworkBuilder {
     /// retries and launch timeouts are noticed at this granularity.
     pub fn tick(mut self, tick: Duration) -> Self {
         self.tick = tick;
+        self
+    }
+
+    /// How long a restarted instance of a sticky spec waits for an offer of its last agent
+    /// before it takes any (default 60 s; Marathon-style delay scheduling).
+    pub fn sticky_wait(mut self, wait: Duration) -> Self {
+        self.sticky_wait = wait;
         self
     }
 
@@ -287,6 +296,7 @@ impl FrameworkBuilder {
             artifacts: self.artifacts,
             unknown: self.unknown,
             refuse,
+            sticky_wait: self.sticky_wait,
             agents: Mutex::new(std::collections::HashMap::new()),
         });
         let stop = Arc::new(Notify::new());

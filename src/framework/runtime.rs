@@ -58,6 +58,8 @@ pub struct Context {
     pub(super) artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
     pub(super) unknown: UnknownTaskPolicy,
     pub(super) refuse: Duration,
+    /// How long a sticky instance waits for its last agent before taking any.
+    pub(super) sticky_wait: Duration,
     /// Hostname and attributes of the agents seen in offers (for constraints).
     pub(super) agents: Mutex<HashMap<String, Offer>>,
 }
@@ -155,7 +157,8 @@ impl Context {
 
     /// The standard handling of OFFERS: every ready instance is placed on the first offer with
     /// room whose agent its constraints admit (see [`constraints`]), its `TaskInfo` built from
-    /// the spec; the intents are stored, then each used offer is accepted; unused offers are
+    /// the spec (a sticky instance restarted takes only offers of its last agent for the
+    /// builder's `sticky_wait` after its backoff); the intents are stored, then each used offer is accepted; unused offers are
     /// declined with the long refuse filter. Instances left pending get the reason why.
     pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
         let ready = self.tasks.ready(now_ms()).await;
@@ -193,6 +196,21 @@ impl Context {
             for (record, stored) in &ready {
                 let slot = (record.spec.clone(), record.index);
                 if placed.contains(&slot) {
+                    continue;
+                }
+                if stored.spec.restart.sticky
+                    && let Some(last) = &record.agent_id
+                    && *last != offer.agent_id.value
+                    && record.restarts > 0
+                    && now_ms() < sticky_until(record, self.sticky_wait)
+                {
+                    self.tasks
+                        .set_pending_reason(
+                            &record.spec,
+                            record.index,
+                            format!("sticky: waiting for an offer of its last agent {last}"),
+                        )
+                        .await;
                     continue;
                 }
                 if let Err(reason) = self
@@ -508,6 +526,13 @@ async fn handle<C: Controller>(
         tracing::warn!(%error, "controller failed on an event");
     }
     None
+}
+
+/// Until when (Unix ms) a sticky instance waits for its last agent: `wait` after its restart
+/// backoff ended.
+fn sticky_until(record: &TaskRecord, wait: Duration) -> u64 {
+    let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    record.not_before_ms.unwrap_or(0).saturating_add(wait)
 }
 
 /// The event's type, for spans and logs.

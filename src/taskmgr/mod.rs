@@ -1,6 +1,7 @@
 //! The task manager: [`spec`]s (task specs defined in code or JSON, validated, turned into
 //! `TaskInfo`s on offers), instance [`record`]s with their state machine, the [`manager`] that
-//! stores them ahead of every call and decides restarts, and the [`reconcile`] state machine.
+//! stores them ahead of every call and decides restarts and rolling updates, placement
+//! [`constraints`] checked on offers, and the [`reconcile`] state machine.
 //! The event loop that drives them against a master is [`crate::framework`].
 
 pub mod constraints;
