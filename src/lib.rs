@@ -27,6 +27,7 @@ pub mod client;
 pub mod codec;
 pub mod duration;
 pub mod executor;
+pub mod framework;
 pub mod ha;
 pub mod recordio;
 pub mod resourcemgr;

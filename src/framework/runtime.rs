@@ -1,0 +1,557 @@
+//! The framework's event loop and the [`Context`] the controller works through: the standard
+//! handling of SUBSCRIBED (persist the id, reconcile), OFFERS (place, write ahead, launch,
+//! decline the rest), UPDATE (store, callbacks, acknowledge), strangers (kill or adopt), kills,
+//! offer suppression and revival, and the timers (restart backoff, reconciliation retries,
+//! periodic implicit reconciliation, launch timeouts).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use tokio::sync::{Mutex, Notify};
+use tracing::Instrument;
+
+use super::controller::{Controller, ControllerError};
+use crate::resourcemgr::etiquette::Etiquette;
+use crate::resourcemgr::offer::OfferResources;
+use crate::scheduler::calls::operations;
+use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, Termination};
+use crate::storage::{Namespace, Store, StoreExt};
+use crate::taskmgr::constraints;
+use crate::taskmgr::manager::now_ms;
+use crate::taskmgr::spec::ArtifactUrls;
+use crate::taskmgr::{
+    LaunchIntent, Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord,
+    Transition, record,
+};
+use crate::v1::{AgentId, FrameworkId, Offer, TaskId, TaskStatus};
+
+/// What to do with a task the master reports that the store does not know.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UnknownTaskPolicy {
+    /// Kill it (the default: nothing runs that the store does not account for).
+    #[default]
+    Kill,
+    /// Adopt it when its id names an instance of a known spec that has no live attempt; kill
+    /// it otherwise.
+    Adopt,
+    /// Leave it alone.
+    Ignore,
+}
+
+/// The store key of the framework id (a protobuf `FrameworkId`, as [`crate::ha::HaRunner`]
+/// stores it), relative to the namespace.
+pub const FRAMEWORK_ID_KEY: &str = "framework-id";
+
+/// What the controller's methods work with: the scheduler handle, the task manager, the store
+/// and the framework's standard behaviour.
+#[derive(Debug)]
+pub struct Context {
+    pub(super) scheduler: Scheduler,
+    pub(super) tasks: TaskManager,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) namespace: Namespace,
+    pub(super) reconciler: Mutex<Reconciler>,
+    pub(super) etiquette: Mutex<Etiquette>,
+    pub(super) roles: Vec<String>,
+    pub(super) artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
+    pub(super) unknown: UnknownTaskPolicy,
+    pub(super) refuse: Duration,
+    /// How long a sticky instance waits for its last agent before taking any.
+    pub(super) sticky_wait: Duration,
+    /// Hostname and attributes of the agents seen in offers (for constraints).
+    pub(super) agents: Mutex<HashMap<String, Offer>>,
+}
+
+impl std::fmt::Debug for dyn ArtifactUrls + Send + Sync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArtifactUrls")
+    }
+}
+
+impl Context {
+    /// The scheduler handle (for calls of your own).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.scheduler
+    }
+
+    /// The task manager.
+    pub fn tasks(&self) -> &TaskManager {
+        &self.tasks
+    }
+
+    /// The framework's store (namespaced keys: see [`Context::namespace`]).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The framework's key namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The standard handling of SUBSCRIBED: store the framework id, reconcile every task that
+    /// may be alive, send again the kills of instances being killed (a KILL sent while
+    /// disconnected is lost), repeat SUPPRESS/REVIVE for the new subscription.
+    pub async fn connected(&self, framework_id: &FrameworkId) -> Result<(), ControllerError> {
+        self.store
+            .put_proto(&self.namespace.key(FRAMEWORK_ID_KEY), framework_id, None)
+            .await?;
+        self.reconcile().await;
+        self.tasks.requeue_kills().await;
+        let calls = self.etiquette.lock().await.resubscribed();
+        self.send_calls(calls).await;
+        self.update_pending().await;
+        Ok(())
+    }
+
+    /// Starts an explicit reconciliation round over every task that may be alive (superseding
+    /// any round under way), followed by an implicit one so strangers are reported.
+    pub async fn reconcile(&self) {
+        let tasks = self.tasks.maybe_running().await;
+        let asks = self.reconciler.lock().await.start(tasks, Instant::now());
+        self.send_asks(asks).await;
+    }
+
+    async fn send_asks(&self, asks: Vec<ReconcileAsk>) {
+        for ask in asks {
+            let result = match ask {
+                ReconcileAsk::Explicit(tasks) => {
+                    let tasks = tasks
+                        .into_iter()
+                        .map(|(t, a)| (TaskId { value: t }, a.map(|value| AgentId { value })))
+                        .collect();
+                    self.scheduler.reconcile(tasks).await
+                }
+                ReconcileAsk::Implicit => self.scheduler.reconcile_all().await,
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, "RECONCILE failed");
+            }
+        }
+    }
+
+    async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
+        for call in calls {
+            if let Err(error) = self.scheduler.call(call).await {
+                tracing::warn!(%error, "offer etiquette call failed");
+            }
+        }
+    }
+
+    /// Tells the etiquette how many instances are ready to launch: SUPPRESS when none, REVIVE
+    /// when more than before.
+    pub(super) async fn update_pending(&self) {
+        let ready = self.tasks.ready(now_ms()).await.len();
+        let now = Instant::now();
+        let mut calls = Vec::new();
+        {
+            let mut etiquette = self.etiquette.lock().await;
+            for role in &self.roles {
+                calls.extend(etiquette.set_pending(role, ready, now));
+            }
+        }
+        self.send_calls(calls).await;
+    }
+
+    /// The standard handling of OFFERS: every ready instance is placed on the first offer with
+    /// room whose agent its constraints admit (see [`constraints`]), its `TaskInfo` built from
+    /// the spec (a sticky instance restarted takes only offers of its last agent for the
+    /// builder's `sticky_wait` after its backoff); the intents are stored, then each used offer is accepted; unused offers are
+    /// declined with the long refuse filter. Instances left pending get the reason why.
+    pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
+        let ready = self.tasks.ready(now_ms()).await;
+        {
+            let mut agents = self.agents.lock().await;
+            for offer in &offers {
+                agents.insert(
+                    offer.agent_id.value.clone(),
+                    Offer {
+                        resources: Vec::new(),
+                        ..offer.clone()
+                    },
+                );
+            }
+        }
+        // Agents of the live instances of specs with constraints (grows with this round's
+        // placements).
+        let mut live: HashMap<String, Vec<String>> = HashMap::new();
+        if ready.iter().any(|(_, s)| !s.spec.constraints.is_empty()) {
+            for record in self.tasks.tasks().await {
+                if record.phase.may_run()
+                    && let Some(agent) = record.agent_id
+                {
+                    live.entry(record.spec).or_default().push(agent);
+                }
+            }
+        }
+        let mut placed: HashSet<(String, u32)> = HashSet::new();
+        let mut unused = Vec::new();
+        let mut launches = Vec::new();
+        for offer in offers {
+            let mut resources = OfferResources::new(&offer);
+            let mut infos = Vec::new();
+            let mut intents = Vec::new();
+            for (record, stored) in &ready {
+                let slot = (record.spec.clone(), record.index);
+                if placed.contains(&slot) {
+                    continue;
+                }
+                if stored.spec.restart.sticky
+                    && let Some(last) = &record.agent_id
+                    && *last != offer.agent_id.value
+                    && record.restarts > 0
+                    && now_ms() < sticky_until(record, self.sticky_wait)
+                {
+                    self.tasks
+                        .set_pending_reason(
+                            &record.spec,
+                            record.index,
+                            format!("sticky: waiting for an offer of its last agent {last}"),
+                        )
+                        .await;
+                    continue;
+                }
+                if let Err(reason) = self
+                    .check_constraints(&stored.spec, &offer, live.get(&record.spec))
+                    .await
+                {
+                    self.tasks
+                        .set_pending_reason(&record.spec, record.index, reason)
+                        .await;
+                    continue;
+                }
+                let task_id = record::new_task_id(&record.spec, record.index);
+                match stored
+                    .spec
+                    .task_info(task_id.clone(), &mut resources, &*self.artifacts)
+                {
+                    Ok(info) => {
+                        placed.insert(slot);
+                        live.entry(record.spec.clone())
+                            .or_default()
+                            .push(offer.agent_id.value.clone());
+                        infos.push(info);
+                        intents.push(LaunchIntent {
+                            spec: record.spec.clone(),
+                            index: record.index,
+                            task_id,
+                            agent_id: offer.agent_id.value.clone(),
+                            offer_id: offer.id.value.clone(),
+                            spec_version: stored.version,
+                        });
+                    }
+                    Err(error) => {
+                        self.tasks
+                            .set_pending_reason(&record.spec, record.index, error.to_string())
+                            .await;
+                    }
+                }
+            }
+            if infos.is_empty() {
+                unused.push(offer.id);
+            } else {
+                launches.push((offer.id, infos, intents));
+            }
+        }
+        for (offer_id, infos, intents) in launches {
+            self.tasks.record_launches(&intents).await?;
+            tracing::debug!(offer = %offer_id.value, tasks = infos.len(), "launching");
+            if let Err(error) = self
+                .scheduler
+                .accept(
+                    vec![offer_id],
+                    vec![operations::launch(infos)],
+                    Some(self.refuse),
+                )
+                .await
+            {
+                // The intents are stored: reconciliation after the launch timeout settles them.
+                tracing::warn!(%error, "ACCEPT failed");
+            }
+        }
+        if !unused.is_empty() {
+            let decline = self.etiquette.lock().await.decline(unused);
+            self.send_calls(decline.into_iter().collect()).await;
+        }
+        self.update_pending().await;
+        Ok(())
+    }
+
+    async fn check_constraints(
+        &self,
+        spec: &crate::taskmgr::spec::TaskSpec,
+        offer: &Offer,
+        live_agents: Option<&Vec<String>>,
+    ) -> Result<(), String> {
+        if spec.constraints.is_empty() {
+            return Ok(());
+        }
+        let agents = self.agents.lock().await;
+        for constraint in &spec.constraints {
+            let placed: Vec<String> = live_agents
+                .into_iter()
+                .flatten()
+                .filter_map(|agent| agents.get(agent))
+                .filter_map(|known| constraints::field_value(known, &constraint.field))
+                .collect();
+            let candidate = constraints::field_value(offer, &constraint.field);
+            constraints::admits(constraint, candidate.as_deref(), &placed)?;
+        }
+        Ok(())
+    }
+
+    /// The standard handling of UPDATE: the status is stored, the reconciliation round takes
+    /// note, the task callbacks of `controller` run and their decision is stored, strangers
+    /// are killed or adopted per policy, and only then is the update acknowledged.
+    pub async fn record_update<C: Controller + ?Sized>(
+        &self,
+        controller: &C,
+        status: TaskStatus,
+        ack: Option<AckToken>,
+    ) -> Result<(), ControllerError> {
+        let task_id = status.task_id.value.clone();
+        self.reconciler
+            .lock()
+            .await
+            .answered(&task_id, Instant::now());
+        match self.tasks.record_status(&status).await? {
+            StatusOutcome::Unknown => self.stranger(&status).await?,
+            StatusOutcome::Known { record, transition } => {
+                self.dispatch(controller, &status, *record, transition)
+                    .await?
+            }
+        }
+        if let Some(token) = ack
+            && let Err(error) = self.scheduler.acknowledge(token).await
+        {
+            tracing::warn!(%error, task = %task_id, "ACKNOWLEDGE failed");
+        }
+        Ok(())
+    }
+
+    async fn dispatch<C: Controller + ?Sized>(
+        &self,
+        controller: &C,
+        status: &TaskStatus,
+        record: TaskRecord,
+        transition: Transition,
+    ) -> Result<(), ControllerError> {
+        let task_id = status.task_id.value.clone();
+        match transition {
+            Transition::Active { resurrected } => {
+                if resurrected {
+                    tracing::info!(task = %task_id, "instance came back after its end");
+                }
+                if record.phase == Phase::Killing && resurrected {
+                    self.tasks
+                        .queue_kill(task_id.clone(), record.agent_id.clone())
+                        .await;
+                }
+                if status.healthy == Some(false) {
+                    controller.unhealthy(self, &record).await;
+                } else {
+                    controller.running(self, &record).await;
+                }
+            }
+            Transition::Ended(ending) => {
+                let decision = match ending {
+                    record::Ending::Finished => controller.finished(self, &record).await,
+                    record::Ending::Failed => controller.failed(self, &record).await,
+                    record::Ending::Lost => controller.lost(self, &record).await,
+                    record::Ending::Killed => controller.killed(self, &record).await,
+                };
+                self.tasks.conclude(&task_id, ending, decision).await?;
+                self.update_pending().await;
+            }
+            Transition::NotLaunched => {
+                self.tasks.relaunch_unlaunched(&task_id).await?;
+                self.update_pending().await;
+            }
+            Transition::Duplicate => {
+                tracing::warn!(task = %task_id, "an older attempt is alive: killing it");
+                self.kill_now(task_id, status.agent_id.clone()).await;
+            }
+            Transition::Ignored => {}
+        }
+        Ok(())
+    }
+
+    async fn stranger(&self, status: &TaskStatus) -> Result<(), ControllerError> {
+        if record::ending(status.state()).is_some() {
+            return Ok(());
+        }
+        let task_id = status.task_id.value.clone();
+        match self.unknown {
+            UnknownTaskPolicy::Ignore => {}
+            UnknownTaskPolicy::Adopt if self.tasks.adopt(status).await? => {
+                tracing::info!(task = %task_id, "adopted a task the store did not know");
+            }
+            UnknownTaskPolicy::Adopt | UnknownTaskPolicy::Kill => {
+                tracing::warn!(task = %task_id, "killing a task the store does not know");
+                self.kill_now(task_id, status.agent_id.clone()).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn kill_now(&self, task_id: String, agent_id: Option<AgentId>) {
+        if let Err(error) = self
+            .scheduler
+            .kill(
+                TaskId {
+                    value: task_id.clone(),
+                },
+                agent_id,
+                None,
+            )
+            .await
+        {
+            tracing::warn!(%error, task = %task_id, "KILL failed");
+        }
+    }
+
+    /// Kills the current attempt of an instance so that it is relaunched per policy (the kill
+    /// is not the user's, so `on_failure` and `always` restart it).
+    pub async fn restart(&self, task_id: &str) {
+        let agent = self.tasks.get(task_id).await.and_then(|r| r.agent_id);
+        self.kill_now(task_id.to_owned(), agent.map(|value| AgentId { value }))
+            .await;
+    }
+
+    /// Sends the kills the task manager queued.
+    pub(super) async fn send_kills(&self) {
+        for (task_id, agent) in self.tasks.take_kills().await {
+            self.kill_now(task_id, agent.map(|value| AgentId { value }))
+                .await;
+        }
+    }
+
+    /// Timers: reconciliation retries and the periodic implicit round, overdue launches, REVIVE
+    /// tokens, ends of restart backoffs.
+    pub(super) async fn tick(&self) {
+        let now = Instant::now();
+        let overdue = {
+            let timeout = self.reconciler.lock().await.config().launch_timeout;
+            self.tasks.overdue_launches(now_ms(), timeout).await
+        };
+        let in_round = self.reconciler.lock().await.in_round();
+        if !overdue.is_empty() && !in_round {
+            tracing::info!(
+                tasks = overdue.len(),
+                "launches without status: reconciling"
+            );
+            self.reconcile().await;
+        } else {
+            let asks = self.reconciler.lock().await.tick(now);
+            self.send_asks(asks).await;
+        }
+        let calls = self.etiquette.lock().await.tick(now);
+        self.send_calls(calls).await;
+        if let Err(error) = self.tasks.rollout_step().await {
+            tracing::warn!(%error, "rolling update step failed");
+        }
+        self.update_pending().await;
+    }
+}
+
+/// Runs the event loop until the scheduler terminates; answers why it did.
+pub(super) async fn run<C, E>(
+    ctx: Arc<Context>,
+    controller: C,
+    mut events: E,
+    tick: Duration,
+    stop: Arc<Notify>,
+) -> Termination
+where
+    C: Controller,
+    E: futures::Stream<Item = SchedulerEvent> + Unpin,
+{
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let Some(event) = event else { return Termination::Stopped };
+                let span = tracing::debug_span!("event", kind = event_kind(&event));
+                if let Some(termination) = handle(&ctx, &controller, event).instrument(span).await {
+                    return termination;
+                }
+            }
+            () = ctx.tasks.work_arrived() => {
+                ctx.send_kills().await;
+                ctx.update_pending().await;
+            }
+            _ = ticker.tick() => ctx.tick().await,
+            () = stop.notified() => ctx.scheduler.stop(),
+        }
+    }
+}
+
+async fn handle<C: Controller>(
+    ctx: &Context,
+    controller: &C,
+    event: SchedulerEvent,
+) -> Option<Termination> {
+    let result = match event {
+        SchedulerEvent::Connected { framework_id, .. } => {
+            tracing::info!(framework = %framework_id.value, "connected");
+            controller.connected(ctx, &framework_id).await
+        }
+        SchedulerEvent::Offers(offers) => controller.offers(ctx, offers).await,
+        SchedulerEvent::Update { status, ack } => controller.update(ctx, *status, ack).await,
+        SchedulerEvent::Message {
+            agent_id,
+            executor_id,
+            data,
+        } => {
+            controller
+                .message(ctx, &agent_id, &executor_id, &data)
+                .await;
+            Ok(())
+        }
+        SchedulerEvent::Terminated(termination) => {
+            controller
+                .event(ctx, &SchedulerEvent::Terminated(termination.clone()))
+                .await;
+            return Some(termination);
+        }
+        other => {
+            controller.event(ctx, &other).await;
+            Ok(())
+        }
+    };
+    if let Err(error) = result {
+        tracing::warn!(%error, "controller failed on an event");
+    }
+    None
+}
+
+/// Until when (Unix ms) a sticky instance waits for its last agent: `wait` after its restart
+/// backoff ended.
+fn sticky_until(record: &TaskRecord, wait: Duration) -> u64 {
+    let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+    record.not_before_ms.unwrap_or(0).saturating_add(wait)
+}
+
+/// The event's type, for spans and logs.
+fn event_kind(event: &SchedulerEvent) -> &'static str {
+    match event {
+        SchedulerEvent::Connected { .. } => "connected",
+        SchedulerEvent::Offers(_) => "offers",
+        SchedulerEvent::InverseOffers(_) => "inverse_offers",
+        SchedulerEvent::Rescind(_) => "rescind",
+        SchedulerEvent::RescindInverseOffer(_) => "rescind_inverse_offer",
+        SchedulerEvent::Update { .. } => "update",
+        SchedulerEvent::OperationUpdate { .. } => "operation_update",
+        SchedulerEvent::Message { .. } => "message",
+        SchedulerEvent::Failure { .. } => "failure",
+        SchedulerEvent::Error(_) => "error",
+        SchedulerEvent::Heartbeat => "heartbeat",
+        SchedulerEvent::OffersInvalidated { .. } => "offers_invalidated",
+        SchedulerEvent::Disconnected { .. } => "disconnected",
+        SchedulerEvent::Terminated(_) => "terminated",
+        _ => "other",
+    }
+}
