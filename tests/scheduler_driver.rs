@@ -4,6 +4,7 @@
 //! `scheduler_liveness.rs`.
 
 #[path = "common/scheduler_master.rs"]
+#[macro_use]
 mod scheduler_master;
 #[path = "common/scripted.rs"]
 mod scripted;
@@ -647,28 +648,6 @@ async fn dropping_every_handle_stops_the_driver(format: Format) {
     assert_eq!(terminated(&mut events).await, Termination::Stopped);
     assert_closed(&stream).await;
     assert!(master.calls.try_recv().is_err(), "no TEARDOWN");
-}
-
-/// Runs each scenario once per wire format.
-macro_rules! in_both_formats {
-    ($($name:ident),* $(,)?) => {
-        mod protobuf {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Format::Protobuf).await
-                }
-            )*
-        }
-        mod json {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Format::Json).await
-                }
-            )*
-        }
-    };
 }
 
 in_both_formats!(

@@ -4,6 +4,7 @@
 //! acknowledgement modes.
 
 #[path = "common/scheduler_master.rs"]
+#[macro_use]
 mod scheduler_master;
 #[path = "common/scripted.rs"]
 mod scripted;
@@ -282,28 +283,6 @@ async fn an_event_type_newer_than_the_sdk_arrives_whole() {
         SchedulerEvent::Other(event) => assert_eq!(event.r#type, Some(99)),
         other => panic!("{other:?}"),
     }
-}
-
-/// Runs each scenario once per wire format.
-macro_rules! in_both_formats {
-    ($($name:ident),* $(,)?) => {
-        mod protobuf {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Format::Protobuf).await
-                }
-            )*
-        }
-        mod json {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Format::Json).await
-                }
-            )*
-        }
-    };
 }
 
 in_both_formats!(

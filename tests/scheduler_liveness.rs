@@ -4,6 +4,7 @@
 //! full, and the warning for a heartbeat override below the interval the master announces.
 
 #[path = "common/scheduler_master.rs"]
+#[macro_use]
 mod scheduler_master;
 #[path = "common/scripted.rs"]
 mod scripted;
@@ -293,28 +294,6 @@ async fn a_heartbeat_override_below_the_announced_interval_warns() {
     );
     assert!(text.contains("test masters"), "{text}");
     scheduler.stop();
-}
-
-/// Runs each scenario once per wire format.
-macro_rules! in_both_formats {
-    ($($name:ident),* $(,)?) => {
-        mod protobuf {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Format::Protobuf).await
-                }
-            )*
-        }
-        mod json {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(super::Format::Json).await
-                }
-            )*
-        }
-    };
 }
 
 in_both_formats!(

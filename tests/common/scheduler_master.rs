@@ -296,3 +296,25 @@ pub async fn terminated(events: &mut SchedulerEvents) -> Termination {
         _ => unreachable!(),
     }
 }
+
+/// Runs each scenario (an `async fn(Format)` of the including file) once per wire format.
+macro_rules! in_both_formats {
+    ($($name:ident),* $(,)?) => {
+        mod protobuf {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Format::Protobuf).await
+                }
+            )*
+        }
+        mod json {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::Format::Json).await
+                }
+            )*
+        }
+    };
+}
