@@ -96,15 +96,7 @@ impl State {
         // volumes made through the master stay, and tasks the agent no longer reports are gone.
         if let Some(old) = self.agents.get(&agent_id) {
             total = old.total.clone();
-            let stale: Vec<String> = self
-                .offers
-                .iter()
-                .filter(|(_, o)| o.agent_id == agent_id)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for offer_id in stale {
-                self.rescind_offer_no_allocate(&offer_id);
-            }
+            self.rescind_agent_offers(&agent_id);
             let reported: HashSet<(String, String)> = tasks
                 .iter()
                 .map(|t| (t.framework_id.value.clone(), t.task_id.value.clone()))
@@ -269,15 +261,7 @@ impl State {
         }
         for agent_id in newly_gone {
             tracing::info!(agent = %agent_id, "agent disconnected");
-            let stale: Vec<String> = self
-                .offers
-                .iter()
-                .filter(|(_, o)| o.agent_id == agent_id)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for offer_id in stale {
-                self.rescind_offer_no_allocate(&offer_id);
-            }
+            self.rescind_agent_offers(&agent_id);
         }
         for agent_id in remove {
             self.remove_agent(&agent_id);
@@ -292,15 +276,7 @@ impl State {
             .get(agent_id)
             .map(|a| a.info.hostname.clone())
             .unwrap_or_default();
-        let stale: Vec<String> = self
-            .offers
-            .iter()
-            .filter(|(_, o)| o.agent_id == agent_id)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for offer_id in stale {
-            self.rescind_offer_no_allocate(&offer_id);
-        }
+        self.rescind_agent_offers(agent_id);
         self.drop_agent_tasks(
             agent_id,
             |_, _| true,
@@ -333,6 +309,19 @@ impl State {
             ..Default::default()
         });
         tracing::info!(agent = %agent_id, "agent removed");
+    }
+
+    /// Rescinds every outstanding offer of `agent_id` (without a new allocation round).
+    fn rescind_agent_offers(&mut self, agent_id: &str) {
+        let stale: Vec<String> = self
+            .offers
+            .iter()
+            .filter(|(_, o)| o.agent_id == agent_id)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for offer_id in stale {
+            self.rescind_offer_no_allocate(&offer_id);
+        }
     }
 
     pub(super) fn rescind_offer_no_allocate(&mut self, offer_id: &str) {
