@@ -213,7 +213,7 @@ pub fn set(name: &str, items: &[String]) -> Resource {
     }
 }
 
-fn ranges_value(pairs: &[(u64, u64)]) -> Ranges {
+pub(super) fn ranges_value(pairs: &[(u64, u64)]) -> Ranges {
     Ranges {
         range: pairs
             .iter()
@@ -222,7 +222,7 @@ fn ranges_value(pairs: &[(u64, u64)]) -> Ranges {
     }
 }
 
-fn pairs_of(resource: &Resource) -> Vec<(u64, u64)> {
+pub(super) fn pairs_of(resource: &Resource) -> Vec<(u64, u64)> {
     resource
         .ranges
         .as_ref()
@@ -244,7 +244,7 @@ fn normalize_ranges(mut pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     out
 }
 
-fn subtract_ranges(left: &[(u64, u64)], right: &[(u64, u64)]) -> Vec<(u64, u64)> {
+pub(super) fn subtract_ranges(left: &[(u64, u64)], right: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     for &(mut b, e) in left {
         let mut alive = true;

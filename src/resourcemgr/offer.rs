@@ -16,10 +16,13 @@
 
 use std::fmt;
 
-use crate::v1::value::{self, Range, Ranges, Scalar, Set};
+use crate::v1::value::{self, Scalar, Set};
 use crate::v1::{AgentId, Offer, OfferId, Resource};
 
-use super::algebra::{allocatable_to, from_fixed, normalize, reservation_role, to_fixed};
+use super::algebra::{
+    allocatable_to, from_fixed, normalize, pairs_of, ranges_value, reservation_role,
+    subtract_ranges, to_fixed,
+};
 use super::{ParseError, Resources, parse_resources};
 
 /// The role an offer is allocated to: the `allocation_info.role` of its resources (MULTI_ROLE
@@ -401,28 +404,18 @@ fn take_one(
             need <= 0
         }
         Ok(value::Type::Ranges) => {
-            let mut need: Vec<(u64, u64)> = wanted
-                .ranges
-                .iter()
-                .flat_map(|r| &r.range)
-                .map(|r| (r.begin, r.end))
-                .collect();
+            let mut need = pairs_of(wanted);
             for &i in &order {
-                let have: Vec<(u64, u64)> = remaining[i]
-                    .ranges
-                    .iter()
-                    .flat_map(|r| &r.range)
-                    .map(|r| (r.begin, r.end))
-                    .collect();
+                let have = pairs_of(&remaining[i]);
                 let common = intersect(&have, &need);
                 if common.is_empty() {
                     continue;
                 }
                 let mut part = remaining[i].clone();
-                part.ranges = Some(ranges_of(&common));
+                part.ranges = Some(ranges_value(&common));
                 taken.push(part);
-                remaining[i].ranges = Some(ranges_of(&minus(&have, &common)));
-                need = minus(&need, &common);
+                remaining[i].ranges = Some(ranges_value(&subtract_ranges(&have, &common)));
+                need = subtract_ranges(&need, &common);
             }
             need.is_empty()
         }
@@ -469,15 +462,6 @@ fn is_empty(resource: &Resource) -> bool {
     }
 }
 
-fn ranges_of(pairs: &[(u64, u64)]) -> Ranges {
-    Ranges {
-        range: pairs
-            .iter()
-            .map(|&(begin, end)| Range { begin, end })
-            .collect(),
-    }
-}
-
 /// The parts of `a` that are also in `b` (inclusive ranges).
 fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
@@ -490,32 +474,6 @@ fn intersect(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
         }
     }
     out.sort_unstable();
-    out
-}
-
-/// The parts of `a` that are not in `b` (inclusive ranges).
-fn minus(a: &[(u64, u64)], b: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    for &(begin, end) in a {
-        let mut pieces = vec![(begin, end)];
-        for &(bb, be) in b {
-            let mut next = Vec::new();
-            for (pb, pe) in pieces {
-                if be < pb || bb > pe {
-                    next.push((pb, pe));
-                    continue;
-                }
-                if bb > pb {
-                    next.push((pb, bb - 1));
-                }
-                if be < pe {
-                    next.push((be + 1, pe));
-                }
-            }
-            pieces = next;
-        }
-        out.extend(pieces);
-    }
     out
 }
 
