@@ -33,12 +33,8 @@ impl Agent {
 
     /// Whether the executor run is being shut down or no longer exists.
     fn run_terminating(&self, framework_id: &str, executor_id: &str, run_id: &str) -> bool {
-        let state = self.lock();
-        state
-            .frameworks
-            .get(framework_id)
-            .and_then(|f| f.executors.get(executor_id))
-            .filter(|e| e.run_id == run_id)
+        self.lock()
+            .run(framework_id, executor_id, run_id)
             .is_none_or(|e| e.terminating)
     }
 }

@@ -192,12 +192,8 @@ impl Agent {
         executor_id: &str,
         run_id: &str,
     ) -> Option<i32> {
-        let state = self.lock();
-        state
-            .frameworks
-            .get(framework_id)
-            .and_then(|f| f.executors.get(executor_id))
-            .filter(|e| e.run_id == run_id)
+        self.lock()
+            .run(framework_id, executor_id, run_id)
             .and_then(|e| e.pgid)
     }
 

@@ -232,12 +232,7 @@ impl Agent {
                             let Some(agent) = agent.upgrade() else { return };
                             let came_back = {
                                 let state = agent.lock();
-                                match state
-                                    .frameworks
-                                    .get(&framework_id)
-                                    .and_then(|f| f.executors.get(&executor_id))
-                                    .filter(|e| e.run_id == run_id)
-                                {
+                                match state.run(&framework_id, &executor_id, &run_id) {
                                     Some(e) => e.subscribed_once,
                                     None => return,
                                 }

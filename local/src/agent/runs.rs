@@ -116,12 +116,7 @@ impl Agent {
     ) {
         let mut state = self.lock();
         let stopped = state.stopped;
-        match state
-            .frameworks
-            .get_mut(framework_id)
-            .and_then(|f| f.executors.get_mut(executor_id))
-            .filter(|e| e.run_id == run_id)
-        {
+        match state.run_mut(framework_id, executor_id, run_id) {
             Some(executor) if !stopped => {
                 executor.pgid = Some(pid);
                 if executor.checkpoint {
@@ -151,21 +146,14 @@ impl Agent {
         run_id: &str,
     ) -> bool {
         self.lock()
-            .frameworks
-            .get(framework_id)
-            .and_then(|f| f.executors.get(executor_id))
-            .is_some_and(|e| e.run_id == run_id && e.timed_out)
+            .run(framework_id, executor_id, run_id)
+            .is_some_and(|e| e.timed_out)
     }
 
     /// Kills an executor that has not subscribed in time.
     pub(super) fn registration_timeout(&self, framework_id: &str, executor_id: &str, run_id: &str) {
         let mut state = self.lock();
-        let Some(executor) = state
-            .frameworks
-            .get_mut(framework_id)
-            .and_then(|f| f.executors.get_mut(executor_id))
-            .filter(|e| e.run_id == run_id)
-        else {
+        let Some(executor) = state.run_mut(framework_id, executor_id, run_id) else {
             return;
         };
         if executor.subscribed_once {

@@ -127,6 +127,32 @@ pub(super) struct State {
 pub(super) const REMEMBERED_SANDBOXES: usize = 10_000;
 
 impl State {
+    /// The executor `executor_id` of `framework_id`, if its current run is `run_id`.
+    pub(super) fn run(
+        &self,
+        framework_id: &str,
+        executor_id: &str,
+        run_id: &str,
+    ) -> Option<&Executor> {
+        self.frameworks
+            .get(framework_id)
+            .and_then(|f| f.executors.get(executor_id))
+            .filter(|e| e.run_id == run_id)
+    }
+
+    /// Like [`State::run`], for changing it.
+    pub(super) fn run_mut(
+        &mut self,
+        framework_id: &str,
+        executor_id: &str,
+        run_id: &str,
+    ) -> Option<&mut Executor> {
+        self.frameworks
+            .get_mut(framework_id)
+            .and_then(|f| f.executors.get_mut(executor_id))
+            .filter(|e| e.run_id == run_id)
+    }
+
     /// Remembers the sandbox of an executor that is gone, forgetting the oldest beyond
     /// [`REMEMBERED_SANDBOXES`].
     pub(super) fn remember_sandbox(
