@@ -424,8 +424,10 @@ mod tests {
                 ..
             }
         ));
-        let mut config = RunConfig::default();
-        config.shell = PathBuf::from("/nonexistent/sh");
+        let config = RunConfig {
+            shell: PathBuf::from("/nonexistent/sh"),
+            ..RunConfig::default()
+        };
         let out = run(&config, &up, &msg(b""), "x", &CancellationToken::new()).await;
         assert!(matches!(
             out,
