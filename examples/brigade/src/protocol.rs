@@ -55,6 +55,10 @@ pub const PROTOCOL_VERSION: &str = "1";
 pub const LABEL_MESSAGE_LIMIT: usize = 16 * 1024;
 /// The largest message a task can carry.
 pub const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// CPUs to give a per-message executor (beside its task's), as the tests do.
+pub const EXECUTOR_CPUS: f64 = 0.05;
+/// Memory (MB) to give a per-message executor (beside its task's).
+pub const EXECUTOR_MEM: f64 = 32.0;
 /// Where the fetcher puts the executor binary in the sandbox.
 pub const EXECUTOR_FILE: &str = "brigade-executor";
 
@@ -420,7 +424,8 @@ fn failure_reason(status: &v1::TaskStatus, state: v1::TaskState) -> String {
 
 /// The `ExecutorInfo` of a per-message task: `brigade-executor` fetched from `uri` (made
 /// executable, saved as [`EXECUTOR_FILE`]) and run from the sandbox; its id is `executor_id`
-/// (the task id in per-message mode). Resources are left to the caller (the placer).
+/// (the task id in per-message mode). Resources are left to the caller (the placer); see
+/// [`EXECUTOR_CPUS`] and [`EXECUTOR_MEM`].
 pub fn executor_info(
     framework_id: &v1::FrameworkId,
     executor_id: &str,

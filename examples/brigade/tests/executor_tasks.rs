@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use brigade::processor::Processor;
+use brigade::protocol::warm::{WorkItem, WorkResult};
 use brigade::protocol::{self, FailureCause, InputMessage, Outcome};
 use futures::StreamExt;
 use mesos_local::cluster::LocalCluster;
@@ -34,6 +35,9 @@ struct Launch {
     kill: bool,
     /// Break the task's processor label after encoding.
     corrupt: bool,
+    /// Warm mode: launch a worker and send it these messages once it runs; it is killed once
+    /// it answered them all.
+    warm: Vec<InputMessage>,
 }
 
 impl Launch {
@@ -43,6 +47,7 @@ impl Launch {
             msg,
             kill: false,
             corrupt: false,
+            warm: Vec::new(),
         }
     }
 }
@@ -50,6 +55,8 @@ impl Launch {
 struct Done {
     status: v1::TaskStatus,
     outcome: Outcome,
+    /// A warm worker's answers, in arrival order.
+    results: Vec<WorkResult>,
 }
 
 fn processor(json: &str) -> Processor {
@@ -105,6 +112,8 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
     let mut launched = false;
     let mut done: HashMap<String, Done> = HashMap::new();
     let mut exited: HashMap<String, Option<ExitStatus>> = HashMap::new();
+    let mut warm: HashMap<String, Vec<InputMessage>> = HashMap::new();
+    let mut results: HashMap<String, Vec<WorkResult>> = HashMap::new();
     let mut framework_id = None;
     let run = async {
         while let Some(event) = events.next().await {
@@ -122,7 +131,8 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                             protocol::task_id(l.processor.name(), l.msg.partition, l.msg.offset);
                         let mut executor =
                             protocol::executor_info(fw, &id, uri.clone(), &l.processor);
-                        executor.resources = resources(0.05, 32.0);
+                        executor.resources =
+                            resources(protocol::EXECUTOR_CPUS, protocol::EXECUTOR_MEM);
                         let mut task = v1::TaskInfo {
                             name: id.clone(),
                             task_id: v1::TaskId { value: id.clone() },
@@ -131,7 +141,12 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                             executor: Some(executor),
                             ..Default::default()
                         };
-                        protocol::encode_task(&mut task, &l.processor, &l.msg).unwrap();
+                        if l.warm.is_empty() {
+                            protocol::encode_task(&mut task, &l.processor, &l.msg).unwrap();
+                        } else {
+                            protocol::warm::encode_worker(&mut task, &l.processor);
+                            warm.insert(id.clone(), l.warm.clone());
+                        }
                         if l.corrupt {
                             for label in &mut task.labels.as_mut().unwrap().labels {
                                 if label.key == protocol::LABEL_PROCESSOR {
@@ -163,14 +178,46 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                             .await
                             .unwrap();
                     }
+                    if status.state() == TaskState::TaskRunning {
+                        if let (Some(items), Some(agent)) = (warm.get(&id), &status.agent_id) {
+                            for item in items {
+                                let data = WorkItem(item.clone()).encode();
+                                scheduler
+                                    .message(
+                                        agent.clone(),
+                                        v1::ExecutorId { value: id.clone() },
+                                        data.into(),
+                                    )
+                                    .await
+                                    .unwrap();
+                            }
+                        }
+                    }
                     if let Some(outcome) = protocol::outcome(&status) {
                         done.insert(
                             id,
                             Done {
                                 status: *status,
                                 outcome,
+                                results: Vec::new(),
                             },
                         );
+                    }
+                }
+                SchedulerEvent::Message {
+                    agent_id,
+                    executor_id,
+                    data,
+                } => {
+                    let result = WorkResult::decode(&data).unwrap();
+                    let id = executor_id.value.clone();
+                    let got = results.entry(id.clone()).or_default();
+                    got.push(result);
+                    if warm.get(&id).is_some_and(|items| items.len() == got.len()) {
+                        scheduler
+                            .kill(v1::TaskId { value: id }, Some(agent_id), None)
+                            .await
+                            .unwrap();
                     }
                 }
                 SchedulerEvent::Failure {
@@ -207,7 +254,11 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
         assert_eq!(r.partition, 0);
     }
     ids.iter()
-        .map(|id| done.remove(id).expect("every task has an outcome"))
+        .map(|id| {
+            let mut d = done.remove(id).expect("every task has an outcome");
+            d.results = results.remove(id).unwrap_or_default();
+            d
+        })
         .collect()
 }
 
@@ -306,6 +357,35 @@ async fn a_task_with_a_broken_processor_label_fails_cleanly() {
     assert_eq!(done[1].outcome, Outcome::Output(b"fine".to_vec()));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_worker_answers_every_message_in_order() {
+    let p = processor(
+        r#"{"name":"warm","input":"in","error":"err","command":"read x; if [ \"$x\" = fail ]; then echo nope >&2; exit 1; fi; printf %s \"$x\" | tr a-z A-Z","mode":"warm"}"#,
+    );
+    let items: Vec<InputMessage> = ["one", "two", "fail", "three"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| msg(100 + i as i64, s.as_bytes()))
+        .collect();
+    let mut worker = Launch::new(&p, msg(0, b""));
+    worker.warm = items.clone();
+    let done = run_all(vec![worker]).await;
+    assert_eq!(done[0].status.state(), TaskState::TaskKilled);
+    let results = &done[0].results;
+    let offsets: Vec<i64> = results.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, vec![100, 101, 102, 103]);
+    assert_eq!(results[0].outcome, Outcome::Output(b"ONE".to_vec()));
+    assert_eq!(results[1].outcome, Outcome::Output(b"TWO".to_vec()));
+    assert_eq!(
+        results[2].outcome,
+        Outcome::Failed {
+            reason: "exited with status 1; stderr: nope".into()
+        }
+    );
+    assert_eq!(results[2].cause, Some(FailureCause::Exit));
+    assert_eq!(results[3].outcome, Outcome::Output(b"THREE".to_vec()));
+}
+
 /// The Docker CLI, when an engine answers.
 fn docker_engine() -> Result<(), String> {
     let out = std::process::Command::new("docker")
@@ -322,11 +402,11 @@ fn docker_engine() -> Result<(), String> {
     }
 }
 
-const IMAGE: &str = "brigade-test-upper:1";
+const IMAGE: &str = "brigade-test-upper:2";
 
 /// Builds (once; the tag is fixed) an image `FROM scratch` with the static busybox whose
 /// default command upper-cases stdin, then prints `$GREETING` and the mounted `/in/note`, and
-/// whether `/in` is writable.
+/// whether `/in` is writable; with `MODE=hang` it sleeps first.
 fn build_image() -> Result<(), String> {
     let inspect = std::process::Command::new("docker")
         .args(["image", "inspect", IMAGE])
@@ -343,12 +423,12 @@ fn build_image() -> Result<(), String> {
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).map_err(|e| e.to_string())?;
     std::fs::copy(busybox, bin.join("busybox")).map_err(|e| e.to_string())?;
-    for tool in ["sh", "tr", "cat", "touch", "printf", "echo"] {
+    for tool in ["sh", "tr", "cat", "touch", "printf", "echo", "[", "sleep"] {
         std::os::unix::fs::symlink("busybox", bin.join(tool)).map_err(|e| e.to_string())?;
     }
     std::fs::write(
         dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY bin /bin\nCMD [\"/bin/sh\", \"-c\", \"tr a-z A-Z; printf ' %s %s ' \\\"$GREETING\\\" \\\"$(cat /in/note)\\\"; if touch /in/probe 2>/dev/null; then echo writable; else echo read-only; fi\"]\n",
+        "FROM scratch\nCOPY bin /bin\nCMD [\"/bin/sh\", \"-c\", \"if [ \\\"$MODE\\\" = hang ]; then sleep 60; fi; tr a-z A-Z; printf ' %s %s ' \\\"$GREETING\\\" \\\"$(cat /in/note)\\\"; if touch /in/probe 2>/dev/null; then echo writable; else echo read-only; fi\"]\n",
     )
     .map_err(|e| e.to_string())?;
     let out = std::process::Command::new("docker")
@@ -382,7 +462,31 @@ async fn a_docker_processor_upper_cases_with_env_and_a_read_only_volume() {
             "docker_options":{{"network":"none"}},"timeout":"60secs"}}"#,
         volume.path().display()
     ));
-    let done = run_all(vec![Launch::new(&p, msg(3, b"docker says hello"))]).await;
+    let hang = processor(&format!(
+        r#"{{"name":"dockerhang","input":"in","error":"err","docker":"{IMAGE}","env":["MODE=hang"],"timeout":"2secs"}}"#
+    ));
+    let done = run_all(vec![
+        Launch::new(&p, msg(3, b"docker says hello")),
+        Launch::new(&hang, msg(4, b"x")),
+    ])
+    .await;
+    let (reason, cause) = failed(&done[1]);
+    assert_eq!(cause, Some(FailureCause::Timeout), "{reason}");
+    let name = brigade::exec::run::container_name(&done[1].status.task_id.value);
+    // `--rm` removal happens in the engine after the kill: give it a moment.
+    let mut left = String::new();
+    for _ in 0..50 {
+        let ps = std::process::Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("name={name}")])
+            .output()
+            .unwrap();
+        left = String::from_utf8_lossy(&ps.stdout).trim().to_string();
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, "", "the timed-out container {name} must be gone");
     let Outcome::Output(out) = &done[0].outcome else {
         panic!("docker processor failed: {:?}", done[0].outcome);
     };

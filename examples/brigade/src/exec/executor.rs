@@ -235,13 +235,12 @@ impl Executor for BrigadeExecutor {
         });
     }
 
-    async fn kill(&mut self, handle: &ExecutorHandle, task_id: TaskId, _: Option<KillPolicy>) {
+    async fn kill(&mut self, _: &ExecutorHandle, task_id: TaskId, _: Option<KillPolicy>) {
         let token = lock(&self.state).running.get(&task_id.value).cloned();
         match token {
             Some(token) => token.cancel(),
             None => tracing::info!(task = %task_id.value, "KILL for a task that is not running"),
         }
-        let _ = handle;
     }
 
     async fn message(&mut self, _: &ExecutorHandle, data: Bytes) {
