@@ -81,8 +81,10 @@ fn resources(cpus: f64, mem: f64) -> Vec<v1::Resource> {
 /// terminal status and outcome by task id, in launch order, and checks that every executor
 /// exited with status 0.
 async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
+    let work_dir = tempfile::tempdir().unwrap();
     let cluster = LocalCluster::builder()
         .agents(1)
+        .work_dir(work_dir.path())
         .resources("cpus:8;mem:8192;disk:1000")
         .heartbeat_interval(Duration::from_secs(5))
         .allocation_interval(Duration::from_millis(50))
@@ -235,6 +237,16 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
         }
     };
     let finished = tokio::time::timeout(RUN_GUARD, run).await;
+    // The stderr of every executor that did not exit 0, for the failure message below.
+    let mut logs = String::new();
+    for id in &ids {
+        if exited.get(id) != Some(&Some(ExitStatus::Exited(0))) {
+            for file in stderr_files(work_dir.path(), id) {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                logs.push_str(&format!("--- {}\n{text}\n", file.display()));
+            }
+        }
+    }
     let _ = scheduler.teardown().await;
     scheduler.stop();
     cluster.shutdown().await;
@@ -248,7 +260,7 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
         assert_eq!(
             exited.get(id),
             Some(&Some(ExitStatus::Exited(0))),
-            "executor {id} should exit 0 after its task: {exited:?}"
+            "executor {id} should exit 0 after its task: {exited:?}\n{logs}"
         );
         let r = protocol::message_ref(id).unwrap();
         assert_eq!(r.partition, 0);
@@ -260,6 +272,28 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
             d
         })
         .collect()
+}
+
+/// The `stderr` files of the sandboxes under `dir` whose path names `executor_id`.
+fn stderr_files(dir: &Path, executor_id: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "stderr")
+                && path.to_string_lossy().contains(executor_id)
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
 
 fn failed(d: &Done) -> (&str, Option<FailureCause>) {
