@@ -36,8 +36,10 @@ struct Launch {
     /// Break the task's processor label after encoding.
     corrupt: bool,
     /// Warm mode: launch a worker and send it these messages once it runs; it is killed once
-    /// it answered them all.
+    /// it answered them all (or `warm_kill_after` of them).
     warm: Vec<InputMessage>,
+    /// Warm mode: kill the worker after this many answers.
+    warm_kill_after: Option<usize>,
 }
 
 impl Launch {
@@ -48,6 +50,7 @@ impl Launch {
             kill: false,
             corrupt: false,
             warm: Vec::new(),
+            warm_kill_after: None,
         }
     }
 }
@@ -116,6 +119,7 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
     let mut exited: HashMap<String, Option<ExitStatus>> = HashMap::new();
     let mut warm: HashMap<String, Vec<InputMessage>> = HashMap::new();
     let mut results: HashMap<String, Vec<WorkResult>> = HashMap::new();
+    let mut warm_kill_after: HashMap<String, usize> = HashMap::new();
     let mut framework_id = None;
     let run = async {
         while let Some(event) = events.next().await {
@@ -145,7 +149,9 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                                 ..Default::default()
                             };
                             protocol::warm::encode_worker(&mut t, &l.processor);
-                            warm.insert(id, l.warm.clone());
+                            let n = l.warm_kill_after.unwrap_or(l.warm.len());
+                            warm.insert(id.clone(), l.warm.clone());
+                            warm_kill_after.insert(id, n);
                             t
                         };
                         let id = task.task_id.value.clone();
@@ -221,7 +227,7 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                     let id = executor_id.value.clone();
                     let got = results.entry(id.clone()).or_default();
                     got.push(result);
-                    if warm.get(&id).is_some_and(|items| items.len() == got.len()) {
+                    if warm_kill_after.get(&id) == Some(&got.len()) {
                         scheduler
                             .kill(v1::TaskId { value: id }, Some(agent_id), None)
                             .await
@@ -425,6 +431,29 @@ async fn a_warm_worker_answers_every_message_in_order() {
     );
     assert_eq!(results[2].cause, Some(FailureCause::Exit));
     assert_eq!(results[3].outcome, Outcome::Output(b"THREE".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_worker_killed_mid_stream_reports_killed_and_exits() {
+    let p = processor(
+        r#"{"name":"warmkill","input":"in","error":"err","command":"read x; if [ \"$x\" = slow ]; then sleep 60; fi; printf %s \"$x\"","mode":"warm","timeout":"2mins"}"#,
+    );
+    let mut worker = Launch::new(&p, msg(0, b""));
+    worker.warm = ["one", "slow", "three"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| msg(200 + i as i64, s.as_bytes()))
+        .collect();
+    worker.warm_kill_after = Some(1);
+    let started = std::time::Instant::now();
+    let done = run_all(vec![worker]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "the kill did not stop the slow item"
+    );
+    assert_eq!(done[0].status.state(), TaskState::TaskKilled);
+    assert_eq!(done[0].results.len(), 1, "only the first item was answered");
+    assert_eq!(done[0].results[0].outcome, Outcome::Output(b"one".to_vec()));
 }
 
 /// The Docker CLI, when an engine answers.
