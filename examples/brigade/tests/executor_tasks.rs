@@ -6,10 +6,12 @@
 //! Covered: an upper-casing command processor returns its output in `TaskStatus.data`; a
 //! failing command gives TASK_FAILED with the tail of stderr; a hanging one fails by timeout;
 //! an oversized stdout fails with a clear reason; a binary message travels in `TaskInfo.data`;
-//! a KILL gives TASK_KILLED; every executor exits (status 0) once its task is done; a Docker
+//! a KILL or the executor's SHUTDOWN gives TASK_KILLED; a task with a broken processor label
+//! fails cleanly; a warm worker answers MESSAGE work items in order with MESSAGE results and,
+//! killed mid-stream, stops; every executor exits (status 0) once its task is done; a Docker
 //! processor (an image built here `FROM scratch` with the static busybox) upper-cases stdin
-//! with an env var and a read-only volume, skipped with a printed reason without a Docker
-//! engine.
+//! with an env var and a read-only volume, and one that hangs is stopped by its timeout with its
+//! container removed; skipped with a printed reason without a Docker engine.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -33,6 +35,8 @@ struct Launch {
     msg: InputMessage,
     /// Send a KILL once the task runs.
     kill: bool,
+    /// Shut its executor down once the task runs.
+    shutdown: bool,
     /// Break the task's processor label after encoding.
     corrupt: bool,
     /// Warm mode: launch a worker and send it these messages once it runs; it is killed once
@@ -48,6 +52,7 @@ impl Launch {
             processor: processor.clone(),
             msg,
             kill: false,
+            shutdown: false,
             corrupt: false,
             warm: Vec::new(),
             warm_kill_after: None,
@@ -114,6 +119,7 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
 
     let mut ids: Vec<String> = Vec::new();
     let mut to_kill: HashSet<String> = HashSet::new();
+    let mut to_shut_down: HashSet<String> = HashSet::new();
     let mut launched = false;
     let mut done: HashMap<String, Done> = HashMap::new();
     let mut exited: HashMap<String, Option<ExitStatus>> = HashMap::new();
@@ -171,6 +177,9 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                         if l.kill {
                             to_kill.insert(id.clone());
                         }
+                        if l.shutdown {
+                            to_shut_down.insert(id.clone());
+                        }
                         ids.push(id);
                         tasks.push(task);
                     }
@@ -191,6 +200,14 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                             .kill(status.task_id.clone(), status.agent_id.clone(), None)
                             .await
                             .unwrap();
+                    }
+                    if status.state() == TaskState::TaskRunning && to_shut_down.remove(&id) {
+                        if let Some(agent) = status.agent_id.clone() {
+                            scheduler
+                                .shutdown_executor(v1::ExecutorId { value: id.clone() }, agent)
+                                .await
+                                .unwrap();
+                        }
                     }
                     if status.state() == TaskState::TaskRunning {
                         if let (Some(items), Some(agent)) = (warm.get(&id), &status.agent_id) {
@@ -343,6 +360,8 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
     let big_text = "x".repeat(protocol::LABEL_MESSAGE_LIMIT + 10);
     let mut kill_me = Launch::new(&killed, msg(13, b"x"));
     kill_me.kill = true;
+    let mut shut_down = Launch::new(&killed, msg(14, b"x"));
+    shut_down.shutdown = true;
     let launches = vec![
         Launch::new(&upper, msg(7, b"hello brigade")),
         Launch::new(&failing, msg(8, b"x")),
@@ -351,6 +370,7 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
         Launch::new(&binary, msg(11, &[0x00, 0xff, 0x10, 0x80])),
         Launch::new(&upper, msg(12, big_text.as_bytes())),
         kill_me,
+        shut_down,
     ];
     let done = run_all(launches).await;
 
@@ -387,6 +407,11 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
 
     assert_eq!(done[6].status.state(), TaskState::TaskKilled);
     let (reason, cause) = failed(&done[6]);
+    assert_eq!(cause, Some(FailureCause::Killed), "{reason}");
+
+    // SHUTDOWN of the executor kills the processor and reports TASK_KILLED.
+    assert_eq!(done[7].status.state(), TaskState::TaskKilled);
+    let (reason, cause) = failed(&done[7]);
     assert_eq!(cause, Some(FailureCause::Killed), "{reason}");
 }
 
