@@ -417,6 +417,16 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_with_a_broken_processor_label_fails_cleanly() {
+    // Where a scheduler finds the executor to serve: next to this test, as cargo built it.
+    if std::env::var_os("BRIGADE_EXECUTOR").is_none() {
+        let found = brigade::exec::executor_binary().expect("brigade-executor is found");
+        assert_eq!(
+            found.canonicalize().unwrap(),
+            Path::new(env!("CARGO_BIN_EXE_brigade-executor"))
+                .canonicalize()
+                .unwrap()
+        );
+    }
     let p = processor(r#"{"name":"p","input":"in","error":"err","command":"cat"}"#);
     let mut broken = Launch::new(&p, msg(1, b"x"));
     broken.corrupt = true;
