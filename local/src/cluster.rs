@@ -243,6 +243,7 @@ impl LocalClusterBuilder {
             fetcher_ca_pem: self.fetcher_ca_pem.clone(),
             fetcher_limits: self.fetcher_limits.clone(),
             http: self.agent_http.clone(),
+            docker: crate::agent::DockerConfig::default(),
         };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);

@@ -1,0 +1,202 @@
+//! The life of a command task or custom executor in a DOCKER container: create and start the
+//! container, copy its output into the sandbox, watch it, stop it with a grace period, read its
+//! exit code and remove it.
+//!
+//! The process the agent watches for a container is a `docker wait` in a process group of its
+//! own; it stands in for the task's or executor's process in every path that signals process
+//! groups (kill escalation, registration timeout, agent shutdown). Whatever ends that process,
+//! the container is removed afterwards (`docker rm -f`, the `--rm` of Mesos' docker executor),
+//! and the agent's list of live containers lets shutdown remove any container left over. A
+//! graceful stop goes through `docker stop -t <grace>` instead of a signal.
+//!
+//! Not imitated: docker containers do not survive an agent crash (a recovering agent does not
+//! reattach them), health checks run on the agent's host rather than inside the container, and
+//! task groups cannot use DOCKER containers (Mesos refuses them too).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Agent;
+use super::docker::{ContainerState, DockerError};
+use super::docker_args::{ContainerSpec, container_name, create_args};
+use mesos_sdk::v1::{
+    CommandInfo, ContainerId, ContainerInfo, ContainerStatus, NetworkInfo, Resource,
+    container_info, network_info,
+};
+
+/// How long the output copier may keep running after its container stopped.
+const LOGS_DRAIN: Duration = Duration::from_secs(5);
+
+/// The `ContainerInfo` when it asks for a Docker container.
+pub(crate) fn docker_container(container: Option<&ContainerInfo>) -> Option<&ContainerInfo> {
+    container.filter(|c| c.r#type() == container_info::Type::Docker)
+}
+
+/// What is being launched into a container.
+#[derive(Debug)]
+pub(crate) struct Launch<'a> {
+    /// The executor run's id, which is the container id.
+    pub(crate) container_id: &'a str,
+    /// The `ContainerInfo` (type DOCKER).
+    pub(crate) container: &'a ContainerInfo,
+    /// What runs in it.
+    pub(crate) command: &'a CommandInfo,
+    /// Its environment.
+    pub(crate) env: &'a [(String, String)],
+    /// The host sandbox (mounted at `/mnt/mesos/sandbox`).
+    pub(crate) sandbox: &'a std::path::Path,
+    /// The resources its limits come from.
+    pub(crate) resources: &'a [Resource],
+}
+
+/// A started container: its name and its output copier. (The `docker wait` the agent watches is
+/// returned next to it by [`Agent::docker_start`].)
+#[derive(Debug)]
+pub(crate) struct Running {
+    /// The Docker name (`mes-<container id>`).
+    pub(crate) name: String,
+    logs: Option<tokio::process::Child>,
+    /// The `container_status` of the task's status updates.
+    pub(crate) status: ContainerStatus,
+}
+
+impl Agent {
+    /// Creates and starts the container of `launch`; returns the `docker wait` process (in a
+    /// process group of its own) to watch, and the container. On failure nothing is left behind.
+    pub(crate) async fn docker_start(
+        &self,
+        launch: &Launch<'_>,
+    ) -> Result<(tokio::process::Child, Running), DockerError> {
+        let name = container_name(launch.container_id);
+        let args = create_args(&ContainerSpec {
+            name: &name,
+            container: launch.container,
+            command: launch.command,
+            env: launch.env,
+            sandbox: launch.sandbox,
+            resources: launch.resources,
+            pull_missing: self.docker.config().pull_missing_images,
+            agent_id: &self.id.value,
+        })?;
+        self.docker.create(&name, args).await?;
+        let started = async {
+            self.docker.start(&name).await?;
+            let logs = self.docker.follow_logs(&name, launch.sandbox)?;
+            let watcher = match self.docker.wait(&name) {
+                Ok(watcher) => watcher,
+                Err(err) => {
+                    drop(logs);
+                    return Err(err);
+                }
+            };
+            Ok((logs, watcher))
+        };
+        let (logs, watcher) = match started.await {
+            Ok(started) => started,
+            Err(err) => {
+                self.docker.remove(&name).await;
+                return Err(err);
+            }
+        };
+        let state = match self.docker.inspect(&name).await {
+            Ok(state) => state,
+            Err(err) => {
+                tracing::warn!(container = %name, %err, "cannot inspect the started container");
+                ContainerState::default()
+            }
+        };
+        let status = self.container_status(launch.container_id, &state);
+        tracing::info!(container = %name, pid = state.pid, "docker container started");
+        Ok((
+            watcher,
+            Running {
+                name,
+                logs: Some(logs),
+                status,
+            },
+        ))
+    }
+
+    /// `container_status` of a container: its id, its first process's pid and its IP (the
+    /// container's own on a bridge network, else the agent's).
+    fn container_status(&self, container_id: &str, state: &ContainerState) -> ContainerStatus {
+        let ip = state
+            .ip
+            .clone()
+            .unwrap_or_else(|| self.endpoint.ip().to_string());
+        let protocol = if ip.contains(':') {
+            network_info::Protocol::IPv6
+        } else {
+            network_info::Protocol::IPv4
+        };
+        ContainerStatus {
+            container_id: Some(ContainerId {
+                value: container_id.to_string(),
+                parent: None,
+            }),
+            executor_pid: (state.pid > 0).then_some(state.pid),
+            network_infos: vec![NetworkInfo {
+                ip_addresses: vec![network_info::IpAddress {
+                    protocol: Some(protocol as i32),
+                    ip_address: Some(ip),
+                }],
+                ..Default::default()
+            }],
+            cgroup_info: None,
+        }
+    }
+
+    /// After the watcher ended: the container's final state (stopped first if it still runs,
+    /// e.g. when the watcher was killed), its output copied, and the container removed.
+    pub(crate) async fn docker_finish(&self, running: &mut Running) -> Option<ContainerState> {
+        let mut state = self.docker.inspect(&running.name).await.ok();
+        if state.as_ref().is_some_and(|s| s.running) {
+            self.docker.kill(&running.name).await;
+            state = self.docker.inspect(&running.name).await.ok();
+        }
+        if let Some(mut logs) = running.logs.take() {
+            if tokio::time::timeout(LOGS_DRAIN, logs.wait()).await.is_err() {
+                let _ = logs.start_kill();
+                let _ = logs.wait().await;
+            }
+        }
+        self.docker.remove(&running.name).await;
+        state
+    }
+
+    /// Stops a container gracefully in the background: `docker stop -t <grace>` (SIGTERM,
+    /// SIGKILL after the grace period); `docker kill` if that fails.
+    pub(crate) fn docker_stop(self: &Arc<Self>, name: &str, grace: Duration) {
+        let (agent, name) = (Arc::clone(self), name.to_string());
+        self.tasks.spawn(async move {
+            if let Err(err) = agent.docker.stop(&name, grace).await {
+                tracing::warn!(container = %name, %err, "docker stop failed; killing");
+                agent.docker.kill(&name).await;
+            }
+        });
+    }
+
+    /// Kills a container now, in the background.
+    pub(crate) fn docker_kill(self: &Arc<Self>, name: &str) {
+        let (agent, name) = (Arc::clone(self), name.to_string());
+        self.tasks
+            .spawn(async move { agent.docker.kill(&name).await });
+    }
+}
+
+/// The text of a container's end, as Mesos' docker executor writes it.
+pub(crate) fn exit_text(state: Option<&ContainerState>) -> String {
+    match state {
+        Some(state) if state.oom_killed => format!(
+            "Container exited with status {} (it exceeded its memory limit)",
+            state.exit_code
+        ),
+        Some(state) => format!("Container exited with status {}", state.exit_code),
+        None => "Container terminated".to_string(),
+    }
+}
+
+/// The wait status an exited container stands for (its exit code, as `exit(code)`).
+pub(crate) fn wait_status(state: Option<&ContainerState>) -> i32 {
+    state.map_or(-1, |s| (s.exit_code & 0xff) << 8)
+}
