@@ -1,0 +1,533 @@
+//! DOCKER containers on the embedded agent, against the real Docker Engine of the machine: a
+//! command task's output, environment, sandbox and volumes; its resource limits; kills with a
+//! grace period; a bridge network with a port mapping reached from the host; a custom executor
+//! in a container; and the launch failures without an engine or image. The test plays the
+//! master over the in-process link.
+//!
+//! No registry is reachable: the image is built locally `FROM scratch` with the machine's
+//! static busybox, under a fixed tag, once. Where no engine answers, the tests that need one
+//! print why and pass without running.
+
+mod local_agent_support;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use local_agent_support::*;
+use mesos_local::agent::{AgentConfig, DockerConfig};
+use mesos_sdk::v1::command_info::Uri;
+use mesos_sdk::v1::container_info::docker_info::{Network, PortMapping};
+use mesos_sdk::v1::container_info::{self, DockerInfo};
+use mesos_sdk::v1::environment::Variable;
+use mesos_sdk::v1::{
+    CommandInfo, ContainerInfo, Environment, TaskInfo, TaskState, TaskStatus, Volume, task_status,
+    volume,
+};
+
+/// The test image's tag.
+const IMAGE: &str = "mesos-local-test-busybox:1";
+
+fn docker(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker command line runs")
+}
+
+/// Whether an engine answers; prints the reason when not.
+fn engine() -> bool {
+    match std::process::Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            eprintln!(
+                "SKIPPED: no Docker Engine answers: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            false
+        }
+        Err(err) => {
+            eprintln!("SKIPPED: no docker command line: {err}");
+            false
+        }
+    }
+}
+
+/// Serializes the image build of tests running at once (one build, no dangling image).
+static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The engine answers and the test image exists (built here when missing).
+fn ready() -> bool {
+    if !engine() {
+        return false;
+    }
+    let _build = BUILD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if docker(&["image", "inspect", IMAGE]).status.success() {
+        return true;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists());
+    let Some(busybox) = busybox else {
+        eprintln!("SKIPPED: no static busybox (apt-get install busybox-static)");
+        return false;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&busybox, dir.path().join("busybox")).unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH=/bin\n",
+    )
+    .unwrap();
+    let built = docker(&["build", "-q", "-t", IMAGE, dir.path().to_str().unwrap()]);
+    assert!(
+        built.status.success(),
+        "building the test image: {}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    true
+}
+
+/// Containers of `agent_id` still on the engine.
+fn leftovers(agent_id: &str) -> String {
+    let out = docker(&[
+        "ps",
+        "-a",
+        "-q",
+        "--filter",
+        &format!("label=mesos-local.agent={agent_id}"),
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn container(network: Network) -> ContainerInfo {
+    ContainerInfo {
+        r#type: container_info::Type::Docker as i32,
+        docker: Some(DockerInfo {
+            image: IMAGE.into(),
+            network: Some(network as i32),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn docker_task(id: &str, command: CommandInfo, container: ContainerInfo) -> TaskInfo {
+    TaskInfo {
+        container: Some(container),
+        resources: mesos_sdk::resourcemgr::parse_resources("cpus:0.5;mem:64").unwrap(),
+        ..task(id, Some(command))
+    }
+}
+
+fn volume(host: &Path, container_path: &str, mode: volume::Mode) -> Volume {
+    Volume {
+        mode: mode as i32,
+        container_path: container_path.into(),
+        host_path: Some(host.display().to_string()),
+        ..Default::default()
+    }
+}
+
+/// Acknowledges updates of `task_id` until RUNNING; returns it.
+async fn until_running(master: &mut TestMaster, task_id: &str) -> TaskStatus {
+    loop {
+        let status = master.next_update().await;
+        master.ack(&status);
+        let state = state_of(&status);
+        assert!(
+            !state.is_terminal(),
+            "{task_id} ended before running: {status:?}"
+        );
+        if status.task_id.value == task_id && state == TaskState::TaskRunning {
+            return status;
+        }
+    }
+}
+
+/// The Docker name of the container a RUNNING update reports.
+fn name_of(running: &TaskStatus) -> String {
+    let id = running
+        .container_status
+        .as_ref()
+        .and_then(|c| c.container_id.as_ref())
+        .expect("a container id in the update");
+    format!("mes-{}", id.value)
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_task_runs_in_a_container_with_env_sandbox_and_volumes() {
+    if !ready() {
+        return;
+    }
+    let (agent, mut master) = start(config(None)).await;
+    let ro = tempfile::tempdir().unwrap();
+    std::fs::write(ro.path().join("input"), "from-host\n").unwrap();
+    let rw = tempfile::tempdir().unwrap();
+    let script = "echo hello; echo \"FOO=$FOO\"; echo \"SANDBOX=$MESOS_SANDBOX\"; \
+                  echo \"TASK=$MESOS_TASK_ID\"; echo data > $MESOS_SANDBOX/from-container; \
+                  cat /ro/input; if touch /ro/x 2>/dev/null; then echo RO=writable; \
+                  else echo RO=readonly; fi; echo written > /rw/out; echo oops >&2";
+    let command = CommandInfo {
+        environment: Some(Environment {
+            variables: vec![Variable {
+                name: "FOO".into(),
+                value: Some("bar baz".into()),
+                ..Default::default()
+            }],
+        }),
+        ..shell(script)
+    };
+    let mut info = container(Network::Host);
+    info.volumes = vec![
+        volume(ro.path(), "/ro", volume::Mode::Ro),
+        volume(rw.path(), "/rw", volume::Mode::Rw),
+    ];
+    master.run_task(framework(false), None, docker_task("d-echo", command, info));
+    let updates = master.updates_until_terminal("d-echo").await;
+    assert_eq!(
+        states(&updates),
+        vec![
+            TaskState::TaskStarting,
+            TaskState::TaskRunning,
+            TaskState::TaskFinished
+        ],
+        "{updates:?}"
+    );
+    let last = updates.last().unwrap();
+    assert_eq!(last.message(), "Container exited with status 0");
+    let status = last.container_status.as_ref().expect("container_status");
+    assert!(status.container_id.is_some());
+    assert_eq!(
+        status.network_infos[0].ip_addresses[0]
+            .ip_address
+            .as_deref(),
+        Some("127.0.0.1"),
+        "the agent's address on the host network"
+    );
+    let sandbox = agent
+        .executor_sandbox(
+            &framework_id(),
+            &mesos_sdk::v1::ExecutorId {
+                value: "d-echo".into(),
+            },
+        )
+        .unwrap();
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    for line in [
+        "hello",
+        "FOO=bar baz",
+        "SANDBOX=/mnt/mesos/sandbox",
+        "TASK=d-echo",
+        "from-host",
+        "RO=readonly",
+    ] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in {stdout:?}");
+    }
+    let stderr = std::fs::read_to_string(sandbox.join("stderr")).unwrap();
+    assert!(stderr.contains("oops"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("from-container")).unwrap(),
+        "data\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(rw.path().join("out")).unwrap(),
+        "written\n"
+    );
+    assert!(!ro.path().join("x").exists());
+    // Removed after its end (`--rm`).
+    assert_eq!(leftovers(&agent.id().value), "");
+
+    // shell=false: the image's entrypoint stays, value and arguments are the command.
+    let argv = CommandInfo {
+        shell: Some(false),
+        value: Some("/bin/sh".into()),
+        arguments: vec!["-c".into(), "exit 3".into()],
+        ..Default::default()
+    };
+    master.run_task(
+        framework(false),
+        None,
+        docker_task("d-exit", argv, container(Network::Host)),
+    );
+    let updates = master.updates_until_terminal("d-exit").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskFailed, "{updates:?}");
+    assert_eq!(last.message(), "Container exited with status 3");
+    let id = agent.id().value.clone();
+    agent.shutdown().await;
+    assert_eq!(leftovers(&id), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_applied_and_kills_use_the_grace_period() {
+    if !ready() {
+        return;
+    }
+    let (agent, mut master) = start(config(None)).await;
+    let graceful = "trap 'echo got-term; exit 0' TERM; touch $MESOS_SANDBOX/ready; \
+                    while true; do sleep 0.1; done";
+    master.run_task(
+        framework(false),
+        None,
+        docker_task("d-trap", shell(graceful), container(Network::Host)),
+    );
+    let running = until_running(&mut master, "d-trap").await;
+    let name = name_of(&running);
+    let limits = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.CpuShares}} {{.HostConfig.NanoCpus}}",
+        &name,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&limits.stdout).trim(),
+        "67108864 512 500000000",
+        "{}",
+        String::from_utf8_lossy(&limits.stderr)
+    );
+    let pid = running.container_status.as_ref().unwrap().executor_pid;
+    assert!(pid.is_some_and(|p| p > 1), "{running:?}");
+    let sandbox = agent
+        .executor_sandbox(
+            &framework_id(),
+            &mesos_sdk::v1::ExecutorId {
+                value: "d-trap".into(),
+            },
+        )
+        .unwrap();
+    eventually("the trap to be set", || sandbox.join("ready").exists()).await;
+    let started = Instant::now();
+    master.kill("d-trap", Some(Duration::from_secs(10)));
+    let updates = master.updates_until_terminal("d-trap").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskKilled, "{updates:?}");
+    assert_eq!(last.message(), "Container exited with status 0");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "a task that exits on SIGTERM does not wait for the grace period"
+    );
+    let stdout = std::fs::read_to_string(sandbox.join("stdout")).unwrap();
+    assert!(stdout.contains("got-term"), "{stdout}");
+
+    // PID 1 without a handler ignores SIGTERM: SIGKILL after the grace period.
+    master.run_task(
+        framework(false),
+        None,
+        docker_task(
+            "d-stubborn",
+            shell("exec sleep 1000"),
+            container(Network::Host),
+        ),
+    );
+    until_running(&mut master, "d-stubborn").await;
+    let started = Instant::now();
+    master.kill("d-stubborn", Some(Duration::from_millis(1500)));
+    let updates = master.updates_until_terminal("d-stubborn").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskKilled, "{updates:?}");
+    assert_eq!(last.message(), "Container exited with status 137");
+    assert!(started.elapsed() >= Duration::from_millis(1500));
+    let id = agent.id().value.clone();
+    agent.shutdown().await;
+    assert_eq!(leftovers(&id), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridge_port_mapping_is_reachable_from_the_host() {
+    if !ready() {
+        return;
+    }
+    let (agent, mut master) = start(config(None)).await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut info = container(Network::Bridge);
+    info.docker.as_mut().unwrap().port_mappings = vec![PortMapping {
+        host_port: u32::from(port),
+        container_port: 8080,
+        protocol: Some("tcp".into()),
+    }];
+    let serve = "echo hello-bridge > $MESOS_SANDBOX/index.html; \
+                 exec httpd -f -p 8080 -h /mnt/mesos/sandbox";
+    master.run_task(
+        framework(false),
+        None,
+        docker_task("d-web", shell(serve), info),
+    );
+    let running = until_running(&mut master, "d-web").await;
+    let ip = running.container_status.as_ref().unwrap().network_infos[0].ip_addresses[0]
+        .ip_address
+        .clone()
+        .unwrap();
+    assert_ne!(ip, "127.0.0.1", "a bridge container has its own address");
+    let deadline = Instant::now() + WAIT;
+    let body = loop {
+        let answer = async move {
+            let (status, _, body) = raw_http(
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                "GET",
+                "/index.html",
+                &[],
+                b"",
+            )
+            .await;
+            (status == 200).then_some(body)
+        };
+        let attempt = tokio::time::timeout(Duration::from_secs(2), tokio::spawn(answer)).await;
+        if let Ok(Ok(Some(body))) = attempt {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "the mapped port never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(String::from_utf8_lossy(&body), "hello-bridge\n");
+    master.kill("d-web", Some(Duration::from_millis(500)));
+    let updates = master.updates_until_terminal("d-web").await;
+    assert_eq!(
+        state_of(updates.last().unwrap()),
+        TaskState::TaskKilled,
+        "{updates:?}"
+    );
+    let id = agent.id().value.clone();
+    agent.shutdown().await;
+    assert_eq!(leftovers(&id), "");
+}
+
+/// Runs one DOCKER task on an agent with `docker` and returns its terminal update.
+async fn launch_failure(docker: DockerConfig, image: &str) -> TaskStatus {
+    let (agent, mut master) = start(AgentConfig {
+        docker,
+        ..config(None)
+    })
+    .await;
+    let mut info = container(Network::Host);
+    info.docker.as_mut().unwrap().image = image.into();
+    master.run_task(
+        framework(false),
+        None,
+        docker_task("d-fail", shell("true"), info),
+    );
+    let updates = master.updates_until_terminal("d-fail").await;
+    agent.shutdown().await;
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    updates.into_iter().next().unwrap()
+}
+
+fn assert_launch_failed(status: &TaskStatus, text: &str) {
+    assert_eq!(state_of(status), TaskState::TaskFailed, "{status:?}");
+    assert_eq!(
+        status.reason(),
+        task_status::Reason::ContainerLaunchFailed,
+        "{status:?}"
+    );
+    assert!(
+        status.message().starts_with("Failed to launch container: "),
+        "{status:?}"
+    );
+    assert!(status.message().contains(text), "{text:?} in {status:?}");
+}
+
+#[tokio::test]
+async fn without_an_engine_or_image_docker_tasks_fail_to_launch() {
+    // No docker program at all: needs no engine.
+    let missing = launch_failure(
+        DockerConfig {
+            binary: PathBuf::from("/nonexistent/docker"),
+            ..DockerConfig::default()
+        },
+        IMAGE,
+    )
+    .await;
+    assert_launch_failed(
+        &missing,
+        "cannot run the docker command line '/nonexistent/docker'",
+    );
+    if !engine() {
+        return;
+    }
+    // A socket nobody listens on.
+    let socket = launch_failure(
+        DockerConfig {
+            host: Some("unix:///nonexistent/docker.sock".into()),
+            ..DockerConfig::default()
+        },
+        IMAGE,
+    )
+    .await;
+    assert_launch_failed(&socket, "'docker create' failed");
+    eprintln!("{}", socket.message());
+    // An image the engine does not have (nothing is pulled).
+    let image = launch_failure(DockerConfig::default(), "mesos-local-test-missing:0").await;
+    assert_launch_failed(&image, "No such image");
+    eprintln!("{}", image.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_custom_executor_runs_in_a_container() {
+    if !ready() {
+        return;
+    }
+    let executor_binary = PathBuf::from(env!("CARGO_BIN_EXE_mesos-example-executor"));
+    let (agent, mut master) = start(config(None)).await;
+    // The workspace's executor is linked dynamically: the host's libraries, read-only.
+    let mut info = container(Network::Host);
+    for dir in ["/lib", "/lib64", "/usr/lib"] {
+        if Path::new(dir).exists() {
+            info.volumes
+                .push(volume(Path::new(dir), dir, volume::Mode::Ro));
+        }
+    }
+    let mut executor = custom_executor(
+        "d-exec",
+        CommandInfo {
+            uris: vec![Uri {
+                value: executor_binary.display().to_string(),
+                executable: Some(true),
+                ..Default::default()
+            }],
+            ..shell("exec $MESOS_SANDBOX/mesos-example-executor")
+        },
+    );
+    executor.container = Some(info);
+    let work = TaskInfo {
+        data: Some(bytes::Bytes::from_static(
+            b"echo in-container > $MESOS_SANDBOX/proof; test -f /.dockerenv",
+        )),
+        ..task("d-exec-task", None)
+    };
+    master.run_task(framework(false), Some(executor), work);
+    let updates = master.updates_until_terminal("d-exec-task").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskFinished, "{updates:?}");
+    let sandbox = agent
+        .executor_sandbox(
+            &framework_id(),
+            &mesos_sdk::v1::ExecutorId {
+                value: "d-exec".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("proof")).unwrap(),
+        "in-container\n"
+    );
+    let id = agent.id().value.clone();
+    agent.shutdown().await;
+    assert_eq!(leftovers(&id), "");
+}
