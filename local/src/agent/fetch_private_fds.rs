@@ -115,3 +115,58 @@ fn copy(
         .map_err(io)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A descriptor opened by a job is not in the process's shared table, so a fork by
+    /// another thread cannot copy it.
+    #[tokio::test]
+    async fn descriptors_of_a_job_are_private_to_it() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("executable");
+        let (opened, seen) = std::sync::mpsc::channel::<i32>();
+        let (checked, release) = std::sync::mpsc::channel::<()>();
+        let job_path = path.clone();
+        let job = run(move || {
+            let file = std::fs::File::create(&job_path).unwrap();
+            opened.send(file.as_raw_fd()).unwrap();
+            // Kept open until the other thread has looked.
+            release.recv().unwrap();
+            drop(file);
+        });
+        let waiter = tokio::spawn(job);
+        let fd = tokio::task::spawn_blocking(move || seen.recv().unwrap())
+            .await
+            .unwrap();
+        let shared = std::fs::read_link(format!("/proc/thread-self/fd/{fd}")).ok();
+        checked.send(()).unwrap();
+        waiter.await.unwrap().unwrap();
+        assert_ne!(
+            shared.as_deref(),
+            Some(path.as_path()),
+            "the write descriptor leaked"
+        );
+        assert!(path.exists());
+    }
+
+    #[tokio::test]
+    async fn install_copies_with_the_mode_and_removes_the_staged_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".staged"), b"#!/bin/sh\necho hi\n").unwrap();
+        let beneath = Arc::new(Beneath::open(dir.path()).unwrap());
+        install(&beneath, ".staged".into(), "bin/tool".into(), 0o755)
+            .await
+            .unwrap();
+        let tool = dir.path().join("bin/tool");
+        assert_eq!(std::fs::read(&tool).unwrap(), b"#!/bin/sh\necho hi\n");
+        assert_eq!(
+            std::fs::metadata(&tool).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert!(!dir.path().join(".staged").exists());
+    }
+}
