@@ -531,3 +531,49 @@ async fn a_custom_executor_runs_in_a_container() {
     agent.shutdown().await;
     assert_eq!(leftovers(&id), "");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teardown_and_a_dropped_agent_leave_no_container() {
+    if !ready() {
+        return;
+    }
+    let (agent, mut master) = start(config(None)).await;
+    let id = agent.id().value.clone();
+    master.run_task(
+        framework(false),
+        None,
+        docker_task(
+            "d-teardown",
+            shell("exec sleep 1000"),
+            container(Network::Host),
+        ),
+    );
+    until_running(&mut master, "d-teardown").await;
+    master.send(mesos_local::link::ToAgent::ShutdownFramework {
+        framework_id: framework_id(),
+    });
+    let updates = master.updates_until_terminal("d-teardown").await;
+    assert_eq!(
+        state_of(updates.last().unwrap()),
+        TaskState::TaskKilled,
+        "{updates:?}"
+    );
+    assert_eq!(leftovers(&id), "");
+
+    master.run_task(
+        framework(false),
+        None,
+        docker_task(
+            "d-dropped",
+            shell("exec sleep 1000"),
+            container(Network::Host),
+        ),
+    );
+    until_running(&mut master, "d-dropped").await;
+    assert_ne!(leftovers(&id), "");
+    drop(agent);
+    eventually("the dropped agent's container to go", || {
+        leftovers(&id).is_empty()
+    })
+    .await;
+}
