@@ -365,11 +365,11 @@ async fn a_bridge_port_mapping_is_reachable_from_the_host() {
     }];
     let serve = "echo hello-bridge > $MESOS_SANDBOX/index.html; \
                  exec httpd -f -p 8080 -h /mnt/mesos/sandbox";
-    master.run_task(
-        framework(false),
-        None,
-        docker_task("d-web", shell(serve), info),
+    let mut web = docker_task("d-web", shell(serve), info);
+    web.resources.extend(
+        mesos_sdk::resourcemgr::parse_resources(&format!("ports:[{port}-{port}]")).unwrap(),
     );
+    master.run_task(framework(false), None, web);
     let running = until_running(&mut master, "d-web").await;
     let ip = running.container_status.as_ref().unwrap().network_infos[0].ip_addresses[0]
         .ip_address

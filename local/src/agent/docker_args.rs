@@ -14,7 +14,9 @@
 //!   adds with `--cgroups_enable_cfs`), `--memory` = the mem in MiB (at least 32 MiB), from the
 //!   task's (and executor's) resources;
 //! - network `HOST` (the default), `BRIDGE` with `-p host:container/protocol` per port mapping,
-//!   `NONE`, or `USER` with the network named by the first `network_infos` entry;
+//!   `NONE`, or `USER` with the network named by the first `network_infos` entry; each mapped
+//!   host port must lie in the `ports` resources given to the task (Mesos' texts `Port mappings
+//!   require port resources` and `Port [<port>] not included in resources`);
 //! - volumes with a `host_path` (or a `HOST_PATH` / `SANDBOX_PATH` source) as `-v host:container:ro|rw`;
 //!   a relative host path is below the sandbox, a relative container path below
 //!   `/mnt/mesos/sandbox`;
@@ -248,7 +250,27 @@ pub(crate) fn create_args(spec: &ContainerSpec<'_>) -> Result<Vec<OsString>, Doc
                 network.as_str_name()
             )));
         }
+        let ports: Vec<(u64, u64)> = spec
+            .resources
+            .iter()
+            .filter(|r| r.name == "ports")
+            .filter_map(|r| r.ranges.as_ref())
+            .flat_map(|r| r.range.iter().map(|range| (range.begin, range.end)))
+            .collect();
+        if ports.is_empty() {
+            return Err(invalid("Port mappings require port resources"));
+        }
         for mapping in &docker.port_mappings {
+            let host = u64::from(mapping.host_port);
+            if !ports
+                .iter()
+                .any(|(begin, end)| (*begin..=*end).contains(&host))
+            {
+                return Err(invalid(format!(
+                    "Port [{}] not included in resources",
+                    mapping.host_port
+                )));
+            }
             let protocol = mapping.protocol.as_deref().unwrap_or("tcp").to_lowercase();
             push(
                 "-p",
@@ -310,7 +332,8 @@ mod tests {
     }
 
     fn args_of(container: &ContainerInfo, command: &CommandInfo) -> Result<Vec<String>, String> {
-        let resources = mesos_sdk::resourcemgr::parse_resources("cpus:0.5;mem:64").unwrap();
+        let resources =
+            mesos_sdk::resourcemgr::parse_resources("cpus:0.5;mem:64;ports:[31000-31005]").unwrap();
         let env = vec![("A".to_string(), "b c".to_string())];
         create_args(&ContainerSpec {
             name: "mes-x",
@@ -424,6 +447,16 @@ mod tests {
             args_of(&ports_on_host, &command)
                 .unwrap_err()
                 .contains("BRIDGE")
+        );
+        let mut unoffered = docker(Network::Bridge);
+        unoffered.docker.as_mut().unwrap().port_mappings = vec![PortMapping {
+            host_port: 80,
+            container_port: 80,
+            protocol: None,
+        }];
+        assert_eq!(
+            args_of(&unoffered, &command).unwrap_err(),
+            "Port [80] not included in resources"
         );
         let mut no_image = docker(Network::Host);
         no_image.docker = None;

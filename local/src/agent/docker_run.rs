@@ -9,6 +9,10 @@
 //! and the agent's list of live containers lets shutdown remove any container left over. A
 //! graceful stop goes through `docker stop -t <grace>` instead of a signal.
 //!
+//! A custom executor in a container reaches the agent at `MESOS_AGENT_ENDPOINT`, the agent's
+//! loopback address here: that works on the HOST network (Mesos' usual choice for executors),
+//! not from a BRIDGE network.
+//!
 //! Not imitated: docker containers do not survive an agent crash (a recovering agent does not
 //! reattach them), health checks run on the agent's host rather than inside the container, and
 //! task groups cannot use DOCKER containers (Mesos refuses them too).
