@@ -606,7 +606,7 @@ async fn an_sdk_task_spec_runs_in_a_container_on_an_offered_port() {
     };
     let cluster = mesos_local::cluster::LocalCluster::builder()
         .agents(1)
-        .resources(&format!("cpus:2;mem:1024;disk:1024;ports:[{port}-{port}]"))
+        .resources(format!("cpus:2;mem:1024;disk:1024;ports:[{port}-{port}]"))
         .heartbeat_interval(Duration::from_millis(300))
         .allocation_interval(Duration::from_millis(20))
         .executor_shutdown_grace_period(Duration::from_millis(500))
