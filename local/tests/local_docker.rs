@@ -505,16 +505,18 @@ async fn a_custom_executor_runs_in_a_container() {
         },
     );
     executor.container = Some(info);
+    executor.resources = mesos_sdk::resourcemgr::parse_resources("cpus:0.1;mem:32").unwrap();
+    // The task waits for `go` so that its container can be looked at.
     let work = TaskInfo {
         data: Some(bytes::Bytes::from_static(
-            b"echo in-container > $MESOS_SANDBOX/proof; test -f /.dockerenv",
+            b"echo in-container > $MESOS_SANDBOX/proof; \
+              while [ ! -f $MESOS_SANDBOX/go ]; do sleep 0.1; done; test -f /.dockerenv",
         )),
+        resources: mesos_sdk::resourcemgr::parse_resources("cpus:0.4;mem:48").unwrap(),
         ..task("d-exec-task", None)
     };
     master.run_task(framework(false), Some(executor), work);
-    let updates = master.updates_until_terminal("d-exec-task").await;
-    let last = updates.last().unwrap();
-    assert_eq!(state_of(last), TaskState::TaskFinished, "{updates:?}");
+    until_running(&mut master, "d-exec-task").await;
     let sandbox = agent
         .executor_sandbox(
             &framework_id(),
@@ -523,6 +525,23 @@ async fn a_custom_executor_runs_in_a_container() {
             },
         )
         .unwrap();
+    // Limited to the executor's and the task's resources together.
+    let limits = docker(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.CpuShares}}",
+        &format!("mes-{}", sandbox.file_name().unwrap().to_string_lossy()),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&limits.stdout).trim(),
+        "83886080 512",
+        "{}",
+        String::from_utf8_lossy(&limits.stderr)
+    );
+    std::fs::write(sandbox.join("go"), b"").unwrap();
+    let updates = master.updates_until_terminal("d-exec-task").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskFinished, "{updates:?}");
     assert_eq!(
         std::fs::read_to_string(sandbox.join("proof")).unwrap(),
         "in-container\n"

@@ -205,6 +205,10 @@ impl Docker {
         self.live().insert(name.to_string());
         match self.run("create", &full, self.config.command_timeout).await {
             Ok(_) => Ok(()),
+            Err(err @ DockerError::Spawn { .. }) => {
+                self.live().remove(name);
+                Err(err)
+            }
             Err(err) => {
                 // Nothing to keep; a half-made container (there should be none) goes too.
                 self.remove(name).await;

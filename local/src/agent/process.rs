@@ -62,6 +62,9 @@ pub(crate) struct ExecutorLaunch {
     pub(crate) run_id: String,
     pub(crate) sandbox: PathBuf,
     pub(crate) checkpoint: bool,
+    /// What a container of the executor is limited to: the executor's resources and those of
+    /// the tasks launched with it (as Mesos sizes executor containers).
+    pub(crate) resources: Vec<mesos_sdk::v1::Resource>,
 }
 
 /// Raw wait status reported when an executor could not be started at all (as `exit 1`).
@@ -440,7 +443,7 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
                 command: &command,
                 env: &env,
                 sandbox: &launch.sandbox,
-                resources: &launch.info.resources,
+                resources: &launch.resources,
             };
             match agent.docker_start(&docker_launch).await {
                 Ok((watcher, running)) => (watcher, Some(running)),
