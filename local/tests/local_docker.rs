@@ -719,3 +719,67 @@ async fn an_sdk_task_spec_runs_in_a_container_on_an_offered_port() {
     cluster.shutdown().await;
     assert_eq!(leftovers(&offer.agent_id.value), "");
 }
+
+fn command_check(value: &str, consecutive_failures: u32) -> mesos_sdk::v1::HealthCheck {
+    mesos_sdk::v1::HealthCheck {
+        r#type: Some(mesos_sdk::v1::health_check::Type::Command as i32),
+        command: Some(shell(value)),
+        delay_seconds: Some(0.0),
+        interval_seconds: Some(0.2),
+        timeout_seconds: Some(10.0),
+        grace_period_seconds: Some(0.0),
+        consecutive_failures: Some(consecutive_failures),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_health_checks_run_inside_the_container() {
+    if !ready() {
+        return;
+    }
+    let (agent, mut master) = start(config(None)).await;
+    // `/inside` exists in the container only.
+    let mut healthy = docker_task(
+        "d-healthy",
+        shell("touch /inside; exec sleep 1000"),
+        container(Network::Host),
+    );
+    // Failures before the first success (the container still starting) are within the grace.
+    healthy.health_check = Some(mesos_sdk::v1::HealthCheck {
+        grace_period_seconds: Some(20.0),
+        ..command_check("test -f /inside", 3)
+    });
+    master.run_task(framework(false), None, healthy);
+    let report = loop {
+        let status = master.next_update().await;
+        master.ack(&status);
+        assert!(!state_of(&status).is_terminal(), "{status:?}");
+        if status.healthy.is_some() {
+            break status;
+        }
+    };
+    assert_eq!(report.healthy, Some(true), "{report:?}");
+    master.kill("d-healthy", Some(Duration::ZERO));
+    let updates = master.updates_until_terminal("d-healthy").await;
+    assert_eq!(state_of(updates.last().unwrap()), TaskState::TaskKilled);
+
+    let mut unhealthy = docker_task(
+        "d-unhealthy",
+        shell("exec sleep 1000"),
+        container(Network::Host),
+    );
+    unhealthy.health_check = Some(command_check("test -f /inside", 2));
+    master.run_task(framework(false), None, unhealthy);
+    let updates = master.updates_until_terminal("d-unhealthy").await;
+    let last = updates.last().unwrap();
+    assert_eq!(state_of(last), TaskState::TaskKilled, "{updates:?}");
+    assert_eq!(
+        last.reason(),
+        task_status::Reason::TaskHealthCheckStatusUpdated
+    );
+    assert_eq!(last.healthy, Some(false));
+    let id = agent.id().value.clone();
+    agent.shutdown().await;
+    assert_eq!(leftovers(&id), "");
+}

@@ -13,9 +13,13 @@
 //! loopback address here: that works on the HOST network (Mesos' usual choice for executors),
 //! not from a BRIDGE network.
 //!
+//! Health checks of a task in a container: a COMMAND check runs inside the container (`docker
+//! exec <name> /bin/sh -c <value>`, or the argv without `shell`), as Mesos' docker executor runs
+//! it in the container's namespaces; HTTP and TCP checks of a BRIDGE or USER container probe the
+//! host port its port mappings publish for the checked container port.
+//!
 //! Not imitated: docker containers do not survive an agent crash (a recovering agent does not
-//! reattach them), health checks run on the agent's host rather than inside the container, and
-//! task groups cannot use DOCKER containers (Mesos refuses them too).
+//! reattach them), and task groups cannot use DOCKER containers (Mesos refuses them too).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,9 +27,10 @@ use std::time::Duration;
 use super::Agent;
 use super::docker::{ContainerState, DockerError};
 use super::docker_args::{ContainerSpec, container_name, create_args};
+use mesos_sdk::v1::container_info::docker_info::Network;
 use mesos_sdk::v1::{
-    CommandInfo, ContainerId, ContainerInfo, ContainerStatus, NetworkInfo, Resource,
-    container_info, network_info,
+    CommandInfo, ContainerId, ContainerInfo, ContainerStatus, HealthCheck, NetworkInfo, Resource,
+    container_info, health_check, network_info,
 };
 
 /// How long the output copier may keep running after its container stopped.
@@ -188,6 +193,69 @@ impl Agent {
     }
 }
 
+/// `check` as it applies to the task in container `name` (see the file's notes): a COMMAND
+/// check becomes a `docker exec` of `docker` (the configured program and endpoint); the port of
+/// an HTTP or TCP check on a BRIDGE or USER network becomes the mapped host port.
+pub(crate) fn health_check_in(
+    mut check: HealthCheck,
+    name: &str,
+    container: &ContainerInfo,
+    docker: &super::DockerConfig,
+) -> HealthCheck {
+    if let Some(command) = check.command.as_mut() {
+        let mut arguments = vec!["docker".to_string()];
+        if let Some(host) = &docker.host {
+            arguments.extend(["-H".to_string(), host.clone()]);
+        }
+        arguments.extend(["exec".to_string()]);
+        for (key, value) in super::command::command_env(command) {
+            arguments.extend(["-e".to_string(), format!("{key}={value}")]);
+        }
+        arguments.push(name.to_string());
+        if command.shell() {
+            arguments.extend([
+                "/bin/sh".to_string(),
+                "-c".to_string(),
+                command.value().to_string(),
+            ]);
+        } else {
+            arguments.extend(command.value.clone());
+            arguments.extend(command.arguments.iter().cloned());
+        }
+        *command = CommandInfo {
+            shell: Some(false),
+            value: Some(docker.binary.display().to_string()),
+            arguments,
+            ..Default::default()
+        };
+    }
+    let Some(info) = container.docker.as_ref() else {
+        return check;
+    };
+    if matches!(info.network(), Network::Bridge | Network::User) {
+        let published = |port: u32| {
+            info.port_mappings
+                .iter()
+                .find(|m| m.container_port == port)
+                .map_or(port, |m| m.host_port)
+        };
+        match check.r#type() {
+            health_check::Type::Http => {
+                if let Some(http) = check.http.as_mut() {
+                    http.port = published(http.port);
+                }
+            }
+            health_check::Type::Tcp => {
+                if let Some(tcp) = check.tcp.as_mut() {
+                    tcp.port = published(tcp.port);
+                }
+            }
+            _ => {}
+        }
+    }
+    check
+}
+
 /// The text of a container's end, as Mesos' docker executor writes it.
 pub(crate) fn exit_text(state: Option<&ContainerState>) -> String {
     match state {
@@ -203,4 +271,79 @@ pub(crate) fn exit_text(state: Option<&ContainerState>) -> String {
 /// The wait status an exited container stands for (its exit code, as `exit(code)`).
 pub(crate) fn wait_status(state: Option<&ContainerState>) -> i32 {
     state.map_or(-1, |s| (s.exit_code & 0xff) << 8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesos_sdk::v1::container_info::DockerInfo;
+    use mesos_sdk::v1::container_info::docker_info::PortMapping;
+
+    fn bridge() -> ContainerInfo {
+        ContainerInfo {
+            r#type: container_info::Type::Docker as i32,
+            docker: Some(DockerInfo {
+                image: "img".into(),
+                network: Some(Network::Bridge as i32),
+                port_mappings: vec![PortMapping {
+                    host_port: 31005,
+                    container_port: 80,
+                    protocol: None,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn command_checks_run_through_docker_exec() {
+        let check = HealthCheck {
+            r#type: Some(health_check::Type::Command as i32),
+            command: Some(CommandInfo {
+                value: Some("test -f /x".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let config = super::super::DockerConfig {
+            host: Some("unix:///d.sock".into()),
+            ..Default::default()
+        };
+        let check = health_check_in(check, "mes-1", &bridge(), &config);
+        let command = check.command.unwrap();
+        assert!(!command.shell());
+        assert_eq!(command.value(), "docker");
+        assert_eq!(
+            command.arguments,
+            [
+                "docker",
+                "-H",
+                "unix:///d.sock",
+                "exec",
+                "mes-1",
+                "/bin/sh",
+                "-c",
+                "test -f /x"
+            ]
+        );
+    }
+
+    #[test]
+    fn http_checks_on_a_bridge_probe_the_published_port() {
+        let check = HealthCheck {
+            r#type: Some(health_check::Type::Http as i32),
+            http: Some(health_check::HttpCheckInfo {
+                port: 80,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let checked = health_check_in(check.clone(), "mes-1", &bridge(), &Default::default());
+        assert_eq!(checked.http.unwrap().port, 31005);
+        let mut host = bridge();
+        host.docker.as_mut().unwrap().network = Some(Network::Host as i32);
+        let unchanged = health_check_in(check, "mes-1", &host, &Default::default());
+        assert_eq!(unchanged.http.unwrap().port, 80);
+    }
 }

@@ -259,6 +259,12 @@ pub(crate) async fn run_task_command(
     );
     let (health_tx, mut health_rx) = mpsc::unbounded_channel();
     let health_task = run.task.health_check.clone().map(|check| {
+        let check = match (&running, docker_container(run.task.container.as_ref())) {
+            (Some(running), Some(container)) => {
+                docker_run::health_check_in(check, &running.name, container, agent.docker.config())
+            }
+            _ => check,
+        };
         tokio::spawn(health::run(
             check,
             run.sandbox.clone(),
