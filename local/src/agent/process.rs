@@ -1,7 +1,8 @@
 //! The lifecycles of executor and task processes: the built-in command executor's task loop
 //! (fetch, spawn, updates, kill with grace period, health checks, exit status) and the life of
 //! custom executor processes (fetch, spawn, registration timeout, exit). Their command lines and
-//! environment are built by `command`.
+//! environment are built by `command`; a task or executor with a DOCKER `ContainerInfo` runs in a
+//! container instead (`docker_run`), watched through its `docker wait` process.
 
 use std::path::PathBuf;
 use std::sync::Arc;
