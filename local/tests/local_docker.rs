@@ -475,6 +475,26 @@ async fn without_an_engine_or_image_docker_tasks_fail_to_launch() {
     // An image the engine does not have (nothing is pulled).
     let image = launch_failure(DockerConfig::default(), "mesos-local-test-missing:0").await;
     assert_launch_failed(&image, "No such image");
+    // A container the engine cannot start (its program does not exist in the image).
+    if ready() {
+        let (agent, mut master) = start(config(None)).await;
+        let missing_program = CommandInfo {
+            shell: Some(false),
+            value: Some("/nonexistent".into()),
+            ..Default::default()
+        };
+        master.run_task(
+            framework(false),
+            None,
+            docker_task("d-nostart", missing_program, container(Network::Host)),
+        );
+        let updates = master.updates_until_terminal("d-nostart").await;
+        assert_eq!(updates.len(), 1, "{updates:?}");
+        assert_launch_failed(&updates[0], "'docker start' failed");
+        let id = agent.id().value.clone();
+        agent.shutdown().await;
+        assert_eq!(leftovers(&id), "");
+    }
     eprintln!("{}", image.message());
 }
 
