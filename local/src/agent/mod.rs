@@ -258,7 +258,8 @@ impl AgentHandle {
     /// Stops the agent without touching its executor processes, as if the agent process had
     /// been killed: the HTTP server closes, subscribed executors see their streams end, and
     /// nothing more is sent to the master. A new agent started on the same work directory
-    /// recovers the checkpointed executors.
+    /// recovers the checkpointed executors. Docker containers are the exception: they are
+    /// removed (a recovering agent would not reattach them).
     pub async fn crash(mut self) {
         self.detached = true;
         self.agent.stop(false).await;
