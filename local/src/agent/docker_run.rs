@@ -256,13 +256,10 @@ pub(crate) fn health_check_in(
     check
 }
 
-/// The text of a container's end, as Mesos' docker executor writes it.
+/// The text of a container's end, as Mesos' docker executor writes it (`"Container " +
+/// WSTRINGIFY(status)`; an out-of-memory kill is told by the update's reason only).
 pub(crate) fn exit_text(state: Option<&ContainerState>) -> String {
     match state {
-        Some(state) if state.oom_killed => format!(
-            "Container exited with status {} (it exceeded its memory limit)",
-            state.exit_code
-        ),
         Some(state) => format!("Container exited with status {}", state.exit_code),
         None => "Container terminated".to_string(),
     }
