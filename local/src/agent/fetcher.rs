@@ -8,6 +8,10 @@
 //! or `.gz`. With `cache` set, the download is kept in the agent's cache directory, keyed by
 //! URI, and later fetches of the same URI copy it from there.
 //!
+//! An executable (and every archive entry) is written by a thread with a private descriptor
+//! table, so that no process forked meanwhile holds it open for writing when it is executed
+//! (`ETXTBSY`; see [`super::fetch_private_fds`]).
+//!
 //! Hostile URIs and archives are contained:
 //! - every write into the sandbox goes through [`Beneath`], which never follows a symbolic link
 //!   and never leaves the sandbox, so a link planted by an archive cannot redirect a later
