@@ -677,7 +677,7 @@ async fn an_sdk_task_spec_runs_in_a_container_on_an_offered_port() {
                 .port(8080, None, Protocol::Tcp),
         )
         .shell(
-            "echo hello-spec > $MESOS_SANDBOX/index.html; \
+            "echo hello-spec $MESOS_ALLOCATION_ROLE > $MESOS_SANDBOX/index.html; \
              exec httpd -f -p 8080 -h /mnt/mesos/sandbox",
         );
     let mut pool = OfferResources::new(&offer);
@@ -711,7 +711,7 @@ async fn an_sdk_task_spec_runs_in_a_container_on_an_offered_port() {
             .await
         });
         if let Ok(Ok((200, _, body))) = tokio::time::timeout(Duration::from_secs(2), answer).await {
-            assert_eq!(String::from_utf8_lossy(&body), "hello-spec\n");
+            assert_eq!(String::from_utf8_lossy(&body), "hello-spec docker\n");
             break;
         }
         assert!(Instant::now() < deadline, "the offered port never answered");

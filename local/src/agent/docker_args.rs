@@ -4,7 +4,8 @@
 //!
 //! - name `mes-<container id>` (the container id is the executor run's id);
 //! - the sandbox bind-mounted read-write at `/mnt/mesos/sandbox`, `MESOS_SANDBOX` set to that
-//!   path and `MESOS_CONTAINER_NAME` to the name; the other variables are the task's `MESOS_*`
+//!   path, `MESOS_CONTAINER_NAME` to the name and `MESOS_ALLOCATION_ROLE` to the role the
+//!   resources are allocated to (when they say); the other variables are the task's `MESOS_*`
 //!   environment (`MESOS_DIRECTORY` stays the host path, as in Mesos) and the command's;
 //! - command: with `shell` (the default) the image's entrypoint is replaced by `/bin/sh` and the
 //!   container runs `/bin/sh -c <value>`; without it the image's entrypoint is kept and `value`
@@ -215,6 +216,13 @@ pub(crate) fn create_args(spec: &ContainerSpec<'_>) -> Result<Vec<OsString>, Doc
     }
     push("-e", format!("MESOS_SANDBOX={SANDBOX_IN_CONTAINER}"));
     push("-e", format!("MESOS_CONTAINER_NAME={}", spec.name));
+    let role = spec
+        .resources
+        .iter()
+        .find_map(|r| r.allocation_info.as_ref().and_then(|a| a.role.clone()));
+    if let Some(role) = role {
+        push("-e", format!("MESOS_ALLOCATION_ROLE={role}"));
+    }
     let cpus = scalar(spec.resources, "cpus");
     if cpus > 0.0 {
         // Truncation is intended: shares are whole numbers.
