@@ -649,6 +649,10 @@ async fn an_sdk_task_spec_runs_in_a_container_on_an_offered_port() {
         .heartbeat_interval(Duration::from_millis(300))
         .allocation_interval(Duration::from_millis(20))
         .executor_shutdown_grace_period(Duration::from_millis(500))
+        .docker(DockerConfig {
+            command_timeout: Duration::from_secs(30),
+            ..DockerConfig::default()
+        })
         .start()
         .await
         .unwrap();
