@@ -1,7 +1,8 @@
 //! The fetcher's `ETXTBSY` race, under pressure: many tasks on one agent each download an
 //! executable and run it at once, while the others fork their processes. A write descriptor of
 //! a freshly fetched executable inherited by another task's forked child made its `exec` fail
-//! with "Text file busy"; every task must finish.
+//! with "Text file busy" (the task failed with status 126, in about one run of five here
+//! before the fix); every task must finish.
 
 mod local_agent_support;
 
