@@ -7,6 +7,7 @@
 //! `DOCKER_HOST`-style endpoints given with `-H`, adds no dependency tree to the crate's build,
 //! and every operation the agent performs is a command an operator can replay by hand. The
 //! cost, a process per operation (tens of milliseconds), is small next to a container's start.
+//! The CLI must be 20.10 or newer (`docker create --pull`).
 //!
 //! What each container is (arguments, environment, volumes, limits, network) is built by
 //! `docker_args`; a task's or executor's life in a container is `docker_run`.
