@@ -1,173 +1,29 @@
 //! DOCKER containers on the embedded agent, against the real Docker Engine of the machine: a
 //! command task's output, environment, sandbox and volumes; its resource limits; kills with a
 //! grace period; a bridge network with a port mapping reached from the host; a custom executor
-//! in a container; and the launch failures without an engine or image. The test plays the
-//! master over the in-process link.
+//! in a container; health checks inside the container; teardown and agent drop removing the
+//! containers; and the launch failures without an engine, socket or image. The test plays the
+//! master over the in-process link (`local_docker_cluster` goes through the SDK and a cluster).
 //!
 //! No registry is reachable: the image is built locally `FROM scratch` with the machine's
 //! static busybox, under a fixed tag, once. Where no engine answers, the tests that need one
 //! print why and pass without running.
 
 mod local_agent_support;
+mod local_docker_support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use local_agent_support::*;
+use local_docker_support::*;
 use mesos_local::agent::{AgentConfig, DockerConfig};
 use mesos_sdk::v1::command_info::Uri;
 use mesos_sdk::v1::container_info::docker_info::{Network, PortMapping};
-use mesos_sdk::v1::container_info::{self, DockerInfo};
 use mesos_sdk::v1::environment::Variable;
 use mesos_sdk::v1::{
-    CommandInfo, ContainerInfo, Environment, TaskInfo, TaskState, TaskStatus, Volume, task_status,
-    volume,
+    CommandInfo, Environment, TaskInfo, TaskState, TaskStatus, task_status, volume,
 };
-
-/// The test image's tag.
-const IMAGE: &str = "mesos-local-test-busybox:1";
-
-fn docker(args: &[&str]) -> std::process::Output {
-    std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker command line runs")
-}
-
-/// Whether an engine answers; prints the reason when not.
-fn engine() -> bool {
-    match std::process::Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-    {
-        Ok(out) if out.status.success() => true,
-        Ok(out) => {
-            eprintln!(
-                "SKIPPED: no Docker Engine answers: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            false
-        }
-        Err(err) => {
-            eprintln!("SKIPPED: no docker command line: {err}");
-            false
-        }
-    }
-}
-
-/// Serializes the image build of tests running at once (one build, no dangling image).
-static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The engine answers and the test image exists (built here when missing).
-fn ready() -> bool {
-    if !engine() {
-        return false;
-    }
-    let _build = BUILD
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if docker(&["image", "inspect", IMAGE]).status.success() {
-        return true;
-    }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists());
-    let Some(busybox) = busybox else {
-        eprintln!("SKIPPED: no static busybox (apt-get install busybox-static)");
-        return false;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(&busybox, dir.path().join("busybox")).unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "FROM scratch\nCOPY busybox /bin/busybox\n\
-         RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH=/bin\n",
-    )
-    .unwrap();
-    let built = docker(&["build", "-q", "-t", IMAGE, dir.path().to_str().unwrap()]);
-    assert!(
-        built.status.success(),
-        "building the test image: {}",
-        String::from_utf8_lossy(&built.stderr)
-    );
-    true
-}
-
-/// Containers of `agent_id` still on the engine.
-fn leftovers(agent_id: &str) -> String {
-    let out = docker(&[
-        "ps",
-        "-a",
-        "-q",
-        "--filter",
-        &format!("label=mesos-local.agent={agent_id}"),
-    ]);
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn container(network: Network) -> ContainerInfo {
-    ContainerInfo {
-        r#type: container_info::Type::Docker as i32,
-        docker: Some(DockerInfo {
-            image: IMAGE.into(),
-            network: Some(network as i32),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn docker_task(id: &str, command: CommandInfo, container: ContainerInfo) -> TaskInfo {
-    TaskInfo {
-        container: Some(container),
-        resources: mesos_sdk::resourcemgr::parse_resources("cpus:0.5;mem:64").unwrap(),
-        ..task(id, Some(command))
-    }
-}
-
-fn volume(host: &Path, container_path: &str, mode: volume::Mode) -> Volume {
-    Volume {
-        mode: mode as i32,
-        container_path: container_path.into(),
-        host_path: Some(host.display().to_string()),
-        ..Default::default()
-    }
-}
-
-/// Acknowledges updates of `task_id` until RUNNING; returns it.
-async fn until_running(master: &mut TestMaster, task_id: &str) -> TaskStatus {
-    loop {
-        let status = master.next_update().await;
-        master.ack(&status);
-        let state = state_of(&status);
-        assert!(
-            !state.is_terminal(),
-            "{task_id} ended before running: {status:?}"
-        );
-        if status.task_id.value == task_id && state == TaskState::TaskRunning {
-            return status;
-        }
-    }
-}
-
-/// The Docker name of the container a RUNNING update reports.
-fn name_of(running: &TaskStatus) -> String {
-    let id = running
-        .container_status
-        .as_ref()
-        .and_then(|c| c.container_id.as_ref())
-        .expect("a container id in the update");
-    format!("mes-{}", id.value)
-}
-
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_command_task_runs_in_a_container_with_env_sandbox_and_volumes() {
@@ -615,133 +471,6 @@ async fn teardown_and_a_dropped_agent_leave_no_container() {
         leftovers(&id).is_empty()
     })
     .await;
-}
-
-/// The next scheduler event, in time.
-async fn next_event(
-    events: &mut mesos_sdk::scheduler::SchedulerEvents,
-) -> mesos_sdk::scheduler::SchedulerEvent {
-    tokio::time::timeout(WAIT, futures::StreamExt::next(events))
-        .await
-        .expect("an event in time")
-        .expect("the event stream is open")
-}
-
-/// A framework built with the SDK: a `TaskSpec` with a Docker image on the bridge network and a
-/// port mapping whose host port comes from the offer, launched on a `LocalCluster`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_sdk_task_spec_runs_in_a_container_on_an_offered_port() {
-    use mesos_sdk::resourcemgr::OfferResources;
-    use mesos_sdk::scheduler::calls::operations;
-    use mesos_sdk::scheduler::{FrameworkInfoBuilder, Scheduler, SchedulerEvent};
-    use mesos_sdk::taskmgr::spec::{DockerNetwork, DockerSpec, NoArtifacts, Protocol, TaskSpec};
-
-    if !ready() {
-        return;
-    }
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let cluster = mesos_local::cluster::LocalCluster::builder()
-        .agents(1)
-        .resources(format!("cpus:2;mem:1024;disk:1024;ports:[{port}-{port}]"))
-        .heartbeat_interval(Duration::from_millis(300))
-        .allocation_interval(Duration::from_millis(20))
-        .executor_shutdown_grace_period(Duration::from_millis(500))
-        .docker(DockerConfig {
-            command_timeout: Duration::from_secs(30),
-            ..DockerConfig::default()
-        })
-        .start()
-        .await
-        .unwrap();
-    let client = mesos_sdk::client::Client::builder()
-        .endpoint(cluster.master_url())
-        .call_timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".to_string());
-    let framework = FrameworkInfoBuilder::new(user, "docker-e2e").roles(["docker"]);
-    let (scheduler, mut events) = Scheduler::builder(client, framework.build()).start();
-    let offer = loop {
-        if let SchedulerEvent::Offers(offers) = next_event(&mut events).await
-            && let Some(offer) = offers.into_iter().next()
-        {
-            break offer;
-        }
-    };
-    let spec = TaskSpec::new("web")
-        .cpus(0.1)
-        .mem(32.0)
-        .ports(1)
-        .docker(
-            DockerSpec::image(IMAGE)
-                .network(DockerNetwork::Bridge)
-                .port(8080, None, Protocol::Tcp),
-        )
-        .shell(
-            "echo hello-spec $MESOS_ALLOCATION_ROLE > $MESOS_SANDBOX/index.html; \
-             exec httpd -f -p 8080 -h /mnt/mesos/sandbox",
-        );
-    let mut pool = OfferResources::new(&offer);
-    let task = spec.task_info("web-1", &mut pool, &NoArtifacts).unwrap();
-    scheduler
-        .accept(
-            vec![offer.id.clone()],
-            vec![operations::launch(vec![task])],
-            None,
-        )
-        .await
-        .unwrap();
-    loop {
-        if let SchedulerEvent::Update { status, .. } = next_event(&mut events).await {
-            assert!(!status.state().is_terminal(), "{status:?}");
-            if status.state() == TaskState::TaskRunning {
-                break;
-            }
-        }
-    }
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let answer = tokio::spawn(async move {
-            raw_http(
-                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-                "GET",
-                "/index.html",
-                &[],
-                b"",
-            )
-            .await
-        });
-        if let Ok(Ok((200, _, body))) = tokio::time::timeout(Duration::from_secs(2), answer).await {
-            assert_eq!(String::from_utf8_lossy(&body), "hello-spec docker\n");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the offered port never answered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    scheduler
-        .kill(
-            mesos_sdk::v1::TaskId {
-                value: "web-1".into(),
-            },
-            Some(offer.agent_id.clone()),
-            None,
-        )
-        .await
-        .unwrap();
-    loop {
-        if let SchedulerEvent::Update { status, .. } = next_event(&mut events).await
-            && status.state().is_terminal()
-        {
-            assert_eq!(status.state(), TaskState::TaskKilled, "{status:?}");
-            break;
-        }
-    }
-    drop(scheduler);
-    cluster.shutdown().await;
-    assert_eq!(leftovers(&offer.agent_id.value), "");
 }
 
 fn command_check(value: &str, consecutive_failures: u32) -> mesos_sdk::v1::HealthCheck {
