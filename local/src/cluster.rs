@@ -69,6 +69,7 @@ pub struct LocalClusterBuilder {
     recovery_timeout: Duration,
     registration_wait: Duration,
     agent_http: HttpLimits,
+    docker: agent::DockerConfig,
 }
 
 impl Default for LocalClusterBuilder {
@@ -90,6 +91,7 @@ impl Default for LocalClusterBuilder {
             recovery_timeout: Duration::from_secs(15 * 60),
             registration_wait: Duration::from_secs(10),
             agent_http: HttpLimits::default(),
+            docker: agent::DockerConfig::default(),
         }
     }
 }
@@ -146,6 +148,12 @@ impl LocalClusterBuilder {
     /// Timeouts and size limits of every agent's fetcher (default: [`agent::FetcherLimits`]'s).
     pub fn fetcher_limits(mut self, limits: agent::FetcherLimits) -> Self {
         self.fetcher_limits = limits;
+        self
+    }
+    /// How every agent reaches the Docker Engine for DOCKER containers (default:
+    /// [`agent::DockerConfig`]'s, `docker` from `PATH`).
+    pub fn docker(mut self, docker: agent::DockerConfig) -> Self {
+        self.docker = docker;
         self
     }
     /// Scheduler HEARTBEAT interval (default 15 s).
@@ -243,6 +251,7 @@ impl LocalClusterBuilder {
             fetcher_ca_pem: self.fetcher_ca_pem.clone(),
             fetcher_limits: self.fetcher_limits.clone(),
             http: self.agent_http.clone(),
+            docker: self.docker.clone(),
         };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);

@@ -8,6 +8,10 @@
 //! or `.gz`. With `cache` set, the download is kept in the agent's cache directory, keyed by
 //! URI, and later fetches of the same URI copy it from there.
 //!
+//! An executable (and every archive entry) is written by a thread with a private descriptor
+//! table, so that no process forked meanwhile holds it open for writing when it is executed
+//! (`ETXTBSY`; see [`super::fetch_private_fds`]).
+//!
 //! Hostile URIs and archives are contained:
 //! - every write into the sandbox goes through [`Beneath`], which never follows a symbolic link
 //!   and never leaves the sandbox, so a link planted by an archive cannot redirect a later
@@ -31,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 use super::fetch_extract::{self, ArchiveKind, ExtractError};
 use super::fetch_http::{self, DownloadError};
 use super::fetch_limits::FetcherLimits;
+use super::fetch_private_fds::{self, InstallError, PrivateFdsError};
 use super::sandbox_fs::{Beneath, SandboxPathError};
 use mesos_sdk::v1::command_info::Uri;
 
@@ -71,9 +76,12 @@ pub(crate) enum FetchFailure {
     /// Unpacking failed.
     #[error("{0}")]
     Extract(#[from] ExtractError),
-    /// The blocking extraction task died.
-    #[error("extraction task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
+    /// A fetched executable could not be put in place.
+    #[error("{0}")]
+    Install(#[from] InstallError),
+    /// The extraction thread failed.
+    #[error("{0}")]
+    Thread(#[from] PrivateFdsError),
 }
 
 /// A fetch that did not complete; the text is the message of the TASK_FAILED update.
@@ -172,9 +180,18 @@ impl Fetcher {
     ) -> Result<(), FetchError> {
         let name = target_name(uri).map_err(|e| failed(uri, FetchFailure::Name(e)))?;
         let mode = if uri.executable() { 0o755 } else { 0o644 };
+        // An executable is downloaded into a staging file and then copied into place by a
+        // writer whose descriptors no forked child can inherit (see `fetch_private_fds`).
+        let staged = uri
+            .executable()
+            .then(|| PathBuf::from(format!(".fetch-{}.partial", uuid::Uuid::new_v4())));
+        let (target, written_mode) = match &staged {
+            Some(staged) => (staged.clone(), 0o600),
+            None => (name.clone(), mode),
+        };
         let mut file = tokio::fs::File::from_std(
             beneath
-                .create_file(&name, mode)
+                .create_file(&target, written_mode)
                 .map_err(|e| failed(uri, e))?,
         );
         let written = if uri.cache() {
@@ -186,7 +203,7 @@ impl Fetcher {
         let result = match written {
             Ok(()) => {
                 use std::os::unix::fs::PermissionsExt;
-                file.set_permissions(std::fs::Permissions::from_mode(mode))
+                file.set_permissions(std::fs::Permissions::from_mode(written_mode))
                     .await
                     .map_err(|source| FetchFailure::Copy {
                         path: name.display().to_string(),
@@ -197,10 +214,15 @@ impl Fetcher {
         };
         drop(file);
         if let Err(failure) = result {
-            beneath.remove_file(&name);
+            beneath.remove_file(&target);
             return Err(failed(uri, failure));
         }
-        if uri.executable() || !uri.extract() {
+        if let Some(staged) = staged {
+            return fetch_private_fds::install(beneath, staged, name, mode)
+                .await
+                .map_err(|e| failed(uri, e));
+        }
+        if !uri.extract() {
             return Ok(());
         }
         let Some(kind) = ArchiveKind::of(&name) else {
@@ -208,7 +230,8 @@ impl Fetcher {
         };
         let (beneath, limits, cancel) = (Arc::clone(beneath), self.limits.clone(), cancel.clone());
         let archive = name.clone();
-        tokio::task::spawn_blocking(move || {
+        // Archive entries may be executables: written like an installed executable.
+        fetch_private_fds::run(move || {
             fetch_extract::extract(&beneath, &archive, kind, &limits, &cancel)
         })
         .await

@@ -146,6 +146,10 @@ impl Agent {
                 }
                 let pgid = executor.pgid;
                 let run_id = executor.run_id.clone();
+                // An executor in a Docker container is stopped through Docker.
+                let container =
+                    super::docker_run::docker_container(executor.info.container.as_ref())
+                        .map(|_| super::docker_args::container_name(&run_id));
                 drop(state);
                 let agent = Arc::downgrade(self);
                 let (framework_id, executor_id) =
@@ -159,6 +163,18 @@ impl Agent {
                         .current_pgid(&framework_id, &executor_id, &run_id)
                         .or(pgid);
                     let Some(pgid) = pgid else { return };
+                    if let Some(container) = container {
+                        let wait = if subscribed {
+                            grace.min(Duration::from_secs(1))
+                        } else {
+                            grace
+                        };
+                        if let Err(err) = agent.docker.stop(&container, wait).await {
+                            tracing::warn!(%container, %err, "docker stop failed; killing");
+                            signal_group(pgid, nix::sys::signal::Signal::SIGKILL);
+                        }
+                        return;
+                    }
                     signal_group(pgid, nix::sys::signal::Signal::SIGTERM);
                     let wait = if subscribed {
                         grace.min(Duration::from_secs(1))

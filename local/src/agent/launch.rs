@@ -324,6 +324,12 @@ impl Agent {
                     run_id: executor.run_id.clone(),
                     sandbox: executor.sandbox.clone(),
                     checkpoint: executor.checkpoint,
+                    resources: info
+                        .resources
+                        .iter()
+                        .chain(tasks.iter().flat_map(|t| t.resources.iter()))
+                        .cloned()
+                        .collect(),
                 });
                 framework.executors.insert(executor_id.clone(), executor);
             }

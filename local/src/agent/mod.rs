@@ -32,8 +32,12 @@
 //! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
 //! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.
 //!
-//! Not imitated: containers and isolation (`ContainerInfo` is ignored; processes run as the
-//! agent's user unless the agent runs as root and `CommandInfo.user` exists), secret environment
+//! Docker containers: a command task or custom executor whose `ContainerInfo` has type DOCKER
+//! runs in a container of the Docker Engine (`docker`, `docker_args`, `docker_run`; configured by
+//! [`AgentConfig::docker`]).
+//!
+//! Not imitated: other containers and isolation (a `ContainerInfo` of type MESOS is ignored;
+//! processes run as the agent's user unless the agent runs as root and `CommandInfo.user` exists), secret environment
 //! variables, executor authentication (JWT), unix-socket and HTTPS executor endpoints, and the
 //! 503 `Agent has not finished recovery` answer (recovery completes before the HTTP server
 //! accepts its first connection).
@@ -41,10 +45,14 @@
 mod checkpoint;
 mod checkpoint_writer;
 mod command;
+mod docker;
+mod docker_args;
+mod docker_run;
 mod executor_api;
 mod fetch_extract;
 mod fetch_http;
 mod fetch_limits;
+mod fetch_private_fds;
 mod fetch_stop;
 mod fetcher;
 mod health;
@@ -81,6 +89,7 @@ use mesos_sdk::v1::{
 pub use checkpoint::CheckpointError;
 use checkpoint::Meta;
 use checkpoint_writer::CheckpointWriter;
+pub use docker::DockerConfig;
 pub use fetch_limits::FetcherLimits;
 use signals::{process_alive, runs_executor, signal_group};
 use status_updates::UpdateStream;
@@ -128,6 +137,8 @@ pub struct AgentConfig {
     pub fetcher_limits: FetcherLimits,
     /// Timeouts, body and connection limits of the HTTP server (see [`crate::server`]).
     pub http: crate::server::HttpLimits,
+    /// How DOCKER containers reach the Docker Engine.
+    pub docker: DockerConfig,
 }
 
 impl Default for AgentConfig {
@@ -166,6 +177,7 @@ impl Default for AgentConfig {
             fetcher_ca_pem: Vec::new(),
             fetcher_limits: FetcherLimits::default(),
             http: crate::server::HttpLimits::default(),
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -246,7 +258,8 @@ impl AgentHandle {
     /// Stops the agent without touching its executor processes, as if the agent process had
     /// been killed: the HTTP server closes, subscribed executors see their streams end, and
     /// nothing more is sent to the master. A new agent started on the same work directory
-    /// recovers the checkpointed executors.
+    /// recovers the checkpointed executors. Docker containers are the exception: they are
+    /// removed (a recovering agent would not reattach them).
     pub async fn crash(mut self) {
         self.detached = true;
         self.agent.stop(false).await;
@@ -353,8 +366,10 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         Arc::new(fetcher_tls),
         config.fetcher_limits.clone(),
     );
+    let docker = docker::Docker::new(config.docker.clone());
     let agent = Arc::new(Agent {
         config,
+        docker,
         id: id.clone(),
         info,
         endpoint,
@@ -486,6 +501,8 @@ pub(crate) struct Agent {
     endpoint: SocketAddr,
     /// Downloads of `CommandInfo.uris`.
     fetcher: fetcher::Fetcher,
+    /// The Docker Engine's CLI and the containers of this agent.
+    docker: docker::Docker,
     work_dir: PathBuf,
     temporary: bool,
     meta: Arc<Meta>,
@@ -648,6 +665,8 @@ impl Agent {
                 }
             }
         }
+        drop(state);
+        self.docker.remove_all_detached();
     }
 
     /// Stops the agent; with `kill_processes`, its executors and tasks too.
@@ -686,14 +705,19 @@ impl Agent {
                     signal_group(*pgid, nix::sys::signal::Signal::SIGKILL);
                 }
             }
+            self.docker.remove_all().await;
         } else {
-            let mut state = self.lock();
-            state.stopped = true;
-            for framework in state.frameworks.values_mut() {
-                for executor in framework.executors.values_mut() {
-                    executor.subscriber = None;
+            {
+                let mut state = self.lock();
+                state.stopped = true;
+                for framework in state.frameworks.values_mut() {
+                    for executor in framework.executors.values_mut() {
+                        executor.subscriber = None;
+                    }
                 }
             }
+            // Docker containers do not survive a crash of mesos-local's agent (see `docker_run`).
+            self.docker.remove_all().await;
         }
         self.cancel.cancel();
         let server = self

@@ -1,7 +1,8 @@
 //! The lifecycles of executor and task processes: the built-in command executor's task loop
 //! (fetch, spawn, updates, kill with grace period, health checks, exit status) and the life of
 //! custom executor processes (fetch, spawn, registration timeout, exit). Their command lines and
-//! environment are built by `command`.
+//! environment are built by `command`; a task or executor with a DOCKER `ContainerInfo` runs in a
+//! container instead (`docker_run`), watched through its `docker wait` process.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,6 +10,8 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::command::{CommandError, build_command, command_env, spawn};
+use super::docker::DockerError;
+use super::docker_run::{self, Launch, docker_container};
 use super::fetcher::FetchError;
 use super::{Agent, KillRequest, Termination, health, signal_group, wants_killing_state};
 use mesos_sdk::v1::{
@@ -32,6 +35,9 @@ pub(crate) enum LaunchError {
     /// The process could not be built or started.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The Docker container could not be created or started.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
 }
 
 /// Everything a built-in executor needs to run one task.
@@ -57,6 +63,9 @@ pub(crate) struct ExecutorLaunch {
     pub(crate) run_id: String,
     pub(crate) sandbox: PathBuf,
     pub(crate) checkpoint: bool,
+    /// What a container of the executor is limited to: the executor's resources and those of
+    /// the tasks launched with it (as Mesos sizes executor containers).
+    pub(crate) resources: Vec<mesos_sdk::v1::Resource>,
 }
 
 /// Raw wait status reported when an executor could not be started at all (as `exit 1`).
@@ -89,6 +98,8 @@ pub(crate) async fn run_task_command(
     let framework_id = run.framework_id.value.clone();
     let executor_id = run.executor_id.clone();
     let task_id = run.task.task_id.clone();
+    // Set once a Docker container runs: its updates carry it.
+    let container_status = std::sync::OnceLock::new();
     let update = |state: TaskState,
                   source: task_status::Source,
                   reason: Option<task_status::Reason>,
@@ -97,6 +108,7 @@ pub(crate) async fn run_task_command(
         let mut status =
             agent.new_status(&task_id, state, source, reason, message, Some(&executor_id));
         status.healthy = healthy;
+        status.container_status = container_status.get().cloned();
         agent.record_update(&framework_id, status, None);
     };
     let finish = |state: TaskState| {
@@ -160,22 +172,66 @@ pub(crate) async fn run_task_command(
     );
     env.push(("MESOS_TASK_ID".to_string(), task_id.value.clone()));
     env.extend(command_env(&command));
-    let mut child =
-        match build_command(&command, &run.sandbox, &env).and_then(|c| spawn(c, &command)) {
-            Ok(child) => child,
-            Err(err) => {
-                launch_failed(err.into());
-                return;
+    // In a Docker container the watched process is the container's `docker wait`.
+    let mut running = None;
+    let mut child = match docker_container(run.task.container.as_ref()) {
+        Some(_) if run.sandbox != run.executor_sandbox => {
+            launch_failed(LaunchError::Docker(DockerError::Invalid(
+                "tasks of a task group cannot run in DOCKER containers".to_string(),
+            )));
+            return;
+        }
+        Some(container) => {
+            let launch = Launch {
+                container_id: &run.run_id,
+                container,
+                command: &command,
+                env: &env,
+                sandbox: &run.sandbox,
+                resources: &run.task.resources,
+            };
+            match agent.docker_start(&launch).await {
+                Ok((watcher, started)) => {
+                    let _ = container_status.set(started.status.clone());
+                    running = Some(started);
+                    watcher
+                }
+                Err(err) => {
+                    launch_failed(err.into());
+                    return;
+                }
             }
-        };
+        }
+        None => {
+            match build_command(&command, &run.sandbox, &env).and_then(|c| spawn(c, &command)) {
+                Ok(child) => child,
+                Err(err) => {
+                    launch_failed(err.into());
+                    return;
+                }
+            }
+        }
+    };
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
     agent.set_task_pgid(&framework_id, &executor_id.value, &task_id.value, pid);
     if agent.lock().stopped {
         // The agent stopped while the task was being fetched and launched.
         signal_group(pid, nix::sys::signal::Signal::SIGKILL);
         let _ = child.wait().await;
+        if let Some(running) = &mut running {
+            agent.docker_finish(running).await;
+        }
         return;
     }
+    // A graceful stop and a kill: signals to the process group, or Docker's stop and kill.
+    let terminate = |grace| match &running {
+        Some(running) => agent.docker_stop(&running.name, grace),
+        None => signal_group(pid, nix::sys::signal::Signal::SIGTERM),
+    };
+    let kill_now = || match &running {
+        Some(running) => agent.docker_kill(&running.name),
+        None => signal_group(pid, nix::sys::signal::Signal::SIGKILL),
+    };
     if run.checkpoint {
         let (framework_id, executor_id, run_id, task_id) = (
             framework_id.clone(),
@@ -204,6 +260,12 @@ pub(crate) async fn run_task_command(
     );
     let (health_tx, mut health_rx) = mpsc::unbounded_channel();
     let health_task = run.task.health_check.clone().map(|check| {
+        let check = match (&running, docker_container(run.task.container.as_ref())) {
+            (Some(running), Some(container)) => {
+                docker_run::health_check_in(check, &running.name, container, agent.docker.config())
+            }
+            _ => check,
+        };
         tokio::spawn(health::run(
             check,
             run.sandbox.clone(),
@@ -227,7 +289,7 @@ pub(crate) async fn run_task_command(
                         if wants_killing {
                             update(TaskState::TaskKilling, task_status::Source::Executor, None, None, healthy);
                         }
-                        signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                        terminate(request.grace);
                         killing = Some(tokio::time::Instant::now() + request.grace);
                     }
                     Some(_) => {}
@@ -235,7 +297,7 @@ pub(crate) async fn run_task_command(
                 }
             }
             _ = async { tokio::time::sleep_until(escalate_at.unwrap_or_else(tokio::time::Instant::now)).await }, if escalate_at.is_some() => {
-                signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+                kill_now();
                 escalated = true;
             }
             event = health_rx.recv() => {
@@ -249,7 +311,7 @@ pub(crate) async fn run_task_command(
                     if wants_killing {
                         update(TaskState::TaskKilling, task_status::Source::Executor, None, None, healthy);
                     }
-                    signal_group(pid, nix::sys::signal::Signal::SIGTERM);
+                    terminate(grace);
                     killing = Some(tokio::time::Instant::now() + grace);
                 } else {
                     update(
@@ -268,7 +330,33 @@ pub(crate) async fn run_task_command(
     }
     // Stray children of the task die with it.
     signal_group(pid, nix::sys::signal::Signal::SIGKILL);
+    let container_end = match &mut running {
+        Some(running) => Some(agent.docker_finish(running).await),
+        None => None,
+    };
     let (state, message, reason) = match exit {
+        // A container's end is its exit code (its `docker wait` may have been killed instead).
+        _ if container_end.is_some() => {
+            let end = container_end.flatten();
+            let text = docker_run::exit_text(end.as_ref());
+            if killing.is_some() {
+                let reason =
+                    killed_by_health.then_some(task_status::Reason::TaskHealthCheckStatusUpdated);
+                (TaskState::TaskKilled, text, reason)
+            } else {
+                match end {
+                    Some(end) if end.exit_code == 0 && !end.oom_killed => {
+                        (TaskState::TaskFinished, text, None)
+                    }
+                    Some(end) if end.oom_killed => (
+                        TaskState::TaskFailed,
+                        text,
+                        Some(task_status::Reason::ContainerLimitationMemory),
+                    ),
+                    _ => (TaskState::TaskFailed, text, None),
+                }
+            }
+        }
         Err(err) => (
             TaskState::TaskFailed,
             format!("Failed to wait for the command: {err}"),
@@ -353,12 +441,35 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
     );
     env.extend(command_env(&command));
     let _ = &launch.framework_info;
-    let spawned = build_command(&command, &launch.sandbox, &env).and_then(|c| spawn(c, &command));
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(err) => {
-            failed(err.into());
-            return;
+    // In a Docker container the watched process is the container's `docker wait`.
+    let (mut child, mut running) = match docker_container(launch.info.container.as_ref()) {
+        Some(container) => {
+            let docker_launch = Launch {
+                container_id: &run_id,
+                container,
+                command: &command,
+                env: &env,
+                sandbox: &launch.sandbox,
+                resources: &launch.resources,
+            };
+            match agent.docker_start(&docker_launch).await {
+                Ok((watcher, running)) => (watcher, Some(running)),
+                Err(err) => {
+                    failed(err.into());
+                    return;
+                }
+            }
+        }
+        None => {
+            let spawned =
+                build_command(&command, &launch.sandbox, &env).and_then(|c| spawn(c, &command));
+            match spawned {
+                Ok(child) => (child, None),
+                Err(err) => {
+                    failed(err.into());
+                    return;
+                }
+            }
         }
     };
     let pid = child.id().and_then(|p| i32::try_from(p).ok()).unwrap_or(0);
@@ -381,12 +492,18 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
         status = child.wait() => status,
         _ = cancel.cancelled() => {
             watchdog.abort();
+            if let Some(running) = &mut running {
+                agent.docker_finish(running).await;
+            }
             return;
         }
     };
     watchdog.abort();
     use std::os::unix::process::ExitStatusExt;
-    let raw = status.map(|s| s.into_raw()).unwrap_or(-1);
+    let raw = match &mut running {
+        Some(running) => docker_run::wait_status(agent.docker_finish(running).await.as_ref()),
+        None => status.map(|s| s.into_raw()).unwrap_or(-1),
+    };
     let timed_out = agent.registration_timed_out(&framework_id, &executor_id, &run_id);
     let (reason, message) = if timed_out {
         (
