@@ -47,7 +47,9 @@ mod fetch_http;
 mod fetch_limits;
 mod fetch_stop;
 mod fetcher;
+mod files_api;
 mod health;
+mod http;
 mod id_checks;
 mod kill;
 mod launch;
@@ -368,6 +370,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         cancel: CancellationToken::new(),
         tasks: Spawner,
         server: Mutex::new(None),
+        start_time: now_seconds(),
     });
     let recovered = if checkpointed.is_some() {
         // Reading every checkpoint can take a while: off the async workers.
@@ -497,6 +500,8 @@ pub(crate) struct Agent {
     tasks: Spawner,
     /// The HTTP accept loop.
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When this agent started (seconds since the epoch), for `/state` and metrics.
+    start_time: f64,
 }
 
 impl Agent {

@@ -22,9 +22,10 @@
 //! resources go to one framework role per allocation run. The master keeps no registry: a
 //! restarted master knows only what agents and frameworks tell it again.
 
+mod endpoints;
 mod http;
 mod state;
-mod state_json;
+pub(crate) mod state_json;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

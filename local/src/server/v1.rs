@@ -60,6 +60,12 @@ pub(crate) async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404 Not Found.")
 }
 
+/// 501 for a call this server does not implement, as Mesos answers it (`501 Not Implemented.`,
+/// plain text).
+pub(crate) fn not_implemented() -> Response {
+    text(StatusCode::NOT_IMPLEMENTED, "501 Not Implemented.")
+}
+
 /// 405 with the methods allowed, in Mesos' words.
 pub(crate) fn method_not_allowed(allowed: &[&str], method: &Method) -> Response {
     let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();

@@ -1,0 +1,627 @@
+//! The agent's endpoints besides the executor API, in the shapes a Mesos 1.12 agent answers:
+//! `/state` (also `/slave(1)/state` and `.json`: frameworks, their executors with the sandbox
+//! `directory`, tasks, completed executors), `/version`, `/flags`, `/metrics/snapshot`, and the
+//! agent operator API on `POST /api/v1` (GET_HEALTH, GET_FLAGS, GET_VERSION, GET_METRICS,
+//! GET_STATE, GET_AGENT, GET_CONTAINERS, GET_FRAMEWORKS, GET_EXECUTORS, GET_TASKS,
+//! GET_RESOURCE_PROVIDERS; other calls 501 `501 Not Implemented.`). The operator API checks calls
+//! as the master's does (405 with `Allow: POST`, 400 / 415 on `Content-Type`, Mesos' decode
+//! texts, 400 `Failed to validate agent::Call: Expecting 'type' to be present`). The sandbox file
+//! API is `super::files_api`.
+
+// `role` (FrameworkInfo, Resource) is deprecated in the schema but Mesos still writes it.
+#![allow(deprecated)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State as AxumState};
+use axum::response::Response;
+use axum::routing::any;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::{Agent, Executor, ExecutorKind};
+use crate::master::MESOS_VERSION;
+use crate::master::state_json::{
+    AGENT_CAPABILITIES, BUILD_DATE, BUILD_TIME, BUILD_USER, GIT_SHA, attributes_json, proto_json,
+    resources_json, task_json,
+};
+use crate::server::v1::{decode_call, event_format, method_not_allowed, not_implemented, text};
+use mesos_sdk::codec::JSON_CONTENT_TYPE;
+use mesos_sdk::duration::format_duration;
+use mesos_sdk::v1::agent::{Call, Response as AgentResponse, call, response};
+use mesos_sdk::v1::{
+    self, ContainerId, ExecutorId, FrameworkId, FrameworkInfo, Task, TaskInfo, TaskState,
+};
+
+/// Adds the agent's read-only endpoints, its operator API and the file API to `router`.
+pub(super) fn routes(router: Router<Weak<Agent>>) -> Router<Weak<Agent>> {
+    let router = router
+        .route("/state", any(state_endpoint))
+        .route("/state.json", any(state_endpoint))
+        .route("/slave(1)/state", any(state_endpoint))
+        .route("/slave(1)/state.json", any(state_endpoint))
+        .route("/version", any(version))
+        .route("/flags", any(flags_endpoint))
+        .route("/slave(1)/flags", any(flags_endpoint))
+        .route("/metrics/snapshot", any(metrics_snapshot))
+        .route("/api/v1", any(operator))
+        .route("/slave(1)/api/v1", any(operator));
+    super::files_api::routes(router)
+}
+
+fn json_response(value: &Value) -> Response {
+    let mut response = Response::new(Body::from(value.to_string()));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
+/// The agent for a read-only endpoint (GET or POST), or the answer to give instead.
+fn read_only(agent: &Weak<Agent>, method: &Method) -> Result<Arc<Agent>, Response> {
+    if method != Method::GET && method != Method::POST {
+        return Err(method_not_allowed(&["GET", "POST"], method));
+    }
+    agent
+        .upgrade()
+        .ok_or_else(|| text(StatusCode::SERVICE_UNAVAILABLE, "Agent is shutting down"))
+}
+
+fn version_json() -> Value {
+    json!({
+        "build_date": BUILD_DATE,
+        "build_time": BUILD_TIME,
+        "build_user": BUILD_USER,
+        "git_sha": GIT_SHA,
+        "git_tag": MESOS_VERSION,
+        "version": MESOS_VERSION,
+    })
+}
+
+async fn version(method: Method) -> Response {
+    if method != Method::GET && method != Method::POST {
+        return method_not_allowed(&["GET", "POST"], &method);
+    }
+    json_response(&version_json())
+}
+
+/// The role `/state` shows for a framework (its first role when MULTI_ROLE).
+fn framework_role(info: &FrameworkInfo) -> String {
+    let multi = info
+        .capabilities
+        .iter()
+        .any(|c| c.r#type == Some(v1::framework_info::capability::Type::MultiRole as i32));
+    if multi {
+        info.roles.first().cloned().unwrap_or_else(|| "*".into())
+    } else {
+        info.role.clone().unwrap_or_else(|| "*".into())
+    }
+}
+
+/// A task as the agent knows it, in the `Task` form tools read.
+fn task_of(
+    agent: &Agent,
+    framework_id: &str,
+    executor: &Executor,
+    info: &TaskInfo,
+    state: TaskState,
+) -> Task {
+    let executor_id = (executor.kind != ExecutorKind::Command).then(|| ExecutorId {
+        value: executor.info.executor_id.value.clone(),
+    });
+    Task {
+        name: info.name.clone(),
+        task_id: info.task_id.clone(),
+        framework_id: FrameworkId {
+            value: framework_id.to_string(),
+        },
+        executor_id,
+        agent_id: agent.id.clone(),
+        state: state as i32,
+        resources: info.resources.clone(),
+        labels: info.labels.clone(),
+        discovery: info.discovery.clone(),
+        container: info.container.clone(),
+        health_check: info.health_check.clone(),
+        kill_policy: info.kill_policy.clone(),
+        user: info.command.as_ref().and_then(|c| c.user.clone()),
+        ..Default::default()
+    }
+}
+
+/// Whether a task in `state` is done.
+fn is_terminal(state: TaskState) -> bool {
+    matches!(
+        state,
+        TaskState::TaskFinished
+            | TaskState::TaskFailed
+            | TaskState::TaskKilled
+            | TaskState::TaskLost
+            | TaskState::TaskError
+            | TaskState::TaskDropped
+            | TaskState::TaskGone
+            | TaskState::TaskGoneByOperator
+    )
+}
+
+/// The agent's flags as Mesos names them, with string values.
+fn flags(agent: &Agent) -> BTreeMap<&'static str, String> {
+    let config = &agent.config;
+    let mut flags = BTreeMap::new();
+    flags.insert("work_dir", agent.work_dir.to_string_lossy().into_owned());
+    flags.insert("hostname", config.hostname.clone());
+    flags.insert("ip", agent.endpoint.ip().to_string());
+    flags.insert("port", agent.endpoint.port().to_string());
+    flags.insert(
+        "executor_registration_timeout",
+        format_duration(config.executor_registration_timeout),
+    );
+    flags.insert(
+        "executor_shutdown_grace_period",
+        format_duration(config.executor_shutdown_grace_period),
+    );
+    flags.insert(
+        "executor_reregistration_timeout",
+        format_duration(config.executor_reregistration_timeout),
+    );
+    flags.insert("recovery_timeout", format_duration(config.recovery_timeout));
+    flags.insert("launcher", "posix".to_string());
+    flags.insert("isolation", "posix/cpu,posix/mem".to_string());
+    flags.insert("containerizers", "mesos".to_string());
+    flags.insert("logging_level", "INFO".to_string());
+    flags.insert("quiet", "false".to_string());
+    flags
+}
+
+fn flags_json(agent: &Agent) -> Value {
+    Value::Object(
+        flags(agent)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect(),
+    )
+}
+
+async fn flags_endpoint(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
+    match read_only(&agent, &method) {
+        Ok(agent) => json_response(&json!({"flags": flags_json(&agent)})),
+        Err(response) => response,
+    }
+}
+
+/// One executor as the agent's `/state` shows it.
+fn executor_json(agent: &Agent, framework_id: &str, role: &str, executor: &Executor) -> Value {
+    let mut tasks = Vec::new();
+    let mut completed = Vec::new();
+    let mut entries: Vec<_> = executor.tasks.values().collect();
+    entries.sort_by(|a, b| a.info.task_id.value.cmp(&b.info.task_id.value));
+    for entry in entries {
+        let task = task_json(
+            &task_of(agent, framework_id, executor, &entry.info, entry.state),
+            role,
+        );
+        if is_terminal(entry.state) {
+            completed.push(task);
+        } else {
+            tasks.push(task);
+        }
+    }
+    let queued: Vec<Value> = executor
+        .queued
+        .iter()
+        .flat_map(|launch| match launch {
+            super::QueuedLaunch::Task(task) => vec![(**task).clone()],
+            super::QueuedLaunch::Group(group) => group.tasks.clone(),
+        })
+        .map(|info| {
+            task_json(
+                &task_of(agent, framework_id, executor, &info, TaskState::TaskStaging),
+                role,
+            )
+        })
+        .collect();
+    let info = &executor.info;
+    let mut out = serde_json::Map::new();
+    out.insert("id".into(), json!(info.executor_id.value));
+    out.insert("name".into(), json!(info.name.clone().unwrap_or_default()));
+    out.insert(
+        "source".into(),
+        json!(info.source.clone().unwrap_or_default()),
+    );
+    out.insert("container".into(), json!(executor.run_id));
+    out.insert(
+        "directory".into(),
+        json!(executor.sandbox.to_string_lossy()),
+    );
+    out.insert("resources".into(), resources_json(&info.resources));
+    out.insert("role".into(), json!(role));
+    if let Some(kind) = info
+        .r#type
+        .and_then(|t| v1::executor_info::Type::try_from(t).ok())
+    {
+        out.insert("type".into(), json!(kind.as_str_name()));
+    }
+    if let Some(labels) = &info.labels {
+        out.insert(
+            "labels".into(),
+            proto_json(labels)
+                .get("labels")
+                .cloned()
+                .unwrap_or(json!([])),
+        );
+    }
+    out.insert("tasks".into(), json!(tasks));
+    out.insert("queued_tasks".into(), json!(queued));
+    out.insert("completed_tasks".into(), json!(completed));
+    Value::Object(out)
+}
+
+/// The agent's `/state` document.
+fn state_json(agent: &Agent) -> Value {
+    let state = agent.lock();
+    let mut framework_ids: Vec<&String> = state.frameworks.keys().collect();
+    framework_ids.sort();
+    let mut live_executors = std::collections::HashSet::new();
+    let frameworks: Vec<Value> = framework_ids
+        .into_iter()
+        .filter_map(|id| state.frameworks.get(id).map(|f| (id, f)))
+        .map(|(id, f)| {
+            let role = framework_role(&f.info);
+            let mut executor_ids: Vec<&String> = f.executors.keys().collect();
+            executor_ids.sort();
+            let executors: Vec<Value> = executor_ids
+                .into_iter()
+                .filter_map(|e| f.executors.get(e))
+                .map(|e| {
+                    live_executors.insert((id.clone(), e.info.executor_id.value.clone()));
+                    executor_json(agent, id, &role, e)
+                })
+                .collect();
+            let completed: Vec<Value> = state
+                .finished_order
+                .iter()
+                .filter(|(fw, ex)| fw == id && !f.executors.contains_key(ex))
+                .filter_map(|key| state.finished_sandboxes.get(key).map(|dir| (key, dir)))
+                .map(|((_, ex), dir)| {
+                    json!({
+                        "id": ex,
+                        "name": "",
+                        "source": "",
+                        "container": dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                        "directory": dir.to_string_lossy(),
+                        "resources": resources_json(&[]),
+                        "role": role,
+                        "tasks": [],
+                        "queued_tasks": [],
+                        "completed_tasks": [],
+                    })
+                })
+                .collect();
+            let mut out = serde_json::Map::new();
+            out.insert("id".into(), json!(id));
+            out.insert("name".into(), json!(f.info.name));
+            out.insert("user".into(), json!(f.info.user));
+            out.insert("failover_timeout".into(), json!(f.info.failover_timeout.unwrap_or(0.0)));
+            out.insert("checkpoint".into(), json!(f.info.checkpoint.unwrap_or(false)));
+            out.insert("hostname".into(), json!(f.info.hostname.clone().unwrap_or_default()));
+            if let Some(principal) = &f.info.principal {
+                out.insert("principal".into(), json!(principal));
+            }
+            out.insert("role".into(), json!(role));
+            out.insert("executors".into(), json!(executors));
+            out.insert("completed_executors".into(), json!(completed));
+            Value::Object(out)
+        })
+        .collect();
+    drop(state);
+    let info = &agent.info;
+    json!({
+        "version": MESOS_VERSION,
+        "build_date": BUILD_DATE,
+        "build_time": BUILD_TIME,
+        "build_user": BUILD_USER,
+        "git_sha": GIT_SHA,
+        "git_tag": MESOS_VERSION,
+        "id": agent.id.value,
+        "pid": format!("slave(1)@{}", agent.endpoint),
+        "hostname": info.hostname,
+        "capabilities": AGENT_CAPABILITIES,
+        "start_time": agent.start_time,
+        "resources": resources_json(&info.resources),
+        "attributes": attributes_json(&info.attributes),
+        "reserved_resources": {},
+        "unreserved_resources": resources_json(&info.resources),
+        // The embedded agent writes no log files: an empty `log_dir`.
+        "log_dir": "",
+        "flags": flags_json(agent),
+        "frameworks": frameworks,
+        "completed_frameworks": [],
+    })
+}
+
+async fn state_endpoint(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
+    match read_only(&agent, &method) {
+        Ok(agent) => json_response(&state_json(&agent)),
+        Err(response) => response,
+    }
+}
+
+/// The agent's metrics under Mesos' names (those it can know).
+fn metrics(agent: &Agent) -> BTreeMap<String, f64> {
+    let state = agent.lock();
+    let mut out = BTreeMap::new();
+    let executors: Vec<&Executor> = state
+        .frameworks
+        .values()
+        .flat_map(|f| f.executors.values())
+        .collect();
+    let count = |s: TaskState| {
+        executors
+            .iter()
+            .flat_map(|e| e.tasks.values())
+            .filter(|t| t.state == s)
+            .count() as f64
+    };
+    out.insert("slave/registered".into(), 1.0);
+    out.insert(
+        "slave/uptime_secs".into(),
+        (super::now_seconds() - agent.start_time).max(0.0),
+    );
+    out.insert(
+        "slave/frameworks_active".into(),
+        state.frameworks.len() as f64,
+    );
+    out.insert("slave/executors_running".into(), executors.len() as f64);
+    out.insert(
+        "slave/executors_terminated".into(),
+        state.finished_sandboxes.len() as f64,
+    );
+    for (name, s) in [
+        ("staging", TaskState::TaskStaging),
+        ("starting", TaskState::TaskStarting),
+        ("running", TaskState::TaskRunning),
+        ("killing", TaskState::TaskKilling),
+        ("finished", TaskState::TaskFinished),
+        ("failed", TaskState::TaskFailed),
+        ("killed", TaskState::TaskKilled),
+        ("lost", TaskState::TaskLost),
+    ] {
+        out.insert(format!("slave/tasks_{name}"), count(s));
+    }
+    let total = mesos_sdk::resourcemgr::Resources::from_slice(&agent.info.resources);
+    let mut used = mesos_sdk::resourcemgr::Resources::new();
+    for e in &executors {
+        used.add_all(&e.info.resources);
+        for t in e.tasks.values().filter(|t| !is_terminal(t.state)) {
+            used.add_all(&t.info.resources);
+        }
+    }
+    for name in ["cpus", "gpus", "mem", "disk"] {
+        let (t, u) = (total.scalar(name), used.scalar(name));
+        out.insert(format!("slave/{name}_total"), t);
+        out.insert(format!("slave/{name}_used"), u);
+        out.insert(
+            format!("slave/{name}_percent"),
+            if t > 0.0 { u / t } else { 0.0 },
+        );
+    }
+    out
+}
+
+async fn metrics_snapshot(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
+    match read_only(&agent, &method) {
+        Ok(agent) => json_response(&json!(metrics(&agent))),
+        Err(response) => response,
+    }
+}
+
+/// GET_TASKS, GET_EXECUTORS and GET_FRAMEWORKS from the agent's state.
+fn operator_views(
+    agent: &Agent,
+) -> (
+    response::GetTasks,
+    response::GetExecutors,
+    response::GetFrameworks,
+) {
+    let state = agent.lock();
+    let mut tasks = response::GetTasks::default();
+    let mut executors = response::GetExecutors::default();
+    let mut frameworks = response::GetFrameworks::default();
+    let mut ids: Vec<&String> = state.frameworks.keys().collect();
+    ids.sort();
+    for id in ids {
+        let Some(f) = state.frameworks.get(id) else {
+            continue;
+        };
+        frameworks
+            .frameworks
+            .push(response::get_frameworks::Framework {
+                framework_info: f.info.clone(),
+            });
+        let mut executor_ids: Vec<&String> = f.executors.keys().collect();
+        executor_ids.sort();
+        for e in executor_ids.into_iter().filter_map(|e| f.executors.get(e)) {
+            executors.executors.push(response::get_executors::Executor {
+                executor_info: e.info.clone(),
+            });
+            for entry in e.tasks.values() {
+                let task = task_of(agent, id, e, &entry.info, entry.state);
+                if is_terminal(entry.state) {
+                    tasks.terminated_tasks.push(task);
+                } else {
+                    tasks.launched_tasks.push(task);
+                }
+            }
+            for launch in &e.queued {
+                let infos = match launch {
+                    super::QueuedLaunch::Task(task) => vec![(**task).clone()],
+                    super::QueuedLaunch::Group(group) => group.tasks.clone(),
+                };
+                for info in infos {
+                    tasks
+                        .queued_tasks
+                        .push(task_of(agent, id, e, &info, TaskState::TaskStaging));
+                }
+            }
+        }
+    }
+    (tasks, executors, frameworks)
+}
+
+/// GET_CONTAINERS: one container per executor run (the run id is the container id).
+fn containers(agent: &Agent) -> response::GetContainers {
+    let state = agent.lock();
+    let mut containers = Vec::new();
+    for (id, f) in &state.frameworks {
+        for e in f.executors.values() {
+            containers.push(response::get_containers::Container {
+                framework_id: Some(FrameworkId { value: id.clone() }),
+                executor_id: Some(e.info.executor_id.clone()),
+                executor_name: e.info.name.clone(),
+                container_id: ContainerId {
+                    value: e.run_id.clone(),
+                    parent: None,
+                },
+                container_status: Some(v1::ContainerStatus {
+                    container_id: Some(ContainerId {
+                        value: e.run_id.clone(),
+                        parent: None,
+                    }),
+                    executor_pid: e.pgid.and_then(|p| u32::try_from(p).ok()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
+    }
+    containers.sort_by(|a, b| a.container_id.value.cmp(&b.container_id.value));
+    response::GetContainers { containers }
+}
+
+async fn operator(AxumState(agent): AxumState<Weak<Agent>>, request: Request) -> Response {
+    let Some(agent) = agent.upgrade() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "Agent is shutting down");
+    };
+    let (parts, body) = request.into_parts();
+    if parts.method != Method::POST {
+        return method_not_allowed(&["POST"], &parts.method);
+    }
+    let call: Call = match decode_call(&parts.headers, body, &agent.config.http, "Call").await {
+        Ok(call) => call,
+        Err(response) => return *response,
+    };
+    let Some(kind) = call.r#type.and_then(|t| call::Type::try_from(t).ok()) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "Failed to validate agent::Call: Expecting 'type' to be present",
+        );
+    };
+    let format = match event_format(&parts.headers) {
+        Ok(format) => format,
+        Err(response) => return *response,
+    };
+    let mut out = AgentResponse {
+        r#type: None,
+        ..Default::default()
+    };
+    use response::Type as R;
+    match kind {
+        call::Type::GetHealth => {
+            out.r#type = Some(R::GetHealth as i32);
+            out.get_health = Some(response::GetHealth { healthy: true });
+        }
+        call::Type::GetFlags => {
+            out.r#type = Some(R::GetFlags as i32);
+            out.get_flags = Some(response::GetFlags {
+                flags: flags(&agent)
+                    .into_iter()
+                    .map(|(name, value)| v1::Flag {
+                        name: name.to_string(),
+                        value: Some(value),
+                    })
+                    .collect(),
+            });
+        }
+        call::Type::GetVersion => {
+            out.r#type = Some(R::GetVersion as i32);
+            out.get_version = Some(response::GetVersion {
+                version_info: v1::VersionInfo {
+                    version: MESOS_VERSION.to_string(),
+                    build_date: Some(BUILD_DATE.to_string()),
+                    build_time: Some(BUILD_TIME),
+                    build_user: Some(BUILD_USER.to_string()),
+                    git_sha: Some(GIT_SHA.to_string()),
+                    git_tag: Some(MESOS_VERSION.to_string()),
+                    ..Default::default()
+                },
+            });
+        }
+        call::Type::GetMetrics => {
+            out.r#type = Some(R::GetMetrics as i32);
+            out.get_metrics = Some(response::GetMetrics {
+                metrics: metrics(&agent)
+                    .into_iter()
+                    .map(|(name, value)| v1::Metric {
+                        name,
+                        value: Some(value),
+                    })
+                    .collect(),
+            });
+        }
+        call::Type::GetState => {
+            let (tasks, executors, frameworks) = operator_views(&agent);
+            out.r#type = Some(R::GetState as i32);
+            out.get_state = Some(response::GetState {
+                get_tasks: Some(tasks),
+                get_executors: Some(executors),
+                get_frameworks: Some(frameworks),
+            });
+        }
+        call::Type::GetAgent => {
+            out.r#type = Some(R::GetAgent as i32);
+            out.get_agent = Some(response::GetAgent {
+                agent_info: Some(agent.info.clone()),
+                ..Default::default()
+            });
+        }
+        call::Type::GetContainers => {
+            out.r#type = Some(R::GetContainers as i32);
+            out.get_containers = Some(containers(&agent));
+        }
+        call::Type::GetFrameworks => {
+            out.r#type = Some(R::GetFrameworks as i32);
+            out.get_frameworks = Some(operator_views(&agent).2);
+        }
+        call::Type::GetExecutors => {
+            out.r#type = Some(R::GetExecutors as i32);
+            out.get_executors = Some(operator_views(&agent).1);
+        }
+        call::Type::GetTasks => {
+            out.r#type = Some(R::GetTasks as i32);
+            out.get_tasks = Some(operator_views(&agent).0);
+        }
+        call::Type::GetResourceProviders => {
+            out.r#type = Some(R::GetResourceProviders as i32);
+            out.get_resource_providers = Some(response::GetResourceProviders::default());
+        }
+        _ => return not_implemented(),
+    }
+    match format.encode(&out) {
+        Ok(bytes) => {
+            let mut response = Response::new(Body::from(bytes));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            response
+        }
+        Err(error) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Failed to encode response: {error}"),
+        ),
+    }
+}
