@@ -9,16 +9,18 @@
 //!
 //! Only sandboxes are reachable, as Mesos attaches only them: each executor run's directory
 //! under its real path, and the current run's also under the virtual path
-//! `/frameworks/<framework>/executors/<executor>/runs/latest`. Below a sandbox, the path is walked
-//! one component at a time without following symbolic links (`super::sandbox_fs`): `..`, links
-//! (wherever they point), paths outside every sandbox and devices or FIFOs all answer 404, so
+//! `/frameworks/<framework>/executors/<executor>/runs/latest`. The path is walked from the
+//! agent's work directory one component at a time without following symbolic links
+//! (`super::sandbox_fs`), the sandbox's own path included (a task that replaces its sandbox or a
+//! directory above it with a link gains nothing): `..`, links (wherever they point), paths
+//! outside every sandbox and devices or FIFOs all answer 404, so
 //! nothing outside a sandbox is ever listed or read. Other errors: 400 `Expecting 'path=value'
 //! in query.` without a path, 400 for a bad `offset` / `length`, 400 `Cannot read a directory.`
 //! / `Cannot download a directory.`.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Weak;
 
 use axum::Router;
@@ -96,8 +98,14 @@ impl Agent {
             } else {
                 continue;
             };
-            let beneath = Beneath::open(&dir).map_err(|_| Refusal::NotFound)?;
-            return beneath.open_existing(Path::new(relative)).map_err(|error| {
+            // Walk from the work directory (the agent's own): a task that swapped its sandbox,
+            // or a directory above it, for a link cannot redirect the walk.
+            let below_work_dir = dir
+                .strip_prefix(&self.work_dir)
+                .map_err(|_| Refusal::NotFound)?
+                .join(relative);
+            let beneath = Beneath::open(&self.work_dir).map_err(|_| Refusal::NotFound)?;
+            return beneath.open_existing(&below_work_dir).map_err(|error| {
                 tracing::debug!(path = %requested, %error, "file API refused a path");
                 Refusal::NotFound
             });
