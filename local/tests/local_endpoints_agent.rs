@@ -246,3 +246,25 @@ async fn executor_endpoint_checks_the_framework_before_the_call_type() {
     assert_eq!(r.text(), "Framework cannot be found");
     agent.shutdown().await;
 }
+
+#[tokio::test]
+async fn agents_are_named_after_their_master() {
+    let mut cluster = mesos_local::cluster::LocalCluster::builder()
+        .agents(2)
+        .resources("cpus:1;mem:128")
+        .start()
+        .await
+        .unwrap();
+    let master_id = cluster.master().id();
+    let index = cluster.add_agent().await.unwrap();
+    let ids: Vec<String> = cluster
+        .agents()
+        .iter()
+        .map(|a| a.id().value.clone())
+        .collect();
+    assert_eq!(index, 2);
+    assert_eq!(ids, [0, 1, 2].map(|n| format!("{master_id}-S{n}")).to_vec());
+    let state = get_json(cluster.agents()[1].endpoint(), "/state").await;
+    assert_eq!(state["id"], format!("{master_id}-S1"));
+    cluster.shutdown().await;
+}
