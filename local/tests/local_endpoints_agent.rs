@@ -42,13 +42,24 @@ async fn state_lists_executors_with_their_sandbox_directory() {
         None,
         task("t-state", Some(shell("sleep 30"))),
     );
-    loop {
+    let running = loop {
         let status = master.next_update().await;
         master.ack(&status);
+        // Every update the agent forwards carries the container's status.
+        let container = status.container_status.clone().expect("container_status");
+        assert!(container.container_id.is_some());
+        assert_eq!(
+            container.network_infos[0].ip_addresses[0]
+                .ip_address
+                .as_deref(),
+            Some(addr.ip().to_string().as_str())
+        );
         if state_of(&status) == TaskState::TaskRunning {
-            break;
+            break status;
         }
-    }
+    };
+    let container = running.container_status.unwrap();
+    assert!(container.executor_pid.is_some_and(|pid| pid > 0));
     for path in [
         "/state",
         "/slave(1)/state",
@@ -74,6 +85,10 @@ async fn state_lists_executors_with_their_sandbox_directory() {
         assert_eq!(f["id"], FRAMEWORK);
         let e = &f["executors"][0];
         assert_eq!(e["id"], "t-state");
+        assert_eq!(
+            e["container"],
+            container.container_id.as_ref().unwrap().value.as_str()
+        );
         let sandbox = agent
             .executor_sandbox(
                 &local_agent_support::framework_id(),

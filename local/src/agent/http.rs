@@ -472,6 +472,30 @@ fn operator_views(
     (tasks, executors, frameworks)
 }
 
+/// The `ContainerStatus` the agent puts on status updates and GET_CONTAINERS, as Mesos does:
+/// the run's container id, the executor's pid, and the agent's IP as the container's network.
+pub(super) fn container_status(
+    run_id: &str,
+    pid: Option<i32>,
+    ip: std::net::IpAddr,
+) -> v1::ContainerStatus {
+    v1::ContainerStatus {
+        container_id: Some(ContainerId {
+            value: run_id.to_string(),
+            parent: None,
+        }),
+        executor_pid: pid.and_then(|p| u32::try_from(p).ok()),
+        network_infos: vec![v1::NetworkInfo {
+            ip_addresses: vec![v1::network_info::IpAddress {
+                protocol: None,
+                ip_address: Some(ip.to_string()),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
 /// GET_CONTAINERS: one container per executor run (the run id is the container id).
 fn containers(agent: &Agent) -> response::GetContainers {
     let state = agent.lock();
@@ -486,14 +510,11 @@ fn containers(agent: &Agent) -> response::GetContainers {
                     value: e.run_id.clone(),
                     parent: None,
                 },
-                container_status: Some(v1::ContainerStatus {
-                    container_id: Some(ContainerId {
-                        value: e.run_id.clone(),
-                        parent: None,
-                    }),
-                    executor_pid: e.pgid.and_then(|p| u32::try_from(p).ok()),
-                    ..Default::default()
-                }),
+                container_status: Some(container_status(
+                    &e.run_id,
+                    e.pgid.or_else(|| e.tasks.values().find_map(|t| t.pgid)),
+                    agent.endpoint.ip(),
+                )),
                 ..Default::default()
             });
         }
