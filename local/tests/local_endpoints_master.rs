@@ -347,3 +347,17 @@ async fn completed_frameworks_keep_their_info() {
     assert_eq!(c["unreachable_tasks"], json!([]));
     assert_eq!(c["offer_constraints"], json!({}));
 }
+
+#[tokio::test]
+async fn offers_carry_the_agent_url() {
+    let master = start_master(|_| {}).await;
+    let _agent = LinkAgent::register(&master, "a-url", "cpus:1;mem:128", "");
+    let (mut stream, _id) = subscribe(master.addr(), framework_info("url")).await;
+    let offer = stream.next_of("OFFERS").await["offers"]["offers"][0].clone();
+    assert_eq!(
+        offer["url"],
+        json!({"scheme": "http",
+               "address": {"hostname": "a-url.local", "ip": "127.0.0.1", "port": 5051},
+               "path": "/slave(1)"})
+    );
+}
