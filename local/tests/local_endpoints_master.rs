@@ -361,3 +361,84 @@ async fn offers_carry_the_agent_url() {
                "path": "/slave(1)"})
     );
 }
+
+async fn operator_json(addr: std::net::SocketAddr, kind: &str) -> Value {
+    let body = json!({"type": kind}).to_string();
+    let r = raw(
+        addr,
+        "POST",
+        "/api/v1",
+        &[("Content-Type", JSON), ("Accept", JSON)],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{kind}: {}", r.text());
+    r.json()
+}
+
+#[tokio::test]
+async fn operator_views_carry_what_mesos_writes() {
+    let (master, _agent, _stream, id) = cluster_with_a_task().await;
+    let addr = master.addr();
+
+    let agents = operator_json(addr, "GET_AGENTS").await;
+    let view = &agents["get_agents"];
+    assert_eq!(view["recovered_agents"], json!([]));
+    let agent = &view["agents"][0];
+    assert!(
+        agent["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"type": "MULTI_ROLE"})),
+        "{agent}"
+    );
+    assert!(
+        agent["total_resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["role"] == "*")
+    );
+    let allocated = agent["allocated_resources"].as_array().unwrap();
+    assert!(!allocated.is_empty());
+    assert!(
+        allocated
+            .iter()
+            .all(|r| r["allocation_info"]["role"] == "*" && r["role"] == "*")
+    );
+
+    let frameworks = operator_json(addr, "GET_FRAMEWORKS").await;
+    let framework = &frameworks["get_frameworks"]["frameworks"][0];
+    assert_eq!(framework["framework_info"]["id"]["value"], id.as_str());
+    assert_eq!(framework["offer_constraints"], json!({}));
+    assert!(framework["offers"].is_array());
+    assert_eq!(framework["reregistered_time"], framework["registered_time"]);
+    assert_eq!(
+        frameworks["get_frameworks"]["completed_frameworks"],
+        json!([])
+    );
+
+    let tasks = operator_json(addr, "GET_TASKS").await;
+    let view = &tasks["get_tasks"];
+    assert_eq!(view["unreachable_tasks"], json!([]));
+    assert_eq!(view["completed_tasks"], json!([]));
+    let task = &view["tasks"][0];
+    assert!(
+        task["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["allocation_info"]["role"] == "*" && r["role"] == "*"),
+        "{task}"
+    );
+
+    let state = operator_json(addr, "GET_STATE").await;
+    let all = &state["get_state"];
+    assert_eq!(all["get_agents"]["recovered_agents"], json!([]));
+    assert_eq!(all["get_executors"]["executors"], json!([]));
+    assert_eq!(all["get_tasks"]["unreachable_tasks"], json!([]));
+    assert_eq!(
+        all["get_frameworks"]["frameworks"][0]["offer_constraints"],
+        json!({})
+    );
+}

@@ -422,8 +422,19 @@ async fn operator(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             }
             _ => return not_implemented(),
         }
+        super::operator_views::complete(&state, &mut response);
     }
-    match format.encode(&response) {
+    let encoded = format.encode(&response).and_then(|bytes| {
+        if format != Format::Json {
+            return Ok(bytes);
+        }
+        // Mesos writes some empty lists of these views as `[]`; the codec leaves them out.
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| mesos_sdk::codec::CodecError::Json(e.to_string()))?;
+        super::operator_views::add_json_empty_lists(&mut value);
+        Ok(Bytes::from(value.to_string()))
+    });
+    match encoded {
         Ok(bytes) => {
             let mut out = Response::new(Body::from(bytes));
             out.headers_mut().insert(

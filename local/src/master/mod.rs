@@ -24,6 +24,7 @@
 
 mod endpoints;
 mod http;
+mod operator_views;
 mod resource_text;
 mod state;
 pub(crate) mod state_json;
