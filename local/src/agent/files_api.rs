@@ -134,13 +134,16 @@ fn json_response(value: &Value) -> Response {
 }
 
 /// Upgrades the agent and checks the method (GET, as Mesos' file endpoints take).
-fn prelude(agent: &Weak<Agent>, method: &Method) -> Result<std::sync::Arc<Agent>, Response> {
+fn prelude(agent: &Weak<Agent>, method: &Method) -> Result<std::sync::Arc<Agent>, Box<Response>> {
     if method != Method::GET {
-        return Err(method_not_allowed(&["GET"], method));
+        return Err(Box::new(method_not_allowed(&["GET"], method)));
     }
-    agent
-        .upgrade()
-        .ok_or_else(|| text(StatusCode::SERVICE_UNAVAILABLE, "Agent is shutting down"))
+    agent.upgrade().ok_or_else(|| {
+        Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent is shutting down",
+        ))
+    })
 }
 
 /// `ls -l`'s mode string of `mode`.
@@ -172,7 +175,7 @@ async fn browse(
 ) -> Response {
     let agent = match prelude(&agent, &method) {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let requested = query.get("path");
     let dir = match agent.open_sandbox_path(requested) {
@@ -212,14 +215,14 @@ async fn browse(
 }
 
 /// A non-negative number query parameter, or Mesos-style 400.
-fn parse_number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Response> {
+fn parse_number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Box<Response>> {
     match query.get(name) {
         None => Ok(None),
         Some(value) => value.trim().parse::<i64>().map(Some).map_err(|error| {
-            text(
+            Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!("Failed to parse {name}: {error}\n"),
-            )
+            ))
         }),
     }
 }
@@ -231,11 +234,11 @@ async fn read(
 ) -> Response {
     let agent = match prelude(&agent, &method) {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let offset = match parse_number(&query, "offset") {
         Ok(offset) => offset.unwrap_or(0),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let length = match parse_number(&query, "length") {
         Ok(Some(length)) if length < 0 => {
@@ -245,7 +248,7 @@ async fn read(
             );
         }
         Ok(length) => length.map_or(DEFAULT_READ_LENGTH, |l| l.unsigned_abs()),
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if offset < -1 {
         return text(
@@ -295,7 +298,7 @@ async fn download(
 ) -> Response {
     let agent = match prelude(&agent, &method) {
         Ok(agent) => agent,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let requested = query.get("path").cloned();
     let file = match agent.open_sandbox_path(requested.as_ref()) {

@@ -62,13 +62,16 @@ fn json_response(value: &Value) -> Response {
 }
 
 /// The agent for a read-only endpoint (GET or POST), or the answer to give instead.
-fn read_only(agent: &Weak<Agent>, method: &Method) -> Result<Arc<Agent>, Response> {
+fn read_only(agent: &Weak<Agent>, method: &Method) -> Result<Arc<Agent>, Box<Response>> {
     if method != Method::GET && method != Method::POST {
-        return Err(method_not_allowed(&["GET", "POST"], method));
+        return Err(Box::new(method_not_allowed(&["GET", "POST"], method)));
     }
-    agent
-        .upgrade()
-        .ok_or_else(|| text(StatusCode::SERVICE_UNAVAILABLE, "Agent is shutting down"))
+    agent.upgrade().ok_or_else(|| {
+        Box::new(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Agent is shutting down",
+        ))
+    })
 }
 
 fn version_json() -> Value {
@@ -127,7 +130,7 @@ fn task_of(
         discovery: info.discovery.clone(),
         container: info.container.clone(),
         health_check: info.health_check.clone(),
-        kill_policy: info.kill_policy.clone(),
+        kill_policy: info.kill_policy,
         user: info.command.as_ref().and_then(|c| c.user.clone()),
         ..Default::default()
     }
@@ -189,7 +192,7 @@ fn flags_json(agent: &Agent) -> Value {
 async fn flags_endpoint(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
     match read_only(&agent, &method) {
         Ok(agent) => json_response(&json!({"flags": flags_json(&agent)})),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -346,7 +349,7 @@ fn state_json(agent: &Agent) -> Value {
 async fn state_endpoint(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
     match read_only(&agent, &method) {
         Ok(agent) => json_response(&state_json(&agent)),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -415,7 +418,7 @@ fn metrics(agent: &Agent) -> BTreeMap<String, f64> {
 async fn metrics_snapshot(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
     match read_only(&agent, &method) {
         Ok(agent) => json_response(&json!(metrics(&agent))),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 

@@ -465,21 +465,21 @@ pub(super) async fn tasks(
     let number = |value: &Option<String>, name: &str, default: usize| match value {
         None => Ok(default),
         Some(v) => v.parse::<usize>().map_err(|_| {
-            text(
+            Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "Failed to parse query parameter '{name}': Failed to convert '{v}' to number"
                 ),
-            )
+            ))
         }),
     };
     let limit = match number(&query.limit, "limit", TASKS_LIMIT) {
         Ok(n) => n,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let offset = match number(&query.offset, "offset", 0) {
         Ok(n) => n,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let ascending = match query.order.as_deref() {
         None | Some("des") => false,
@@ -572,7 +572,6 @@ pub(super) fn get_roles(state: &State) -> v1::master::response::GetRoles {
                     .map(|value| v1::FrameworkId { value })
                     .collect(),
                 resources: facts.allocated,
-                ..Default::default()
             })
             .collect(),
     }
