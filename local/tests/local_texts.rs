@@ -1,14 +1,14 @@
 //! The texts a Mesos 1.12 master and agent answer (section 3 of the protocol notes), byte for
 //! byte, on every endpoint that decodes calls: stout's JSON parse errors, type errors, missing
 //! required fields, garbage protobuf; the UPDATE_FRAMEWORK, invalid-role, insufficient-resources
-//! and OPERATION_UNKNOWN texts. Requests are raw HTTP. (Not imitated: Mesos answers a request
-//! carrying `Connection: close` without a `Connection` header; hyper always adds `connection:
-//! close` to such answers.)
+//! and OPERATION_UNKNOWN texts; and a 202 answer to `Connection: close` without a `Connection`
+//! header of its own. Requests are raw HTTP.
 
 mod local_master_support;
 
 use local_master_support::*;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const JSON: &str = "application/json";
 const PROTOBUF: &str = "application/x-protobuf";
@@ -217,5 +217,61 @@ async fn unknown_operations_are_reconciled_with_mesos_message() {
     assert_eq!(
         status["message"],
         "Reconciliation: Operation is unknown and no 'agent_id' was provided"
+    );
+}
+
+#[tokio::test]
+async fn accepted_answers_add_no_connection_header() {
+    let master = start_master(|_| {}).await;
+    let (stream, id) = subscribe(master.addr(), framework_info("close")).await;
+    let body = json!({"type": "REVIVE", "framework_id": {"value": id}}).to_string();
+    let request = format!(
+        "POST /api/v1/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nMesos-Stream-Id: {}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        stream.stream_id(),
+        body.len()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(master.addr()).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server closes")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.split("\r\n");
+    assert_eq!(lines.next(), Some("HTTP/1.1 202 Accepted"));
+    let headers: Vec<String> = lines
+        .map(|l| l.split(':').next().unwrap().to_ascii_lowercase())
+        .filter(|name| name != "date")
+        .collect();
+    assert_eq!(headers, ["content-length"], "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-length: 0"));
+    assert!(rest.is_empty());
+
+    // Kept-alive connections are untouched: two calls on one connection, then a close.
+    let mut tcp = tokio::net::TcpStream::connect(master.addr()).await.unwrap();
+    let keep = format!(
+        "POST /api/v1/scheduler HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nMesos-Stream-Id: {}\r\nContent-Length: {}\r\n\r\n{body}",
+        stream.stream_id(),
+        body.len()
+    );
+    tcp.write_all(format!("{keep}{keep}{request}").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server closes after the third")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    assert_eq!(
+        answer.matches("HTTP/1.1 202 Accepted").count(),
+        3,
+        "{answer}"
+    );
+    assert!(
+        !answer.to_ascii_lowercase().contains("connection:"),
+        "{answer}"
     );
 }
