@@ -283,3 +283,83 @@ async fn agents_are_named_after_their_master() {
     assert_eq!(state["id"], format!("{master_id}-S1"));
     cluster.shutdown().await;
 }
+
+/// End to end through a real master and agent: the scheduler's updates and the master's
+/// `/state` carry the container status, the agent's `/state` shows the sandbox, and the file API
+/// serves the task's output from there.
+#[tokio::test]
+async fn a_task_is_found_through_state_and_files() {
+    use local_master_support::{call, framework_info, subscribe};
+    let cluster = mesos_local::cluster::LocalCluster::builder()
+        .agents(1)
+        .resources("cpus:1;mem:256")
+        .allocation_interval(std::time::Duration::from_millis(50))
+        .start()
+        .await
+        .unwrap();
+    let master = cluster.master().addr();
+    let (mut stream, id) = subscribe(master, framework_info("e2e")).await;
+    let offer = stream.next_of("OFFERS").await["offers"]["offers"][0].clone();
+    let task = json!({"name": "out", "task_id": {"value": "out"}, "agent_id": offer["agent_id"],
+                      "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}},
+                                    {"name": "mem", "type": "SCALAR", "scalar": {"value": 32.0}}],
+                      "command": {"value": "echo found-me; sleep 30"}});
+    let r = call(
+        master,
+        &stream.stream_id(),
+        json!({"type": "ACCEPT", "framework_id": {"value": id},
+               "accept": {"offer_ids": [offer["id"]],
+                          "operations": [{"type": "LAUNCH", "launch": {"task_infos": [task]}}]}}),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let running = loop {
+        let update = stream.next_of("UPDATE").await;
+        let status = update["update"]["status"].clone();
+        let uuid = status["uuid"].clone();
+        call(
+            master,
+            &stream.stream_id(),
+            json!({"type": "ACKNOWLEDGE", "framework_id": {"value": id},
+                   "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"], "uuid": uuid}}),
+        )
+        .await;
+        if status["state"] == "TASK_RUNNING" {
+            break status;
+        }
+    };
+    let container = &running["container_status"];
+    let agent_ip = cluster.agents()[0].endpoint().ip().to_string();
+    assert_eq!(
+        container["network_infos"][0]["ip_addresses"][0]["ip_address"],
+        agent_ip.as_str()
+    );
+    assert!(container["executor_pid"].as_u64().unwrap() > 0);
+    let container_id = container["container_id"]["value"].as_str().unwrap().to_string();
+
+    let state = get_json(master, "/master/state").await;
+    let statuses = &state["frameworks"][0]["tasks"][0]["statuses"];
+    let last = statuses.as_array().unwrap().last().unwrap();
+    assert_eq!(last["state"], "TASK_RUNNING");
+    assert_eq!(last["container_status"]["container_id"]["value"], container_id.as_str());
+
+    let agent = get_json(cluster.agents()[0].endpoint(), "/slave(1)/state").await;
+    let executor = &agent["frameworks"][0]["executors"][0];
+    assert_eq!(executor["container"], container_id.as_str());
+    let directory = executor["directory"].as_str().unwrap().to_string();
+    let mut data = String::new();
+    for _ in 0..100 {
+        let read = get_json(
+            cluster.agents()[0].endpoint(),
+            &format!("/files/read?path={directory}/stdout&offset=0"),
+        )
+        .await;
+        data = read["data"].as_str().unwrap().to_string();
+        if data.contains("found-me") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(data.contains("found-me"), "{data}");
+    cluster.shutdown().await;
+}
