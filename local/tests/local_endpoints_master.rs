@@ -385,6 +385,7 @@ async fn operator_views_carry_what_mesos_writes() {
     let view = &agents["get_agents"];
     assert_eq!(view["recovered_agents"], json!([]));
     let agent = &view["agents"][0];
+    assert_eq!(agent["agent_info"]["checkpoint"], true);
     assert!(
         agent["capabilities"]
             .as_array()

@@ -27,7 +27,8 @@
 //!
 //! The code is split by concern, one file each: `types` (the state and what launches, kills and
 //! terminations carry), `launch`, `kill`, `runs` (executor runs after launch), `recovery`,
-//! `status_updates`, `executor_api` (the HTTP server), `process` (task and executor process
+//! `status_updates`, `executor_api` (the HTTP server), `http` (`/state`, `/version`, `/flags`,
+//! `/metrics/snapshot` and the agent operator API), `files_api` (the sandbox file API), `process` (task and executor process
 //! lifecycles), `command` (building their command lines and environment), `health`, `fetcher`,
 //! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
 //! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.

@@ -1,7 +1,8 @@
 //! The embedded Mesos-compatible master: the scheduler API (`/api/v1/scheduler`), the operator
-//! API (`/api/v1`), `/state`, `/master/state`, `/health`, `/master/redirect` and a few framework
-//! counts on `/metrics/snapshot`, the resource allocator and the bookkeeping of frameworks,
-//! agents, offers and tasks. It is served by the stack of [`crate::server`], with the limits of
+//! API (`/api/v1`), `/state`, `/master/state`, `/health`, `/master/redirect`, the read-only
+//! endpoints tools read (`/version`, `/metrics/snapshot`, `/flags`, `/frameworks`, `/roles`,
+//! `/slaves`, `/state-summary`, `/tasks`; `endpoints`), the resource allocator and the
+//! bookkeeping of frameworks, agents, offers and tasks. It is served by the stack of [`crate::server`], with the limits of
 //! [`MasterConfig::http`].
 //!
 //! As in Mesos, a framework whose scheduler disconnects is kept (its tasks keep running) until

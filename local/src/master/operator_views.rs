@@ -225,8 +225,32 @@ fn add_empty_lists(view_name: &str, view: &mut Value) {
     }
 }
 
-/// Writes the empty lists Mesos writes into a JSON operator answer.
+/// `agent_info.checkpoint`: Mesos writes it (agents always checkpoint since 1.x); the SDK's
+/// `AgentInfo` has no such field, so it is added to the JSON.
+fn add_agent_checkpoint(view: &mut Value) {
+    if let Some(Value::Array(agents)) = view.get_mut("agents") {
+        for info in agents
+            .iter_mut()
+            .filter_map(|a| a.get_mut("agent_info"))
+            .filter_map(Value::as_object_mut)
+        {
+            info.entry("checkpoint").or_insert(Value::Bool(true));
+        }
+    }
+}
+
+/// Writes the empty lists Mesos writes into a JSON operator answer, and the agents'
+/// `checkpoint`.
 pub(super) fn add_json_empty_lists(answer: &mut Value) {
+    if let Some(view) = answer.get_mut("get_agents") {
+        add_agent_checkpoint(view);
+    }
+    if let Some(view) = answer
+        .get_mut("get_state")
+        .and_then(|s| s.get_mut("get_agents"))
+    {
+        add_agent_checkpoint(view);
+    }
     for (view, _) in ALWAYS_LISTED {
         if let Some(value) = answer.get_mut(view) {
             add_empty_lists(view, value);
