@@ -28,7 +28,8 @@
 //! The code is split by concern, one file each: `types` (the state and what launches, kills and
 //! terminations carry), `launch`, `kill`, `runs` (executor runs after launch), `recovery`,
 //! `status_updates`, `executor_api` (the HTTP server), `http` (`/state`, `/version`, `/flags`,
-//! `/metrics/snapshot` and the agent operator API), `files_api` (the sandbox file API), `process` (task and executor process
+//! `/metrics/snapshot`), `operator_api` (the agent operator API), `files_api` (the sandbox file
+//! API), `process` (task and executor process
 //! lifecycles), `command` (building their command lines and environment), `health`, `fetcher`,
 //! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
 //! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.
@@ -54,6 +55,7 @@ mod http;
 mod id_checks;
 mod kill;
 mod launch;
+mod operator_api;
 mod process;
 mod recovery;
 mod runs;

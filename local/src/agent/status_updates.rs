@@ -95,7 +95,7 @@ impl Agent {
                     if let Some(task) = executor.tasks.get_mut(&task_id) {
                         task.state = task_state;
                         if status.container_status.is_none() {
-                            status.container_status = Some(super::http::container_status(
+                            status.container_status = Some(super::operator_api::container_status(
                                 &executor.run_id,
                                 executor.pgid.or(task.pgid),
                                 self.endpoint.ip(),
