@@ -100,6 +100,14 @@ async fn browse_read_and_download_a_sandbox() {
         .unwrap();
     assert!(sub["mode"].as_str().unwrap().starts_with('d'));
 
+    // The finished executor's sandbox is listed on the agent's `/state`.
+    let state = get(addr, "/state").await.json();
+    let listed = serde_json::to_string(&state).unwrap();
+    assert!(
+        listed.contains(&format!("\"directory\":\"{dir}\"")),
+        "{listed}"
+    );
+
     let file = format!("{dir}/stdout");
     let content = std::fs::read(&file).unwrap();
     let r = get(

@@ -261,7 +261,6 @@ fn state_json(agent: &Agent) -> Value {
     let state = agent.lock();
     let mut framework_ids: Vec<&String> = state.frameworks.keys().collect();
     framework_ids.sort();
-    let mut live_executors = std::collections::HashSet::new();
     let frameworks: Vec<Value> = framework_ids
         .into_iter()
         .filter_map(|id| state.frameworks.get(id).map(|f| (id, f)))
@@ -272,38 +271,26 @@ fn state_json(agent: &Agent) -> Value {
             let executors: Vec<Value> = executor_ids
                 .into_iter()
                 .filter_map(|e| f.executors.get(e))
-                .map(|e| {
-                    live_executors.insert((id.clone(), e.info.executor_id.value.clone()));
-                    executor_json(agent, id, &role, e)
-                })
+                .map(|e| executor_json(agent, id, &role, e))
                 .collect();
-            let completed: Vec<Value> = state
-                .finished_order
-                .iter()
-                .filter(|(fw, ex)| fw == id && !f.executors.contains_key(ex))
-                .filter_map(|key| state.finished_sandboxes.get(key).map(|dir| (key, dir)))
-                .map(|((_, ex), dir)| {
-                    json!({
-                        "id": ex,
-                        "name": "",
-                        "source": "",
-                        "container": dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-                        "directory": dir.to_string_lossy(),
-                        "resources": resources_json(&[]),
-                        "role": role,
-                        "tasks": [],
-                        "queued_tasks": [],
-                        "completed_tasks": [],
-                    })
-                })
-                .collect();
+            let completed =
+                completed_executors(&state, id, &role, |ex| f.executors.contains_key(ex));
             let mut out = serde_json::Map::new();
             out.insert("id".into(), json!(id));
             out.insert("name".into(), json!(f.info.name));
             out.insert("user".into(), json!(f.info.user));
-            out.insert("failover_timeout".into(), json!(f.info.failover_timeout.unwrap_or(0.0)));
-            out.insert("checkpoint".into(), json!(f.info.checkpoint.unwrap_or(false)));
-            out.insert("hostname".into(), json!(f.info.hostname.clone().unwrap_or_default()));
+            out.insert(
+                "failover_timeout".into(),
+                json!(f.info.failover_timeout.unwrap_or(0.0)),
+            );
+            out.insert(
+                "checkpoint".into(),
+                json!(f.info.checkpoint.unwrap_or(false)),
+            );
+            out.insert(
+                "hostname".into(),
+                json!(f.info.hostname.clone().unwrap_or_default()),
+            );
             if let Some(principal) = &f.info.principal {
                 out.insert("principal".into(), json!(principal));
             }
@@ -311,6 +298,25 @@ fn state_json(agent: &Agent) -> Value {
             out.insert("executors".into(), json!(executors));
             out.insert("completed_executors".into(), json!(completed));
             Value::Object(out)
+        })
+        .collect();
+    // Frameworks gone from the agent whose executors' sandboxes are kept.
+    let mut gone: Vec<&String> = state
+        .finished_order
+        .iter()
+        .map(|(fw, _)| fw)
+        .filter(|fw| !state.frameworks.contains_key(*fw))
+        .collect();
+    gone.sort();
+    gone.dedup();
+    let completed_frameworks: Vec<Value> = gone
+        .into_iter()
+        .map(|id| {
+            json!({
+                "id": id,
+                "executors": [],
+                "completed_executors": completed_executors(&state, id, "*", |_| false),
+            })
         })
         .collect();
     drop(state);
@@ -335,8 +341,38 @@ fn state_json(agent: &Agent) -> Value {
         "log_dir": "",
         "flags": flags_json(agent),
         "frameworks": frameworks,
-        "completed_frameworks": [],
+        "completed_frameworks": completed_frameworks,
     })
+}
+
+/// The executors of `framework_id` that are gone but whose sandboxes are kept (`live` tells the
+/// ones still running), as `completed_executors` entries.
+fn completed_executors(
+    state: &super::State,
+    framework_id: &str,
+    role: &str,
+    live: impl Fn(&str) -> bool,
+) -> Vec<Value> {
+    state
+        .finished_order
+        .iter()
+        .filter(|(fw, ex)| fw == framework_id && !live(ex))
+        .filter_map(|key| state.finished_sandboxes.get(key).map(|dir| (key, dir)))
+        .map(|((_, ex), dir)| {
+            json!({
+                "id": ex,
+                "name": "",
+                "source": "",
+                "container": dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                "directory": dir.to_string_lossy(),
+                "resources": resources_json(&[]),
+                "role": role,
+                "tasks": [],
+                "queued_tasks": [],
+                "completed_tasks": [],
+            })
+        })
+        .collect()
 }
 
 async fn state_endpoint(AxumState(agent): AxumState<Weak<Agent>>, method: Method) -> Response {
