@@ -187,7 +187,11 @@ async fn browse(
     let base = requested
         .map(|p| p.trim_end_matches('/'))
         .unwrap_or_default();
-    let entries = match list_dir(&dir) {
+    // A large directory takes a while to list: off the async workers.
+    let listing = tokio::task::spawn_blocking(move || list_dir(&dir))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+    let entries = match listing {
         Ok(entries) => entries,
         Err(error) => {
             return text(
@@ -275,16 +279,24 @@ async fn read(
     }
     let start = offset.unsigned_abs().min(size);
     let want = length.min(size - start).min(MAX_READ_LENGTH);
-    let mut data = Vec::new();
-    let outcome = file
-        .seek(SeekFrom::Start(start))
-        .and_then(|_| (&mut file).take(want).read_to_end(&mut data));
-    if let Err(error) = outcome {
-        return text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("Failed to read the file: {error}"),
-        );
-    }
+    // Up to a mebibyte from disk: off the async workers.
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut data = Vec::new();
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| (&mut file).take(want).read_to_end(&mut data))
+            .map(|_| data)
+    })
+    .await
+    .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+    let data = match outcome {
+        Ok(data) => data,
+        Err(error) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("Failed to read the file: {error}"),
+            );
+        }
+    };
     json_response(&json!({
         "data": String::from_utf8_lossy(&data),
         "offset": start,

@@ -1,8 +1,7 @@
-//! The master's read-only endpoints besides `/state`, in the JSON shapes of a Mesos 1.12 master:
-//! `/version`, `/metrics/snapshot`, `/flags`, `/frameworks`, `/roles`, `/slaves`,
-//! `/state-summary` and `/tasks` (each also under `/master/`), and the operator API's views of the
-//! same facts (GET_FLAGS, GET_METRICS, GET_ROLES, and the empty GET_QUOTA, GET_LOGGING_LEVEL and
-//! GET_MAINTENANCE_* answers).
+//! The master's read-only endpoints besides `/state` and `/metrics/snapshot` (`super::metrics`),
+//! in the JSON shapes of a Mesos 1.12 master: `/version`, `/flags`, `/frameworks`, `/roles`,
+//! `/slaves`, `/state-summary` and `/tasks` (each also under `/master/`), and the operator API's
+//! views of the same facts (GET_FLAGS, GET_ROLES).
 
 // `role` (FrameworkInfo, Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
@@ -16,7 +15,7 @@ use axum::response::Response;
 use http::{HeaderValue, Method, StatusCode, header};
 use serde_json::{Map, Value, json};
 
-use super::state::{Shared, State, is_terminal, now_secs};
+use super::state::{Shared, State, is_terminal};
 use super::state_json::{
     BUILD_DATE, BUILD_TIME, BUILD_USER, GIT_SHA, agent_json, completed_framework_json,
     framework_json, framework_role, resources_json, sorted_agents, sorted_frameworks, state_name,
@@ -26,7 +25,7 @@ use super::{MESOS_VERSION, MasterConfig};
 use crate::server::v1::{method_not_allowed, text};
 use mesos_sdk::codec::JSON_CONTENT_TYPE;
 use mesos_sdk::duration::format_duration;
-use mesos_sdk::resourcemgr::{Resources, reservation_role};
+use mesos_sdk::resourcemgr::reservation_role;
 use mesos_sdk::v1::{self, Resource, TaskState};
 
 /// A 200 answer with a JSON body.
@@ -40,7 +39,7 @@ pub(crate) fn json_response(value: &Value) -> Response {
 }
 
 /// The read-only endpoints take GET and POST, as Mesos' do.
-fn read_only(method: &Method) -> Option<Response> {
+pub(super) fn read_only(method: &Method) -> Option<Response> {
     (method != Method::GET && method != Method::POST)
         .then(|| method_not_allowed(&["GET", "POST"], method))
 }
@@ -162,93 +161,6 @@ fn all_tasks(state: &State) -> Vec<v1::Task> {
         tasks.extend(f.completed_tasks.iter());
     }
     tasks
-}
-
-/// `/metrics/snapshot`: the master's metrics under Mesos' names (those mesos-local can know).
-pub(super) fn metrics(state: &State) -> Map<String, Value> {
-    let mut out = match state.metrics() {
-        Value::Object(map) => map,
-        _ => Map::new(),
-    };
-    let mut put = |name: &str, value: f64| {
-        out.insert(format!("master/{name}"), json!(value));
-    };
-    let live: Vec<&v1::Task> = state
-        .frameworks
-        .values()
-        .flat_map(|f| f.tasks.values())
-        .collect();
-    let mut completed: BTreeMap<&'static str, u64> = BTreeMap::new();
-    for f in state.frameworks.values() {
-        for t in f.completed_tasks.iter() {
-            *completed.entry(state_name(t.state)).or_default() += 1;
-        }
-    }
-    for f in &state.completed_frameworks {
-        for t in f.completed_tasks.iter() {
-            *completed.entry(state_name(t.state)).or_default() += 1;
-        }
-    }
-    for t in live.iter().filter(|t| is_terminal(t.state)) {
-        *completed.entry(state_name(t.state)).or_default() += 1;
-    }
-    for (name, s) in [
-        ("staging", TaskState::TaskStaging),
-        ("starting", TaskState::TaskStarting),
-        ("running", TaskState::TaskRunning),
-        ("killing", TaskState::TaskKilling),
-        ("unreachable", TaskState::TaskUnreachable),
-    ] {
-        let n = live.iter().filter(|t| t.state == s as i32).count();
-        put(&format!("tasks_{name}"), n as f64);
-    }
-    for (name, s) in [
-        ("finished", TaskState::TaskFinished),
-        ("failed", TaskState::TaskFailed),
-        ("killed", TaskState::TaskKilled),
-        ("lost", TaskState::TaskLost),
-        ("error", TaskState::TaskError),
-        ("dropped", TaskState::TaskDropped),
-        ("gone", TaskState::TaskGone),
-        ("gone_by_operator", TaskState::TaskGoneByOperator),
-    ] {
-        let n = completed.get(s.as_str_name()).copied().unwrap_or(0);
-        put(&format!("tasks_{name}"), n as f64);
-    }
-    let agents = state.agents.len() as f64;
-    put("slaves_connected", agents);
-    put("slaves_disconnected", 0.0);
-    put("slaves_inactive", 0.0);
-    put("slaves_unreachable", 0.0);
-    let offers: usize = state.frameworks.values().map(|f| f.offers.len()).sum();
-    put("outstanding_offers", offers as f64);
-    let mut total = Resources::new();
-    let mut used = Resources::new();
-    for agent in state.agents.values() {
-        total.add_all(agent.total.as_slice());
-        used.add_all(agent.used.as_slice());
-    }
-    for name in ["cpus", "gpus", "mem", "disk"] {
-        let (t, u) = (total.scalar(name), used.scalar(name));
-        put(&format!("{name}_total"), t);
-        put(&format!("{name}_used"), u);
-        put(
-            &format!("{name}_percent"),
-            if t > 0.0 { u / t } else { 0.0 },
-        );
-    }
-    out.insert(
-        "master/uptime_secs".into(),
-        json!((now_secs() - state.start_time).max(0.0)),
-    );
-    out
-}
-
-pub(super) async fn metrics_snapshot(
-    AxumState(shared): AxumState<Arc<Shared>>,
-    method: Method,
-) -> Response {
-    read_only(&method).unwrap_or_else(|| json_response(&Value::Object(metrics(&shared.lock()))))
 }
 
 pub(super) async fn frameworks(
@@ -540,19 +452,6 @@ pub(super) fn get_flags(config: &MasterConfig, port: u32) -> v1::master::respons
             .map(|(name, value)| v1::Flag {
                 name: name.to_string(),
                 value: Some(value),
-            })
-            .collect(),
-    }
-}
-
-/// GET_METRICS: the numbers of `/metrics/snapshot`.
-pub(super) fn get_metrics(state: &State) -> v1::master::response::GetMetrics {
-    v1::master::response::GetMetrics {
-        metrics: metrics(state)
-            .into_iter()
-            .map(|(name, value)| v1::Metric {
-                name,
-                value: value.as_f64(),
             })
             .collect(),
     }

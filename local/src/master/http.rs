@@ -42,8 +42,11 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/master/health", any(health))
         .route("/redirect", any(redirect))
         .route("/master/redirect", any(redirect))
-        .route("/metrics/snapshot", any(endpoints::metrics_snapshot))
-        .route("/master/metrics/snapshot", any(endpoints::metrics_snapshot))
+        .route("/metrics/snapshot", any(super::metrics::metrics_snapshot))
+        .route(
+            "/master/metrics/snapshot",
+            any(super::metrics::metrics_snapshot),
+        )
         .route("/version", any(endpoints::version))
         .route("/master/version", any(endpoints::version))
         .route("/flags", any(endpoints::flags_endpoint))
@@ -397,7 +400,7 @@ async fn operator(State(shared): State<Arc<Shared>>, request: Request) -> Respon
             }
             ocall::Type::GetMetrics => {
                 response.r#type = Some(oresponse::Type::GetMetrics as i32);
-                response.get_metrics = Some(endpoints::get_metrics(&state));
+                response.get_metrics = Some(super::metrics::get_metrics(&state));
             }
             ocall::Type::GetRoles => {
                 response.r#type = Some(oresponse::Type::GetRoles as i32);

@@ -25,6 +25,7 @@
 
 mod endpoints;
 mod http;
+mod metrics;
 mod operator_views;
 mod resource_text;
 mod state;
