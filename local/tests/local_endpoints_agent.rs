@@ -335,13 +335,19 @@ async fn a_task_is_found_through_state_and_files() {
         agent_ip.as_str()
     );
     assert!(container["executor_pid"].as_u64().unwrap() > 0);
-    let container_id = container["container_id"]["value"].as_str().unwrap().to_string();
+    let container_id = container["container_id"]["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let state = get_json(master, "/master/state").await;
     let statuses = &state["frameworks"][0]["tasks"][0]["statuses"];
     let last = statuses.as_array().unwrap().last().unwrap();
     assert_eq!(last["state"], "TASK_RUNNING");
-    assert_eq!(last["container_status"]["container_id"]["value"], container_id.as_str());
+    assert_eq!(
+        last["container_status"]["container_id"]["value"],
+        container_id.as_str()
+    );
 
     let agent = get_json(cluster.agents()[0].endpoint(), "/slave(1)/state").await;
     let executor = &agent["frameworks"][0]["executors"][0];
