@@ -261,6 +261,7 @@ impl LocalClusterBuilder {
                 self.agent_hostname.as_deref(),
                 self.work_dir.as_deref(),
                 index,
+                &master.id(),
             );
             configs.push(config.clone());
             match agent::start(config, master.link()).await {
@@ -348,6 +349,7 @@ impl LocalCluster {
             self.agent_hostname.as_deref(),
             self.work_dir.as_deref(),
             index,
+            &self.master.id(),
         );
         let handle = agent::start(config.clone(), self.master.link())
             .await
@@ -401,15 +403,21 @@ impl LocalCluster {
 }
 
 /// Agent `index`'s configuration from the shared `template`: its own address (see
-/// [`agent_ip`]), `hostname` or else that address as its hostname, and `work_dir/agents/<index>`
-/// so that a restart finds its checkpoints.
+/// [`agent_ip`]), `hostname` or else that address as its hostname, `work_dir/agents/<index>`
+/// so that a restart finds its checkpoints, and the id `<master id>-S<index>` (an agent that
+/// recovers from its work directory keeps its checkpointed id).
 fn agent_config(
     template: &AgentConfig,
     hostname: Option<&str>,
     work_dir: Option<&Path>,
     index: usize,
+    master_id: &str,
 ) -> AgentConfig {
     let mut config = template.clone();
+    // As a Mesos master names the agents it registers: its own id, `-S`, a counter.
+    config.id = Some(mesos_sdk::v1::AgentId {
+        value: format!("{master_id}-S{index}"),
+    });
     config.ip = agent_ip(template.ip, index);
     config.hostname = hostname.map_or_else(|| config.ip.to_string(), str::to_string);
     config.work_dir = work_dir.map(|dir| dir.join("agents").join(index.to_string()));

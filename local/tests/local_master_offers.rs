@@ -308,7 +308,7 @@ async fn invalid_tasks_get_task_error_without_uuid() {
         status["message"]
             .as_str()
             .unwrap()
-            .starts_with("Task uses more resources"),
+            .starts_with("Total resources cpus(allocated: *):"),
         "{status}"
     );
     master.shutdown().await;

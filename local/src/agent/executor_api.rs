@@ -29,7 +29,8 @@ use http::{HeaderValue, Method, StatusCode, header};
 use super::{Agent, ExecutorKind, QueuedLaunch, Subscriber, launch_event, send_event};
 use crate::link::FromAgent;
 use crate::server::v1::{
-    decode_call, empty, event_format, method_not_allowed, not_found, text, valid_uuid,
+    decode_call, empty, event_format, method_not_allowed, not_found, not_implemented, text,
+    valid_uuid,
 };
 use mesos_sdk::codec::Format;
 use mesos_sdk::v1::executor::{Call, Event, call, event};
@@ -37,7 +38,7 @@ use mesos_sdk::v1::{ContainerId, TaskState, task_status};
 
 /// The agent's routes; the agent is held weakly so that the server never keeps it alive.
 pub(super) fn router(agent: Weak<Agent>) -> Router {
-    Router::new()
+    super::http::routes(Router::new())
         .route("/api/v1/executor", any(executor))
         .route("/slave(1)/api/v1/executor", any(executor))
         .route("/health", any(health))
@@ -130,7 +131,15 @@ async fn executor(State(agent): State<Weak<Agent>>, request: Request) -> Respons
         }
     };
     if kind == call::Type::Unknown {
-        return empty(StatusCode::NOT_IMPLEMENTED);
+        // Mesos looks the framework up before it looks at the call's type.
+        if !agent
+            .lock()
+            .frameworks
+            .contains_key(&call.framework_id.value)
+        {
+            return text(StatusCode::BAD_REQUEST, "Framework cannot be found");
+        }
+        return not_implemented();
     }
     let event_format = if kind == call::Type::Subscribe {
         match event_format(&parts.headers) {

@@ -27,7 +27,9 @@
 //!
 //! The code is split by concern, one file each: `types` (the state and what launches, kills and
 //! terminations carry), `launch`, `kill`, `runs` (executor runs after launch), `recovery`,
-//! `status_updates`, `executor_api` (the HTTP server), `process` (task and executor process
+//! `status_updates`, `executor_api` (the HTTP server), `http` (`/state`, `/version`, `/flags`,
+//! `/metrics/snapshot`), `operator_api` (the agent operator API), `files_api` (the sandbox file
+//! API), `process` (task and executor process
 //! lifecycles), `command` (building their command lines and environment), `health`, `fetcher`,
 //! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
 //! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.
@@ -55,10 +57,13 @@ mod fetch_limits;
 mod fetch_private_fds;
 mod fetch_stop;
 mod fetcher;
+mod files_api;
 mod health;
+mod http;
 mod id_checks;
 mod kill;
 mod launch;
+mod operator_api;
 mod process;
 mod recovery;
 mod runs;
@@ -383,6 +388,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         cancel: CancellationToken::new(),
         tasks: Spawner,
         server: Mutex::new(None),
+        start_time: now_seconds(),
     });
     let recovered = if checkpointed.is_some() {
         // Reading every checkpoint can take a while: off the async workers.
@@ -514,6 +520,8 @@ pub(crate) struct Agent {
     tasks: Spawner,
     /// The HTTP accept loop.
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// When this agent started (seconds since the epoch), for `/state` and metrics.
+    start_time: f64,
 }
 
 impl Agent {

@@ -1,4 +1,5 @@
-//! Symlink-safe file operations below a sandbox directory, for the fetcher.
+//! Symlink-safe file operations below a sandbox directory, for the fetcher (writes) and the
+//! sandbox file API (reads: [`Beneath::open_existing`], [`list_dir`]).
 //!
 //! Every path is relative to the sandbox and is walked one component at a time from a handle on
 //! the sandbox directory (`openat` with `O_NOFOLLOW`): a component that is a symbolic link is
@@ -195,6 +196,76 @@ impl Beneath {
             let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
         }
     }
+}
+
+/// Something that exists below a sandbox, opened without following links.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    /// A directory (list it with [`list_dir`]).
+    Dir(OwnedFd),
+    /// A regular file, opened for reading.
+    File(File),
+}
+
+/// One entry of a directory, with what `lstat` says about it.
+#[derive(Debug)]
+pub(crate) struct DirEntry {
+    /// The entry's name.
+    pub name: String,
+    /// Its metadata (of a link itself, never of its target).
+    pub stat: rustix::fs::Stat,
+}
+
+impl Beneath {
+    /// Opens the directory or regular file `relative` (empty: the sandbox itself) for reading.
+    /// No symbolic link is followed, in the path or at its end, and `..` or an absolute path is
+    /// refused.
+    pub(crate) fn open_existing(&self, relative: &Path) -> Result<Opened, SandboxPathError> {
+        let parts = match Self::components(relative) {
+            Ok(parts) => parts,
+            Err(_) if relative.as_os_str().is_empty() => Vec::new(),
+            Err(error) => return Err(error),
+        };
+        let Some((last, dirs)) = parts.split_last() else {
+            let dir = rustix::io::dup(&self.root).map_err(|e| io_error(relative, e))?;
+            return Ok(Opened::Dir(dir));
+        };
+        let dir = self.open_dir(relative, dirs, false)?;
+        let fd = rustix::fs::openat(
+            &dir,
+            *last,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| classify(relative, e))?;
+        let stat = rustix::fs::fstat(fd.as_fd()).map_err(|e| io_error(relative, e))?;
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Directory => Ok(Opened::Dir(fd)),
+            FileType::RegularFile => regular_file(relative, fd).map(Opened::File),
+            _ => Err(SandboxPathError::NotAFile(relative.to_path_buf())),
+        }
+    }
+}
+
+/// The entries of an opened directory (without `.` and `..`), sorted by name.
+pub(crate) fn list_dir(dir: &OwnedFd) -> std::io::Result<Vec<DirEntry>> {
+    let mut out = Vec::new();
+    for entry in rustix::fs::Dir::read_from(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        if let Ok(stat) = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            out.push(DirEntry {
+                name: String::from_utf8_lossy(bytes).into_owned(),
+                stat,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
 
 /// `fd` as a [`File`] when it is a regular file.

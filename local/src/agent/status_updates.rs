@@ -94,6 +94,13 @@ impl Agent {
                 for executor in candidates {
                     if let Some(task) = executor.tasks.get_mut(&task_id) {
                         task.state = task_state;
+                        if status.container_status.is_none() {
+                            status.container_status = Some(super::operator_api::container_status(
+                                &executor.run_id,
+                                executor.pgid.or(task.pgid),
+                                self.endpoint.ip(),
+                            ));
+                        }
                         if path.is_none() && executor.checkpoint {
                             path = Some(self.meta.updates_path(
                                 &self.id,

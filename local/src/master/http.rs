@@ -17,9 +17,11 @@ use futures::Stream;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use tokio::sync::mpsc;
 
+use super::endpoints;
 use super::state::{CallOutcome, Shared};
 use crate::server::v1::{
-    decode_call, empty, event_format, method_not_allowed, not_found, text, valid_uuid,
+    decode_call, empty, event_format, method_not_allowed, not_found, not_implemented, text,
+    valid_uuid,
 };
 use mesos_sdk::codec::{Format, JSON_CONTENT_TYPE};
 use mesos_sdk::v1::scheduler::{Call, call};
@@ -40,8 +42,25 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/master/health", any(health))
         .route("/redirect", any(redirect))
         .route("/master/redirect", any(redirect))
-        .route("/metrics/snapshot", any(metrics_snapshot))
-        .route("/master/metrics/snapshot", any(metrics_snapshot))
+        .route("/metrics/snapshot", any(super::metrics::metrics_snapshot))
+        .route(
+            "/master/metrics/snapshot",
+            any(super::metrics::metrics_snapshot),
+        )
+        .route("/version", any(endpoints::version))
+        .route("/master/version", any(endpoints::version))
+        .route("/flags", any(endpoints::flags_endpoint))
+        .route("/master/flags", any(endpoints::flags_endpoint))
+        .route("/frameworks", any(endpoints::frameworks))
+        .route("/master/frameworks", any(endpoints::frameworks))
+        .route("/roles", any(endpoints::roles_endpoint))
+        .route("/master/roles", any(endpoints::roles_endpoint))
+        .route("/slaves", any(endpoints::slaves))
+        .route("/master/slaves", any(endpoints::slaves))
+        .route("/state-summary", any(endpoints::state_summary))
+        .route("/master/state-summary", any(endpoints::state_summary))
+        .route("/tasks", any(endpoints::tasks))
+        .route("/master/tasks", any(endpoints::tasks))
         .fallback(not_found)
         .with_state(shared)
 }
@@ -236,7 +255,7 @@ async fn scheduler(State(shared): State<Arc<Shared>>, request: Request) -> Respo
     match outcome {
         CallOutcome::Accepted => empty(StatusCode::ACCEPTED),
         CallOutcome::Ok => empty(StatusCode::OK),
-        CallOutcome::NotImplemented => empty(StatusCode::NOT_IMPLEMENTED),
+        CallOutcome::NotImplemented => not_implemented(),
         CallOutcome::Error(status, message) => text(status, message),
     }
 }
@@ -374,10 +393,51 @@ async fn operator(State(shared): State<Arc<Shared>>, request: Request) -> Respon
                     elected_time: Some(state.start_time),
                 });
             }
-            _ => return empty(StatusCode::NOT_IMPLEMENTED),
+            ocall::Type::GetFlags => {
+                response.r#type = Some(oresponse::Type::GetFlags as i32);
+                response.get_flags =
+                    Some(endpoints::get_flags(&shared.config, state.master_info.port));
+            }
+            ocall::Type::GetMetrics => {
+                response.r#type = Some(oresponse::Type::GetMetrics as i32);
+                response.get_metrics = Some(super::metrics::get_metrics(&state));
+            }
+            ocall::Type::GetRoles => {
+                response.r#type = Some(oresponse::Type::GetRoles as i32);
+                response.get_roles = Some(endpoints::get_roles(&state));
+            }
+            ocall::Type::GetLoggingLevel => {
+                response.r#type = Some(oresponse::Type::GetLoggingLevel as i32);
+                response.get_logging_level = Some(oresponse::GetLoggingLevel { level: 0 });
+            }
+            ocall::Type::GetQuota => {
+                response.r#type = Some(oresponse::Type::GetQuota as i32);
+                response.get_quota = Some(oresponse::GetQuota::default());
+            }
+            ocall::Type::GetMaintenanceSchedule => {
+                response.r#type = Some(oresponse::Type::GetMaintenanceSchedule as i32);
+                response.get_maintenance_schedule =
+                    Some(oresponse::GetMaintenanceSchedule::default());
+            }
+            ocall::Type::GetMaintenanceStatus => {
+                response.r#type = Some(oresponse::Type::GetMaintenanceStatus as i32);
+                response.get_maintenance_status = Some(oresponse::GetMaintenanceStatus::default());
+            }
+            _ => return not_implemented(),
         }
+        super::operator_views::complete(&state, &mut response);
     }
-    match format.encode(&response) {
+    let encoded = format.encode(&response).and_then(|bytes| {
+        if format != Format::Json {
+            return Ok(bytes);
+        }
+        // Mesos writes some empty lists of these views as `[]`; the codec leaves them out.
+        let mut value: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| mesos_sdk::codec::CodecError::Json(e.to_string()))?;
+        super::operator_views::add_json_empty_lists(&mut value);
+        Ok(Bytes::from(value.to_string()))
+    });
+    match encoded {
         Ok(bytes) => {
             let mut out = Response::new(Body::from(bytes));
             out.headers_mut().insert(
@@ -397,24 +457,11 @@ async fn state_endpoint(State(shared): State<Arc<Shared>>, method: Method) -> Re
     if method != Method::GET && method != Method::POST {
         return method_not_allowed(&["GET", "POST"], &method);
     }
-    let json = super::state_json::state(&shared.lock());
+    let state = shared.lock();
+    let flags = endpoints::flags_json(&shared.config, state.master_info.port);
+    let json = super::state_json::state(&state, flags);
+    drop(state);
     let mut response = Response::new(Body::from(json.to_string()));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(JSON_CONTENT_TYPE),
-    );
-    response
-}
-
-/// A few of Mesos' master metrics (`/metrics/snapshot`): the framework counts, among them
-/// `master/frameworks_disconnected`, the frameworks kept for their failover timeout after their
-/// scheduler went away (see [`super::MasterHandle::disconnected_frameworks`]).
-async fn metrics_snapshot(State(shared): State<Arc<Shared>>, method: Method) -> Response {
-    if method != Method::GET && method != Method::POST {
-        return method_not_allowed(&["GET", "POST"], &method);
-    }
-    let json = shared.lock().metrics().to_string();
-    let mut response = Response::new(Body::from(json));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),

@@ -1,7 +1,8 @@
 //! The embedded Mesos-compatible master: the scheduler API (`/api/v1/scheduler`), the operator
-//! API (`/api/v1`), `/state`, `/master/state`, `/health`, `/master/redirect` and a few framework
-//! counts on `/metrics/snapshot`, the resource allocator and the bookkeeping of frameworks,
-//! agents, offers and tasks. It is served by the stack of [`crate::server`], with the limits of
+//! API (`/api/v1`), `/state`, `/master/state`, `/health`, `/master/redirect`, the read-only
+//! endpoints tools read (`/version`, `/metrics/snapshot`, `/flags`, `/frameworks`, `/roles`,
+//! `/slaves`, `/state-summary`, `/tasks`; `endpoints`), the resource allocator and the
+//! bookkeeping of frameworks, agents, offers and tasks. It is served by the stack of [`crate::server`], with the limits of
 //! [`MasterConfig::http`].
 //!
 //! As in Mesos, a framework whose scheduler disconnects is kept (its tasks keep running) until
@@ -22,9 +23,13 @@
 //! resources go to one framework role per allocation run. The master keeps no registry: a
 //! restarted master knows only what agents and frameworks tell it again.
 
+mod endpoints;
 mod http;
+mod metrics;
+mod operator_views;
+mod resource_text;
 mod state;
-mod state_json;
+pub(crate) mod state_json;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};

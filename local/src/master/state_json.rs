@@ -1,6 +1,10 @@
 //! The `/state` (`/master/state`) JSON document in the shape Mesos' web UI and tools read:
 //! frameworks with their tasks and resources, completed frameworks, agents (`slaves`) with total,
-//! used and offered resources and attributes, and the master's identity.
+//! used and offered resources and attributes, and the master's identity. The pieces (one
+//! framework, one agent, one task) are shared with the other read-only endpoints
+//! (`super::endpoints`). Fields are the ones a Mesos 1.12 master writes, and only those: optional
+//! ones (`principal`, `labels`, `reregistered_time`) only when set, `roles` instead of `role` for
+//! MULTI_ROLE frameworks.
 
 // `role` (FrameworkInfo, Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
@@ -8,12 +12,27 @@
 use serde_json::{Map, Value, json};
 
 use super::MESOS_VERSION;
-use super::state::{State, is_terminal};
+use super::state::{Agent, CompletedFramework, Framework, State, is_terminal};
 use mesos_sdk::resourcemgr::{Resources, reservation_role};
-use mesos_sdk::v1::{Attribute, Label, Resource, Task, TaskState, value};
+use mesos_sdk::v1::framework_info::capability::Type as FrameworkCapability;
+use mesos_sdk::v1::{Attribute, FrameworkInfo, Label, Resource, Task, TaskState, value};
+
+/// What `/version` and `/state` report as the build: this crate, imitating Mesos 1.12.0.
+pub(crate) const BUILD_DATE: &str = "2020-09-06 18:44:32";
+/// `build_date` in seconds since the epoch.
+pub(crate) const BUILD_TIME: f64 = 1_599_417_872.0;
+/// `build_user`.
+pub(crate) const BUILD_USER: &str = "mesos-local";
+/// `git_sha`: not a Mesos commit; names this crate instead.
+pub(crate) const GIT_SHA: &str = concat!("mesos-local-", env!("CARGO_PKG_VERSION"));
+/// The master's capabilities, as in `MasterInfo`.
+pub(crate) const MASTER_CAPABILITIES: [&str; 3] = ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"];
+/// The agent capabilities every embedded agent has.
+pub(crate) const AGENT_CAPABILITIES: [&str; 3] =
+    ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"];
 
 /// Resources as `/state` shows them: `{"cpus": 4.0, "mem": 1024.0, "ports": "[31000-32000]"}`.
-pub(super) fn resources_json(resources: &[Resource]) -> Value {
+pub(crate) fn resources_json(resources: &[Resource]) -> Value {
     let all = Resources::from_slice(resources);
     let mut out = Map::new();
     for name in ["cpus", "gpus", "mem", "disk"] {
@@ -62,7 +81,7 @@ fn reserved_by_role(resources: &[Resource]) -> Value {
     )
 }
 
-fn attributes_json(attributes: &[Attribute]) -> Value {
+pub(crate) fn attributes_json(attributes: &[Attribute]) -> Value {
     let mut out = Map::new();
     for a in attributes {
         let v = match value::Type::try_from(a.r#type) {
@@ -101,45 +120,294 @@ fn labels_json(labels: &[Label]) -> Value {
     )
 }
 
-fn state_name(state: i32) -> &'static str {
+pub(super) fn state_name(state: i32) -> &'static str {
     TaskState::try_from(state)
         .map(|s| s.as_str_name())
         .unwrap_or("TASK_UNKNOWN")
 }
 
-fn task_json(task: &Task) -> Value {
+/// A protobuf message in Mesos' JSON form (`{}` if it cannot be rendered).
+pub(crate) fn proto_json<M: prost::Message + prost::Name>(message: &M) -> Value {
+    mesos_sdk::codec::json::to_value(message).unwrap_or_else(|_| json!({}))
+}
+
+/// The role a task's resources are allocated to: their `allocation_info`, else `fallback`.
+fn task_role(task: &Task, fallback: &str) -> String {
+    task.resources
+        .iter()
+        .find_map(|r| r.allocation_info.as_ref().and_then(|a| a.role.clone()))
+        .unwrap_or_else(|| fallback.to_string())
+}
+
+/// One task as `/state` and `/tasks` show it. `role` is the framework's role, used when the
+/// task's resources carry no allocation role.
+pub(crate) fn task_json(task: &Task, role: &str) -> Value {
     let statuses: Vec<Value> = task
         .statuses
         .iter()
         .map(|s| {
-            json!({
+            let mut status = json!({
                 "state": state_name(s.state),
                 "timestamp": s.timestamp.unwrap_or(0.0),
+            });
+            if let (Some(container), Some(obj)) = (&s.container_status, status.as_object_mut()) {
+                obj.insert("container_status".into(), proto_json(container));
+            }
+            status
+        })
+        .collect();
+    let mut out = Map::new();
+    out.insert("id".into(), json!(task.task_id.value));
+    out.insert("name".into(), json!(task.name));
+    out.insert("framework_id".into(), json!(task.framework_id.value));
+    out.insert(
+        "executor_id".into(),
+        json!(
+            task.executor_id
+                .as_ref()
+                .map(|e| e.value.clone())
+                .unwrap_or_default()
+        ),
+    );
+    out.insert("slave_id".into(), json!(task.agent_id.value));
+    out.insert("state".into(), json!(state_name(task.state)));
+    out.insert("resources".into(), resources_json(&task.resources));
+    out.insert("role".into(), json!(task_role(task, role)));
+    out.insert("statuses".into(), json!(statuses));
+    if let Some(labels) = &task.labels {
+        out.insert("labels".into(), labels_json(&labels.labels));
+    }
+    if let Some(discovery) = &task.discovery {
+        out.insert("discovery".into(), proto_json(discovery));
+    }
+    if let Some(container) = &task.container {
+        out.insert("container".into(), proto_json(container));
+    }
+    Value::Object(out)
+}
+
+/// A framework's single role as `/state` shows it (the first of `roles` for MULTI_ROLE).
+pub(super) fn framework_role(info: &FrameworkInfo) -> String {
+    if is_multi_role(info) {
+        info.roles.first().cloned().unwrap_or_else(|| "*".into())
+    } else {
+        info.role.clone().unwrap_or_else(|| "*".into())
+    }
+}
+
+fn is_multi_role(info: &FrameworkInfo) -> bool {
+    info.capabilities
+        .iter()
+        .any(|c| c.r#type == Some(FrameworkCapability::MultiRole as i32))
+}
+
+fn capabilities_json(info: &FrameworkInfo) -> Value {
+    json!(
+        info.capabilities
+            .iter()
+            .filter_map(|c| c.r#type)
+            .filter_map(|t| FrameworkCapability::try_from(t).ok())
+            .map(|t| t.as_str_name())
+            .collect::<Vec<_>>()
+    )
+}
+
+/// The fields every framework object has, live or completed, from its `FrameworkInfo`.
+fn framework_info_fields(out: &mut Map<String, Value>, id: &str, info: &FrameworkInfo) {
+    out.insert("id".into(), json!(id));
+    out.insert("name".into(), json!(info.name));
+    out.insert("user".into(), json!(info.user));
+    out.insert(
+        "failover_timeout".into(),
+        json!(info.failover_timeout.unwrap_or(0.0)),
+    );
+    out.insert("checkpoint".into(), json!(info.checkpoint.unwrap_or(false)));
+    out.insert(
+        "hostname".into(),
+        json!(info.hostname.clone().unwrap_or_default()),
+    );
+    out.insert(
+        "webui_url".into(),
+        json!(info.webui_url.clone().unwrap_or_default()),
+    );
+    if let Some(principal) = &info.principal {
+        out.insert("principal".into(), json!(principal));
+    }
+    out.insert("capabilities".into(), capabilities_json(info));
+    // The master keeps no offer constraints (they are accepted and ignored): none to show.
+    out.insert("offer_constraints".into(), json!({}));
+    if let Some(labels) = &info.labels {
+        out.insert("labels".into(), labels_json(&labels.labels));
+    }
+    if is_multi_role(info) {
+        out.insert("roles".into(), json!(info.roles));
+    } else {
+        out.insert("role".into(), json!(framework_role(info)));
+    }
+}
+
+/// One live framework as `/state` and `/frameworks` show it.
+pub(crate) fn framework_json(state: &State, f: &Framework) -> Value {
+    let role = framework_role(&f.info);
+    let mut used = Resources::new();
+    let mut tasks = Vec::new();
+    let mut completed: Vec<Value> = f
+        .completed_tasks
+        .iter()
+        .map(|t| task_json(&t, &role))
+        .collect();
+    let mut sorted: Vec<&Task> = f.tasks.values().collect();
+    sorted.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
+    for task in sorted {
+        if is_terminal(task.state) {
+            completed.push(task_json(task, &role));
+        } else {
+            used.add_all(&task.resources);
+            tasks.push(task_json(task, &role));
+        }
+    }
+    for executor in f.executors.values() {
+        used.add_all(&executor.resources);
+    }
+    let mut offered = Resources::new();
+    let offers: Vec<Value> = state
+        .offered_to(&f.id)
+        .into_iter()
+        .map(|(id, agent_id, resources)| {
+            offered.add_all(&resources);
+            json!({
+                "id": id,
+                "framework_id": f.id,
+                "slave_id": agent_id,
+                "resources": resources_json(&resources),
             })
         })
         .collect();
-    let mut out = json!({
-        "id": task.task_id.value,
-        "name": task.name,
-        "framework_id": task.framework_id.value,
-        "executor_id": task.executor_id.as_ref().map(|e| e.value.clone()).unwrap_or_default(),
-        "slave_id": task.agent_id.value,
-        "agent_id": task.agent_id.value,
-        "state": state_name(task.state),
-        "resources": resources_json(&task.resources),
-        "statuses": statuses,
-    });
-    if let (Some(labels), Some(obj)) = (&task.labels, out.as_object_mut()) {
-        obj.insert("labels".into(), labels_json(&labels.labels));
+    let mut executors: Vec<(&(String, String), &mesos_sdk::v1::ExecutorInfo)> =
+        f.executors.iter().collect();
+    executors.sort_by(|a, b| a.0.cmp(b.0));
+    let executors: Vec<Value> = executors
+        .into_iter()
+        .map(|((agent, id), e)| {
+            json!({
+                "executor_id": id,
+                "slave_id": agent,
+                "name": e.name.clone().unwrap_or_default(),
+                "framework_id": f.id,
+                "command": e.command.as_ref().map_or_else(|| json!({}), proto_json),
+                "resources": resources_json(&e.resources),
+            })
+        })
+        .collect();
+    let mut out = Map::new();
+    framework_info_fields(&mut out, &f.id, &f.info);
+    out.insert(
+        "registered_time".into(),
+        json!(f.registered_time.unwrap_or(0.0)),
+    );
+    if let Some(time) = f.reregistered_time {
+        out.insert("reregistered_time".into(), json!(time));
     }
-    if let (Some(user), Some(obj)) = (&task.user, out.as_object_mut()) {
-        obj.insert("user".into(), json!(user));
-    }
-    out
+    out.insert(
+        "unregistered_time".into(),
+        json!(f.unregistered_time.unwrap_or(0.0)),
+    );
+    out.insert("active".into(), json!(f.active));
+    out.insert("connected".into(), json!(f.connected()));
+    out.insert("recovered".into(), json!(f.recovered));
+    out.insert("resources".into(), resources_json(used.as_slice()));
+    out.insert("used_resources".into(), resources_json(used.as_slice()));
+    out.insert(
+        "offered_resources".into(),
+        resources_json(offered.as_slice()),
+    );
+    out.insert("tasks".into(), json!(tasks));
+    out.insert("unreachable_tasks".into(), json!([]));
+    out.insert("completed_tasks".into(), json!(completed));
+    out.insert("offers".into(), json!(offers));
+    out.insert("executors".into(), json!(executors));
+    Value::Object(out)
 }
 
-/// The whole document.
-pub(super) fn state(state: &State) -> Value {
+/// One completed framework as `/state` and `/frameworks` show it: its whole info kept.
+pub(crate) fn completed_framework_json(f: &CompletedFramework) -> Value {
+    let role = framework_role(&f.info);
+    let mut out = Map::new();
+    framework_info_fields(&mut out, &f.id, &f.info);
+    out.insert(
+        "registered_time".into(),
+        json!(f.registered_time.unwrap_or(0.0)),
+    );
+    out.insert(
+        "unregistered_time".into(),
+        json!(f.unregistered_time.unwrap_or(0.0)),
+    );
+    out.insert("active".into(), json!(false));
+    out.insert("connected".into(), json!(false));
+    out.insert("recovered".into(), json!(false));
+    out.insert("resources".into(), resources_json(&[]));
+    out.insert("used_resources".into(), resources_json(&[]));
+    out.insert("offered_resources".into(), resources_json(&[]));
+    out.insert("tasks".into(), json!([]));
+    out.insert("unreachable_tasks".into(), json!([]));
+    out.insert(
+        "completed_tasks".into(),
+        json!(
+            f.completed_tasks
+                .iter()
+                .map(|t| task_json(&t, &role))
+                .collect::<Vec<_>>()
+        ),
+    );
+    out.insert("offers".into(), json!([]));
+    out.insert("executors".into(), json!([]));
+    Value::Object(out)
+}
+
+/// The frameworks of `state`, sorted by id.
+pub(super) fn sorted_frameworks(state: &State) -> Vec<&Framework> {
+    let mut frameworks: Vec<_> = state.frameworks.values().collect();
+    frameworks.sort_by(|a, b| a.id.cmp(&b.id));
+    frameworks
+}
+
+/// The agents of `state`, sorted by id.
+pub(super) fn sorted_agents(state: &State) -> Vec<&Agent> {
+    let mut agents: Vec<_> = state.agents.values().collect();
+    agents.sort_by(|a, b| a.id.cmp(&b.id));
+    agents
+}
+
+/// One agent as `/state` and `/slaves` show it.
+pub(crate) fn agent_json(a: &Agent) -> Value {
+    let total = a.total.as_slice();
+    let unreserved: Vec<Resource> = total
+        .iter()
+        .filter(|r| reservation_role(r) == "*")
+        .cloned()
+        .collect();
+    let address = a.url.trim_start_matches("http://").to_string();
+    json!({
+        "id": a.id,
+        "pid": format!("slave(1)@{address}"),
+        "hostname": a.info.hostname,
+        "port": a.info.port.unwrap_or(5051),
+        "registered_time": a.registered_time,
+        "resources": resources_json(total),
+        "used_resources": resources_json(a.used.as_slice()),
+        "offered_resources": resources_json(a.offered.as_slice()),
+        "reserved_resources": reserved_by_role(total),
+        "unreserved_resources": resources_json(&unreserved),
+        "attributes": attributes_json(&a.info.attributes),
+        "active": true,
+        "deactivated": false,
+        "version": MESOS_VERSION,
+        "capabilities": AGENT_CAPABILITIES,
+    })
+}
+
+/// `pid`, `leader` and `hostname` of the master as `/state` writes them.
+pub(super) fn identity(state: &State) -> (String, String, String) {
     let info = &state.master_info;
     let pid = info.pid.clone().unwrap_or_default();
     let leader = state
@@ -147,156 +415,34 @@ pub(super) fn state(state: &State) -> Value {
         .as_ref()
         .map(|l| format!("master@{l}"))
         .unwrap_or_else(|| pid.clone());
-    let mut frameworks: Vec<_> = state.frameworks.values().collect();
-    frameworks.sort_by(|a, b| a.id.cmp(&b.id));
-    let frameworks_json: Vec<Value> = frameworks
-        .iter()
-        .map(|f| {
-            let mut used = Resources::new();
-            let mut tasks = Vec::new();
-            let mut completed: Vec<Value> =
-                f.completed_tasks.iter().map(|t| task_json(&t)).collect();
-            let mut sorted: Vec<&Task> = f.tasks.values().collect();
-            sorted.sort_by(|a, b| a.task_id.value.cmp(&b.task_id.value));
-            for task in sorted {
-                if is_terminal(task.state) {
-                    completed.push(task_json(task));
-                } else {
-                    used.add_all(&task.resources);
-                    tasks.push(task_json(task));
-                }
-            }
-            for executor in f.executors.values() {
-                used.add_all(&executor.resources);
-            }
-            let mut offered = Resources::new();
-            let offers: Vec<Value> = state
-                .offered_to(&f.id)
-                .into_iter()
-                .map(|(id, agent_id, resources)| {
-                    offered.add_all(&resources);
-                    json!({
-                        "id": id,
-                        "framework_id": f.id,
-                        "slave_id": agent_id,
-                        "resources": resources_json(&resources),
-                    })
-                })
-                .collect();
-            let capabilities: Vec<Value> = f
-                .info
-                .capabilities
-                .iter()
-                .filter_map(|c| c.r#type)
-                .filter_map(|t| {
-                    mesos_sdk::v1::framework_info::capability::Type::try_from(t)
-                        .ok()
-                        .map(|t| json!(t.as_str_name()))
-                })
-                .collect();
-            let executors: Vec<Value> = f
-                .executors
-                .iter()
-                .map(|((agent, id), e)| {
-                    json!({
-                        "executor_id": id,
-                        "slave_id": agent,
-                        "name": e.name.clone().unwrap_or_default(),
-                        "resources": resources_json(&e.resources),
-                    })
-                })
-                .collect();
-            json!({
-                "id": f.id,
-                "name": f.info.name,
-                "user": f.info.user,
-                "hostname": f.info.hostname.clone().unwrap_or_default(),
-                "webui_url": f.info.webui_url.clone().unwrap_or_default(),
-                "principal": f.info.principal,
-                "role": f.info.role.clone().unwrap_or_else(|| "*".into()),
-                "roles": f.roles(),
-                "failover_timeout": f.info.failover_timeout.unwrap_or(0.0),
-                "checkpoint": f.info.checkpoint.unwrap_or(false),
-                "capabilities": capabilities,
-                "active": f.active,
-                "connected": f.connected(),
-                "recovered": f.recovered,
-                "registered_time": f.registered_time.unwrap_or(0.0),
-                "reregistered_time": f.reregistered_time.unwrap_or(0.0),
-                "unregistered_time": f.unregistered_time.unwrap_or(0.0),
-                "resources": resources_json(used.as_slice()),
-                "allocated_resources": resources_json(used.as_slice()),
-                "used_resources": resources_json(used.as_slice()),
-                "offered_resources": resources_json(offered.as_slice()),
-                "tasks": tasks,
-                "unreachable_tasks": [],
-                "completed_tasks": completed,
-                "offers": offers,
-                "executors": executors,
-                "labels": labels_json(f.info.labels.as_ref().map(|l| &l.labels[..]).unwrap_or(&[])),
-            })
-        })
+    (pid, leader, info.hostname.clone().unwrap_or_default())
+}
+
+/// The whole document.
+pub(super) fn state(state: &State, flags: Value) -> Value {
+    let info = &state.master_info;
+    let (pid, leader, hostname) = identity(state);
+    let frameworks: Vec<Value> = sorted_frameworks(state)
+        .into_iter()
+        .map(|f| framework_json(state, f))
         .collect();
     let completed_frameworks: Vec<Value> = state
         .completed_frameworks
         .iter()
-        .map(|f| {
-            json!({
-                "id": f.id,
-                "name": f.info.name,
-                "user": f.info.user,
-                "role": f.info.role.clone().unwrap_or_else(|| "*".into()),
-                "active": false,
-                "connected": false,
-                "registered_time": f.registered_time.unwrap_or(0.0),
-                "unregistered_time": f.unregistered_time.unwrap_or(0.0),
-                "tasks": [],
-                "completed_tasks": f.completed_tasks.iter().map(|t| task_json(&t)).collect::<Vec<_>>(),
-                "offers": [],
-                "executors": [],
-                "resources": resources_json(&[]),
-                "used_resources": resources_json(&[]),
-                "offered_resources": resources_json(&[]),
-            })
-        })
+        .map(completed_framework_json)
         .collect();
-    let mut agents: Vec<_> = state.agents.values().collect();
-    agents.sort_by(|a, b| a.id.cmp(&b.id));
-    let slaves: Vec<Value> = agents
-        .iter()
-        .map(|a| {
-            let total = a.total.as_slice();
-            let unreserved: Vec<Resource> = total
-                .iter()
-                .filter(|r| reservation_role(r) == "*")
-                .cloned()
-                .collect();
-            let address = a.url.trim_start_matches("http://").to_string();
-            json!({
-                "id": a.id,
-                "pid": format!("slave(1)@{address}"),
-                "hostname": a.info.hostname,
-                "port": a.info.port.unwrap_or(5051),
-                "registered_time": a.registered_time,
-                "resources": resources_json(total),
-                "used_resources": resources_json(a.used.as_slice()),
-                "offered_resources": resources_json(a.offered.as_slice()),
-                "reserved_resources": reserved_by_role(total),
-                "unreserved_resources": resources_json(&unreserved),
-                "attributes": attributes_json(&a.info.attributes),
-                "active": true,
-                "deactivated": false,
-                "version": MESOS_VERSION,
-                "capabilities": ["MULTI_ROLE", "HIERARCHICAL_ROLE", "RESERVATION_REFINEMENT"],
-            })
-        })
-        .collect();
-    let hostname = info.hostname.clone().unwrap_or_default();
+    let slaves: Vec<Value> = sorted_agents(state).into_iter().map(agent_json).collect();
     json!({
         "version": MESOS_VERSION,
+        "build_date": BUILD_DATE,
+        "build_time": BUILD_TIME,
+        "build_user": BUILD_USER,
+        "git_sha": GIT_SHA,
+        "git_tag": MESOS_VERSION,
         "id": info.id,
         "pid": pid,
         "hostname": hostname,
+        "capabilities": MASTER_CAPABILITIES,
         "start_time": state.start_time,
         "elected_time": state.start_time,
         "activated_slaves": slaves.len(),
@@ -309,10 +455,17 @@ pub(super) fn state(state: &State) -> Value {
             "port": info.port,
             "hostname": hostname,
             "version": MESOS_VERSION,
+            "capabilities": MASTER_CAPABILITIES
+                .iter()
+                .map(|c| json!({"type": c}))
+                .collect::<Vec<_>>(),
         },
-        "flags": {},
+        // The embedded master writes no log files: an empty `log_dir` (web UIs show no LOG link).
+        "log_dir": "",
+        "flags": flags,
         "slaves": slaves,
-        "frameworks": frameworks_json,
+        "recovered_slaves": [],
+        "frameworks": frameworks,
         "completed_frameworks": completed_frameworks,
         "orphan_tasks": [],
         "unregistered_frameworks": [],

@@ -27,9 +27,13 @@
 //!   with half a request head) closed, the master's process kept 30.7 MiB resident with the
 //!   defaults against 118.3 MiB without a cap and with hyper's buffer size (ratio 0.26).
 //!
+//! Answers to requests sent with `Connection: close` carry no `Connection` header, as Mesos'
+//! (the server still closes; see `close_header`).
+//!
 //! On shutdown the listener closes at once; open connections finish their current request
 //! (graceful shutdown) for up to [`HttpLimits::shutdown_grace`] and are then dropped.
 
+mod close_header;
 pub mod v1;
 
 use std::collections::BTreeMap;
@@ -319,7 +323,12 @@ async fn serve_connection(
     let _registration = registration;
     let _ = tcp.set_nodelay(true);
     let router = TowerToHyperService::new(router);
+    let close_mark = close_header::CloseMark::default();
+    let marker = close_mark.clone();
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        if close_header::asks_to_close(request.headers()) {
+            marker.set();
+        }
         let guard = Active::new(&active);
         let response = hyper::service::Service::call(&router, request);
         async move {
@@ -341,7 +350,10 @@ async fn serve_connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_buf_size.max(MIN_BUF_SIZE));
-    let connection = builder.serve_connection(TokioIo::new(tcp), service);
+    let connection = builder.serve_connection(
+        TokioIo::new(close_header::CloseHeaderFilter::new(tcp, close_mark)),
+        service,
+    );
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,

@@ -60,6 +60,12 @@ pub(crate) async fn not_found() -> Response {
     text(StatusCode::NOT_FOUND, "404 Not Found.")
 }
 
+/// 501 for a call this server does not implement, as Mesos answers it (`501 Not Implemented.`,
+/// plain text).
+pub(crate) fn not_implemented() -> Response {
+    text(StatusCode::NOT_IMPLEMENTED, "501 Not Implemented.")
+}
+
 /// 405 with the methods allowed, in Mesos' words.
 pub(crate) fn method_not_allowed(allowed: &[&str], method: &Method) -> Response {
     let listed: Vec<String> = allowed.iter().map(|m| format!("'{m}'")).collect();
@@ -193,7 +199,7 @@ where
         Format::Json => Format::Json.decode::<M>(body).map_err(|error| {
             // Only a failed decode pays for a second parse, to tell bad JSON from a bad message.
             if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(body) {
-                return DecodeFailure::NotJson(syntax.to_string());
+                return DecodeFailure::NotJson(stout_syntax_error(body, &syntax));
             }
             if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
                 return DecodeFailure::Json {
@@ -202,15 +208,72 @@ where
                 };
             }
             let detail = match error {
-                CodecError::Json(message) => match message.strip_prefix("missing required") {
-                    Some(rest) => format!("Missing required{rest}"),
-                    None => message,
-                },
+                CodecError::Json(message) => stout_detail(&message),
                 other => other.to_string(),
             };
             DecodeFailure::Json { name, detail }
         }),
     }
+}
+
+/// stout's (picojson's) text for JSON that does not parse: `syntax error at line <n> near:
+/// <the rest of that line from where parsing stopped>` (nothing after `near: ` at the end of the
+/// input; control characters dropped).
+fn stout_syntax_error(body: &[u8], error: &serde_json::Error) -> String {
+    let line = error.line().max(1);
+    let rest = if error.classify() == serde_json::error::Category::Eof {
+        &[][..]
+    } else {
+        // serde_json's column is 1-based and points at the offending byte of `line`.
+        let line_start = body
+            .split_inclusive(|b| *b == b'\n')
+            .take(line - 1)
+            .map(<[u8]>::len)
+            .sum::<usize>();
+        let at = (line_start + error.column().saturating_sub(1)).min(body.len());
+        let tail = &body[at..];
+        let end = tail.iter().position(|b| *b == b'\n').unwrap_or(tail.len());
+        &tail[..end]
+    };
+    let near: Vec<u8> = rest.iter().copied().filter(|b| *b >= b' ').collect();
+    format!(
+        "syntax error at line {line} near: {}",
+        String::from_utf8_lossy(&near)
+    )
+}
+
+/// The JSON codec's description of a body that does not fit the message, in stout's words:
+/// `Missing required fields: a, b.c`, `Not expecting a JSON number for field 'user'`.
+fn stout_detail(message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("missing required") {
+        return format!("Missing required{rest}");
+    }
+    let Some((path, what)) = message.split_once(": ") else {
+        return message.to_string();
+    };
+    let field = path
+        .rsplit('.')
+        .next()
+        .map(|last| last.split('[').next().unwrap_or(last))
+        .unwrap_or(path);
+    let json_type = if let Some((_, got)) = what.rsplit_once(", got ") {
+        match got {
+            "a number" => "number",
+            "a string" => "string",
+            "a bool" => "boolean",
+            "null" => "null",
+            "an array" => "array",
+            "an object" => "object",
+            _ => return message.to_string(),
+        }
+    } else if what.starts_with("not expecting a JSON array") {
+        "array"
+    } else if what.starts_with("not expecting a JSON number") {
+        "number"
+    } else {
+        return message.to_string();
+    };
+    format!("Not expecting a JSON {json_type} for field '{field}'")
 }
 
 /// Checks `Content-Type`, reads the body within the limits and decodes it as `M` (on the
@@ -304,6 +367,50 @@ mod tests {
         }
     }
 
+    /// stout's texts for bodies that are not JSON, or JSON of the wrong types.
+    #[test]
+    fn json_failures_use_stout_texts() {
+        let table: [(&[u8], &str); 8] = [
+            (b"", "Failed to parse body into JSON: syntax error at line 1 near: "),
+            (
+                br#"{"type":"#,
+                "Failed to parse body into JSON: syntax error at line 1 near: ",
+            ),
+            (
+                b"{\"type\": x}",
+                "Failed to parse body into JSON: syntax error at line 1 near: x}",
+            ),
+            (
+                b"{\n\"type\": nope\n}",
+                // picojson stops after the `n` it took for `null`, as serde_json does.
+                "Failed to parse body into JSON: syntax error at line 2 near: ope",
+            ),
+            (
+                br#"{"type":"SUBSCRIBE","subscribe":{"framework_info":{"user":5,"name":"n"}}}"#,
+                "Failed to convert JSON into Call protobuf: Not expecting a JSON number for field 'user'",
+            ),
+            (
+                br#"{"type":"DECLINE","framework_id":{"value":"f"},"decline":{"offer_ids":[{"value":true}]}}"#,
+                "Failed to convert JSON into Call protobuf: Not expecting a JSON boolean for field 'value'",
+            ),
+            (
+                br#"{"type":"DECLINE","framework_id":"f"}"#,
+                "Failed to convert JSON into Call protobuf: Not expecting a JSON string for field 'framework_id'",
+            ),
+            (
+                br#"{"type":"DECLINE","framework_id":{"value":["f"]}}"#,
+                "Failed to convert JSON into Call protobuf: Not expecting a JSON array for field 'value'",
+            ),
+        ];
+        for (body, want) in table {
+            let got = decode::<Call>(Format::Json, body, "Call")
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert_eq!(got, want, "{}", String::from_utf8_lossy(body));
+        }
+    }
+
     #[test]
     fn decode_failures_use_mesos_texts() {
         let table: [(Format, &[u8], &str); 5] = [
@@ -315,7 +422,7 @@ mod tests {
             (
                 Format::Json,
                 b"hello",
-                "Failed to parse body into JSON: expected value at line 1 column 1",
+                "Failed to parse body into JSON: syntax error at line 1 near: hello",
             ),
             (
                 Format::Json,

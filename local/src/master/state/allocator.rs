@@ -84,7 +84,7 @@ impl State {
                             value: agent_id.clone(),
                         },
                         hostname: hostname.clone(),
-                        url: agent_url_info(&agent_url),
+                        url: agent_url_info(&agent_url, &hostname),
                         domain: None,
                         resources: share
                             .as_slice()
@@ -144,13 +144,13 @@ pub(super) fn allocatable(resources: &Resources) -> bool {
     resources.scalar("cpus") >= 0.01 || resources.scalar("mem") >= 32.0
 }
 
-pub(super) fn agent_url_info(url: &str) -> Option<v1::Url> {
+pub(super) fn agent_url_info(url: &str, hostname: &str) -> Option<v1::Url> {
     let rest = url.strip_prefix("http://")?;
     let (host, port) = rest.rsplit_once(':')?;
     Some(v1::Url {
         scheme: "http".into(),
         address: v1::Address {
-            hostname: None,
+            hostname: Some(hostname.to_string()),
             ip: Some(host.to_string()),
             port: port.trim_end_matches('/').parse().ok()?,
         },

@@ -135,6 +135,9 @@ impl State {
                                 status: v1::OperationStatus {
                                     operation_id: Some(operation.operation_id),
                                     state: v1::OperationState::OperationUnknown as i32,
+                                    message: operation.agent_id.is_none().then(|| {
+                                        "Reconciliation: Operation is unknown and no 'agent_id' was provided".to_string()
+                                    }),
                                     agent_id: operation.agent_id,
                                     resource_provider_id: operation.resource_provider_id,
                                     ..Default::default()

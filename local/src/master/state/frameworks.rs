@@ -252,13 +252,20 @@ impl State {
         if old.user != info.user {
             return CallOutcome::Error(
                 StatusCode::BAD_REQUEST,
-                "Updating 'FrameworkInfo.user' is unsupported".into(),
+                format!(
+                    "FrameworkInfo update is not valid: Updating 'FrameworkInfo.user' is unsupported; attempted to update from '{}' to '{}'",
+                    old.user, info.user
+                ),
             );
         }
         if old.checkpoint() != info.checkpoint() {
             return CallOutcome::Error(
                 StatusCode::BAD_REQUEST,
-                "Updating 'FrameworkInfo.checkpoint' is unsupported".into(),
+                format!(
+                    "FrameworkInfo update is not valid: Updating 'FrameworkInfo.checkpoint' is unsupported; attempted to update from '{}' to '{}'",
+                    old.checkpoint(),
+                    info.checkpoint()
+                ),
             );
         }
         framework.info = info.clone();
@@ -297,23 +304,22 @@ pub(super) fn validate_role(role: &str) -> Option<String> {
         if component.is_empty() {
             return Some(format!("Role '{role}' cannot contain two adjacent slashes"));
         }
-        if component == "." || component == ".." {
-            return Some(format!("Role '{role}' cannot be '.' or '..'"));
-        }
-        if component == "*" {
+        if component == "." || component == ".." || component == "*" {
             return Some(format!(
-                "Role '{role}' cannot contain '*' as a path component"
+                "Role '{role}' cannot include '{component}' as a component"
             ));
         }
         if component.starts_with('-') {
-            return Some(format!("Role '{role}' cannot start with '-'"));
+            return Some(format!(
+                "Role component '{component}' is invalid because it starts with a dash"
+            ));
         }
         if component
             .chars()
             .any(|c| c.is_ascii_control() || c == ' ' || c == '\u{7f}')
         {
             return Some(format!(
-                "Role '{role}' cannot include whitespace or control characters"
+                "Role component '{component}' is invalid because it contains backspace or whitespace"
             ));
         }
     }

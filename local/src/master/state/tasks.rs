@@ -53,6 +53,29 @@ impl State {
         None
     }
 
+    /// Mesos' text for a task (or task group) bigger than what is left of its offers.
+    fn insufficient_resources(
+        &self,
+        what: &str,
+        framework_id: &str,
+        task_resources: &[Resource],
+        needed: &[Resource],
+        remaining: &Resources,
+    ) -> String {
+        use crate::master::resource_text::{allocation_role, resources_text};
+        let roles = self
+            .frameworks
+            .get(framework_id)
+            .map(|f| f.roles())
+            .unwrap_or_default();
+        let role = allocation_role(task_resources, &roles);
+        format!(
+            "Total resources {} required by {what} and its executor is more than available {}",
+            resources_text(Resources::from_slice(needed).as_slice(), Some(&role)),
+            resources_text(remaining.as_slice(), Some(&role)),
+        )
+    }
+
     pub(super) fn launch_task(
         &mut self,
         framework_id: &str,
@@ -98,10 +121,12 @@ impl State {
             }
         }
         if !remaining.contains(&needed) {
-            let message = format!(
-                "Task uses more resources {} than available {}",
-                Resources::from_slice(&needed),
-                remaining
+            let message = self.insufficient_resources(
+                "task",
+                framework_id,
+                &task.resources,
+                &needed,
+                remaining,
             );
             self.task_error(
                 framework_id,
@@ -178,10 +203,13 @@ impl State {
             needed.extend(executor.resources.iter().map(resources::normalize));
         }
         if error.is_none() && !remaining.contains(&needed) {
-            error = Some(format!(
-                "Task group uses more resources {} than available {}",
-                Resources::from_slice(&needed),
-                remaining
+            let used: Vec<Resource> = tasks.iter().flat_map(|t| t.resources.clone()).collect();
+            error = Some(self.insufficient_resources(
+                "task group",
+                framework_id,
+                &used,
+                &needed,
+                remaining,
             ));
         }
         if let Some(message) = error {
