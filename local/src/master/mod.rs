@@ -59,9 +59,17 @@ pub struct MasterConfig {
     /// freed by finished tasks, declines, unused parts of ACCEPTs and rescinds are offered again
     /// on the next run; subscriptions, new agents and REVIVE trigger a run at once.
     pub allocation_interval: Duration,
-    /// How long an agent whose link closed may take to register again before it is removed and
-    /// its tasks are reported lost (Mesos: 5 pings of 15 s, 75 s).
+    /// How long an agent may stay silent (its link closed, or a ping unanswered) before it is
+    /// marked unreachable: its offers are rescinded, its tasks become TASK_UNREACHABLE
+    /// (TASK_LOST for frameworks without PARTITION_AWARE), and they come back if it registers
+    /// again (Mesos: `--agent_ping_timeout` times `--max_agent_ping_timeouts`, 5 pings of 15 s,
+    /// 75 s).
     pub agent_removal_timeout: Duration,
+    /// How often the master pings each agent (Mesos' `--agent_ping_timeout`: 15 s).
+    pub agent_ping_interval: Duration,
+    /// Enables the fault-injection endpoints under `/__local/` (see [`crate::master`]); off by
+    /// default, as they are no part of Mesos.
+    pub fault_injection: bool,
     /// Cap on refuse filters (Mesos caps `refuse_seconds` at 365 days).
     pub max_refuse: Duration,
     /// Number of completed frameworks kept for `/state` and the operator API (Mesos'
@@ -89,6 +97,8 @@ impl Default for MasterConfig {
             offer_timeout: None,
             allocation_interval: Duration::from_secs(1),
             agent_removal_timeout: Duration::from_secs(75),
+            agent_ping_interval: Duration::from_secs(15),
+            fault_injection: false,
             max_refuse: Duration::from_secs(365 * 24 * 3600),
             max_completed_frameworks: 50,
             max_completed_tasks_per_framework: 1000,
@@ -123,9 +133,12 @@ pub struct Master;
 impl Master {
     /// Binds the HTTP server and starts the master. Must be called inside a tokio runtime.
     pub async fn start(config: MasterConfig) -> Result<MasterHandle, MasterError> {
-        if config.heartbeat_interval.is_zero() || config.allocation_interval.is_zero() {
+        if config.heartbeat_interval.is_zero()
+            || config.allocation_interval.is_zero()
+            || config.agent_ping_interval.is_zero()
+        {
             return Err(MasterError::Config(
-                "heartbeat and allocation intervals must be positive".into(),
+                "heartbeat, allocation and agent ping intervals must be positive".into(),
             ));
         }
         let addr = SocketAddr::new(config.ip, config.port);
@@ -145,6 +158,7 @@ impl Master {
         let tasks = vec![
             tokio::spawn(state::run_agent_messages(shared.clone(), agent_messages)),
             tokio::spawn(state::run_allocation_ticks(shared.clone())),
+            tokio::spawn(state::run_agent_pings(shared.clone())),
         ];
         let server = tokio::spawn(crate::server::serve(
             listener,

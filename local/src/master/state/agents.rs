@@ -6,7 +6,11 @@ use super::*;
 impl State {
     pub fn agent_message(&mut self, shared: &Arc<Shared>, message: AgentMessage) {
         let agent_id = message.agent_id.value;
+        if !self.accept_agent_message(&agent_id, &message.message) {
+            return;
+        }
         match message.message {
+            FromAgent::Pong => {}
             FromAgent::Register {
                 info,
                 link,
@@ -90,8 +94,16 @@ impl State {
         info.id = Some(AgentId {
             value: agent_id.clone(),
         });
+        if self.is_gone(&agent_id) {
+            tracing::info!(agent = %agent_id, "agent marked gone tried to register: shut down");
+            let _ = link.send(ToAgent::Shutdown);
+            return;
+        }
         let normalized: Vec<Resource> = info.resources.iter().map(resources::normalize).collect();
         let mut total = Resources::from_slice(&normalized);
+        if let Some(old) = self.take_unreachable(&agent_id) {
+            total = old.total;
+        }
         // A re-registration replaces the old entry: its offers are void, reservations and
         // volumes made through the master stay, and tasks the agent no longer reports are gone.
         if let Some(old) = self.agents.get(&agent_id) {
@@ -110,7 +122,7 @@ impl State {
                 "Task was not reported by the re-registering agent",
                 false,
             );
-        } else {
+        } else if !self.agent_order.contains(&agent_id) {
             self.agent_order.push(agent_id.clone());
         }
         let mut agent = Agent {
@@ -123,6 +135,8 @@ impl State {
             offered: Resources::new(),
             registered_time: now_secs(),
             disconnected_since: None,
+            awaiting_pong_since: None,
+            partitioned: false,
         };
         for framework_info in frameworks {
             let Some(id) = framework_info.id.as_ref().map(|i| i.value.clone()) else {
@@ -238,81 +252,8 @@ impl State {
         }
     }
 
-    /// Notices agents whose link closed: no more offers from them, and after
-    /// `agent_removal_timeout` they are removed.
-    pub fn check_agents(&mut self) {
-        let now = Instant::now();
-        let mut newly_gone = Vec::new();
-        let mut remove = Vec::new();
-        for agent in self.agents.values_mut() {
-            if !agent.link.is_closed() {
-                continue;
-            }
-            match agent.disconnected_since {
-                None => {
-                    agent.disconnected_since = Some(now);
-                    newly_gone.push(agent.id.clone());
-                }
-                Some(since) if now.duration_since(since) >= self.config.agent_removal_timeout => {
-                    remove.push(agent.id.clone());
-                }
-                Some(_) => {}
-            }
-        }
-        for agent_id in newly_gone {
-            tracing::info!(agent = %agent_id, "agent disconnected");
-            self.rescind_agent_offers(&agent_id);
-        }
-        for agent_id in remove {
-            self.remove_agent(&agent_id);
-        }
-    }
-
-    /// Removes an agent: its tasks become TASK_LOST (TASK_UNREACHABLE for PARTITION_AWARE
-    /// frameworks), every framework gets FAILURE for the agent.
-    pub(super) fn remove_agent(&mut self, agent_id: &str) {
-        let hostname = self
-            .agents
-            .get(agent_id)
-            .map(|a| a.info.hostname.clone())
-            .unwrap_or_default();
-        self.rescind_agent_offers(agent_id);
-        self.drop_agent_tasks(
-            agent_id,
-            |_, _| true,
-            task_status::Reason::AgentRemoved,
-            &format!("Agent {hostname} is unreachable"),
-            true,
-        );
-        self.agents.remove(agent_id);
-        self.agent_order.retain(|a| a != agent_id);
-        for framework in self.frameworks.values() {
-            framework.send(&scheduler::Event {
-                r#type: Some(scheduler::event::Type::Failure as i32),
-                failure: Some(event::Failure {
-                    agent_id: Some(AgentId {
-                        value: agent_id.to_string(),
-                    }),
-                    executor_id: None,
-                    status: None,
-                }),
-                ..Default::default()
-            });
-        }
-        self.publish(v1::master::Event {
-            r#type: Some(v1::master::event::Type::AgentRemoved as i32),
-            agent_removed: Some(v1::master::event::AgentRemoved {
-                agent_id: AgentId {
-                    value: agent_id.to_string(),
-                },
-            }),
-            ..Default::default()
-        });
-        tracing::info!(agent = %agent_id, "agent removed");
-    }
-
     /// Rescinds every outstanding offer of `agent_id` (without a new allocation round).
-    fn rescind_agent_offers(&mut self, agent_id: &str) {
+    pub(super) fn rescind_agent_offers(&mut self, agent_id: &str) {
         let stale: Vec<String> = self
             .offers
             .iter()

@@ -7,7 +7,9 @@
 //! - `tasks`: task launch, KILL, ACKNOWLEDGE, RECONCILE and master-generated updates;
 //! - `events`: the events the master makes itself and heartbeat timers;
 //! - `agents`: agent messages over the link; `allocator`: offers and the allocation run;
-//! - `operator`: the operator API's views and event stream.
+//! - `operator`: the operator API's views and event stream;
+//! - `partitions`: agent pings, unreachable agents and their return, MARK_AGENT_GONE;
+//! - `faults`: fault injection (partitions, crashes, killed executors, lost acknowledgements).
 
 // `role` (FrameworkInfo, Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
@@ -42,10 +44,14 @@ mod events;
 mod frameworks;
 mod offers;
 mod operator;
+mod partitions;
 mod tasks;
+mod faults;
 
 pub(crate) use agents::run_agent_messages;
 pub(crate) use allocator::run_allocation_ticks;
+pub use faults::AckFault;
+pub(crate) use partitions::run_agent_pings;
 use events::{
     Heartbeat, error_event, heartbeat_event, send_error_and_close, spawn_heartbeats, update_event,
 };
@@ -121,6 +127,9 @@ pub(crate) struct Framework {
     filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
     pub tasks: HashMap<String, Task>,
+    /// Tasks on unreachable agents (state TASK_UNREACHABLE), by task id; they move back to
+    /// `tasks` when their agent registers again and reports them.
+    pub unreachable_tasks: HashMap<String, Task>,
     pub completed_tasks: CompletedTasks,
     /// Executors by (agent id, executor id).
     pub executors: HashMap<(String, String), ExecutorInfo>,
@@ -142,6 +151,7 @@ impl Framework {
             filters: HashMap::new(),
             offers: HashSet::new(),
             tasks: HashMap::new(),
+            unreachable_tasks: HashMap::new(),
             completed_tasks: CompletedTasks::default(),
             executors: HashMap::new(),
             disconnects: 0,
@@ -249,6 +259,10 @@ pub(crate) struct Agent {
     pub registered_time: f64,
     /// When the master noticed the agent's link closed.
     disconnected_since: Option<Instant>,
+    /// When the oldest ping still unanswered was sent (`None`: the agent answered).
+    awaiting_pong_since: Option<Instant>,
+    /// Fault injection: the agent is cut off from the master; nothing is sent to it.
+    partitioned: bool,
 }
 
 impl Agent {
@@ -260,6 +274,10 @@ impl Agent {
     }
 
     fn send(&self, message: ToAgent) {
+        if self.partitioned {
+            tracing::debug!(agent = %self.id, "message to a partitioned agent lost");
+            return;
+        }
         if self.link.send(message).is_err() {
             tracing::debug!(agent = %self.id, "agent link closed");
         }
@@ -312,6 +330,14 @@ pub(crate) struct State {
     pub completed_frameworks: VecDeque<CompletedFramework>,
     removed_frameworks: HashSet<String>,
     pub agents: HashMap<String, Agent>,
+    /// Agents marked unreachable, by id, with when that happened (seconds since the epoch).
+    pub unreachable_agents: HashMap<String, (Agent, f64)>,
+    /// Agents the operator marked gone: they may never register again.
+    gone_agents: HashSet<String>,
+    /// Fault injection: partitioned agents, with when the partition heals by itself.
+    partitions: HashMap<String, Option<Instant>>,
+    /// Fault injection: what happens to status update acknowledgements.
+    ack_fault: AckFault,
     agent_order: Vec<String>,
     offers: HashMap<String, OfferEntry>,
     operator_streams: Vec<Subscription>,
@@ -363,6 +389,10 @@ impl State {
             completed_frameworks: VecDeque::new(),
             removed_frameworks: HashSet::new(),
             agents: HashMap::new(),
+            unreachable_agents: HashMap::new(),
+            gone_agents: HashSet::new(),
+            partitions: HashMap::new(),
+            ack_fault: AckFault::None,
             agent_order: Vec::new(),
             offers: HashMap::new(),
             operator_streams: Vec::new(),

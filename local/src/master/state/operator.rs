@@ -148,7 +148,9 @@ impl State {
     pub fn get_tasks(&self) -> v1::master::response::GetTasks {
         let mut tasks = Vec::new();
         let mut completed = Vec::new();
+        let mut unreachable = Vec::new();
         for framework in self.frameworks.values() {
+            unreachable.extend(framework.unreachable_tasks.values().cloned());
             for task in framework.tasks.values() {
                 if is_terminal(task.state) {
                     completed.push(task.clone());
@@ -164,6 +166,7 @@ impl State {
         v1::master::response::GetTasks {
             tasks,
             completed_tasks: completed,
+            unreachable_tasks: unreachable,
             ..Default::default()
         }
     }
