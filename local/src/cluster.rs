@@ -1,13 +1,24 @@
 //! A local cluster: one embedded master and N embedded agents in this process, started and
 //! stopped together. [`LocalCluster::builder`] takes Mesos-style `--resources` / `--attributes`
 //! texts; this is what the `mesos-local` binary runs.
+//!
+//! Agents reach the master through a relay owned by the cluster, so that
+//! [`LocalCluster::restart_master`] can put a new master behind the same link. The fault
+//! injection methods (partitions, killed agents and executors, a restarted master, lost
+//! acknowledgements, rescinded offers) document what a real Mesos cluster shows for each.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
 use crate::agent::{self, AgentConfig, AgentError, AgentHandle};
-use crate::master::{Master, MasterConfig, MasterError, MasterHandle};
+use crate::link::{AgentMessage, MasterLink};
+use crate::master::{AckFault, Master, MasterConfig, MasterError, MasterHandle};
+use mesos_sdk::v1::AgentId;
 use crate::server::HttpLimits;
 use mesos_sdk::resourcemgr::{self as resources, ParseError};
 
@@ -163,6 +174,23 @@ impl LocalClusterBuilder {
         self.master.allocation_interval = interval;
         self
     }
+    /// How often the master pings each agent (default 15 s, Mesos' `--agent_ping_timeout`).
+    pub fn agent_ping_interval(mut self, interval: Duration) -> Self {
+        self.master.agent_ping_interval = interval;
+        self
+    }
+    /// How long an agent may stay silent (link closed, or a ping unanswered) before the master
+    /// marks it unreachable (default 75 s; see [`MasterConfig::agent_removal_timeout`]).
+    pub fn agent_removal_timeout(mut self, timeout: Duration) -> Self {
+        self.master.agent_removal_timeout = timeout;
+        self
+    }
+    /// Serves the fault-injection endpoints under `/__local/` (default off; see
+    /// [`MasterConfig::fault_injection`]). The [`LocalCluster`] methods work either way.
+    pub fn fault_injection(mut self, enabled: bool) -> Self {
+        self.master.fault_injection = enabled;
+        self
+    }
     /// Requires HTTP Basic authentication on the scheduler API with these `(principal, secret)`
     /// pairs.
     pub fn credentials(mut self, credentials: Vec<(String, String)>) -> Self {
@@ -222,6 +250,7 @@ impl LocalClusterBuilder {
         let attributes =
             resources::parse_attributes(&self.attributes).map_err(LocalError::Attributes)?;
         let master = Master::start(self.master.clone()).await?;
+        let relay = Relay::start(master.link());
         let ip = match self.master.ip {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             ip => ip,
@@ -254,7 +283,7 @@ impl LocalClusterBuilder {
                 index,
             );
             configs.push(config.clone());
-            match agent::start(config, master.link()).await {
+            match agent::start(config, relay.link.clone()).await {
                 Ok(handle) => agents.push(handle),
                 Err(source) => {
                     for agent in agents {
@@ -284,8 +313,15 @@ impl LocalClusterBuilder {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let master_config = MasterConfig {
+            port: master.addr().port(),
+            ..self.master.clone()
+        };
         Ok(LocalCluster {
             master,
+            master_config,
+            relay,
+            killed: Vec::new(),
             agents,
             configs,
             template,
@@ -300,6 +336,11 @@ impl LocalClusterBuilder {
 #[derive(Debug)]
 pub struct LocalCluster {
     master: MasterHandle,
+    /// The master's configuration with its bound port (for a restart on the same address).
+    master_config: MasterConfig,
+    relay: Relay,
+    /// Agents stopped by [`LocalCluster::kill_agent`], with their configuration (id set).
+    killed: Vec<AgentConfig>,
     agents: Vec<AgentHandle>,
     configs: Vec<AgentConfig>,
     template: AgentConfig,
@@ -340,7 +381,7 @@ impl LocalCluster {
             self.work_dir.as_deref(),
             index,
         );
-        let handle = agent::start(config.clone(), self.master.link())
+        let handle = agent::start(config.clone(), self.relay.link.clone())
             .await
             .map_err(|source| LocalError::Agent { index, source })?;
         self.configs.push(config);
@@ -366,7 +407,7 @@ impl LocalCluster {
         // The old agent's socket may take a moment to be released: retry binding for a while.
         let deadline = Instant::now() + self.restart_bind_wait;
         loop {
-            match agent::start(config.clone(), self.master.link()).await {
+            match agent::start(config.clone(), self.relay.link.clone()).await {
                 Ok(handle) => {
                     self.agents.insert(index, handle);
                     return Ok(());
@@ -388,6 +429,193 @@ impl LocalCluster {
             agent.shutdown().await;
         }
         self.master.shutdown().await;
+        self.relay.task.abort();
+    }
+
+    /// The id of agent `index`.
+    fn agent_id(&self, index: usize) -> Result<String, LocalError> {
+        self.agents
+            .get(index)
+            .map(|a| a.id().value.clone())
+            .ok_or(LocalError::NoSuchAgent(index))
+    }
+
+    /// Fault injection: cuts agent `index` off from the master, as a network partition would,
+    /// until [`LocalCluster::heal_agent`] or, with `heal_after`, that much later. What Mesos
+    /// shows, and mesos-local too: after [`MasterConfig::agent_removal_timeout`] of silence the
+    /// agent is unreachable (RESCIND of its offers, TASK_UNREACHABLE or, without
+    /// PARTITION_AWARE, TASK_LOST for its tasks, a FAILURE event); see
+    /// [`MasterHandle::partition_agent`].
+    pub fn partition_agent(
+        &self,
+        index: usize,
+        heal_after: Option<Duration>,
+    ) -> Result<(), LocalError> {
+        let id = self.agent_id(index)?;
+        if self.master.partition_agent(&id, heal_after) {
+            Ok(())
+        } else {
+            Err(LocalError::NoSuchAgent(index))
+        }
+    }
+
+    /// Fault injection: ends the partition of agent `index`; an agent marked unreachable
+    /// meanwhile registers again and its running tasks are back (reconciliation answers
+    /// TASK_RUNNING, as in Mesos); see [`MasterHandle::heal_agent`]. Returns false if it was not
+    /// partitioned.
+    pub fn heal_agent(&self, index: usize) -> Result<bool, LocalError> {
+        let id = self.agent_id(index)?;
+        Ok(self.master.heal_agent(&id))
+    }
+
+    /// Fault injection: kills agent `index` as a killed agent process (its executors keep
+    /// running; see [`AgentHandle::crash`]) and returns its id. The agent leaves
+    /// [`LocalCluster::agents`] (later agents move down one index). As in Mesos, the master
+    /// rescinds its offers at once and marks it unreachable after
+    /// [`MasterConfig::agent_removal_timeout`]; [`LocalCluster::revive_agent`] starts it again.
+    pub async fn kill_agent(&mut self, index: usize) -> Result<AgentId, LocalError> {
+        if index >= self.agents.len() || index >= self.configs.len() {
+            return Err(LocalError::NoSuchAgent(index));
+        }
+        let handle = self.agents.remove(index);
+        let mut config = self.configs.remove(index);
+        let id = handle.id().clone();
+        config.id = Some(id.clone());
+        handle.crash().await;
+        self.killed.push(config);
+        Ok(id)
+    }
+
+    /// Starts an agent stopped by [`LocalCluster::kill_agent`] again under its id (recovering
+    /// its executors from its work directory if the cluster has one) and returns its new index.
+    pub async fn revive_agent(&mut self, id: &AgentId) -> Result<usize, LocalError> {
+        let Some(position) = self
+            .killed
+            .iter()
+            .position(|c| c.id.as_ref() == Some(id))
+        else {
+            return Err(LocalError::NoSuchAgent(self.agents.len()));
+        };
+        let config = self.killed.remove(position);
+        let index = self.agents.len();
+        let deadline = Instant::now() + self.restart_bind_wait;
+        loop {
+            match agent::start(config.clone(), self.relay.link.clone()).await {
+                Ok(handle) => {
+                    self.agents.push(handle);
+                    self.configs.push(config);
+                    return Ok(index);
+                }
+                Err(AgentError::Bind { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(source) => return Err(LocalError::Agent { index, source }),
+            }
+        }
+    }
+
+    /// Fault injection: kills an executor's processes with SIGKILL (for a command task the
+    /// executor id is the task id); see [`MasterHandle::kill_executor`] for what frameworks
+    /// see. Returns false if the master knows no such executor.
+    pub fn kill_executor(&self, framework_id: &str, executor_id: &str) -> bool {
+        self.master.kill_executor(framework_id, executor_id)
+    }
+
+    /// Fault injection: rescinds every outstanding offer; see
+    /// [`MasterHandle::rescind_all_offers`].
+    pub fn rescind_all_offers(&self) -> usize {
+        self.master.rescind_all_offers()
+    }
+
+    /// Fault injection: loses or delays later status update acknowledgements; see
+    /// [`AckFault`].
+    pub fn set_ack_fault(&self, fault: AckFault) {
+        self.master.set_ack_fault(fault);
+    }
+
+    /// Fault injection: restarts the master as after a crash and failover to a new master on
+    /// the same address. As with Mesos: every scheduler stream ends (frameworks subscribe
+    /// again with their id), outstanding offers are gone, the new master has a new id and
+    /// knows only what the agents tell it when they register again with their running tasks
+    /// (each agent re-registers at once). The agents and their tasks keep running.
+    pub async fn restart_master(&mut self) -> Result<(), LocalError> {
+        let placeholder = Master::start(MasterConfig {
+            port: 0,
+            ..self.master_config.clone()
+        })
+        .await?;
+        let old = std::mem::replace(&mut self.master, placeholder);
+        old.crash().await;
+        let deadline = Instant::now() + self.restart_bind_wait;
+        let restarted = loop {
+            match Master::start(self.master_config.clone()).await {
+                Ok(master) => break Ok(master),
+                Err(MasterError::Bind { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => break Err(error),
+            }
+        };
+        let outcome = match restarted {
+            Ok(master) => {
+                let placeholder = std::mem::replace(&mut self.master, master);
+                placeholder.shutdown().await;
+                Ok(())
+            }
+            Err(error) => {
+                // The agents go to the stand-in master (on another port) rather than nowhere.
+                tracing::warn!(%error, url = %self.master.url(), "master restarted on a new address");
+                Err(error.into())
+            }
+        };
+        self.relay.retarget(self.master.link());
+        for agent in &self.agents {
+            agent.reregister();
+        }
+        let started = Instant::now();
+        while self.master.registered_agents() < self.agents.len()
+            && started.elapsed() < self.restart_bind_wait
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        outcome
+    }
+}
+
+/// Forwards the agents' messages to the current master.
+#[derive(Debug)]
+struct Relay {
+    /// What the agents send to.
+    link: MasterLink,
+    /// The current master's link.
+    target: Arc<Mutex<MasterLink>>,
+    task: JoinHandle<()>,
+}
+
+impl Relay {
+    fn start(target: MasterLink) -> Self {
+        let (link, mut messages) = mpsc::unbounded_channel::<AgentMessage>();
+        let target = Arc::new(Mutex::new(target));
+        let current = Arc::clone(&target);
+        let task = tokio::spawn(async move {
+            while let Some(message) = messages.recv().await {
+                let link = current
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if link.send(message).is_err() {
+                    tracing::debug!("agent message lost: the master is gone");
+                }
+            }
+        });
+        Self { link, target, task }
+    }
+
+    fn retarget(&self, link: MasterLink) {
+        *self
+            .target
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = link;
     }
 }
 

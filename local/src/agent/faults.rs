@@ -120,3 +120,11 @@ impl Agent {
         tokio::spawn(async move { agent.stop(false).await });
     }
 }
+
+impl AgentHandle {
+    /// Registers this agent with the master again with what it runs now, as a Mesos agent does
+    /// when a new master is elected (used after [`crate::cluster::LocalCluster::restart_master`]).
+    pub fn reregister(&self) {
+        self.agent.reregister();
+    }
+}

@@ -143,3 +143,15 @@ impl State {
         }
     }
 }
+
+impl State {
+    /// Stops as a killed master process would: every stream ends, nothing is said to the agents
+    /// (they keep running and register with the next master).
+    pub fn crash(&mut self) {
+        self.stopped = true;
+        for framework in self.frameworks.values_mut() {
+            framework.subscription = None;
+        }
+        self.operator_streams.clear();
+    }
+}
