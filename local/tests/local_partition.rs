@@ -4,12 +4,13 @@
 //! with its running tasks when the partition heals, and MARK_AGENT_GONE ends its tasks for good.
 //! Raw HTTP with hand-written JSON.
 
-mod local_master_support;
 mod local_faults_support;
+mod local_master_support;
 
 use std::time::Duration;
 
 use local_faults_support::*;
+use local_master_support::raw;
 use serde_json::json;
 
 #[tokio::test]
@@ -39,6 +40,10 @@ async fn partitioned_agent_becomes_unreachable_and_its_task_comes_back_running()
     assert!(tasks["get_tasks"].get("tasks").is_none_or(|t| t.as_array().unwrap().is_empty()));
     let status = fw.reconcile("t1", &agent_id).await;
     assert_eq!(status["state"], "TASK_UNREACHABLE");
+    let state = raw(addr, "GET", "/state", &[], b"").await.json();
+    assert_eq!(state["unreachable_slaves"], 1);
+    assert_eq!(state["frameworks"][0]["unreachable_tasks"][0]["id"], "t1");
+    assert_eq!(state["frameworks"][0]["unreachable_tasks"][0]["state"], "TASK_UNREACHABLE");
 
     // Healing: the agent registers again and the task is running.
     assert!(cluster.heal_agent(0).unwrap());

@@ -229,7 +229,7 @@ pub(super) fn state(state: &State) -> Value {
                 "used_resources": resources_json(used.as_slice()),
                 "offered_resources": resources_json(offered.as_slice()),
                 "tasks": tasks,
-                "unreachable_tasks": [],
+                "unreachable_tasks": f.unreachable_tasks.values().map(task_json).collect::<Vec<_>>(),
                 "completed_tasks": completed,
                 "offers": offers,
                 "executors": executors,
@@ -301,7 +301,7 @@ pub(super) fn state(state: &State) -> Value {
         "elected_time": state.start_time,
         "activated_slaves": slaves.len(),
         "deactivated_slaves": 0,
-        "unreachable_slaves": 0,
+        "unreachable_slaves": state.unreachable_agents.len(),
         "leader": leader,
         "leader_info": {
             "id": info.id,
