@@ -1,12 +1,13 @@
 //! Operator API calls that change the cluster beyond the read-only views of `http`: agent
-//! removal (MARK_AGENT_GONE). The operator endpoint hands a decoded call here first; `None`
-//! means the call is not one of these.
+//! removal (MARK_AGENT_GONE) and maintenance (UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
+//! STOP_MAINTENANCE, GET_MAINTENANCE_SCHEDULE, GET_MAINTENANCE_STATUS). The operator endpoint
+//! hands a decoded call here first; `None` means the call is not one of these.
 
 use axum::body::Body;
 use axum::response::Response;
 use http::{HeaderValue, StatusCode, header};
 use mesos_sdk::codec::Format;
-use mesos_sdk::v1::master::{Call, call};
+use mesos_sdk::v1::master::{Call, Response as OperatorResponse, call, response};
 use prost::Message;
 
 use super::state::Shared;
@@ -25,10 +26,58 @@ pub(super) fn answer(shared: &Shared, call: &Call, format: Format) -> Option<Res
                 Err(message) => text(StatusCode::NOT_FOUND, message),
             })
         }
-        _ => {
-            let _ = format;
-            None
+        call::Type::UpdateMaintenanceSchedule => {
+            let Some(update) = &call.update_maintenance_schedule else {
+                return Some(invalid("Expecting 'update_maintenance_schedule' to be present"));
+            };
+            let outcome = shared
+                .lock()
+                .update_maintenance_schedule(update.schedule.clone());
+            Some(done(outcome))
         }
+        call::Type::StartMaintenance => {
+            let Some(start) = &call.start_maintenance else {
+                return Some(invalid("Expecting 'start_maintenance' to be present"));
+            };
+            Some(done(shared.lock().start_maintenance(&start.machines)))
+        }
+        call::Type::StopMaintenance => {
+            let Some(stop) = &call.stop_maintenance else {
+                return Some(invalid("Expecting 'stop_maintenance' to be present"));
+            };
+            Some(done(shared.lock().stop_maintenance(&stop.machines)))
+        }
+        call::Type::GetMaintenanceSchedule => {
+            let schedule = shared.lock().maintenance_schedule();
+            Some(encoded(
+                format,
+                &OperatorResponse {
+                    r#type: Some(response::Type::GetMaintenanceSchedule as i32),
+                    get_maintenance_schedule: Some(response::GetMaintenanceSchedule { schedule }),
+                    ..Default::default()
+                },
+            ))
+        }
+        call::Type::GetMaintenanceStatus => {
+            let status = shared.lock().maintenance_status();
+            Some(encoded(
+                format,
+                &OperatorResponse {
+                    r#type: Some(response::Type::GetMaintenanceStatus as i32),
+                    get_maintenance_status: Some(response::GetMaintenanceStatus { status }),
+                    ..Default::default()
+                },
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// 200 with an empty body, or 400 with the error's text.
+fn done(outcome: Result<(), String>) -> Response {
+    match outcome {
+        Ok(()) => empty(StatusCode::OK),
+        Err(message) => text(StatusCode::BAD_REQUEST, message),
     }
 }
 

@@ -99,6 +99,11 @@ impl State {
             let _ = link.send(ToAgent::Shutdown);
             return;
         }
+        if self.on_down_machine(&info, &url) {
+            tracing::info!(agent = %agent_id, "agent on a DOWN machine tried to register: shut down");
+            let _ = link.send(ToAgent::Shutdown);
+            return;
+        }
         let normalized: Vec<Resource> = info.resources.iter().map(resources::normalize).collect();
         let mut total = Resources::from_slice(&normalized);
         if let Some(old) = self.take_unreachable(&agent_id) {

@@ -10,6 +10,7 @@ impl State {
         if self.stopped || self.leader.is_some() || self.no_leader {
             return;
         }
+        self.send_inverse_offers();
         let mut candidates: Vec<String> = self
             .frameworks
             .values()
@@ -37,6 +38,7 @@ impl State {
             if available.is_empty() {
                 continue;
             }
+            let unavailability = self.unavailability_of(agent_id);
             let hostname = agent.info.hostname.clone();
             let attributes = agent.info.attributes.clone();
             let agent_url = agent.url.clone();
@@ -98,7 +100,7 @@ impl State {
                             .filter(|(a, _)| a == agent_id)
                             .map(|(_, e)| ExecutorId { value: e.clone() })
                             .collect(),
-                        unavailability: None,
+                        unavailability: unavailability.clone(),
                         allocation_info: multi_role.then(|| v1::resource::AllocationInfo {
                             role: Some(role.clone()),
                         }),

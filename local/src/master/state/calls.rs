@@ -158,9 +158,21 @@ impl State {
                     }
                 }
             }
-            Some(call::Type::Request)
-            | Some(call::Type::AcceptInverseOffers)
-            | Some(call::Type::DeclineInverseOffers) => {}
+            Some(call::Type::Request) => {}
+            Some(call::Type::AcceptInverseOffers) => {
+                let ids = call
+                    .accept_inverse_offers
+                    .map(|a| a.inverse_offer_ids)
+                    .unwrap_or_default();
+                self.answer_inverse_offers(&framework_id, &ids, true);
+            }
+            Some(call::Type::DeclineInverseOffers) => {
+                let ids = call
+                    .decline_inverse_offers
+                    .map(|d| d.inverse_offer_ids)
+                    .unwrap_or_default();
+                self.answer_inverse_offers(&framework_id, &ids, false);
+            }
             Some(call::Type::UpdateFramework) => {
                 let update = call.update_framework.unwrap_or_default();
                 return self.update_framework(shared, &framework_id, update);

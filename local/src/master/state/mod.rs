@@ -43,6 +43,7 @@ mod calls;
 mod events;
 mod frameworks;
 mod offers;
+mod maintenance;
 mod operator;
 mod partitions;
 mod tasks;
@@ -338,6 +339,8 @@ pub(crate) struct State {
     partitions: HashMap<String, Option<Instant>>,
     /// Fault injection: what happens to status update acknowledgements.
     ack_fault: AckFault,
+    /// The maintenance schedule, DOWN machines and inverse offers.
+    maintenance: maintenance::Maintenance,
     agent_order: Vec<String>,
     offers: HashMap<String, OfferEntry>,
     operator_streams: Vec<Subscription>,
@@ -393,6 +396,7 @@ impl State {
             gone_agents: HashSet::new(),
             partitions: HashMap::new(),
             ack_fault: AckFault::None,
+            maintenance: maintenance::Maintenance::default(),
             agent_order: Vec::new(),
             offers: HashMap::new(),
             operator_streams: Vec::new(),

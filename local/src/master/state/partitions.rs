@@ -142,20 +142,29 @@ impl State {
         if self.gone_agents.contains(agent_id) {
             return Ok(());
         }
-        let was_registered = self.agents.contains_key(agent_id);
-        if !was_registered && !self.unreachable_agents.contains_key(agent_id) {
+        if !self.agents.contains_key(agent_id) && !self.unreachable_agents.contains_key(agent_id)
+        {
             return Err(format!("Agent '{agent_id}' not found"));
         }
+        tracing::info!(agent = %agent_id, "agent marked gone by the operator");
+        self.remove_agent_by_operator(agent_id, "Agent has been marked gone");
+        self.gone_agents.insert(agent_id.to_string());
+        Ok(())
+    }
+
+    /// Removes a registered or unreachable agent on the operator's word (MARK_AGENT_GONE, a
+    /// machine going DOWN): its tasks become TASK_GONE_BY_OPERATOR (TASK_LOST without
+    /// PARTITION_AWARE) with `message`, and the agent is told to shut down.
+    pub(super) fn remove_agent_by_operator(&mut self, agent_id: &str, message: &str) {
+        let was_registered = self.agents.contains_key(agent_id);
         self.rescind_agent_offers(agent_id);
         let agent = match self.agents.remove(agent_id) {
             Some(agent) => agent,
             None => match self.unreachable_agents.remove(agent_id) {
                 Some((agent, _)) => agent,
-                None => return Err(format!("Agent '{agent_id}' not found")),
+                None => return,
             },
         };
-        tracing::info!(agent = %agent_id, "agent marked gone by the operator");
-        let message = format!("Agent {} has been marked gone", agent.info.hostname);
         let cap = self.config.max_completed_tasks_per_framework;
         let mut published = Vec::new();
         for framework in self.frameworks.values_mut() {
@@ -187,7 +196,7 @@ impl State {
                     Some(&task.agent_id),
                     TaskState::TaskGoneByOperator,
                     task_status::Reason::AgentRemovedByOperator,
-                    &message,
+                    message,
                 );
                 task.state = TaskState::TaskGoneByOperator as i32;
                 task.statuses.push(status.clone());
@@ -204,7 +213,6 @@ impl State {
         for (framework_id, status) in published {
             self.publish_task_updated(&framework_id, status);
         }
-        self.gone_agents.insert(agent_id.to_string());
         self.partitions.remove(agent_id);
         self.agent_order.retain(|a| a != agent_id);
         // The agent is told to stop, whatever partition there was.
@@ -212,7 +220,6 @@ impl State {
         if was_registered {
             self.agent_lost(agent_id);
         }
-        Ok(())
     }
 
     /// A FAILURE event for the agent to every framework and AGENT_REMOVED to operator streams.
