@@ -1,6 +1,7 @@
 //! Operator API calls that change the cluster beyond the read-only views of `http`: agent
-//! removal (MARK_AGENT_GONE) and maintenance (UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
-//! STOP_MAINTENANCE, GET_MAINTENANCE_SCHEDULE, GET_MAINTENANCE_STATUS). The operator endpoint
+//! removal (MARK_AGENT_GONE), maintenance (UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
+//! STOP_MAINTENANCE, GET_MAINTENANCE_SCHEDULE, GET_MAINTENANCE_STATUS) and the allocator's
+//! quota and weights (UPDATE_QUOTA, GET_QUOTA, UPDATE_WEIGHTS, GET_WEIGHTS). The operator endpoint
 //! hands a decoded call here first; `None` means the call is not one of these.
 
 use axum::body::Body;
@@ -65,6 +66,45 @@ pub(super) fn answer(shared: &Shared, call: &Call, format: Format) -> Option<Res
                 &OperatorResponse {
                     r#type: Some(response::Type::GetMaintenanceStatus as i32),
                     get_maintenance_status: Some(response::GetMaintenanceStatus { status }),
+                    ..Default::default()
+                },
+            ))
+        }
+        call::Type::UpdateQuota => {
+            let Some(update) = &call.update_quota else {
+                return Some(invalid("Expecting 'update_quota' to be present"));
+            };
+            Some(done(shared.lock().update_quota(update.quota_configs.clone())))
+        }
+        call::Type::GetQuota => {
+            let configs = shared.lock().quota_configs();
+            Some(encoded(
+                format,
+                &OperatorResponse {
+                    r#type: Some(response::Type::GetQuota as i32),
+                    get_quota: Some(response::GetQuota {
+                        status: mesos_sdk::v1::quota::QuotaStatus {
+                            configs,
+                            ..Default::default()
+                        },
+                    }),
+                    ..Default::default()
+                },
+            ))
+        }
+        call::Type::UpdateWeights => {
+            let Some(update) = &call.update_weights else {
+                return Some(invalid("Expecting 'update_weights' to be present"));
+            };
+            Some(done(shared.lock().update_weights(&update.weight_infos)))
+        }
+        call::Type::GetWeights => {
+            let weight_infos = shared.lock().weight_infos();
+            Some(encoded(
+                format,
+                &OperatorResponse {
+                    r#type: Some(response::Type::GetWeights as i32),
+                    get_weights: Some(response::GetWeights { weight_infos }),
                     ..Default::default()
                 },
             ))

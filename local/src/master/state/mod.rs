@@ -40,6 +40,7 @@ use mesos_sdk::v1::{
 mod agents;
 mod allocator;
 mod calls;
+mod drf;
 mod events;
 mod frameworks;
 mod offers;
@@ -124,6 +125,10 @@ pub(crate) struct Framework {
     pub reregistered_time: Option<f64>,
     pub unregistered_time: Option<f64>,
     pub suppressed_roles: HashSet<String>,
+    /// The agents each role may be offered (SUBSCRIBE and UPDATE_FRAMEWORK `offer_constraints`).
+    pub offer_constraints: Option<scheduler::OfferConstraints>,
+    /// The role each task was launched for (from its offer), by task id.
+    pub task_roles: HashMap<String, String>,
     /// Refuse filters by (agent id, role).
     filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
@@ -149,6 +154,8 @@ impl Framework {
             reregistered_time: None,
             unregistered_time: None,
             suppressed_roles: HashSet::new(),
+            offer_constraints: None,
+            task_roles: HashMap::new(),
             filters: HashMap::new(),
             offers: HashSet::new(),
             tasks: HashMap::new(),
@@ -198,6 +205,7 @@ impl Framework {
     }
 
     fn add_completed_task(&mut self, task: Task, cap: usize) {
+        self.task_roles.remove(&task.task_id.value);
         self.completed_tasks.push(&task, cap);
     }
 }
@@ -341,6 +349,10 @@ pub(crate) struct State {
     ack_fault: AckFault,
     /// The maintenance schedule, DOWN machines and inverse offers.
     maintenance: maintenance::Maintenance,
+    /// Quota by role (UPDATE_QUOTA).
+    quotas: HashMap<String, v1::quota::QuotaConfig>,
+    /// Weights other than 1 by role (UPDATE_WEIGHTS).
+    weights: HashMap<String, f64>,
     agent_order: Vec<String>,
     offers: HashMap<String, OfferEntry>,
     operator_streams: Vec<Subscription>,
@@ -397,6 +409,8 @@ impl State {
             partitions: HashMap::new(),
             ack_fault: AckFault::None,
             maintenance: maintenance::Maintenance::default(),
+            quotas: HashMap::new(),
+            weights: HashMap::new(),
             agent_order: Vec::new(),
             offers: HashMap::new(),
             operator_streams: Vec::new(),

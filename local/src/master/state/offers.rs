@@ -154,6 +154,15 @@ impl State {
             }
         }
         let mut remaining = offered;
+        if let Some(framework) = self.frameworks.get_mut(framework_id) {
+            for operation in &accept.operations {
+                for task in operation_tasks(operation) {
+                    framework
+                        .task_roles
+                        .insert(task.task_id.value.clone(), role.clone());
+                }
+            }
+        }
         for operation in accept.operations {
             self.apply_operation(framework_id, &agent_id, &mut remaining, operation);
         }
