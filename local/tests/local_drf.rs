@@ -207,3 +207,58 @@ async fn offer_constraints_select_agents_by_attribute() {
     stream.expect_quiet(Duration::from_millis(200)).await;
     master.shutdown().await;
 }
+
+#[tokio::test]
+async fn operations_with_an_id_get_feedback() {
+    let master = master().await;
+    let addr = master.addr();
+    let _a1 = LinkAgent::register(&master, "a1", "cpus:2;mem:1024", "");
+    let (mut stream, id) = subscribe(addr, role_info("f", "r1")).await;
+    let sid = stream.stream_id();
+    let offer = first_offer(&stream.next_of("OFFERS").await);
+    let reserve = |op: &str, cpus: f64| {
+        json!({"type": "RESERVE", "id": {"value": op}, "reserve": {"resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": cpus},
+             "reservations": [{"type": "DYNAMIC", "role": "r1"}]}]}})
+    };
+    let r = call(
+        addr,
+        &sid,
+        json!({"type": "ACCEPT", "framework_id": {"value": id},
+               "accept": {"offer_ids": [offer["id"]],
+                          "operations": [reserve("op1", 1.0), reserve("op2", 100.0)]}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let first = stream.next_of("UPDATE_OPERATION_STATUS").await;
+    let status = &first["update_operation_status"]["status"];
+    assert_eq!(status["operation_id"]["value"], "op1");
+    assert_eq!(status["state"], "OPERATION_FINISHED");
+    assert_eq!(status["agent_id"]["value"], "a1");
+    assert!(status["uuid"]["value"].is_string(), "{status}");
+    assert_eq!(status["converted_resources"][0]["reservations"][0]["role"], "r1");
+    let uuid = status["uuid"]["value"].clone();
+    let second = stream.next_of("UPDATE_OPERATION_STATUS").await;
+    let failed = &second["update_operation_status"]["status"];
+    assert_eq!(failed["operation_id"]["value"], "op2");
+    assert_eq!(failed["state"], "OPERATION_ERROR");
+    assert!(failed["message"].is_string());
+
+    let reconcile = json!({"type": "RECONCILE_OPERATIONS", "framework_id": {"value": id},
+        "reconcile_operations": {"operations": [{"operation_id": {"value": "op1"},
+                                                 "agent_id": {"value": "a1"}}]}});
+    assert_eq!(call(addr, &sid, reconcile.clone()).await.status, 202);
+    let answer = stream.next_of("UPDATE_OPERATION_STATUS").await;
+    assert_eq!(answer["update_operation_status"]["status"]["state"], "OPERATION_FINISHED");
+    assert!(answer["update_operation_status"]["status"].get("uuid").is_none());
+
+    let ack = json!({"type": "ACKNOWLEDGE_OPERATION_STATUS", "framework_id": {"value": id},
+        "acknowledge_operation_status": {"agent_id": {"value": "a1"}, "uuid": uuid,
+                                         "operation_id": {"value": "op1"}}});
+    let r = call(addr, &sid, ack).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(call(addr, &sid, reconcile).await.status, 202);
+    let answer = stream.next_of("UPDATE_OPERATION_STATUS").await;
+    assert_eq!(answer["update_operation_status"]["status"]["state"], "OPERATION_UNKNOWN");
+    master.shutdown().await;
+}

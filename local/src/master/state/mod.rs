@@ -45,6 +45,7 @@ mod events;
 mod frameworks;
 mod offers;
 mod maintenance;
+mod operations;
 mod operator;
 mod partitions;
 mod tasks;
@@ -129,6 +130,8 @@ pub(crate) struct Framework {
     pub offer_constraints: Option<scheduler::OfferConstraints>,
     /// The role each task was launched for (from its offer), by task id.
     pub task_roles: HashMap<String, String>,
+    /// Latest status of operations with an id, by operation id, until acknowledged.
+    pub operations: HashMap<String, v1::OperationStatus>,
     /// Refuse filters by (agent id, role).
     filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
@@ -156,6 +159,7 @@ impl Framework {
             suppressed_roles: HashSet::new(),
             offer_constraints: None,
             task_roles: HashMap::new(),
+            operations: HashMap::new(),
             filters: HashMap::new(),
             offers: HashSet::new(),
             tasks: HashMap::new(),
