@@ -13,14 +13,19 @@
 //! the master over [`crate::link`]; all state sits in one mutex-protected state value
 //! owned by the running master, with tokio tasks for heartbeats and timers.
 //!
+//! Agents are pinged every [`MasterConfig::agent_ping_interval`]; one silent past
+//! [`MasterConfig::agent_removal_timeout`] is marked unreachable and its tasks come back when it
+//! registers again; MARK_AGENT_GONE removes one for good. Maintenance (schedules, inverse
+//! offers, DOWN machines), DRF allocation with weights and quota, `offer_filters`,
+//! `offer_constraints` and operation feedback work as in Mesos, within the limits their modules
+//! state. Fault injection ([`MasterHandle::partition_agent`] and the methods after it, and the
+//! `/__local/` endpoint with [`MasterConfig::fault_injection`]) is no part of Mesos.
+//!
 //! HTTP Basic authentication of the scheduler API is optional ([`MasterConfig::credentials`]).
-//! Not imitated: authorization, authentication of the other endpoints, `offer_constraints` and
-//! `FrameworkInfo.offer_filters` (accepted, ignored), quota, weights, maintenance and inverse
-//! offers (the calls answer 202 and do nothing), operation feedback (operations with an `id`
-//! get no UPDATE_OPERATION_STATUS), resource providers, GROW/SHRINK_VOLUME and
-//! CREATE/DESTROY_DISK, and DRF: frameworks take turns round robin and each agent's free
-//! resources go to one framework role per allocation run. The master keeps no registry: a
-//! restarted master knows only what agents and frameworks tell it again.
+//! Not imitated: authorization, authentication of the other endpoints, DRAIN_AGENT, resource
+//! providers, GROW/SHRINK_VOLUME and CREATE/DESTROY_DISK, hierarchical roles in the allocator.
+//! The master keeps no registry: a restarted master knows only what agents and frameworks tell
+//! it again (unreachable and gone agents, the maintenance schedule and quota are forgotten).
 
 mod control;
 mod http;
