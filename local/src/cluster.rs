@@ -18,9 +18,9 @@ use tokio::task::JoinHandle;
 use crate::agent::{self, AgentConfig, AgentError, AgentHandle};
 use crate::link::{AgentMessage, MasterLink};
 use crate::master::{AckFault, Master, MasterConfig, MasterError, MasterHandle};
-use mesos_sdk::v1::AgentId;
 use crate::server::HttpLimits;
 use mesos_sdk::resourcemgr::{self as resources, ParseError};
+use mesos_sdk::v1::AgentId;
 
 /// Default agent resources, like a small Mesos agent.
 pub const DEFAULT_RESOURCES: &str = "cpus:4;mem:8192;disk:20000;ports:[31000-32000]";
@@ -489,11 +489,7 @@ impl LocalCluster {
     /// Starts an agent stopped by [`LocalCluster::kill_agent`] again under its id (recovering
     /// its executors from its work directory if the cluster has one) and returns its new index.
     pub async fn revive_agent(&mut self, id: &AgentId) -> Result<usize, LocalError> {
-        let Some(position) = self
-            .killed
-            .iter()
-            .position(|c| c.id.as_ref() == Some(id))
-        else {
+        let Some(position) = self.killed.iter().position(|c| c.id.as_ref() == Some(id)) else {
             return Err(LocalError::NoSuchAgent(self.agents.len()));
         };
         let config = self.killed.remove(position);

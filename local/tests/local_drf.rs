@@ -36,7 +36,15 @@ fn role_info(name: &str, role: &str) -> Value {
 }
 
 /// Launches a task using `cpus` and `mem` of `offer`; the rest goes back at once.
-async fn launch(addr: SocketAddr, sid: &str, id: &str, offer: &Value, task: &str, cpus: f64, mem: f64) {
+async fn launch(
+    addr: SocketAddr,
+    sid: &str,
+    id: &str,
+    offer: &Value,
+    task: &str,
+    cpus: f64,
+    mem: f64,
+) {
     let r = call(
         addr,
         sid,
@@ -94,13 +102,21 @@ async fn weights_scale_role_shares() {
     let weights = operator(addr, json!({"type": "GET_WEIGHTS"})).await.json();
     assert_eq!(weights["get_weights"]["weight_infos"][0]["role"], "r1");
     assert_eq!(weights["get_weights"]["weight_infos"][0]["weight"], 4.0);
-    let r = call(addr, &b.stream_id(), json!({"type": "REVIVE", "framework_id": {"value": b_id}})).await;
+    let r = call(
+        addr,
+        &b.stream_id(),
+        json!({"type": "REVIVE", "framework_id": {"value": b_id}}),
+    )
+    .await;
     assert_eq!(r.status, 202);
     let offer = first_offer(&a.next_of("OFFERS").await);
     assert_eq!(scalars(&offer["resources"])["cpus"], 1.0);
     b.expect_quiet(Duration::from_millis(200)).await;
     // Bad weights.
-    for bad in [json!({"role": "r1", "weight": 0.0}), json!({"role": "a b", "weight": 2.0})] {
+    for bad in [
+        json!({"role": "r1", "weight": 0.0}),
+        json!({"role": "a b", "weight": 2.0}),
+    ] {
         let r = operator(
             addr,
             json!({"type": "UPDATE_WEIGHTS", "update_weights": {"weight_infos": [bad]}}),
@@ -132,7 +148,10 @@ async fn quota_limits_and_guarantees_cut_offers() {
     .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let got = operator(addr, json!({"type": "GET_QUOTA"})).await.json();
-    let configs = got["get_quota"]["status"]["configs"].as_array().unwrap().clone();
+    let configs = got["get_quota"]["status"]["configs"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(configs.len(), 2, "{got}");
     assert_eq!(configs[0]["role"], "r1");
     assert_eq!(configs[0]["limits"]["cpus"]["value"], 1.0);
@@ -185,10 +204,10 @@ async fn offer_constraints_select_agents_by_attribute() {
     let _r1 = LinkAgent::register(&master, "in-r1", "cpus:1;mem:1024", "rack:r1");
     let _r2 = LinkAgent::register(&master, "in-r2", "cpus:1;mem:1024", "rack:r2");
     let body = json!({"type": "SUBSCRIBE", "subscribe": {
-        "framework_info": {"user": "u", "name": "picky"},
-        "offer_constraints": {"role_constraints": {"*": {"groups": [{"attribute_constraints": [
-            {"selector": {"attribute_name": "rack"}, "predicate": {"text_matches": {"regex": "r[2-9]"}}}
-        ]}]}}}}});
+    "framework_info": {"user": "u", "name": "picky"},
+    "offer_constraints": {"role_constraints": {"*": {"groups": [{"attribute_constraints": [
+        {"selector": {"attribute_name": "rack"}, "predicate": {"text_matches": {"regex": "r[2-9]"}}}
+    ]}]}}}}});
     let mut stream = open_stream(
         addr,
         "/api/v1/scheduler",
@@ -236,7 +255,10 @@ async fn operations_with_an_id_get_feedback() {
     assert_eq!(status["state"], "OPERATION_FINISHED");
     assert_eq!(status["agent_id"]["value"], "a1");
     assert!(status["uuid"]["value"].is_string(), "{status}");
-    assert_eq!(status["converted_resources"][0]["reservations"][0]["role"], "r1");
+    assert_eq!(
+        status["converted_resources"][0]["reservations"][0]["role"],
+        "r1"
+    );
     let uuid = status["uuid"]["value"].clone();
     let second = stream.next_of("UPDATE_OPERATION_STATUS").await;
     let failed = &second["update_operation_status"]["status"];
@@ -249,8 +271,15 @@ async fn operations_with_an_id_get_feedback() {
                                                  "agent_id": {"value": "a1"}}]}});
     assert_eq!(call(addr, &sid, reconcile.clone()).await.status, 202);
     let answer = stream.next_of("UPDATE_OPERATION_STATUS").await;
-    assert_eq!(answer["update_operation_status"]["status"]["state"], "OPERATION_FINISHED");
-    assert!(answer["update_operation_status"]["status"].get("uuid").is_none());
+    assert_eq!(
+        answer["update_operation_status"]["status"]["state"],
+        "OPERATION_FINISHED"
+    );
+    assert!(
+        answer["update_operation_status"]["status"]
+            .get("uuid")
+            .is_none()
+    );
 
     let ack = json!({"type": "ACKNOWLEDGE_OPERATION_STATUS", "framework_id": {"value": id},
         "acknowledge_operation_status": {"agent_id": {"value": "a1"}, "uuid": uuid,
@@ -259,6 +288,9 @@ async fn operations_with_an_id_get_feedback() {
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(call(addr, &sid, reconcile).await.status, 202);
     let answer = stream.next_of("UPDATE_OPERATION_STATUS").await;
-    assert_eq!(answer["update_operation_status"]["status"]["state"], "OPERATION_UNKNOWN");
+    assert_eq!(
+        answer["update_operation_status"]["status"]["state"],
+        "OPERATION_UNKNOWN"
+    );
     master.shutdown().await;
 }

@@ -28,10 +28,17 @@ async fn schedules_are_validated() {
     let addr = cluster.master().addr();
     let r = operator(addr, schedule(vec![])).await;
     assert_eq!(r.status, 400);
-    assert_eq!(r.text(), "List of machines in the maintenance window is empty");
+    assert_eq!(
+        r.text(),
+        "List of machines in the maintenance window is empty"
+    );
     let r = operator(addr, schedule(vec![json!({})])).await;
     assert_eq!(r.status, 400);
-    let r = operator(addr, schedule(vec![machine("10.0.0.1"), machine("10.0.0.1")])).await;
+    let r = operator(
+        addr,
+        schedule(vec![machine("10.0.0.1"), machine("10.0.0.1")]),
+    )
+    .await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("more than once"), "{}", r.text());
     let r = operator(addr, json!({"type": "UPDATE_MAINTENANCE_SCHEDULE"})).await;
@@ -67,7 +74,9 @@ async fn draining_machine_gets_inverse_offers_and_goes_down() {
 
     let r = operator(addr, schedule(vec![machine(&ip)])).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let got = operator(addr, json!({"type": "GET_MAINTENANCE_SCHEDULE"})).await.json();
+    let got = operator(addr, json!({"type": "GET_MAINTENANCE_SCHEDULE"}))
+        .await
+        .json();
     let window = &got["get_maintenance_schedule"]["schedule"]["windows"][0];
     assert_eq!(window["machine_ids"][0]["ip"], ip.as_str());
 
@@ -84,14 +93,20 @@ async fn draining_machine_gets_inverse_offers_and_goes_down() {
         inverse_ids.push(offer["id"].clone());
     }
     accepting
-        .call(json!({"type": "ACCEPT_INVERSE_OFFERS", "framework_id": {"value": accepting.id},
-                     "accept_inverse_offers": {"inverse_offer_ids": [inverse_ids[0]]}}))
+        .call(
+            json!({"type": "ACCEPT_INVERSE_OFFERS", "framework_id": {"value": accepting.id},
+                     "accept_inverse_offers": {"inverse_offer_ids": [inverse_ids[0]]}}),
+        )
         .await;
     declining
-        .call(json!({"type": "DECLINE_INVERSE_OFFERS", "framework_id": {"value": declining.id},
-                     "decline_inverse_offers": {"inverse_offer_ids": [inverse_ids[1]]}}))
+        .call(
+            json!({"type": "DECLINE_INVERSE_OFFERS", "framework_id": {"value": declining.id},
+                     "decline_inverse_offers": {"inverse_offer_ids": [inverse_ids[1]]}}),
+        )
         .await;
-    let status = operator(addr, json!({"type": "GET_MAINTENANCE_STATUS"})).await.json();
+    let status = operator(addr, json!({"type": "GET_MAINTENANCE_STATUS"}))
+        .await
+        .json();
     let draining = &status["get_maintenance_status"]["status"]["draining_machines"][0];
     assert_eq!(draining["id"]["ip"], ip.as_str());
     let statuses = draining["statuses"].as_array().expect("answers recorded");
@@ -127,7 +142,9 @@ async fn draining_machine_gets_inverse_offers_and_goes_down() {
     declining.wait_state("d1", "TASK_LOST").await;
     assert_eq!(cluster.master().registered_agents(), 0);
     assert_eq!(operator(addr, down).await.status, 400, "already down");
-    let status = operator(addr, json!({"type": "GET_MAINTENANCE_STATUS"})).await.json();
+    let status = operator(addr, json!({"type": "GET_MAINTENANCE_STATUS"}))
+        .await
+        .json();
     assert_eq!(
         status["get_maintenance_status"]["status"]["down_machines"][0]["ip"],
         ip.as_str()
@@ -137,7 +154,9 @@ async fn draining_machine_gets_inverse_offers_and_goes_down() {
     let up = json!({"type": "STOP_MAINTENANCE", "stop_maintenance": {"machines": [machine(&ip)]}});
     let r = operator(addr, up).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let got = operator(addr, json!({"type": "GET_MAINTENANCE_SCHEDULE"})).await.json();
+    let got = operator(addr, json!({"type": "GET_MAINTENANCE_SCHEDULE"}))
+        .await
+        .json();
     assert!(
         got["get_maintenance_schedule"]["schedule"]
             .get("windows")

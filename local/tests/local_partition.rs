@@ -37,18 +37,28 @@ async fn partitioned_agent_becomes_unreachable_and_its_task_comes_back_running()
     assert_eq!(unreachable.len(), 1, "{tasks}");
     assert_eq!(unreachable[0]["task_id"]["value"], "t1");
     assert_eq!(unreachable[0]["state"], "TASK_UNREACHABLE");
-    assert!(tasks["get_tasks"].get("tasks").is_none_or(|t| t.as_array().unwrap().is_empty()));
+    assert!(
+        tasks["get_tasks"]
+            .get("tasks")
+            .is_none_or(|t| t.as_array().unwrap().is_empty())
+    );
     let status = fw.reconcile("t1", &agent_id).await;
     assert_eq!(status["state"], "TASK_UNREACHABLE");
     let state = raw(addr, "GET", "/state", &[], b"").await.json();
     assert_eq!(state["unreachable_slaves"], 1);
     assert_eq!(state["frameworks"][0]["unreachable_tasks"][0]["id"], "t1");
-    assert_eq!(state["frameworks"][0]["unreachable_tasks"][0]["state"], "TASK_UNREACHABLE");
+    assert_eq!(
+        state["frameworks"][0]["unreachable_tasks"][0]["state"],
+        "TASK_UNREACHABLE"
+    );
 
     // Healing: the agent registers again and the task is running.
     assert!(cluster.heal_agent(0).unwrap());
     let master = cluster.master();
-    eventually("the agent registers again", || master.registered_agents() == 1).await;
+    eventually("the agent registers again", || {
+        master.registered_agents() == 1
+    })
+    .await;
     assert_eq!(master.unreachable_agents(), 0);
     let status = fw.reconcile("t1", &agent_id).await;
     assert_eq!(status["state"], "TASK_RUNNING");
@@ -104,7 +114,10 @@ async fn updates_held_during_a_partition_arrive_after_it_heals() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     cluster.heal_agent(0).unwrap();
     let status = fw.wait_state("t1", "TASK_FINISHED").await;
-    assert!(status["uuid"].is_string(), "the agent's own update: {status}");
+    assert!(
+        status["uuid"].is_string(),
+        "the agent's own update: {status}"
+    );
     assert_eq!(status["agent_id"]["value"], agent_id.as_str());
     cluster.shutdown().await;
 }
@@ -136,9 +149,11 @@ async fn killed_agent_is_unreachable_then_marked_gone() {
     let status = fw.reconcile("t1", &agent_id).await;
     assert_eq!(status["state"], "TASK_GONE_BY_OPERATOR");
     // Marking it gone again is fine; an unknown agent is not.
-    let again = json!({"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent_id}}});
+    let again =
+        json!({"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": agent_id}}});
     assert_eq!(operator(addr, again).await.status, 200);
-    let unknown = json!({"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "nope"}}});
+    let unknown =
+        json!({"type": "MARK_AGENT_GONE", "mark_agent_gone": {"agent_id": {"value": "nope"}}});
     assert_eq!(operator(addr, unknown).await.status, 404);
     let missing = operator(addr, json!({"type": "MARK_AGENT_GONE"})).await;
     assert_eq!(missing.status, 400);

@@ -10,7 +10,13 @@ impl Agent {
     /// What the agent runs now, in the form of [`FromAgent::Register`]: the frameworks with
     /// executors here, the custom and default executors, and the non-terminal tasks with their
     /// latest state.
-    fn registration_report(&self) -> (Vec<FrameworkInfo>, Vec<ExecutorInfo>, Vec<mesos_sdk::v1::Task>) {
+    fn registration_report(
+        &self,
+    ) -> (
+        Vec<FrameworkInfo>,
+        Vec<ExecutorInfo>,
+        Vec<mesos_sdk::v1::Task>,
+    ) {
         let state = self.lock();
         let mut frameworks = Vec::new();
         let mut executors = Vec::new();

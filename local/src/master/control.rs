@@ -66,7 +66,7 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 }
 
 /// `seconds` as a duration: `Ok(None)` when absent, `Err` with the 400 answer when invalid.
-fn seconds(query: Option<&str>) -> Result<Option<Duration>, Response> {
+fn seconds(query: Option<&str>) -> Result<Option<Duration>, Box<Response>> {
     let Some(value) = query_param(query, "seconds") else {
         return Ok(None);
     };
@@ -76,10 +76,10 @@ fn seconds(query: Option<&str>) -> Result<Option<Duration>, Response> {
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .map(Some)
         .ok_or_else(|| {
-            text(
+            Box::new(text(
                 StatusCode::BAD_REQUEST,
                 format!("'seconds' must be a non-negative number of seconds, not '{value}'"),
-            )
+            ))
         })
 }
 
@@ -90,7 +90,7 @@ async fn partition(
 ) -> Response {
     let heal_after = match seconds(query.as_deref()) {
         Ok(heal_after) => heal_after,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if shared.lock().partition_agent(&agent_id, heal_after) {
         json(serde_json::json!({"partitioned": agent_id}))
@@ -143,7 +143,7 @@ async fn acknowledgements(
             Ok(None) => {
                 return text(StatusCode::BAD_REQUEST, "'mode=delay' needs 'seconds'");
             }
-            Err(response) => return response,
+            Err(response) => return *response,
         },
         _ => {
             return text(

@@ -29,7 +29,9 @@ pub(super) fn answer(shared: &Shared, call: &Call, format: Format) -> Option<Res
         }
         call::Type::UpdateMaintenanceSchedule => {
             let Some(update) = &call.update_maintenance_schedule else {
-                return Some(invalid("Expecting 'update_maintenance_schedule' to be present"));
+                return Some(invalid(
+                    "Expecting 'update_maintenance_schedule' to be present",
+                ));
             };
             let outcome = shared
                 .lock()
@@ -74,7 +76,9 @@ pub(super) fn answer(shared: &Shared, call: &Call, format: Format) -> Option<Res
             let Some(update) = &call.update_quota else {
                 return Some(invalid("Expecting 'update_quota' to be present"));
             };
-            Some(done(shared.lock().update_quota(update.quota_configs.clone())))
+            Some(done(
+                shared.lock().update_quota(update.quota_configs.clone()),
+            ))
         }
         call::Type::GetQuota => {
             let configs = shared.lock().quota_configs();

@@ -57,16 +57,23 @@ impl Fw {
 
     pub async fn call(&self, body: Value) -> RawResponse {
         let r = call(self.addr, &self.sid, body).await;
-        assert!(r.status == 202 || r.status == 200, "{} {}", r.status, r.text());
+        assert!(
+            r.status == 202 || r.status == 200,
+            "{} {}",
+            r.status,
+            r.text()
+        );
         r
     }
 
     pub async fn ack(&self, status: &Value) {
         if status["uuid"].is_string() {
-            self.call(json!({"type": "ACKNOWLEDGE", "framework_id": {"value": self.id},
+            self.call(
+                json!({"type": "ACKNOWLEDGE", "framework_id": {"value": self.id},
                    "acknowledge": {"agent_id": status["agent_id"], "task_id": status["task_id"],
-                                   "uuid": status["uuid"]}}))
-                .await;
+                                   "uuid": status["uuid"]}}),
+            )
+            .await;
         }
     }
 
@@ -105,10 +112,12 @@ impl Fw {
 
     /// Explicit reconciliation of one task; returns the answer's status.
     pub async fn reconcile(&mut self, task_id: &str, agent_id: &str) -> Value {
-        self.call(json!({"type": "RECONCILE", "framework_id": {"value": self.id},
+        self.call(
+            json!({"type": "RECONCILE", "framework_id": {"value": self.id},
                "reconcile": {"tasks": [{"task_id": {"value": task_id},
-                                        "agent_id": {"value": agent_id}}]}}))
-            .await;
+                                        "agent_id": {"value": agent_id}}]}}),
+        )
+        .await;
         loop {
             let status = self.update().await;
             if status["task_id"]["value"] == task_id && status["reason"] == "REASON_RECONCILIATION"

@@ -108,7 +108,7 @@ impl State {
                             .filter(|(a, _)| a == agent_id)
                             .map(|(_, e)| ExecutorId { value: e.clone() })
                             .collect(),
-                        unavailability: unavailability.clone(),
+                        unavailability,
                         allocation_info: multi_role.then(|| v1::resource::AllocationInfo {
                             role: Some(role.clone()),
                         }),

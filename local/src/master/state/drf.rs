@@ -97,10 +97,9 @@ impl Ledger {
             ledger.by_framework.insert(framework.id.clone(), mine);
         }
         for (role, config) in &state.quotas {
-            let scalars =
-                |m: &HashMap<String, v1::value::Scalar>| -> Scalars {
-                    m.iter().map(|(k, v)| (k.clone(), v.value)).collect()
-                };
+            let scalars = |m: &HashMap<String, v1::value::Scalar>| -> Scalars {
+                m.iter().map(|(k, v)| (k.clone(), v.value)).collect()
+            };
             ledger
                 .guarantees
                 .insert(role.clone(), scalars(&config.guarantees));
@@ -145,7 +144,9 @@ impl Ledger {
 
     /// The order in which `pairs` (framework id, role) are offered the next agent.
     pub(super) fn order(&self, pairs: &[(String, String)]) -> Vec<(String, String)> {
-        let mut keyed: Vec<(bool, f64, f64, usize, (String, String))> = pairs
+        // (no unsatisfied guarantee, weighted role share, framework share, tie index, pair)
+        type Keyed = (bool, f64, f64, usize, (String, String));
+        let mut keyed: Vec<Keyed> = pairs
             .iter()
             .enumerate()
             .map(|(index, (framework, role))| {
@@ -302,7 +303,9 @@ fn holds(constraint: &AttributeConstraint, hostname: &str, attributes: &[Attribu
         Some(predicate::Predicate::NotExists(_)) => value.is_none(),
         Some(predicate::Predicate::TextEquals(p)) => value.as_deref() == Some(p.value.as_str()),
         Some(predicate::Predicate::TextNotEquals(p)) => value.as_deref() != Some(p.value.as_str()),
-        Some(predicate::Predicate::TextMatches(p)) => value.is_some_and(|v| full_match(&p.regex, &v)),
+        Some(predicate::Predicate::TextMatches(p)) => {
+            value.is_some_and(|v| full_match(&p.regex, &v))
+        }
         Some(predicate::Predicate::TextNotMatches(p)) => {
             !value.is_some_and(|v| full_match(&p.regex, &v))
         }

@@ -87,7 +87,9 @@ impl State {
                     .tasks
                     .values()
                     .find(|t| {
-                        t.executor_id.as_ref().map_or(&t.task_id.value, |e| &e.value)
+                        t.executor_id
+                            .as_ref()
+                            .map_or(&t.task_id.value, |e| &e.value)
                             == executor_id
                     })
                     .map(|t| t.agent_id.value.clone())

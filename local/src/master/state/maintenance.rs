@@ -68,7 +68,7 @@ impl Maintenance {
                 .machine_ids
                 .iter()
                 .find(|m| machine_matches(m, agent))
-                .map(|m| (key(m), window.unavailability.clone()))
+                .map(|m| (key(m), window.unavailability))
         })
     }
 }
@@ -110,7 +110,12 @@ impl State {
                 }
             }
         }
-        if let Some(down) = self.maintenance.down.iter().find(|m| !seen.contains(&key(m))) {
+        if let Some(down) = self
+            .maintenance
+            .down
+            .iter()
+            .find(|m| !seen.contains(&key(m)))
+        {
             return Err(format!(
                 "Machine '{}' is deactivated and cannot be removed from the schedule",
                 describe(down)
@@ -188,10 +193,7 @@ impl State {
         if machines.is_empty() {
             return Err("List of machines is empty".into());
         }
-        if let Some(machine) = machines
-            .iter()
-            .find(|m| !self.maintenance.is_down(&key(m)))
-        {
+        if let Some(machine) = machines.iter().find(|m| !self.maintenance.is_down(&key(m))) {
             return Err(format!(
                 "Machine '{}' is not in DOWN mode and cannot be brought up",
                 describe(machine)
@@ -400,7 +402,7 @@ impl State {
                         agent_id: Some(AgentId {
                             value: agent_id.clone(),
                         }),
-                        unavailability: unavailability.clone(),
+                        unavailability,
                         resources: Vec::new(),
                     });
             }

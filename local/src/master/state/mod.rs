@@ -42,23 +42,23 @@ mod allocator;
 mod calls;
 mod drf;
 mod events;
+mod faults;
 mod frameworks;
-mod offers;
 mod maintenance;
+mod offers;
 mod operations;
 mod operator;
 mod partitions;
 mod tasks;
-mod faults;
 
 pub(crate) use agents::run_agent_messages;
 pub(crate) use allocator::run_allocation_ticks;
-pub use faults::AckFault;
-pub(crate) use partitions::run_agent_pings;
 use events::{
     Heartbeat, error_event, heartbeat_event, send_error_and_close, spawn_heartbeats, update_event,
 };
+pub use faults::AckFault;
 use operator::{operator_agent, operator_framework_event};
+pub(crate) use partitions::run_agent_pings;
 pub(crate) use tasks::is_terminal;
 use tasks::master_status;
 

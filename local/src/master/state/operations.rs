@@ -21,7 +21,11 @@ impl State {
         };
         let (state, message, converted) = match outcome {
             Ok(converted) => (v1::OperationState::OperationFinished, None, converted),
-            Err(message) => (v1::OperationState::OperationError, Some(message), Vec::new()),
+            Err(message) => (
+                v1::OperationState::OperationError,
+                Some(message),
+                Vec::new(),
+            ),
         };
         let status = v1::OperationStatus {
             operation_id: Some(operation_id.clone()),

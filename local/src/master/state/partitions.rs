@@ -123,7 +123,9 @@ impl State {
                 published.push((framework.id.clone(), status));
                 framework.unreachable_tasks.insert(task_id, task);
             }
-            framework.executors.retain(|(agent, _), _| agent != agent_id);
+            framework
+                .executors
+                .retain(|(agent, _), _| agent != agent_id);
         }
         for (framework_id, status) in published {
             self.publish_task_updated(&framework_id, status);
@@ -142,8 +144,7 @@ impl State {
         if self.gone_agents.contains(agent_id) {
             return Ok(());
         }
-        if !self.agents.contains_key(agent_id) && !self.unreachable_agents.contains_key(agent_id)
-        {
+        if !self.agents.contains_key(agent_id) && !self.unreachable_agents.contains_key(agent_id) {
             return Err(format!("Agent '{agent_id}' not found"));
         }
         tracing::info!(agent = %agent_id, "agent marked gone by the operator");
@@ -208,7 +209,9 @@ impl State {
                 published.push((framework.id.clone(), status));
                 framework.add_completed_task(task, cap);
             }
-            framework.executors.retain(|(agent, _), _| agent != agent_id);
+            framework
+                .executors
+                .retain(|(agent, _), _| agent != agent_id);
         }
         for (framework_id, status) in published {
             self.publish_task_updated(&framework_id, status);
