@@ -1,7 +1,8 @@
 //! Maintenance on a whole local cluster through the operator API and the scheduler API: schedule
 //! validation, inverse offers to the frameworks with tasks on a DRAINING machine, their answers
 //! in GET_MAINTENANCE_STATUS, unavailability on offers, machines going DOWN (their agents'
-//! tasks end, the agent is refused) and UP again. Raw HTTP with hand-written JSON.
+//! tasks end, the agent is refused) and UP again, and DRAIN_AGENT / REACTIVATE_AGENT. Raw HTTP
+//! with hand-written JSON.
 
 mod local_faults_support;
 mod local_master_support;
@@ -163,5 +164,49 @@ async fn draining_machine_gets_inverse_offers_and_goes_down() {
             .is_none_or(|w| w.as_array().unwrap().is_empty()),
         "{got}"
     );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn draining_an_agent_kills_its_tasks_and_can_mark_it_gone() {
+    let cluster = builder(2).start().await.unwrap();
+    let addr = cluster.master().addr();
+    let mut fw = Fw::subscribe(addr, info("fw", true)).await;
+    let agent_id = fw.launch("t1", "sleep 20").await;
+    fw.wait_state("t1", "TASK_RUNNING").await;
+    let unknown = json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": "nope"}}});
+    assert_eq!(operator(addr, unknown).await.status, 400);
+
+    let drain = json!({"type": "DRAIN_AGENT", "drain_agent": {"agent_id": {"value": agent_id}}});
+    let r = operator(addr, drain).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    fw.wait_state("t1", "TASK_KILLED").await;
+    let agent_of = |agents: &Value| {
+        agents["get_agents"]["agents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent_info"]["id"]["value"] == agent_id.as_str())
+            .cloned()
+            .unwrap()
+    };
+    let agents = operator(addr, json!({"type": "GET_AGENTS"})).await.json();
+    let drained = agent_of(&agents);
+    assert_eq!(drained["deactivated"], true, "{drained}");
+    assert_eq!(drained["drain_info"]["state"], "DRAINED", "{drained}");
+
+    let reactivate =
+        json!({"type": "REACTIVATE_AGENT", "reactivate_agent": {"agent_id": {"value": agent_id}}});
+    assert_eq!(operator(addr, reactivate).await.status, 200);
+    let agents = operator(addr, json!({"type": "GET_AGENTS"})).await.json();
+    let active = agent_of(&agents);
+    assert_eq!(active["deactivated"], false, "{active}");
+    assert!(active.get("drain_info").is_none(), "{active}");
+
+    // Drained with `mark_gone`: no task runs there, so it is gone at once.
+    let drain = json!({"type": "DRAIN_AGENT",
+                       "drain_agent": {"agent_id": {"value": agent_id}, "mark_gone": true}});
+    assert_eq!(operator(addr, drain).await.status, 200);
+    assert_eq!(cluster.master().registered_agents(), 1);
     cluster.shutdown().await;
 }

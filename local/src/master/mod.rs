@@ -15,15 +15,15 @@
 //!
 //! Agents are pinged every [`MasterConfig::agent_ping_interval`]; one silent past
 //! [`MasterConfig::agent_removal_timeout`] is marked unreachable and its tasks come back when it
-//! registers again; MARK_AGENT_GONE removes one for good. Maintenance (schedules, inverse
+//! registers again; MARK_AGENT_GONE removes one for good; DRAIN_AGENT, DEACTIVATE_AGENT and
+//! REACTIVATE_AGENT work as in Mesos. Maintenance (schedules, inverse
 //! offers, DOWN machines), DRF allocation with weights and quota, `offer_filters`,
 //! `offer_constraints` and operation feedback work as in Mesos, within the limits their modules
 //! state. Fault injection ([`MasterHandle::partition_agent`] and the methods after it, and the
 //! `/__local/` endpoint with [`MasterConfig::fault_injection`]) is no part of Mesos.
 //!
 //! HTTP Basic authentication of the scheduler API is optional ([`MasterConfig::credentials`]).
-//! Not imitated: authorization, authentication of the other endpoints, DRAIN_AGENT, resource
-//! providers, GROW/SHRINK_VOLUME and CREATE/DESTROY_DISK, hierarchical roles in the allocator.
+//! Not imitated: authorization, authentication of the other endpoints, resource providers, GROW/SHRINK_VOLUME and CREATE/DESTROY_DISK, hierarchical roles in the allocator.
 //! The master keeps no registry: a restarted master knows only what agents and frameworks tell
 //! it again (unreachable and gone agents, the maintenance schedule and quota are forgotten).
 

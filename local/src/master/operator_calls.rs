@@ -1,5 +1,6 @@
 //! Operator API calls that change the cluster beyond the read-only views of `http`: agent
-//! removal (MARK_AGENT_GONE), maintenance (UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
+//! removal and draining (MARK_AGENT_GONE, DRAIN_AGENT, DEACTIVATE_AGENT, REACTIVATE_AGENT),
+//! maintenance (UPDATE_MAINTENANCE_SCHEDULE, START_MAINTENANCE,
 //! STOP_MAINTENANCE, GET_MAINTENANCE_SCHEDULE, GET_MAINTENANCE_STATUS) and the allocator's
 //! quota and weights (UPDATE_QUOTA, GET_QUOTA, UPDATE_WEIGHTS, GET_WEIGHTS). The operator endpoint
 //! hands a decoded call here first; `None` means the call is not one of these.
@@ -26,6 +27,46 @@ pub(super) fn answer(shared: &Shared, call: &Call, format: Format) -> Option<Res
                 Ok(()) => empty(StatusCode::OK),
                 Err(message) => text(StatusCode::NOT_FOUND, message),
             })
+        }
+        call::Type::DrainAgent => {
+            let Some(drain) = &call.drain_agent else {
+                return Some(invalid("Expecting 'drain_agent' to be present"));
+            };
+            let grace = match drain.max_grace_period {
+                None => None,
+                Some(d) if d.seconds < 0 || d.nanos < 0 => {
+                    return Some(text(
+                        StatusCode::BAD_REQUEST,
+                        "Negative 'max_grace_period' is not allowed",
+                    ));
+                }
+                Some(d) => Some(
+                    std::time::Duration::from_secs(d.seconds.unsigned_abs())
+                        + std::time::Duration::from_nanos(u64::from(d.nanos.unsigned_abs())),
+                ),
+            };
+            let outcome = shared.lock().drain_agent(
+                &drain.agent_id.value,
+                grace,
+                drain.mark_gone.unwrap_or(false),
+            );
+            Some(done(outcome))
+        }
+        call::Type::DeactivateAgent => {
+            let Some(deactivate) = &call.deactivate_agent else {
+                return Some(invalid("Expecting 'deactivate_agent' to be present"));
+            };
+            Some(done(
+                shared.lock().deactivate_agent(&deactivate.agent_id.value),
+            ))
+        }
+        call::Type::ReactivateAgent => {
+            let Some(reactivate) = &call.reactivate_agent else {
+                return Some(invalid("Expecting 'reactivate_agent' to be present"));
+            };
+            Some(done(
+                shared.lock().reactivate_agent(&reactivate.agent_id.value),
+            ))
         }
         call::Type::UpdateMaintenanceSchedule => {
             let Some(update) = &call.update_maintenance_schedule else {

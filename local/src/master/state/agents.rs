@@ -142,6 +142,7 @@ impl State {
             disconnected_since: None,
             awaiting_pong_since: None,
             partitioned: false,
+            drain: draining::Drain::default(),
         };
         for framework_info in frameworks {
             let Some(id) = framework_info.id.as_ref().map(|i| i.value.clone()) else {
@@ -312,6 +313,7 @@ impl State {
             if let Some(agent) = self.agents.get_mut(agent_id) {
                 agent.used.subtract_all(&freed);
             }
+            self.check_drained(agent_id);
         }
         if !self.operator_streams.is_empty() {
             let state = status.state;

@@ -41,7 +41,10 @@ impl State {
             let Some(agent) = self.agents.get(agent_id) else {
                 continue;
             };
-            if agent.disconnected_since.is_some() || agent.link.is_closed() {
+            if agent.disconnected_since.is_some()
+                || agent.link.is_closed()
+                || agent.drain.deactivated
+            {
                 continue;
             }
             let mut available = agent.available();

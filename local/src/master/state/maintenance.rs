@@ -11,7 +11,8 @@
 //! sends them); once it has answered for a machine it gets no more for it until the machine
 //! leaves the schedule. Agents of a DOWN machine are removed (their tasks become
 //! TASK_GONE_BY_OPERATOR, TASK_LOST without PARTITION_AWARE), told to shut down, and refused
-//! while the machine is DOWN. Not imitated: DRAIN_AGENT, inverse offer filters.
+//! while the machine is DOWN. Not imitated: inverse offer filters (see `draining` for
+//! DRAIN_AGENT).
 
 use mesos_sdk::v1::allocator::{InverseOfferStatus, inverse_offer_status};
 use mesos_sdk::v1::maintenance::{ClusterStatus, Schedule, cluster_status};

@@ -40,6 +40,7 @@ use mesos_sdk::v1::{
 mod agents;
 mod allocator;
 mod calls;
+mod draining;
 mod drf;
 mod events;
 mod faults;
@@ -276,6 +277,8 @@ pub(crate) struct Agent {
     awaiting_pong_since: Option<Instant>,
     /// Fault injection: the agent is cut off from the master; nothing is sent to it.
     partitioned: bool,
+    /// Deactivation and drain (DRAIN_AGENT, DEACTIVATE_AGENT).
+    drain: draining::Drain,
 }
 
 impl Agent {

@@ -232,7 +232,8 @@ pub(crate) fn operator_agent(agent: &Agent) -> v1::master::response::get_agents:
     v1::master::response::get_agents::Agent {
         agent_info: agent.info.clone(),
         active: true,
-        deactivated: Some(false),
+        deactivated: Some(agent.drain.deactivated),
+        drain_info: agent.drain.info.clone(),
         version: MESOS_VERSION.to_string(),
         pid: Some(format!(
             "slave(1)@{}",
