@@ -233,7 +233,7 @@ pub(crate) fn operator_agent(agent: &Agent) -> v1::master::response::get_agents:
         agent_info: agent.info.clone(),
         active: true,
         deactivated: Some(agent.drain.deactivated),
-        drain_info: agent.drain.info.clone(),
+        drain_info: agent.drain.info,
         version: MESOS_VERSION.to_string(),
         pid: Some(format!(
             "slave(1)@{}",
