@@ -183,3 +183,56 @@ async fn control_endpoint_injects_faults_over_http() {
     assert_eq!(failure["failure"]["agent_id"]["value"], agent_id.as_str());
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_binary_serves_the_control_endpoint_with_its_flag() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesos-local"))
+        .args([
+            "--port",
+            "0",
+            "--fault-injection",
+            "--agent_ping_timeout",
+            "100ms",
+            "--max_agent_ping_timeouts",
+            "3",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let url = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line.trim().to_string()
+    })
+    .await
+    .unwrap();
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let state = raw(addr, "GET", "/master/state", &[], b"").await.json();
+    let agent_id = state["slaves"][0]["id"].as_str().unwrap().to_string();
+    let r = raw(
+        addr,
+        "POST",
+        &format!("/__local/agents/{agent_id}/partition"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Three pings of 100 ms unanswered: unreachable.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let state = raw(addr, "GET", "/master/state", &[], b"").await.json();
+        if state["unreachable_slaves"] == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
