@@ -1,7 +1,8 @@
-//! The SDK's framework layer against mesos-local's fault injection: a killed executor and an
-//! agent lost behind a partition are noticed and their task is launched again, as against a
-//! real Mesos cluster that shows the same faults (TASK_FAILED, then TASK_LOST for a framework
-//! without PARTITION_AWARE).
+//! The SDK's framework layer against mesos-local's fault injection, which shows what a real
+//! Mesos cluster shows for the same faults: a killed executor (TASK_FAILED: the task runs
+//! again), a partitioned agent (TASK_UNREACHABLE, then running again after the partition heals),
+//! a killed agent marked gone (TASK_GONE_BY_OPERATOR: the task runs elsewhere) and a restarted
+//! master (the task keeps running).
 
 use std::time::Duration;
 
@@ -85,6 +86,23 @@ async fn until(
     }
 }
 
+/// The master's `/master/state` document.
+async fn master_state(cluster: &LocalCluster) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(cluster.master().addr())
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /master/state HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .expect("request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("response");
+    let text = String::from_utf8_lossy(&response);
+    let body = text.split("\r\n\r\n").nth(1).expect("a body");
+    serde_json::from_str(body).expect("JSON state")
+}
+
 fn running(record: &TaskRecord) -> bool {
     record.phase == Phase::Active && record.state.as_deref() == Some("TASK_RUNNING")
 }
@@ -160,6 +178,33 @@ async fn a_task_on_a_killed_agent_marked_gone_is_launched_elsewhere() {
     })
     .await;
     assert_eq!(replaced.restarts, 1, "{replaced:#?}");
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_keep_running_across_a_master_restart() {
+    let mut cluster = cluster(2).await;
+    let framework = framework(&cluster, "master-restart").await;
+    let first = until(&framework, "the task runs", running).await;
+    cluster.restart_master().await.expect("master restarts");
+    // The framework subscribes again to the new master, which knows the task from its agent.
+    let wait = async {
+        loop {
+            let state = master_state(&cluster).await;
+            let framework = &state["frameworks"][0];
+            if framework["active"] == true && framework["tasks"][0]["state"] == "TASK_RUNNING" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(WAIT, wait)
+        .await
+        .expect("the framework subscribes again");
+    let after = until(&framework, "the task still runs", running).await;
+    assert_eq!(after.task_id, first.task_id);
+    assert_eq!(after.restarts, 0, "{after:#?}");
     framework.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
