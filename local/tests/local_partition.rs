@@ -88,7 +88,7 @@ async fn lost_task_of_a_framework_without_partition_awareness_comes_back_running
 
     // A partition that heals by itself after a while longer than the ping timeout.
     cluster
-        .partition_agent(0, Some(Duration::from_millis(800)))
+        .partition_agent(0, Some(Duration::from_secs(2)))
         .unwrap();
     let status = fw.wait_state("t1", "TASK_LOST").await;
     assert_eq!(status["reason"], "REASON_AGENT_REMOVED");

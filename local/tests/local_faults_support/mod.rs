@@ -12,16 +12,17 @@ use crate::local_master_support::*;
 use mesos_local::cluster::{LocalCluster, LocalClusterBuilder};
 use serde_json::{Value, json};
 
-/// A cluster whose master pings every 20 ms and marks an agent unreachable after 300 ms of
-/// silence; updates are resent every 200 ms.
+/// A cluster whose master pings every 50 ms and marks an agent unreachable after 1 s of
+/// silence (long enough that a busy machine does not lose agents by itself); updates are resent
+/// every 200 ms.
 pub fn builder(agents: usize) -> LocalClusterBuilder {
     LocalCluster::builder()
         .agents(agents)
         .resources("cpus:2;mem:1024;disk:1000;ports:[31000-31099]")
         .heartbeat_interval(Duration::from_secs(30))
         .allocation_interval(Duration::from_millis(20))
-        .agent_ping_interval(Duration::from_millis(20))
-        .agent_removal_timeout(Duration::from_millis(300))
+        .agent_ping_interval(Duration::from_millis(50))
+        .agent_removal_timeout(Duration::from_secs(1))
         .status_update_retry(Duration::from_millis(200), Duration::from_secs(1))
         .executor_shutdown_grace_period(Duration::from_millis(200))
 }
