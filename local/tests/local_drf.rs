@@ -17,6 +17,15 @@ async fn master() -> MasterHandle {
     start_master(|c| c.allocation_interval = Duration::from_secs(3600)).await
 }
 
+/// A master whose allocation runs (and operation update resends) come every 50 ms.
+async fn busy_master() -> MasterHandle {
+    start_master(|c| {
+        c.allocation_interval = Duration::from_millis(50);
+        c.operation_status_retry = Duration::from_millis(200);
+    })
+    .await
+}
+
 async fn operator(addr: SocketAddr, body: Value) -> RawResponse {
     raw(
         addr,
@@ -229,7 +238,7 @@ async fn offer_constraints_select_agents_by_attribute() {
 
 #[tokio::test]
 async fn operations_with_an_id_get_feedback() {
-    let master = master().await;
+    let master = busy_master().await;
     let addr = master.addr();
     let _a1 = LinkAgent::register(&master, "a1", "cpus:2;mem:1024", "");
     let (mut stream, id) = subscribe(addr, role_info("f", "r1")).await;
@@ -266,20 +275,31 @@ async fn operations_with_an_id_get_feedback() {
     assert_eq!(failed["state"], "OPERATION_ERROR");
     assert!(failed["message"].is_string());
 
+    // Not acknowledged yet: sent again with the same uuid.
+    loop {
+        let again = stream.next_of("UPDATE_OPERATION_STATUS").await;
+        let status = &again["update_operation_status"]["status"];
+        if status["operation_id"]["value"] == "op1" {
+            assert_eq!(status["uuid"]["value"], uuid);
+            break;
+        }
+    }
+
+    // Reconciliation answers carry no uuid (resends may come between).
+    async fn answer(stream: &mut Stream) -> Value {
+        loop {
+            let event = stream.next_of("UPDATE_OPERATION_STATUS").await;
+            let status = event["update_operation_status"]["status"].clone();
+            if status["operation_id"]["value"] == "op1" && status.get("uuid").is_none() {
+                return status;
+            }
+        }
+    }
     let reconcile = json!({"type": "RECONCILE_OPERATIONS", "framework_id": {"value": id},
         "reconcile_operations": {"operations": [{"operation_id": {"value": "op1"},
                                                  "agent_id": {"value": "a1"}}]}});
     assert_eq!(call(addr, &sid, reconcile.clone()).await.status, 202);
-    let answer = stream.next_of("UPDATE_OPERATION_STATUS").await;
-    assert_eq!(
-        answer["update_operation_status"]["status"]["state"],
-        "OPERATION_FINISHED"
-    );
-    assert!(
-        answer["update_operation_status"]["status"]
-            .get("uuid")
-            .is_none()
-    );
+    assert_eq!(answer(&mut stream).await["state"], "OPERATION_FINISHED");
 
     let ack = json!({"type": "ACKNOWLEDGE_OPERATION_STATUS", "framework_id": {"value": id},
         "acknowledge_operation_status": {"agent_id": {"value": "a1"}, "uuid": uuid,
@@ -287,10 +307,6 @@ async fn operations_with_an_id_get_feedback() {
     let r = call(addr, &sid, ack).await;
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(call(addr, &sid, reconcile).await.status, 202);
-    let answer = stream.next_of("UPDATE_OPERATION_STATUS").await;
-    assert_eq!(
-        answer["update_operation_status"]["status"]["state"],
-        "OPERATION_UNKNOWN"
-    );
+    assert_eq!(answer(&mut stream).await["state"], "OPERATION_UNKNOWN");
     master.shutdown().await;
 }

@@ -76,6 +76,9 @@ pub struct MasterConfig {
     pub agent_removal_timeout: Duration,
     /// How often the master pings each agent (Mesos' `--agent_ping_timeout`: 15 s).
     pub agent_ping_interval: Duration,
+    /// How long an unacknowledged UPDATE_OPERATION_STATUS waits before it is sent again (Mesos
+    /// agents resend operation updates like task updates, from 10 s on).
+    pub operation_status_retry: Duration,
     /// Enables the fault-injection endpoints under `/__local/` (see [`crate::master`]); off by
     /// default, as they are no part of Mesos.
     pub fault_injection: bool,
@@ -107,6 +110,7 @@ impl Default for MasterConfig {
             allocation_interval: Duration::from_secs(1),
             agent_removal_timeout: Duration::from_secs(75),
             agent_ping_interval: Duration::from_secs(15),
+            operation_status_retry: Duration::from_secs(10),
             fault_injection: false,
             max_refuse: Duration::from_secs(365 * 24 * 3600),
             max_completed_frameworks: 50,

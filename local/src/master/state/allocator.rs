@@ -197,6 +197,7 @@ pub(crate) async fn run_allocation_ticks(shared: Arc<Shared>) {
             _ = ticks.tick() => {
                 let mut state = shared.lock();
                 state.check_agents();
+                state.resend_operation_updates();
                 state.allocate(&shared);
             }
             _ = shared.shutdown.cancelled() => return,

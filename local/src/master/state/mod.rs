@@ -131,8 +131,9 @@ pub(crate) struct Framework {
     pub offer_constraints: Option<scheduler::OfferConstraints>,
     /// The role each task was launched for (from its offer), by task id.
     pub task_roles: HashMap<String, String>,
-    /// Latest status of operations with an id, by operation id, until acknowledged.
-    pub operations: HashMap<String, v1::OperationStatus>,
+    /// Latest status of operations with an id, by operation id, until acknowledged, with when
+    /// it was last sent.
+    pub operations: HashMap<String, (v1::OperationStatus, Instant)>,
     /// Refuse filters by (agent id, role).
     filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,

@@ -2,8 +2,9 @@
 //! DESTROY) are answered with UPDATE_OPERATION_STATUS, OPERATION_FINISHED with the converted
 //! resources or OPERATION_ERROR with the reason, carrying a uuid the framework acknowledges with
 //! ACKNOWLEDGE_OPERATION_STATUS. Until then RECONCILE_OPERATIONS answers the operation's latest
-//! state (without uuid); unknown operations are OPERATION_UNKNOWN. Not imitated: resending
-//! unacknowledged operation updates (they are sent once) and feedback for LAUNCH operations.
+//! state (without uuid); unknown operations are OPERATION_UNKNOWN. An update not acknowledged
+//! within `operation_status_retry` is sent again (same uuid), as Mesos agents resend them. Not
+//! imitated: feedback for LAUNCH operations.
 
 use super::*;
 
@@ -42,7 +43,7 @@ impl State {
         };
         framework
             .operations
-            .insert(operation_id.value.clone(), status.clone());
+            .insert(operation_id.value.clone(), (status.clone(), Instant::now()));
         framework.send(&operation_event(status));
     }
 
@@ -58,7 +59,7 @@ impl State {
         let matches = framework
             .operations
             .get(&ack.operation_id.value)
-            .and_then(|s| s.uuid.as_ref())
+            .and_then(|(s, _)| s.uuid.as_ref())
             .is_some_and(|u| u.value == ack.uuid);
         if matches {
             framework.operations.remove(&ack.operation_id.value);
@@ -80,14 +81,14 @@ impl State {
             ..status.clone()
         };
         if operations.is_empty() {
-            for status in framework.operations.values() {
+            for (status, _) in framework.operations.values() {
                 framework.send(&operation_event(latest(status)));
             }
             return;
         }
         for operation in operations {
             let status = match framework.operations.get(&operation.operation_id.value) {
-                Some(status) => latest(status),
+                Some((status, _)) => latest(status),
                 None => v1::OperationStatus {
                     operation_id: Some(operation.operation_id),
                     state: v1::OperationState::OperationUnknown as i32,
@@ -101,6 +102,30 @@ impl State {
                 },
             };
             framework.send(&operation_event(status));
+        }
+    }
+}
+
+impl State {
+    /// Sends again the operation updates of connected frameworks left unacknowledged for
+    /// `operation_status_retry`.
+    pub(super) fn resend_operation_updates(&mut self) {
+        let retry = self.config.operation_status_retry;
+        let now = Instant::now();
+        for framework in self.frameworks.values_mut() {
+            if !framework.connected() {
+                continue;
+            }
+            let mut due = Vec::new();
+            for (status, sent) in framework.operations.values_mut() {
+                if now.duration_since(*sent) >= retry {
+                    *sent = now;
+                    due.push(status.clone());
+                }
+            }
+            for status in due {
+                framework.send(&operation_event(status));
+            }
         }
     }
 }
