@@ -125,7 +125,6 @@ impl State {
                 },
                 task_status::Reason::AgentRestarted,
                 "Task was not reported by the re-registering agent",
-                false,
             );
         } else if !self.agent_order.contains(&agent_id) {
             self.agent_order.push(agent_id.clone());
@@ -206,24 +205,23 @@ impl State {
     }
 
     /// Ends the non-terminal tasks on `agent_id` that `select` picks (TASK_LOST, or for
-    /// PARTITION_AWARE frameworks TASK_GONE, or TASK_UNREACHABLE when `unreachable`), frees
-    /// their resources and forgets the agent's executors of those frameworks.
+    /// PARTITION_AWARE frameworks TASK_GONE), frees their resources and forgets the agent's
+    /// executors of those frameworks.
     pub(super) fn drop_agent_tasks(
         &mut self,
         agent_id: &str,
         select: impl Fn(&str, &str) -> bool,
         reason: task_status::Reason,
         message: &str,
-        unreachable: bool,
     ) {
         let cap = self.config.max_completed_tasks_per_framework;
         let mut freed = Vec::new();
         for framework in self.frameworks.values_mut() {
             let partition_aware = framework.has_capability(FrameworkCapability::PartitionAware);
-            let state = match (partition_aware, unreachable) {
-                (false, _) => TaskState::TaskLost,
-                (true, true) => TaskState::TaskUnreachable,
-                (true, false) => TaskState::TaskGone,
+            let state = if partition_aware {
+                TaskState::TaskGone
+            } else {
+                TaskState::TaskLost
             };
             let gone: Vec<String> = framework
                 .tasks
