@@ -42,6 +42,8 @@ struct Framework {
     events: BoxStream<'static, Result<Box<Event>, mesos_sdk::client::Error>>,
     stream_id: Option<String>,
     id: FrameworkId,
+    /// Offers that arrived while waiting for task updates (they stay outstanding at the master).
+    stashed: Vec<Offer>,
 }
 
 impl Framework {
@@ -84,6 +86,7 @@ impl Framework {
             events,
             stream_id,
             id: id.unwrap(),
+            stashed: Vec::new(),
         }
     }
 
@@ -149,7 +152,15 @@ impl Framework {
         while tasks.iter().any(|t| !seen.contains_key(t)) {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "tasks did not reach {states:?}: {seen:?}");
-            if let Some(Ev::Update(status)) = self.next(left).await {
+            let status = match self.next(left).await {
+                Some(Ev::Update(status)) => status,
+                Some(Ev::Offers(offers)) => {
+                    self.stashed.extend(offers);
+                    continue;
+                }
+                _ => continue,
+            };
+            {
                 let state = status.state();
                 assert!(
                     !matches!(
@@ -357,8 +368,10 @@ async fn reservation_and_volume_survive_a_task_restart() {
         .await;
     placer.ledger_mut().ended("db-0");
 
-    // The restart: offers come back, the one from `home` with the reservation and volume.
+    // The restart: offers come back, the one from `home` with the reservation and volume
+    // (offers that came while the task ran count too).
     let mut pool = OfferPool::new();
+    pool.add_all(std::mem::take(&mut fw.stashed), Instant::now());
     let deadline = Instant::now() + WAIT;
     loop {
         assert!(

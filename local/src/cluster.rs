@@ -1,6 +1,11 @@
 //! A local cluster: one embedded master and N embedded agents in this process, started and
 //! stopped together. [`LocalCluster::builder`] takes Mesos-style `--resources` / `--attributes`
 //! texts; this is what the `mesos-local` binary runs.
+//!
+//! Agents reach the master through a relay owned by the cluster, so that
+//! [`LocalCluster::restart_master`] can put a new master behind the same link. The fault
+//! injection methods (partitions, killed agents and executors, a restarted master, lost
+//! acknowledgements, rescinded offers) document what a real Mesos cluster shows for each.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -10,6 +15,10 @@ use crate::agent::{self, AgentConfig, AgentError, AgentHandle};
 use crate::master::{Master, MasterConfig, MasterError, MasterHandle};
 use crate::server::HttpLimits;
 use mesos_sdk::resourcemgr::{self as resources, ParseError};
+
+mod faults;
+
+use faults::Relay;
 
 /// Default agent resources, like a small Mesos agent.
 pub const DEFAULT_RESOURCES: &str = "cpus:4;mem:8192;disk:20000;ports:[31000-32000]";
@@ -171,6 +180,23 @@ impl LocalClusterBuilder {
         self.master.allocation_interval = interval;
         self
     }
+    /// How often the master pings each agent (default 15 s, Mesos' `--agent_ping_timeout`).
+    pub fn agent_ping_interval(mut self, interval: Duration) -> Self {
+        self.master.agent_ping_interval = interval;
+        self
+    }
+    /// How long an agent may stay silent (link closed, or a ping unanswered) before the master
+    /// marks it unreachable (default 75 s; see [`MasterConfig::agent_removal_timeout`]).
+    pub fn agent_removal_timeout(mut self, timeout: Duration) -> Self {
+        self.master.agent_removal_timeout = timeout;
+        self
+    }
+    /// Serves the fault-injection endpoints under `/__local/` (default off; see
+    /// [`MasterConfig::fault_injection`]). The [`LocalCluster`] methods work either way.
+    pub fn fault_injection(mut self, enabled: bool) -> Self {
+        self.master.fault_injection = enabled;
+        self
+    }
     /// Requires HTTP Basic authentication on the scheduler API with these `(principal, secret)`
     /// pairs.
     pub fn credentials(mut self, credentials: Vec<(String, String)>) -> Self {
@@ -230,6 +256,7 @@ impl LocalClusterBuilder {
         let attributes =
             resources::parse_attributes(&self.attributes).map_err(LocalError::Attributes)?;
         let master = Master::start(self.master.clone()).await?;
+        let relay = Relay::start(master.link());
         let ip = match self.master.ip {
             IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             ip => ip,
@@ -264,7 +291,7 @@ impl LocalClusterBuilder {
                 &master.id(),
             );
             configs.push(config.clone());
-            match agent::start(config, master.link()).await {
+            match agent::start(config, relay.link.clone()).await {
                 Ok(handle) => agents.push(handle),
                 Err(source) => {
                     for agent in agents {
@@ -294,8 +321,15 @@ impl LocalClusterBuilder {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        let master_config = MasterConfig {
+            port: master.addr().port(),
+            ..self.master.clone()
+        };
         Ok(LocalCluster {
             master,
+            master_config,
+            relay,
+            killed: Vec::new(),
             agents,
             configs,
             template,
@@ -310,6 +344,11 @@ impl LocalClusterBuilder {
 #[derive(Debug)]
 pub struct LocalCluster {
     master: MasterHandle,
+    /// The master's configuration with its bound port (for a restart on the same address).
+    master_config: MasterConfig,
+    relay: Relay,
+    /// Agents stopped by [`LocalCluster::kill_agent`], with their configuration (id set).
+    killed: Vec<AgentConfig>,
     agents: Vec<AgentHandle>,
     configs: Vec<AgentConfig>,
     template: AgentConfig,
@@ -351,7 +390,7 @@ impl LocalCluster {
             index,
             &self.master.id(),
         );
-        let handle = agent::start(config.clone(), self.master.link())
+        let handle = agent::start(config.clone(), self.relay.link.clone())
             .await
             .map_err(|source| LocalError::Agent { index, source })?;
         self.configs.push(config);
@@ -377,7 +416,7 @@ impl LocalCluster {
         // The old agent's socket may take a moment to be released: retry binding for a while.
         let deadline = Instant::now() + self.restart_bind_wait;
         loop {
-            match agent::start(config.clone(), self.master.link()).await {
+            match agent::start(config.clone(), self.relay.link.clone()).await {
                 Ok(handle) => {
                     self.agents.insert(index, handle);
                     return Ok(());
@@ -399,6 +438,7 @@ impl LocalCluster {
             agent.shutdown().await;
         }
         self.master.shutdown().await;
+        self.relay.task.abort();
     }
 }
 

@@ -81,6 +81,8 @@ pub enum FromAgent {
         /// Resources the executor itself held (not its tasks'), now free.
         resources: Vec<Resource>,
     },
+    /// The answer to [`ToAgent::Ping`]: the agent is alive and reachable.
+    Pong,
 }
 
 /// What the master tells one agent.
@@ -156,4 +158,22 @@ pub enum ToAgent {
     },
     /// The master is going away; the agent should stop its HTTP server and executors.
     Shutdown,
+    /// A health check: the agent answers [`FromAgent::Pong`]. An agent that leaves pings
+    /// unanswered past the master's timeout is marked unreachable (Mesos' agent pings).
+    Ping,
+    /// Register again with what the agent runs now (a [`FromAgent::Register`] with its current
+    /// frameworks, executors and tasks, then its unacknowledged status updates), as a Mesos agent
+    /// does when it finds a (new) leading master or its partition heals.
+    Reregister,
+    /// Fault injection: kill the processes of one executor at once (SIGKILL), as if it crashed;
+    /// the agent reports the exit as for any executor that dies.
+    KillExecutor {
+        /// The executor's framework.
+        framework_id: FrameworkId,
+        /// The executor (for command tasks, the task id).
+        executor_id: ExecutorId,
+    },
+    /// Fault injection: stop as if the agent process were killed (executors keep running,
+    /// nothing more reaches the master).
+    Crash,
 }

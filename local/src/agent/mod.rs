@@ -51,6 +51,7 @@ mod docker;
 mod docker_args;
 mod docker_run;
 mod executor_api;
+mod faults;
 mod fetch_extract;
 mod fetch_http;
 mod fetch_limits;
@@ -630,6 +631,13 @@ impl Agent {
             } => self.acknowledge(&framework_id.value, &task_id.value, &uuid),
             ToAgent::UpdateFramework { framework_info } => self.update_framework(framework_info),
             ToAgent::Shutdown => {}
+            ToAgent::Ping => self.send_master(FromAgent::Pong),
+            ToAgent::Reregister => self.reregister(),
+            ToAgent::KillExecutor {
+                framework_id,
+                executor_id,
+            } => self.kill_executor_now(&framework_id.value, &executor_id.value),
+            ToAgent::Crash => self.crash_now(),
         }
     }
 

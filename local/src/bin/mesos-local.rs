@@ -52,6 +52,17 @@ struct Args {
     /// Allocation interval (Mesos duration).
     #[arg(long = "allocation_interval", default_value = "1secs", value_parser = parse_duration)]
     allocation_interval: Duration,
+    /// How often the master pings each agent (Mesos duration; Mesos' `--agent_ping_timeout`).
+    #[arg(long = "agent_ping_timeout", default_value = "15secs", value_parser = parse_duration)]
+    agent_ping_timeout: Duration,
+    /// How many pings an agent may leave unanswered (or how many ping intervals its link may
+    /// stay closed) before it is marked unreachable (Mesos' `--max_agent_ping_timeouts`).
+    #[arg(long = "max_agent_ping_timeouts", default_value_t = 5)]
+    max_agent_ping_timeouts: u32,
+    /// Serve the fault-injection endpoints under `/__local/` (partitions, crashed agents,
+    /// killed executors, lost acknowledgements, rescinded offers); no part of Mesos.
+    #[arg(long = "fault-injection")]
+    fault_injection: bool,
     /// A custom executor that has not subscribed within this time is killed (Mesos duration).
     #[arg(long = "executor_registration_timeout", default_value = "1mins", value_parser = parse_duration)]
     executor_registration_timeout: Duration,
@@ -179,6 +190,9 @@ async fn main() -> ExitCode {
         .attributes(args.attributes)
         .heartbeat_interval(args.heartbeat_interval)
         .allocation_interval(args.allocation_interval)
+        .agent_ping_interval(args.agent_ping_timeout)
+        .agent_removal_timeout(args.agent_ping_timeout * args.max_agent_ping_timeouts.max(1))
+        .fault_injection(args.fault_injection)
         .executor_registration_timeout(args.executor_registration_timeout)
         .executor_reregistration_timeout(args.executor_reregistration_timeout)
         .executor_shutdown_grace_period(args.executor_shutdown_grace_period)

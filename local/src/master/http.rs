@@ -348,6 +348,9 @@ async fn operator(State(shared): State<Arc<Shared>>, request: Request) -> Respon
         state.remove_framework(&teardown.framework_id.value);
         return empty(StatusCode::OK);
     }
+    if let Some(answer) = super::operator_calls::answer(&shared, &call, format) {
+        return answer;
+    }
     let mut response = OperatorResponse::default();
     {
         let state = shared.lock();

@@ -322,7 +322,14 @@ pub(crate) fn framework_json(state: &State, f: &Framework) -> Value {
         resources_json(offered.as_slice()),
     );
     out.insert("tasks".into(), json!(tasks));
-    out.insert("unreachable_tasks".into(), json!([]));
+    out.insert(
+        "unreachable_tasks".into(),
+        f.unreachable_tasks
+            .values()
+            .map(|t| task_json(t, &role))
+            .collect::<Vec<_>>()
+            .into(),
+    );
     out.insert("completed_tasks".into(), json!(completed));
     out.insert("offers".into(), json!(offers));
     out.insert("executors".into(), json!(executors));
@@ -447,7 +454,7 @@ pub(super) fn state(state: &State, flags: Value) -> Value {
         "elected_time": state.start_time,
         "activated_slaves": slaves.len(),
         "deactivated_slaves": 0,
-        "unreachable_slaves": 0,
+        "unreachable_slaves": state.unreachable_agents.len(),
         "leader": leader,
         "leader_info": {
             "id": info.id,

@@ -6,7 +6,11 @@ use super::*;
 impl State {
     pub fn agent_message(&mut self, shared: &Arc<Shared>, message: AgentMessage) {
         let agent_id = message.agent_id.value;
+        if !self.accept_agent_message(&agent_id, &message.message) {
+            return;
+        }
         match message.message {
+            FromAgent::Pong => {}
             FromAgent::Register {
                 info,
                 link,
@@ -90,8 +94,21 @@ impl State {
         info.id = Some(AgentId {
             value: agent_id.clone(),
         });
+        if self.is_gone(&agent_id) {
+            tracing::info!(agent = %agent_id, "agent marked gone tried to register: shut down");
+            let _ = link.send(ToAgent::Shutdown);
+            return;
+        }
+        if self.on_down_machine(&info, &url) {
+            tracing::info!(agent = %agent_id, "agent on a DOWN machine tried to register: shut down");
+            let _ = link.send(ToAgent::Shutdown);
+            return;
+        }
         let normalized: Vec<Resource> = info.resources.iter().map(resources::normalize).collect();
         let mut total = Resources::from_slice(&normalized);
+        if let Some(old) = self.take_unreachable(&agent_id) {
+            total = old.total;
+        }
         // A re-registration replaces the old entry: its offers are void, reservations and
         // volumes made through the master stay, and tasks the agent no longer reports are gone.
         if let Some(old) = self.agents.get(&agent_id) {
@@ -108,9 +125,8 @@ impl State {
                 },
                 task_status::Reason::AgentRestarted,
                 "Task was not reported by the re-registering agent",
-                false,
             );
-        } else {
+        } else if !self.agent_order.contains(&agent_id) {
             self.agent_order.push(agent_id.clone());
         }
         let mut agent = Agent {
@@ -123,6 +139,9 @@ impl State {
             offered: Resources::new(),
             registered_time: now_secs(),
             disconnected_since: None,
+            awaiting_pong_since: None,
+            partitioned: false,
+            drain: draining::Drain::default(),
         };
         for framework_info in frameworks {
             let Some(id) = framework_info.id.as_ref().map(|i| i.value.clone()) else {
@@ -186,24 +205,23 @@ impl State {
     }
 
     /// Ends the non-terminal tasks on `agent_id` that `select` picks (TASK_LOST, or for
-    /// PARTITION_AWARE frameworks TASK_GONE, or TASK_UNREACHABLE when `unreachable`), frees
-    /// their resources and forgets the agent's executors of those frameworks.
+    /// PARTITION_AWARE frameworks TASK_GONE), frees their resources and forgets the agent's
+    /// executors of those frameworks.
     pub(super) fn drop_agent_tasks(
         &mut self,
         agent_id: &str,
         select: impl Fn(&str, &str) -> bool,
         reason: task_status::Reason,
         message: &str,
-        unreachable: bool,
     ) {
         let cap = self.config.max_completed_tasks_per_framework;
         let mut freed = Vec::new();
         for framework in self.frameworks.values_mut() {
             let partition_aware = framework.has_capability(FrameworkCapability::PartitionAware);
-            let state = match (partition_aware, unreachable) {
-                (false, _) => TaskState::TaskLost,
-                (true, true) => TaskState::TaskUnreachable,
-                (true, false) => TaskState::TaskGone,
+            let state = if partition_aware {
+                TaskState::TaskGone
+            } else {
+                TaskState::TaskLost
             };
             let gone: Vec<String> = framework
                 .tasks
@@ -238,81 +256,8 @@ impl State {
         }
     }
 
-    /// Notices agents whose link closed: no more offers from them, and after
-    /// `agent_removal_timeout` they are removed.
-    pub fn check_agents(&mut self) {
-        let now = Instant::now();
-        let mut newly_gone = Vec::new();
-        let mut remove = Vec::new();
-        for agent in self.agents.values_mut() {
-            if !agent.link.is_closed() {
-                continue;
-            }
-            match agent.disconnected_since {
-                None => {
-                    agent.disconnected_since = Some(now);
-                    newly_gone.push(agent.id.clone());
-                }
-                Some(since) if now.duration_since(since) >= self.config.agent_removal_timeout => {
-                    remove.push(agent.id.clone());
-                }
-                Some(_) => {}
-            }
-        }
-        for agent_id in newly_gone {
-            tracing::info!(agent = %agent_id, "agent disconnected");
-            self.rescind_agent_offers(&agent_id);
-        }
-        for agent_id in remove {
-            self.remove_agent(&agent_id);
-        }
-    }
-
-    /// Removes an agent: its tasks become TASK_LOST (TASK_UNREACHABLE for PARTITION_AWARE
-    /// frameworks), every framework gets FAILURE for the agent.
-    pub(super) fn remove_agent(&mut self, agent_id: &str) {
-        let hostname = self
-            .agents
-            .get(agent_id)
-            .map(|a| a.info.hostname.clone())
-            .unwrap_or_default();
-        self.rescind_agent_offers(agent_id);
-        self.drop_agent_tasks(
-            agent_id,
-            |_, _| true,
-            task_status::Reason::AgentRemoved,
-            &format!("Agent {hostname} is unreachable"),
-            true,
-        );
-        self.agents.remove(agent_id);
-        self.agent_order.retain(|a| a != agent_id);
-        for framework in self.frameworks.values() {
-            framework.send(&scheduler::Event {
-                r#type: Some(scheduler::event::Type::Failure as i32),
-                failure: Some(event::Failure {
-                    agent_id: Some(AgentId {
-                        value: agent_id.to_string(),
-                    }),
-                    executor_id: None,
-                    status: None,
-                }),
-                ..Default::default()
-            });
-        }
-        self.publish(v1::master::Event {
-            r#type: Some(v1::master::event::Type::AgentRemoved as i32),
-            agent_removed: Some(v1::master::event::AgentRemoved {
-                agent_id: AgentId {
-                    value: agent_id.to_string(),
-                },
-            }),
-            ..Default::default()
-        });
-        tracing::info!(agent = %agent_id, "agent removed");
-    }
-
     /// Rescinds every outstanding offer of `agent_id` (without a new allocation round).
-    fn rescind_agent_offers(&mut self, agent_id: &str) {
+    pub(super) fn rescind_agent_offers(&mut self, agent_id: &str) {
         let stale: Vec<String> = self
             .offers
             .iter()
@@ -366,6 +311,7 @@ impl State {
             if let Some(agent) = self.agents.get_mut(agent_id) {
                 agent.used.subtract_all(&freed);
             }
+            self.check_drained(agent_id);
         }
         if !self.operator_streams.is_empty() {
             let state = status.state;

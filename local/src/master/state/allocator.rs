@@ -1,28 +1,39 @@
-//! The allocator: offers each agent's free resources to connected frameworks round robin, per
-//! role, honouring suppression and refuse filters; offer timeouts; the periodic allocation run.
+//! The allocation run: offers each agent's free resources to connected frameworks, one offer
+//! per (framework, role) and agent, in the order of `drf` (quota guarantees first, then
+//! weighted dominant resource fairness), cut down by quota limits and headroom, honouring
+//! suppression, refuse filters, `offer_filters` and `offer_constraints`; offer timeouts; the
+//! periodic run.
 
+use super::drf::{Ledger, passes_constraints, worth_offering};
 use super::*;
 
 impl State {
-    /// Offers every agent's available resources to connected frameworks, round robin, one
-    /// offer per agent and role, honouring suppression and refuse filters.
+    /// Offers every agent's available resources to connected frameworks (see the module docs).
     pub fn allocate(&mut self, shared: &Arc<Shared>) {
         if self.stopped || self.leader.is_some() || self.no_leader {
             return;
         }
-        let mut candidates: Vec<String> = self
+        self.send_inverse_offers();
+        let mut candidates: Vec<(String, String)> = self
             .frameworks
             .values()
             .filter(|f| f.active && f.connected())
-            .map(|f| f.id.clone())
+            .flat_map(|f| f.roles().into_iter().map(|r| (f.id.clone(), r)))
+            .filter(|(f, r)| {
+                self.frameworks
+                    .get(f)
+                    .is_some_and(|f| !f.suppressed_roles.contains(r))
+            })
             .collect();
         if candidates.is_empty() {
             return;
         }
         candidates.sort();
+        // Ties in the order rotate from one run to the next.
         self.round_robin = self.round_robin.wrapping_add(1);
         let start = self.round_robin % candidates.len();
         candidates.rotate_left(start);
+        let mut ledger = Ledger::new(self);
         let now = Instant::now();
         let mut made: HashMap<String, Vec<Offer>> = HashMap::new();
         let agent_ids = self.agent_order.clone();
@@ -30,46 +41,48 @@ impl State {
             let Some(agent) = self.agents.get(agent_id) else {
                 continue;
             };
-            if agent.disconnected_since.is_some() || agent.link.is_closed() {
+            if agent.disconnected_since.is_some()
+                || agent.link.is_closed()
+                || agent.drain.deactivated
+            {
                 continue;
             }
             let mut available = agent.available();
             if available.is_empty() {
                 continue;
             }
+            let unavailability = self.unavailability_of(agent_id);
             let hostname = agent.info.hostname.clone();
             let attributes = agent.info.attributes.clone();
             let agent_url = agent.url.clone();
-            for framework_id in &candidates {
+            for (framework_id, role) in ledger.order(&candidates) {
                 if !allocatable(&available) {
                     break;
                 }
-                let Some(framework) = self.frameworks.get_mut(framework_id) else {
+                let Some(framework) = self.frameworks.get_mut(&framework_id) else {
                     continue;
                 };
                 let gpu = framework.has_capability(FrameworkCapability::GpuResources);
                 let multi_role = framework.has_capability(FrameworkCapability::MultiRole);
-                // Roles holding fewer outstanding offers go first, so every role gets a turn.
-                let mut roles = framework.roles();
-                if roles.len() > 1 {
-                    let mut held: HashMap<&str, usize> = HashMap::new();
-                    for offer_id in &framework.offers {
-                        if let Some(entry) = self.offers.get(offer_id) {
-                            *held.entry(entry.role.as_str()).or_default() += 1;
-                        }
-                    }
-                    roles.sort_by_key(|r| held.get(r.as_str()).copied().unwrap_or(0));
+                if !passes_constraints(
+                    framework.offer_constraints.as_ref(),
+                    &role,
+                    &hostname,
+                    &attributes,
+                ) {
+                    continue;
                 }
-                for role in roles {
-                    if framework.suppressed_roles.contains(&role) {
-                        continue;
-                    }
+                {
                     let share = available.filter(|r| {
                         resources::allocatable_to(r, &role) && (gpu || r.name != "gpus")
                     });
-                    if !allocatable(&share) || framework.is_filtered(agent_id, &role, &share, now) {
+                    let share = ledger.cap(&role, &share);
+                    if !worth_offering(framework, &role, &share)
+                        || framework.is_filtered(agent_id, &role, &share, now)
+                    {
                         continue;
                     }
+                    ledger.charge(&framework_id, &role, share.as_slice());
                     available.subtract_all(share.as_slice());
                     let offer_id = format!("{}-O{}", self.master_info.id, self.next_offer);
                     self.next_offer += 1;
@@ -98,7 +111,7 @@ impl State {
                             .filter(|(a, _)| a == agent_id)
                             .map(|(_, e)| ExecutorId { value: e.clone() })
                             .collect(),
-                        unavailability: None,
+                        unavailability,
                         allocation_info: multi_role.then(|| v1::resource::AllocationInfo {
                             role: Some(role.clone()),
                         }),
@@ -184,6 +197,7 @@ pub(crate) async fn run_allocation_ticks(shared: Arc<Shared>) {
             _ = ticks.tick() => {
                 let mut state = shared.lock();
                 state.check_agents();
+                state.resend_operation_updates();
                 state.allocate(&shared);
             }
             _ = shared.shutdown.cancelled() => return,

@@ -117,7 +117,11 @@ impl State {
                     self.acknowledge(&framework_id, ack);
                 }
             }
-            Some(call::Type::AcknowledgeOperationStatus) => {}
+            Some(call::Type::AcknowledgeOperationStatus) => {
+                if let Some(ack) = call.acknowledge_operation_status {
+                    self.acknowledge_operation(&framework_id, ack);
+                }
+            }
             Some(call::Type::Reconcile) => {
                 let tasks = call.reconcile.map(|r| r.tasks).unwrap_or_default();
                 self.reconcile(&framework_id, tasks);
@@ -127,26 +131,7 @@ impl State {
                     .reconcile_operations
                     .map(|r| r.operations)
                     .unwrap_or_default();
-                if let Some(framework) = self.frameworks.get(&framework_id) {
-                    for operation in operations {
-                        framework.send(&scheduler::Event {
-                            r#type: Some(scheduler::event::Type::UpdateOperationStatus as i32),
-                            update_operation_status: Some(event::UpdateOperationStatus {
-                                status: v1::OperationStatus {
-                                    operation_id: Some(operation.operation_id),
-                                    state: v1::OperationState::OperationUnknown as i32,
-                                    message: operation.agent_id.is_none().then(|| {
-                                        "Reconciliation: Operation is unknown and no 'agent_id' was provided".to_string()
-                                    }),
-                                    agent_id: operation.agent_id,
-                                    resource_provider_id: operation.resource_provider_id,
-                                    ..Default::default()
-                                },
-                            }),
-                            ..Default::default()
-                        });
-                    }
-                }
+                self.reconcile_operations(&framework_id, operations);
             }
             Some(call::Type::Message) => {
                 if let Some(message) = call.message {
@@ -161,9 +146,21 @@ impl State {
                     }
                 }
             }
-            Some(call::Type::Request)
-            | Some(call::Type::AcceptInverseOffers)
-            | Some(call::Type::DeclineInverseOffers) => {}
+            Some(call::Type::Request) => {}
+            Some(call::Type::AcceptInverseOffers) => {
+                let ids = call
+                    .accept_inverse_offers
+                    .map(|a| a.inverse_offer_ids)
+                    .unwrap_or_default();
+                self.answer_inverse_offers(&framework_id, &ids, true);
+            }
+            Some(call::Type::DeclineInverseOffers) => {
+                let ids = call
+                    .decline_inverse_offers
+                    .map(|d| d.inverse_offer_ids)
+                    .unwrap_or_default();
+                self.answer_inverse_offers(&framework_id, &ids, false);
+            }
             Some(call::Type::UpdateFramework) => {
                 let update = call.update_framework.unwrap_or_default();
                 return self.update_framework(shared, &framework_id, update);

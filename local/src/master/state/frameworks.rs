@@ -71,6 +71,7 @@ impl State {
         framework.unregistered_time = None;
         framework.disconnects += 1;
         framework.suppressed_roles = subscribe.suppressed_roles.into_iter().collect();
+        framework.offer_constraints = subscribe.offer_constraints;
         framework.subscription = Some(subscription);
         let subscribed = scheduler::Event {
             r#type: Some(scheduler::event::Type::Subscribed as i32),
@@ -270,6 +271,7 @@ impl State {
         }
         framework.info = info.clone();
         framework.suppressed_roles = update.suppressed_roles.into_iter().collect();
+        framework.offer_constraints = update.offer_constraints;
         let event = operator_framework_event(framework, false);
         let agents: HashSet<String> = framework
             .tasks

@@ -7,7 +7,9 @@
 //! - `tasks`: task launch, KILL, ACKNOWLEDGE, RECONCILE and master-generated updates;
 //! - `events`: the events the master makes itself and heartbeat timers;
 //! - `agents`: agent messages over the link; `allocator`: offers and the allocation run;
-//! - `operator`: the operator API's views and event stream.
+//! - `operator`: the operator API's views and event stream;
+//! - `partitions`: agent pings, unreachable agents and their return, MARK_AGENT_GONE;
+//! - `faults`: fault injection (partitions, crashes, killed executors, lost acknowledgements).
 
 // `role` (FrameworkInfo, Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
@@ -38,10 +40,16 @@ use mesos_sdk::v1::{
 mod agents;
 mod allocator;
 mod calls;
+mod draining;
+mod drf;
 mod events;
+mod faults;
 mod frameworks;
+mod maintenance;
 mod offers;
+mod operations;
 mod operator;
+mod partitions;
 mod tasks;
 
 pub(crate) use agents::run_agent_messages;
@@ -49,7 +57,9 @@ pub(crate) use allocator::run_allocation_ticks;
 use events::{
     Heartbeat, error_event, heartbeat_event, send_error_and_close, spawn_heartbeats, update_event,
 };
+pub use faults::AckFault;
 use operator::{operator_agent, operator_framework_event};
+pub(crate) use partitions::run_agent_pings;
 pub(crate) use tasks::is_terminal;
 use tasks::master_status;
 
@@ -117,10 +127,20 @@ pub(crate) struct Framework {
     pub reregistered_time: Option<f64>,
     pub unregistered_time: Option<f64>,
     pub suppressed_roles: HashSet<String>,
+    /// The agents each role may be offered (SUBSCRIBE and UPDATE_FRAMEWORK `offer_constraints`).
+    pub offer_constraints: Option<scheduler::OfferConstraints>,
+    /// The role each task was launched for (from its offer), by task id.
+    pub task_roles: HashMap<String, String>,
+    /// Latest status of operations with an id, by operation id, until acknowledged, with when
+    /// it was last sent.
+    pub operations: HashMap<String, (v1::OperationStatus, Instant)>,
     /// Refuse filters by (agent id, role).
     filters: HashMap<(String, String), Vec<RefuseFilter>>,
     pub offers: HashSet<String>,
     pub tasks: HashMap<String, Task>,
+    /// Tasks on unreachable agents (state TASK_UNREACHABLE), by task id; they move back to
+    /// `tasks` when their agent registers again and reports them.
+    pub unreachable_tasks: HashMap<String, Task>,
     pub completed_tasks: CompletedTasks,
     /// Executors by (agent id, executor id).
     pub executors: HashMap<(String, String), ExecutorInfo>,
@@ -139,9 +159,13 @@ impl Framework {
             reregistered_time: None,
             unregistered_time: None,
             suppressed_roles: HashSet::new(),
+            offer_constraints: None,
+            task_roles: HashMap::new(),
+            operations: HashMap::new(),
             filters: HashMap::new(),
             offers: HashSet::new(),
             tasks: HashMap::new(),
+            unreachable_tasks: HashMap::new(),
             completed_tasks: CompletedTasks::default(),
             executors: HashMap::new(),
             disconnects: 0,
@@ -187,6 +211,7 @@ impl Framework {
     }
 
     fn add_completed_task(&mut self, task: Task, cap: usize) {
+        self.task_roles.remove(&task.task_id.value);
         self.completed_tasks.push(&task, cap);
     }
 }
@@ -249,6 +274,12 @@ pub(crate) struct Agent {
     pub registered_time: f64,
     /// When the master noticed the agent's link closed.
     disconnected_since: Option<Instant>,
+    /// When the oldest ping still unanswered was sent (`None`: the agent answered).
+    awaiting_pong_since: Option<Instant>,
+    /// Fault injection: the agent is cut off from the master; nothing is sent to it.
+    partitioned: bool,
+    /// Deactivation and drain (DRAIN_AGENT, DEACTIVATE_AGENT).
+    drain: draining::Drain,
 }
 
 impl Agent {
@@ -260,6 +291,10 @@ impl Agent {
     }
 
     fn send(&self, message: ToAgent) {
+        if self.partitioned {
+            tracing::debug!(agent = %self.id, "message to a partitioned agent lost");
+            return;
+        }
         if self.link.send(message).is_err() {
             tracing::debug!(agent = %self.id, "agent link closed");
         }
@@ -312,6 +347,20 @@ pub(crate) struct State {
     pub completed_frameworks: VecDeque<CompletedFramework>,
     removed_frameworks: HashSet<String>,
     pub agents: HashMap<String, Agent>,
+    /// Agents marked unreachable, by id, with when that happened (seconds since the epoch).
+    pub unreachable_agents: HashMap<String, (Agent, f64)>,
+    /// Agents the operator marked gone: they may never register again.
+    gone_agents: HashSet<String>,
+    /// Fault injection: partitioned agents, with when the partition heals by itself.
+    partitions: HashMap<String, Option<Instant>>,
+    /// Fault injection: what happens to status update acknowledgements.
+    ack_fault: AckFault,
+    /// The maintenance schedule, DOWN machines and inverse offers.
+    maintenance: maintenance::Maintenance,
+    /// Quota by role (UPDATE_QUOTA).
+    quotas: HashMap<String, v1::quota::QuotaConfig>,
+    /// Weights other than 1 by role (UPDATE_WEIGHTS).
+    weights: HashMap<String, f64>,
     agent_order: Vec<String>,
     offers: HashMap<String, OfferEntry>,
     operator_streams: Vec<Subscription>,
@@ -363,6 +412,13 @@ impl State {
             completed_frameworks: VecDeque::new(),
             removed_frameworks: HashSet::new(),
             agents: HashMap::new(),
+            unreachable_agents: HashMap::new(),
+            gone_agents: HashSet::new(),
+            partitions: HashMap::new(),
+            ack_fault: AckFault::None,
+            maintenance: maintenance::Maintenance::default(),
+            quotas: HashMap::new(),
+            weights: HashMap::new(),
             agent_order: Vec::new(),
             offers: HashMap::new(),
             operator_streams: Vec::new(),

@@ -154,6 +154,15 @@ impl State {
             }
         }
         let mut remaining = offered;
+        if let Some(framework) = self.frameworks.get_mut(framework_id) {
+            for operation in &accept.operations {
+                for task in operation_tasks(operation) {
+                    framework
+                        .task_roles
+                        .insert(task.task_id.value.clone(), role.clone());
+                }
+            }
+        }
         for operation in accept.operations {
             self.apply_operation(framework_id, &agent_id, &mut remaining, operation);
         }
@@ -172,17 +181,20 @@ impl State {
         let kind = operation
             .r#type
             .and_then(|t| OperationType::try_from(t).ok());
-        match kind {
+        let id = operation.id.clone();
+        let outcome = match kind {
             Some(OperationType::Launch) => {
                 let tasks = operation.launch.map(|l| l.task_infos).unwrap_or_default();
                 for task in tasks {
                     self.launch_task(framework_id, agent_id, remaining, task);
                 }
+                return;
             }
             Some(OperationType::LaunchGroup) => {
                 if let Some(group) = operation.launch_group {
                     self.launch_group(framework_id, agent_id, remaining, group);
                 }
+                return;
             }
             Some(OperationType::Reserve) => {
                 let Some(reserve) = operation.reserve else {
@@ -195,7 +207,7 @@ impl State {
                 } else {
                     reserve.source.iter().map(resources::normalize).collect()
                 };
-                self.convert(agent_id, remaining, &source, &wanted, "RESERVE");
+                self.convert(agent_id, remaining, &source, &wanted, "RESERVE")
             }
             Some(OperationType::Unreserve) => {
                 let Some(unreserve) = operation.unreserve else {
@@ -207,7 +219,7 @@ impl State {
                     .map(resources::normalize)
                     .collect();
                 let unreserved: Vec<Resource> = reserved.iter().map(pop_reservation).collect();
-                self.convert(agent_id, remaining, &reserved, &unreserved, "UNRESERVE");
+                self.convert(agent_id, remaining, &reserved, &unreserved, "UNRESERVE")
             }
             Some(OperationType::Create) => {
                 let Some(create) = operation.create else {
@@ -216,7 +228,7 @@ impl State {
                 let volumes: Vec<Resource> =
                     create.volumes.iter().map(resources::normalize).collect();
                 let source: Vec<Resource> = volumes.iter().map(strip_volume).collect();
-                self.convert(agent_id, remaining, &source, &volumes, "CREATE");
+                self.convert(agent_id, remaining, &source, &volumes, "CREATE")
             }
             Some(OperationType::Destroy) => {
                 let Some(destroy) = operation.destroy else {
@@ -225,11 +237,15 @@ impl State {
                 let volumes: Vec<Resource> =
                     destroy.volumes.iter().map(resources::normalize).collect();
                 let plain: Vec<Resource> = volumes.iter().map(strip_volume).collect();
-                self.convert(agent_id, remaining, &volumes, &plain, "DESTROY");
+                self.convert(agent_id, remaining, &volumes, &plain, "DESTROY")
             }
             other => {
                 tracing::warn!(?other, "unsupported offer operation dropped");
+                Err("Unsupported operation".to_string())
             }
+        };
+        if let Some(id) = id {
+            self.operation_feedback(framework_id, agent_id, id, outcome);
         }
     }
 
@@ -241,13 +257,15 @@ impl State {
         from: &[Resource],
         to: &[Resource],
         what: &str,
-    ) {
+    ) -> Result<Vec<Resource>, String> {
         if from.is_empty() || !remaining.contains(from) {
             tracing::warn!(
                 operation = what,
                 "operation dropped: its resources are not in the offer"
             );
-            return;
+            return Err(format!(
+                "{what} needs resources that are not in the offered resources"
+            ));
         }
         remaining.subtract_all(from);
         remaining.add_all(to);
@@ -255,6 +273,7 @@ impl State {
             agent.total.subtract_all(from);
             agent.total.add_all(to);
         }
+        Ok(to.to_vec())
     }
 }
 

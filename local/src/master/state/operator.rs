@@ -148,7 +148,9 @@ impl State {
     pub fn get_tasks(&self) -> v1::master::response::GetTasks {
         let mut tasks = Vec::new();
         let mut completed = Vec::new();
+        let mut unreachable = Vec::new();
         for framework in self.frameworks.values() {
+            unreachable.extend(framework.unreachable_tasks.values().cloned());
             for task in framework.tasks.values() {
                 if is_terminal(task.state) {
                     completed.push(task.clone());
@@ -164,6 +166,7 @@ impl State {
         v1::master::response::GetTasks {
             tasks,
             completed_tasks: completed,
+            unreachable_tasks: unreachable,
             ..Default::default()
         }
     }
@@ -229,7 +232,8 @@ pub(crate) fn operator_agent(agent: &Agent) -> v1::master::response::get_agents:
     v1::master::response::get_agents::Agent {
         agent_info: agent.info.clone(),
         active: true,
-        deactivated: Some(false),
+        deactivated: Some(agent.drain.deactivated),
+        drain_info: agent.drain.info,
         version: MESOS_VERSION.to_string(),
         pid: Some(format!(
             "slave(1)@{}",

@@ -359,15 +359,16 @@ impl State {
                 }
             }
         }
-        if let Some(agent) = self.agents.get(&ack.agent_id.value) {
-            agent.send(ToAgent::Acknowledge {
+        self.relay_acknowledgement(
+            &ack.agent_id.value,
+            ToAgent::Acknowledge {
                 framework_id: FrameworkId {
                     value: framework_id.to_string(),
                 },
                 task_id: ack.task_id,
                 uuid: ack.uuid,
-            });
-        }
+            },
+        );
     }
 
     pub(super) fn reconcile(&mut self, framework_id: &str, tasks: Vec<call::reconcile::Task>) {
@@ -376,20 +377,59 @@ impl State {
         };
         let partition_aware = framework.has_capability(FrameworkCapability::PartitionAware);
         let mut statuses = Vec::new();
+        let unreachable_status = |task: &Task| {
+            let state = if partition_aware {
+                TaskState::TaskUnreachable
+            } else {
+                TaskState::TaskLost
+            };
+            let mut status = master_status(
+                &task.task_id,
+                Some(&task.agent_id),
+                state,
+                task_status::Reason::Reconciliation,
+                "Reconciliation: Task is unreachable",
+            );
+            status.executor_id = task.executor_id.clone();
+            status
+        };
         if tasks.is_empty() {
             for task in framework.tasks.values() {
                 statuses.push(reconcile_status(task));
             }
+            for task in framework.unreachable_tasks.values() {
+                statuses.push(unreachable_status(task));
+            }
         } else {
             for wanted in tasks {
-                match framework.tasks.get(&wanted.task_id.value) {
-                    Some(task) => statuses.push(reconcile_status(task)),
-                    None => {
-                        let agent = wanted
-                            .agent_id
-                            .as_ref()
-                            .and_then(|a| self.agents.get(&a.value));
-                        let unreachable = agent.is_some_and(|a| a.disconnected_since.is_some());
+                let known = framework.tasks.get(&wanted.task_id.value);
+                let unreachable_task = framework.unreachable_tasks.get(&wanted.task_id.value);
+                let agent_id = wanted.agent_id.as_ref().map(|a| a.value.as_str());
+                let gone = agent_id.is_some_and(|a| self.is_gone(a));
+                match (known, unreachable_task) {
+                    (Some(task), _) => statuses.push(reconcile_status(task)),
+                    (None, Some(task)) => statuses.push(unreachable_status(task)),
+                    (None, None) if gone => {
+                        let state = if partition_aware {
+                            TaskState::TaskGoneByOperator
+                        } else {
+                            TaskState::TaskLost
+                        };
+                        statuses.push(master_status(
+                            &wanted.task_id,
+                            wanted.agent_id.as_ref(),
+                            state,
+                            task_status::Reason::Reconciliation,
+                            "Reconciliation: Task is gone",
+                        ));
+                    }
+                    (None, None) => {
+                        let registered = agent_id.and_then(|a| self.agents.get(a));
+                        let in_unreachable =
+                            agent_id.is_some_and(|a| self.unreachable_agents.contains_key(a));
+                        let agent = registered.map(|_| ()).or(in_unreachable.then_some(()));
+                        let unreachable = in_unreachable
+                            || registered.is_some_and(|a| a.disconnected_since.is_some());
                         let (state, message) = match (partition_aware, agent, unreachable) {
                             (true, Some(_), true) => (
                                 TaskState::TaskUnreachable,
