@@ -49,6 +49,7 @@ mod docker;
 mod docker_args;
 mod docker_run;
 mod executor_api;
+mod fetch_cache;
 mod fetch_extract;
 mod fetch_http;
 mod fetch_limits;
@@ -70,6 +71,7 @@ mod types;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -90,6 +92,7 @@ pub use checkpoint::CheckpointError;
 use checkpoint::Meta;
 use checkpoint_writer::CheckpointWriter;
 pub use docker::DockerConfig;
+pub use fetch_cache::FetcherCacheConfig;
 pub use fetch_limits::FetcherLimits;
 use signals::{process_alive, runs_executor, signal_group};
 use status_updates::UpdateStream;
@@ -115,7 +118,7 @@ pub struct AgentConfig {
     /// Attributes.
     pub attributes: Vec<Attribute>,
     /// Work directory for sandboxes and checkpoints; a temporary one when `None` (removed when the
-    /// agent is shut down). Only an explicit work directory allows restart recovery.
+    /// agent is shut down, its handle dropped or, after a crash, its last reference dropped). Only an explicit work directory allows restart recovery.
     pub work_dir: Option<PathBuf>,
     /// First retry interval of unacknowledged status updates (Mesos: 10 s).
     pub status_update_retry_min: Duration,
@@ -139,6 +142,8 @@ pub struct AgentConfig {
     pub http: crate::server::HttpLimits,
     /// How DOCKER containers reach the Docker Engine.
     pub docker: DockerConfig,
+    /// Where the fetcher caches URIs fetched with `cache` set, and how much.
+    pub fetcher_cache: FetcherCacheConfig,
 }
 
 impl Default for AgentConfig {
@@ -178,6 +183,7 @@ impl Default for AgentConfig {
             fetcher_limits: FetcherLimits::default(),
             http: crate::server::HttpLimits::default(),
             docker: DockerConfig::default(),
+            fetcher_cache: FetcherCacheConfig::default(),
         }
     }
 }
@@ -267,10 +273,13 @@ impl AgentHandle {
 }
 
 impl Drop for AgentHandle {
+    /// Kills the agent's processes and, for a temporary work directory, removes it before
+    /// returning (so that it cannot outlive the process, as a detached cleanup could).
     fn drop(&mut self) {
         if !self.detached {
             self.agent.kill_all_now();
             self.agent.cancel.cancel();
+            self.agent.remove_temporary_work_dir();
         }
     }
 }
@@ -343,11 +352,24 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         ),
     };
     let bind_addr = SocketAddr::new(config.ip, port);
-    let listener = bind(bind_addr, checkpointed.is_some()).await?;
-    let endpoint = listener.local_addr().map_err(|source| AgentError::Bind {
-        addr: bind_addr,
-        source,
-    })?;
+    let bound = bind(bind_addr, checkpointed.is_some())
+        .await
+        .and_then(|listener| {
+            let endpoint = listener.local_addr().map_err(|source| AgentError::Bind {
+                addr: bind_addr,
+                source,
+            })?;
+            Ok((listener, endpoint))
+        });
+    let (listener, endpoint) = match bound {
+        Ok(bound) => bound,
+        Err(err) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            }
+            return Err(err);
+        }
+    };
     let info = AgentInfo {
         hostname: config.hostname.clone(),
         port: Some(i32::from(endpoint.port())),
@@ -361,8 +383,15 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
     }
     let url = format!("http://{endpoint}");
     let (link, commands) = mpsc::unbounded_channel();
+    let cache_dir =
+        (config.fetcher_cache.dir.clone()).unwrap_or_else(|| work_dir.join("fetcher-cache"));
+    {
+        // Entries of a previous run are not accounted for: gone, as in Mesos.
+        let dir = cache_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || fetch_cache::clear(&dir)).await;
+    }
     let fetcher = fetcher::Fetcher::new(
-        work_dir.join("fetcher-cache"),
+        fetch_cache::FetcherCache::new(cache_dir, config.fetcher_cache.max_bytes),
         Arc::new(fetcher_tls),
         config.fetcher_limits.clone(),
     );
@@ -376,6 +405,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         fetcher,
         work_dir,
         temporary,
+        temporary_left: AtomicBool::new(temporary),
         checkpoints: CheckpointWriter::start(Arc::clone(&meta)),
         meta,
         master,
@@ -505,6 +535,9 @@ pub(crate) struct Agent {
     docker: docker::Docker,
     work_dir: PathBuf,
     temporary: bool,
+    /// A temporary work directory that has not been removed yet (see
+    /// [`Agent::remove_temporary_work_dir`]).
+    temporary_left: AtomicBool,
     meta: Arc<Meta>,
     /// Runs every checkpoint operation after `meta` was created, in order, off the state lock.
     checkpoints: CheckpointWriter,
@@ -735,12 +768,52 @@ impl Agent {
             self.meta.forget_latest();
         }
         if kill_processes && self.temporary {
-            // Removing many sandboxes can take a while; nobody needs to wait for it.
-            let dir = self.work_dir.clone();
-            let _ = std::thread::Builder::new()
-                .name("agent-cleanup".to_string())
-                .spawn(move || std::fs::remove_dir_all(dir));
+            // Removing many sandboxes can take a while: off the async workers, but awaited, so
+            // that the directory is gone when `shutdown` returns (a detached cleanup dies with
+            // the process and leaks the directory).
+            let agent = Arc::clone(self);
+            if tokio::task::spawn_blocking(move || agent.remove_temporary_work_dir())
+                .await
+                .is_err()
+            {
+                self.remove_temporary_work_dir();
+            }
         }
         tracing::info!(agent_id = %self.id.value, "agent stopped");
+    }
+
+    /// Removes a temporary work directory (once; later calls and explicit work directories do
+    /// nothing). Blocking. Processes being killed may still create files in it for a moment, so
+    /// the removal is retried a few times.
+    fn remove_temporary_work_dir(&self) {
+        if !self.temporary_left.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let mut attempt = 0;
+        loop {
+            match std::fs::remove_dir_all(&self.work_dir) {
+                Ok(()) => return,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+                Err(err) if attempt >= 5 => {
+                    tracing::warn!(
+                        dir = %self.work_dir.display(), %err,
+                        "cannot remove the agent's temporary work directory"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    /// The last reference to an agent that was never shut down (dropped after a crash, or by a
+    /// runtime shutting down) removes its temporary work directory.
+    fn drop(&mut self) {
+        self.remove_temporary_work_dir();
     }
 }
