@@ -202,7 +202,7 @@ impl Fetcher {
     ) -> Result<(), FetchError> {
         let name = target_name(uri).map_err(|e| failed(uri, FetchFailure::Name(e)))?;
         if uri.cache() {
-            self.from_cache(user, uri, &name, beneath)
+            self.place_cached(user, uri, &name, beneath)
                 .await
                 .map_err(|e| failed(uri, e))?;
             return self.extract(uri, &name, beneath, cancel).await;
@@ -277,7 +277,7 @@ impl Fetcher {
     /// Puts the cached file of `uri` into the sandbox as `name`, downloading it into the cache
     /// first when it is not there: an executable as a hard link (a copy when the link fails,
     /// e.g. across file systems), anything else as a copy.
-    async fn from_cache(
+    async fn place_cached(
         &self,
         user: Option<&str>,
         uri: &Uri,
