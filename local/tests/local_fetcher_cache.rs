@@ -134,3 +134,61 @@ async fn a_cached_data_file_is_copied_and_a_task_changing_it_leaves_the_cache_al
     assert_eq!(server.hits("/data.txt"), 1);
     agent.shutdown().await;
 }
+
+/// A cache on another file system than the sandboxes (tmpfs `/dev/shm` here): the executable
+/// cannot be hard-linked and is copied instead; it still runs, and is downloaded once.
+#[tokio::test]
+async fn a_cache_on_another_file_system_copies_executables() {
+    let shm = std::path::Path::new("/dev/shm");
+    let Ok(shm_dev) = std::fs::metadata(shm).map(|m| m.dev()) else {
+        eprintln!("skipped: no /dev/shm");
+        return;
+    };
+    let work_dir = tempfile::tempdir().unwrap();
+    if std::fs::metadata(work_dir.path()).unwrap().dev() == shm_dev {
+        eprintln!("skipped: /dev/shm and the temporary directory share a file system");
+        return;
+    }
+    let cache_dir = tempfile::tempdir_in(shm).unwrap();
+    let mut files = HashMap::new();
+    files.insert(
+        "/tool.sh".to_string(),
+        b"#!/bin/sh\necho copied-ran\n".to_vec(),
+    );
+    let server = FileServer::start(files).await;
+    let mut agent_config = config(Some(work_dir.path().to_path_buf()));
+    agent_config.fetcher_cache = FetcherCacheConfig {
+        dir: Some(cache_dir.path().to_path_buf()),
+        ..FetcherCacheConfig::default()
+    };
+    let (agent, mut master) = start(agent_config).await;
+    let command = CommandInfo {
+        value: Some("./tool.sh".into()),
+        uris: vec![Uri {
+            value: server.url("/tool.sh"),
+            executable: Some(true),
+            cache: Some(true),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    for id in ["t-1", "t-2"] {
+        master.run_task(framework(false), None, task(id, Some(command.clone())));
+        let updates = master.updates_until_terminal(id).await;
+        assert_eq!(
+            state_of(updates.last().unwrap()),
+            TaskState::TaskFinished,
+            "{id}: {updates:?}"
+        );
+        let sandbox = sandbox_of(&agent, id);
+        let tool = std::fs::metadata(sandbox.join("tool.sh")).unwrap();
+        assert_eq!(tool.nlink(), 1, "{id}: a copy");
+        assert_eq!(tool.mode() & 0o777, 0o755);
+        assert_eq!(
+            std::fs::read_to_string(sandbox.join("stdout")).unwrap(),
+            "copied-ran\n"
+        );
+    }
+    assert_eq!(server.hits("/tool.sh"), 1);
+    agent.shutdown().await;
+}

@@ -12,7 +12,12 @@
 //!   below their executor's sandbox. Sandboxes are kept after the run.
 //! - `meta/`: checkpoints (agent id and port always; frameworks, executors, tasks and status
 //!   updates for frameworks with `checkpoint` set).
-//! - `fetcher-cache/`: files fetched with `cache` set, keyed by URI.
+//! - `fetcher-cache/`: files fetched with `cache` set, keyed by user, URI and mode (unless
+//!   [`AgentConfig::fetcher_cache`] names another directory), emptied when the agent starts.
+//!
+//! A temporary work directory (no [`AgentConfig::work_dir`]) is removed before
+//! [`AgentHandle::shutdown`] returns, or synchronously when the handle is dropped, so that it
+//! never outlives the process.
 //!
 //! What survives a restart of the agent after a crash ([`AgentHandle::crash`], or the process
 //! dying; a clean [`AgentHandle::shutdown`] makes the next start fresh, as in Mesos) on the same
@@ -28,7 +33,8 @@
 //! The code is split by concern, one file each: `types` (the state and what launches, kills and
 //! terminations carry), `launch`, `kill`, `runs` (executor runs after launch), `recovery`,
 //! `status_updates`, `executor_api` (the HTTP server), `process` (task and executor process
-//! lifecycles), `command` (building their command lines and environment), `health`, `fetcher`,
+//! lifecycles), `command` (building their command lines and environment), `health`, `fetcher` (with
+//! `fetch_cache`, `fetch_http`, `fetch_extract`, `fetch_private_fds`, `fetch_limits`),
 //! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
 //! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.
 //!
@@ -117,8 +123,9 @@ pub struct AgentConfig {
     pub resources: Vec<Resource>,
     /// Attributes.
     pub attributes: Vec<Attribute>,
-    /// Work directory for sandboxes and checkpoints; a temporary one when `None` (removed when the
-    /// agent is shut down, its handle dropped or, after a crash, its last reference dropped). Only an explicit work directory allows restart recovery.
+    /// Work directory for sandboxes and checkpoints; a temporary one when `None` (removed when
+    /// the agent is shut down, its handle dropped or, after a crash, its last reference
+    /// dropped). Only an explicit work directory allows restart recovery.
     pub work_dir: Option<PathBuf>,
     /// First retry interval of unacknowledged status updates (Mesos: 10 s).
     pub status_update_retry_min: Duration,
