@@ -319,14 +319,17 @@ impl Fetcher {
         use std::os::unix::fs::PermissionsExt;
         let dir = self.cache.dir().to_path_buf();
         let partial = dir.join(format!(".partial-{}", uuid::Uuid::new_v4()));
-        let result = async {
+        // Also when the fetch is cancelled (this future dropped) mid-download.
+        let _remove_partial = RemoveOnDrop(partial.clone());
+        let entry = dir.join(format!(".entry-{}", uuid::Uuid::new_v4()));
+        let _remove_entry = RemoveOnDrop(entry.clone());
+        async {
             let mut file = tokio::fs::File::create(&partial)
                 .await
                 .map_err(FetchFailure::Cache)?;
             self.download(uri, &mut file).await?;
             drop(file);
             let entry = if executable {
-                let entry = dir.join(format!(".entry-{}", uuid::Uuid::new_v4()));
                 let (from, to) = (partial.clone(), entry.clone());
                 fetch_private_fds::run(move || -> std::io::Result<()> {
                     let mut source = std::fs::File::open(&from)?;
@@ -336,8 +339,7 @@ impl Fetcher {
                 })
                 .await?
                 .map_err(FetchFailure::Cache)?;
-                let _ = tokio::fs::remove_file(&partial).await;
-                entry
+                entry.clone()
             } else {
                 tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o444))
                     .await
@@ -348,11 +350,7 @@ impl Fetcher {
                 .await
                 .map_err(FetchFailure::Cache)
         }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&partial).await;
-        }
-        result
+        .await
     }
 
     /// Copies or downloads `uri` into `file`.
@@ -429,6 +427,15 @@ fn target_name(uri: &Uri) -> Result<PathBuf, String> {
         return Err("cannot derive a file name from the URI".to_string());
     }
     Ok(PathBuf::from(name))
+}
+
+/// Removes a file when dropped, if it still exists (a partial download of the cache).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// Copies the cache file `cached` into the sandbox file `target` (mode `mode`).
