@@ -819,8 +819,12 @@ impl Agent {
 
 impl Drop for Agent {
     /// The last reference to an agent that was never shut down (dropped after a crash, or by a
-    /// runtime shutting down) removes its temporary work directory.
+    /// runtime shutting down) removes its temporary work directory; also again after an earlier
+    /// removal, in case a launch that was under way recreated a sandbox meanwhile.
     fn drop(&mut self) {
+        if self.temporary {
+            self.temporary_left.store(true, Ordering::SeqCst);
+        }
         self.remove_temporary_work_dir();
     }
 }
