@@ -79,6 +79,7 @@ pub struct LocalClusterBuilder {
     registration_wait: Duration,
     agent_http: HttpLimits,
     docker: agent::DockerConfig,
+    fetcher_cache: agent::FetcherCacheConfig,
 }
 
 impl Default for LocalClusterBuilder {
@@ -101,6 +102,7 @@ impl Default for LocalClusterBuilder {
             registration_wait: Duration::from_secs(10),
             agent_http: HttpLimits::default(),
             docker: agent::DockerConfig::default(),
+            fetcher_cache: agent::FetcherCacheConfig::default(),
         }
     }
 }
@@ -163,6 +165,12 @@ impl LocalClusterBuilder {
     /// [`agent::DockerConfig`]'s, `docker` from `PATH`).
     pub fn docker(mut self, docker: agent::DockerConfig) -> Self {
         self.docker = docker;
+        self
+    }
+    /// Every agent's fetcher cache (default: `<agent work dir>/fetcher-cache`, 2 GiB); with a
+    /// directory, agent `n` uses its subdirectory `n`.
+    pub fn fetcher_cache(mut self, cache: agent::FetcherCacheConfig) -> Self {
+        self.fetcher_cache = cache;
         self
     }
     /// Scheduler HEARTBEAT interval (default 15 s).
@@ -279,6 +287,7 @@ impl LocalClusterBuilder {
             fetcher_limits: self.fetcher_limits.clone(),
             http: self.agent_http.clone(),
             docker: self.docker.clone(),
+            fetcher_cache: self.fetcher_cache.clone(),
         };
         let mut agents = Vec::with_capacity(self.agents);
         let mut configs = Vec::with_capacity(self.agents);
@@ -461,6 +470,8 @@ fn agent_config(
     config.ip = agent_ip(template.ip, index);
     config.hostname = hostname.map_or_else(|| config.ip.to_string(), str::to_string);
     config.work_dir = work_dir.map(|dir| dir.join("agents").join(index.to_string()));
+    config.fetcher_cache.dir =
+        (template.fetcher_cache.dir.as_deref()).map(|dir| dir.join(index.to_string()));
     config
 }
 

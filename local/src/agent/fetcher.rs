@@ -5,8 +5,16 @@
 //! local paths. Each file lands in the sandbox under its `output_file` name (or the last path
 //! segment of the URI). Then it is made executable (`executable`), or unpacked into the sandbox
 //! when `extract` (true by default) is set and the name ends in `.tar`, `.tar.gz`, `.tgz`, `.zip`
-//! or `.gz`. With `cache` set, the download is kept in the agent's cache directory, keyed by
-//! URI, and later fetches of the same URI copy it from there.
+//! or `.gz`.
+//!
+//! With `cache` set, the file is served from the agent's fetcher cache (see
+//! [`super::fetch_cache`]): downloaded into it once per user, URI and mode, then put into each
+//! sandbox. A cached executable is hard-linked into the sandbox (a copy where the cache is on
+//! another file system): no copy, no extra disk space, and safe because nothing writes an
+//! executable in place once it is complete (the fetcher writes every file through a fresh
+//! inode: `Beneath::create_file` unlinks a file that has other links before writing, and cache
+//! entries are read-only, mode 0555). Other cached files are copied, as Mesos does, since a task
+//! may well modify its data files.
 //!
 //! An executable (and every archive entry) is written by a thread with a private descriptor
 //! table, so that no process forked meanwhile holds it open for writing when it is executed
@@ -24,7 +32,6 @@
 //!   KILL or TEARDOWN of the task): downloads and their connections are dropped and a running
 //!   extraction stops at its next chunk.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +39,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use super::fetch_cache::{self, FetcherCache};
 use super::fetch_extract::{self, ArchiveKind, ExtractError};
 use super::fetch_http::{self, DownloadError};
 use super::fetch_limits::FetcherLimits;
@@ -72,7 +80,7 @@ pub(crate) enum FetchFailure {
     },
     /// The agent's cache directory could not be used.
     #[error("fetcher cache: {0}")]
-    Cache(#[source] std::io::Error),
+    Cache(#[from] std::io::Error),
     /// Unpacking failed.
     #[error("{0}")]
     Extract(#[from] ExtractError),
@@ -124,29 +132,42 @@ fn failed(uri: &Uri, failure: impl Into<FetchFailure>) -> FetchError {
 /// (built once, when the agent starts) and its limits.
 #[derive(Debug, Clone)]
 pub(crate) struct Fetcher {
-    cache_dir: PathBuf,
+    cache: Arc<FetcherCache>,
     tls: Arc<rustls::ClientConfig>,
     limits: FetcherLimits,
 }
 
 impl Fetcher {
-    /// A fetcher caching under `cache_dir`, trusting `tls`'s roots for `https`, within `limits`.
+    /// A fetcher caching in `cache`, trusting `tls`'s roots for `https`, within `limits`.
     pub(crate) fn new(
-        cache_dir: PathBuf,
+        cache: FetcherCache,
         tls: Arc<rustls::ClientConfig>,
         limits: FetcherLimits,
     ) -> Self {
         Self {
-            cache_dir,
+            cache: Arc::new(cache),
             tls,
             limits,
         }
     }
 
-    /// Fetches every URI into `sandbox`, in order, within the deadline; gives up with
-    /// [`FetchError::Cancelled`] as soon as `stop` completes.
+    /// [`Fetcher::fetch_all_as`] for the agent's own user.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn fetch_all(
         &self,
+        uris: &[Uri],
+        sandbox: &Path,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), FetchError> {
+        self.fetch_all_as(None, uris, sandbox, stop).await
+    }
+
+    /// Fetches every URI into `sandbox` for `user` (`CommandInfo.user`, part of the cache key),
+    /// in order, within the deadline; gives up with [`FetchError::Cancelled`] as soon as `stop`
+    /// completes.
+    pub(crate) async fn fetch_all_as(
+        &self,
+        user: Option<&str>,
         uris: &[Uri],
         sandbox: &Path,
         stop: impl std::future::Future<Output = ()>,
@@ -160,7 +181,7 @@ impl Fetcher {
         let _stop_extraction = cancel.clone().drop_guard();
         let work = async {
             for uri in uris {
-                self.fetch_one(uri, &beneath, &cancel).await?;
+                self.fetch_one(user, uri, &beneath, &cancel).await?;
             }
             Ok(())
         };
@@ -174,11 +195,18 @@ impl Fetcher {
 
     async fn fetch_one(
         &self,
+        user: Option<&str>,
         uri: &Uri,
         beneath: &Arc<Beneath>,
         cancel: &CancellationToken,
     ) -> Result<(), FetchError> {
         let name = target_name(uri).map_err(|e| failed(uri, FetchFailure::Name(e)))?;
+        if uri.cache() {
+            self.place_cached(user, uri, &name, beneath)
+                .await
+                .map_err(|e| failed(uri, e))?;
+            return self.extract(uri, &name, beneath, cancel).await;
+        }
         let mode = if uri.executable() { 0o755 } else { 0o644 };
         // An executable is downloaded into a staging file and then copied into place by a
         // writer whose descriptors no forked child can inherit (see `fetch_private_fds`).
@@ -194,11 +222,7 @@ impl Fetcher {
                 .create_file(&target, written_mode)
                 .map_err(|e| failed(uri, e))?,
         );
-        let written = if uri.cache() {
-            self.through_cache(uri, &name, &mut file).await
-        } else {
-            self.download(uri.value.as_str(), &mut file).await
-        };
+        let written = self.download(uri.value.as_str(), &mut file).await;
         // Set again: `create_file` does not reset the mode of an existing file it truncates.
         let result = match written {
             Ok(()) => {
@@ -222,14 +246,25 @@ impl Fetcher {
                 .await
                 .map_err(|e| failed(uri, e));
         }
+        self.extract(uri, &name, beneath, cancel).await
+    }
+
+    /// Unpacks the fetched file `name` when it is an archive and `uri` asks for it.
+    async fn extract(
+        &self,
+        uri: &Uri,
+        name: &Path,
+        beneath: &Arc<Beneath>,
+        cancel: &CancellationToken,
+    ) -> Result<(), FetchError> {
         if !uri.extract() {
             return Ok(());
         }
-        let Some(kind) = ArchiveKind::of(&name) else {
+        let Some(kind) = ArchiveKind::of(name) else {
             return Ok(());
         };
         let (beneath, limits, cancel) = (Arc::clone(beneath), self.limits.clone(), cancel.clone());
-        let archive = name.clone();
+        let archive = name.to_path_buf();
         // Archive entries may be executables: written like an installed executable.
         fetch_private_fds::run(move || {
             fetch_extract::extract(&beneath, &archive, kind, &limits, &cancel)
@@ -239,44 +274,83 @@ impl Fetcher {
         .map_err(|e| failed(uri, e))
     }
 
-    /// Fills `file` from the cache, downloading `uri` into the cache first when missing.
-    async fn through_cache(
+    /// Puts the cached file of `uri` into the sandbox as `name`, downloading it into the cache
+    /// first when it is not there: an executable as a hard link (a copy when the link fails,
+    /// e.g. across file systems), anything else as a copy.
+    async fn place_cached(
         &self,
+        user: Option<&str>,
         uri: &Uri,
         name: &Path,
-        file: &mut tokio::fs::File,
+        beneath: &Arc<Beneath>,
     ) -> Result<(), FetchFailure> {
-        let value = uri.value.as_str();
-        let cached = self.cache_dir.join(cache_key(value, name));
-        if !tokio::fs::try_exists(&cached).await.unwrap_or(false) {
-            tokio::fs::create_dir_all(&self.cache_dir)
-                .await
-                .map_err(FetchFailure::Cache)?;
-            let partial = self
-                .cache_dir
-                .join(format!(".partial-{}", uuid::Uuid::new_v4()));
-            let mut partial_file = tokio::fs::File::create(&partial)
-                .await
-                .map_err(FetchFailure::Cache)?;
-            let downloaded = self.download(value, &mut partial_file).await;
-            drop(partial_file);
-            if let Err(err) = downloaded {
-                let _ = tokio::fs::remove_file(&partial).await;
-                return Err(err);
+        let executable = uri.executable();
+        let key = fetch_cache::cache_key(user, &uri.value, executable, name);
+        let lease = self
+            .cache
+            .get(&key, |path| self.fill_cache(&uri.value, path, executable))
+            .await?;
+        let cached = lease.path().to_path_buf();
+        if executable {
+            match beneath.link_from_outside(&cached, name)? {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    tracing::debug!(%err, "cannot hard-link from the fetcher cache; copying");
+                }
             }
-            tokio::fs::rename(&partial, &cached)
+        }
+        let mode = if executable { 0o755 } else { 0o644 };
+        let (beneath, target) = (Arc::clone(beneath), name.to_path_buf());
+        // An executable copy is written like every executable (see `fetch_private_fds`).
+        fetch_private_fds::run(move || copy_into(&cached, &beneath, &target, mode)).await??;
+        drop(lease);
+        Ok(())
+    }
+
+    /// Downloads `uri` to the cache file `path`: into a partial file first, then (for an
+    /// executable, through a private-descriptor writer, since the entry will be executed) into
+    /// the entry, read-only, renamed into place.
+    async fn fill_cache(
+        &self,
+        uri: &str,
+        path: PathBuf,
+        executable: bool,
+    ) -> Result<(), FetchFailure> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.cache.dir().to_path_buf();
+        let partial = dir.join(format!(".partial-{}", uuid::Uuid::new_v4()));
+        // Also when the fetch is cancelled (this future dropped) mid-download.
+        let _remove_partial = RemoveOnDrop(partial.clone());
+        let entry = dir.join(format!(".entry-{}", uuid::Uuid::new_v4()));
+        let _remove_entry = RemoveOnDrop(entry.clone());
+        async {
+            let mut file = tokio::fs::File::create(&partial)
                 .await
                 .map_err(FetchFailure::Cache)?;
-        } else {
-            tracing::debug!(uri = value, "fetcher cache hit");
+            self.download(uri, &mut file).await?;
+            drop(file);
+            let entry = if executable {
+                let (from, to) = (partial.clone(), entry.clone());
+                fetch_private_fds::run(move || -> std::io::Result<()> {
+                    let mut source = std::fs::File::open(&from)?;
+                    let mut target = std::fs::File::create(&to)?;
+                    std::io::copy(&mut source, &mut target)?;
+                    target.set_permissions(std::fs::Permissions::from_mode(0o555))
+                })
+                .await?
+                .map_err(FetchFailure::Cache)?;
+                entry.clone()
+            } else {
+                tokio::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o444))
+                    .await
+                    .map_err(FetchFailure::Cache)?;
+                partial.clone()
+            };
+            tokio::fs::rename(&entry, &path)
+                .await
+                .map_err(FetchFailure::Cache)
         }
-        let mut source = tokio::fs::File::open(&cached)
-            .await
-            .map_err(FetchFailure::Cache)?;
-        tokio::io::copy(&mut source, file)
-            .await
-            .map_err(FetchFailure::Cache)?;
-        file.flush().await.map_err(FetchFailure::Cache)
+        .await
     }
 
     /// Copies or downloads `uri` into `file`.
@@ -355,15 +429,36 @@ fn target_name(uri: &Uri) -> Result<PathBuf, String> {
     Ok(PathBuf::from(name))
 }
 
-/// Cache file name of a URI.
-fn cache_key(uri: &str, name: &Path) -> String {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    uri.hash(&mut hasher);
-    let base = name
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!("{:016x}-{base}", hasher.finish())
+/// Removes a file when dropped, if it still exists (a partial download of the cache).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Copies the cache file `cached` into the sandbox file `target` (mode `mode`).
+fn copy_into(
+    cached: &Path,
+    beneath: &Beneath,
+    target: &Path,
+    mode: u32,
+) -> Result<(), FetchFailure> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut source = std::fs::File::open(cached).map_err(FetchFailure::Cache)?;
+    let mut file = beneath.create_file(target, mode)?;
+    let copied = std::io::copy(&mut source, &mut file)
+        .and_then(|_| file.set_permissions(std::fs::Permissions::from_mode(mode)));
+    if let Err(source) = copied {
+        drop(file);
+        beneath.remove_file(target);
+        return Err(FetchFailure::Copy {
+            path: target.display().to_string(),
+            source,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -407,7 +502,11 @@ mod tests {
             .unwrap();
         let tls = Arc::new(mesos_sdk::client::tls_client_config(&[]).unwrap());
         let sandbox = tempfile::tempdir().unwrap();
-        let fetcher = Fetcher::new(sandbox.path().join("cache"), tls, FetcherLimits::default());
+        let fetcher = Fetcher::new(
+            FetcherCache::new(sandbox.path().join("cache"), 1 << 30),
+            tls,
+            FetcherLimits::default(),
+        );
         let err = runtime
             .block_on(fetcher.fetch_all(
                 &[uri("ftp://h/file", None)],

@@ -43,7 +43,11 @@ fn gz(data: &[u8]) -> Vec<u8> {
 
 fn fetcher(cache: &Path) -> Fetcher {
     let tls = Arc::new(mesos_sdk::client::tls_client_config(&[]).unwrap());
-    Fetcher::new(cache.to_path_buf(), tls, FetcherLimits::default())
+    Fetcher::new(
+        super::FetcherCache::new(cache.to_path_buf(), 1 << 30),
+        tls,
+        FetcherLimits::default(),
+    )
 }
 
 fn planted(sandbox: &Path, name: &str, target: &Path) {

@@ -12,7 +12,12 @@
 //!   below their executor's sandbox. Sandboxes are kept after the run.
 //! - `meta/`: checkpoints (agent id and port always; frameworks, executors, tasks and status
 //!   updates for frameworks with `checkpoint` set).
-//! - `fetcher-cache/`: files fetched with `cache` set, keyed by URI.
+//! - `fetcher-cache/`: files fetched with `cache` set, keyed by user, URI and mode (unless
+//!   [`AgentConfig::fetcher_cache`] names another directory), emptied when the agent starts.
+//!
+//! A temporary work directory (no [`AgentConfig::work_dir`]) is removed before
+//! [`AgentHandle::shutdown`] returns, or synchronously when the handle is dropped, so that it
+//! never outlives the process.
 //!
 //! What survives a restart of the agent after a crash ([`AgentHandle::crash`], or the process
 //! dying; a clean [`AgentHandle::shutdown`] makes the next start fresh, as in Mesos) on the same
@@ -29,8 +34,9 @@
 //! terminations carry), `launch`, `kill`, `runs` (executor runs after launch), `recovery`,
 //! `status_updates`, `executor_api` (the HTTP server), `http` (`/state`, `/version`, `/flags`,
 //! `/metrics/snapshot`), `operator_api` (the agent operator API), `files_api` (the sandbox file
-//! API), `process` (task and executor process
-//! lifecycles), `command` (building their command lines and environment), `health`, `fetcher`,
+//! API), `faults` (pings and injected faults), `process` (task and executor process
+//! lifecycles), `command` (building their command lines and environment), `health`, `fetcher` (with
+//! `fetch_cache`, `fetch_http`, `fetch_extract`, `fetch_private_fds`, `fetch_limits`),
 //! `checkpoint` (the files) and `checkpoint_writer` (ordered writes off the state lock), and
 //! `signals`. This file holds the configuration, the handle, start, the master's commands and stop.
 //!
@@ -52,6 +58,7 @@ mod docker_args;
 mod docker_run;
 mod executor_api;
 mod faults;
+mod fetch_cache;
 mod fetch_extract;
 mod fetch_http;
 mod fetch_limits;
@@ -76,6 +83,7 @@ mod types;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -96,6 +104,7 @@ pub use checkpoint::CheckpointError;
 use checkpoint::Meta;
 use checkpoint_writer::CheckpointWriter;
 pub use docker::DockerConfig;
+pub use fetch_cache::FetcherCacheConfig;
 pub use fetch_limits::FetcherLimits;
 use signals::{process_alive, runs_executor, signal_group};
 use status_updates::UpdateStream;
@@ -120,8 +129,9 @@ pub struct AgentConfig {
     pub resources: Vec<Resource>,
     /// Attributes.
     pub attributes: Vec<Attribute>,
-    /// Work directory for sandboxes and checkpoints; a temporary one when `None` (removed when the
-    /// agent is shut down). Only an explicit work directory allows restart recovery.
+    /// Work directory for sandboxes and checkpoints; a temporary one when `None` (removed when
+    /// the agent is shut down, its handle dropped or, after a crash, its last reference
+    /// dropped). Only an explicit work directory allows restart recovery.
     pub work_dir: Option<PathBuf>,
     /// First retry interval of unacknowledged status updates (Mesos: 10 s).
     pub status_update_retry_min: Duration,
@@ -145,6 +155,8 @@ pub struct AgentConfig {
     pub http: crate::server::HttpLimits,
     /// How DOCKER containers reach the Docker Engine.
     pub docker: DockerConfig,
+    /// Where the fetcher caches URIs fetched with `cache` set, and how much.
+    pub fetcher_cache: FetcherCacheConfig,
 }
 
 impl Default for AgentConfig {
@@ -184,6 +196,7 @@ impl Default for AgentConfig {
             fetcher_limits: FetcherLimits::default(),
             http: crate::server::HttpLimits::default(),
             docker: DockerConfig::default(),
+            fetcher_cache: FetcherCacheConfig::default(),
         }
     }
 }
@@ -273,10 +286,13 @@ impl AgentHandle {
 }
 
 impl Drop for AgentHandle {
+    /// Kills the agent's processes and, for a temporary work directory, removes it before
+    /// returning (so that it cannot outlive the process, as a detached cleanup could).
     fn drop(&mut self) {
         if !self.detached {
             self.agent.kill_all_now();
             self.agent.cancel.cancel();
+            self.agent.remove_temporary_work_dir();
         }
     }
 }
@@ -349,11 +365,24 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         ),
     };
     let bind_addr = SocketAddr::new(config.ip, port);
-    let listener = bind(bind_addr, checkpointed.is_some()).await?;
-    let endpoint = listener.local_addr().map_err(|source| AgentError::Bind {
-        addr: bind_addr,
-        source,
-    })?;
+    let bound = bind(bind_addr, checkpointed.is_some())
+        .await
+        .and_then(|listener| {
+            let endpoint = listener.local_addr().map_err(|source| AgentError::Bind {
+                addr: bind_addr,
+                source,
+            })?;
+            Ok((listener, endpoint))
+        });
+    let (listener, endpoint) = match bound {
+        Ok(bound) => bound,
+        Err(err) => {
+            if temporary {
+                let _ = std::fs::remove_dir_all(&work_dir);
+            }
+            return Err(err);
+        }
+    };
     let info = AgentInfo {
         hostname: config.hostname.clone(),
         port: Some(i32::from(endpoint.port())),
@@ -367,8 +396,15 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
     }
     let url = format!("http://{endpoint}");
     let (link, commands) = mpsc::unbounded_channel();
+    let cache_dir =
+        (config.fetcher_cache.dir.clone()).unwrap_or_else(|| work_dir.join("fetcher-cache"));
+    {
+        // Entries of a previous run are not accounted for: gone, as in Mesos.
+        let dir = cache_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || fetch_cache::clear(&dir)).await;
+    }
     let fetcher = fetcher::Fetcher::new(
-        work_dir.join("fetcher-cache"),
+        fetch_cache::FetcherCache::new(cache_dir, config.fetcher_cache.max_bytes),
         Arc::new(fetcher_tls),
         config.fetcher_limits.clone(),
     );
@@ -382,6 +418,7 @@ pub async fn start(config: AgentConfig, master: MasterLink) -> Result<AgentHandl
         fetcher,
         work_dir,
         temporary,
+        temporary_left: AtomicBool::new(temporary),
         checkpoints: CheckpointWriter::start(Arc::clone(&meta)),
         meta,
         master,
@@ -512,6 +549,9 @@ pub(crate) struct Agent {
     docker: docker::Docker,
     work_dir: PathBuf,
     temporary: bool,
+    /// A temporary work directory that has not been removed yet (see
+    /// [`Agent::remove_temporary_work_dir`]).
+    temporary_left: AtomicBool,
     meta: Arc<Meta>,
     /// Runs every checkpoint operation after `meta` was created, in order, off the state lock.
     checkpoints: CheckpointWriter,
@@ -751,12 +791,56 @@ impl Agent {
             self.meta.forget_latest();
         }
         if kill_processes && self.temporary {
-            // Removing many sandboxes can take a while; nobody needs to wait for it.
-            let dir = self.work_dir.clone();
-            let _ = std::thread::Builder::new()
-                .name("agent-cleanup".to_string())
-                .spawn(move || std::fs::remove_dir_all(dir));
+            // Removing many sandboxes can take a while: off the async workers, but awaited, so
+            // that the directory is gone when `shutdown` returns (a detached cleanup dies with
+            // the process and leaks the directory).
+            let agent = Arc::clone(self);
+            if tokio::task::spawn_blocking(move || agent.remove_temporary_work_dir())
+                .await
+                .is_err()
+            {
+                self.remove_temporary_work_dir();
+            }
         }
         tracing::info!(agent_id = %self.id.value, "agent stopped");
+    }
+
+    /// Removes a temporary work directory (once; later calls and explicit work directories do
+    /// nothing). Blocking. Processes being killed may still create files in it for a moment, so
+    /// the removal is retried a few times.
+    fn remove_temporary_work_dir(&self) {
+        if !self.temporary_left.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let mut attempt = 0;
+        loop {
+            match std::fs::remove_dir_all(&self.work_dir) {
+                Ok(()) => return,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return,
+                Err(err) if attempt >= 5 => {
+                    tracing::warn!(
+                        dir = %self.work_dir.display(), %err,
+                        "cannot remove the agent's temporary work directory"
+                    );
+                    return;
+                }
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Agent {
+    /// The last reference to an agent that was never shut down (dropped after a crash, or by a
+    /// runtime shutting down) removes its temporary work directory; also again after an earlier
+    /// removal, in case a launch that was under way recreated a sandbox meanwhile.
+    fn drop(&mut self) {
+        if self.temporary {
+            self.temporary_left.store(true, Ordering::SeqCst);
+        }
+        self.remove_temporary_work_dir();
     }
 }

@@ -141,7 +141,7 @@ pub(crate) async fn run_task_command(
     };
     let killed_while_fetching = match agent
         .fetcher
-        .fetch_all(&command.uris, &run.sandbox, stop)
+        .fetch_all_as(command.user.as_deref(), &command.uris, &run.sandbox, stop)
         .await
     {
         Ok(()) => false,
@@ -421,7 +421,8 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
     }
     if let Err(err) = agent
         .fetcher
-        .fetch_all(
+        .fetch_all_as(
+            command.user.as_deref(),
             &command.uris,
             &launch.sandbox,
             agent.custom_fetch_stop(&framework_id, &executor_id, &run_id),

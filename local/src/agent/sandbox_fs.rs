@@ -135,8 +135,17 @@ impl Beneath {
 
     /// Creates (or truncates) the regular file `relative` with permission bits `mode`, creating
     /// its missing parent directories. An existing symbolic link at `relative` is refused.
+    ///
+    /// A regular file at `relative` with other hard links (a fetcher cache entry linked into
+    /// the sandbox) is unlinked first, so that its other names keep their contents.
     pub(crate) fn create_file(&self, relative: &Path, mode: u32) -> Result<File, SandboxPathError> {
         let (dir, name) = self.parent(relative, true)?;
+        if let Ok(stat) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            && FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+            && stat.st_nlink > 1
+        {
+            let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+        }
         let fd = rustix::fs::openat(
             &dir,
             name,
@@ -188,6 +197,27 @@ impl Beneath {
         let (to_dir, to_name) = self.parent(relative, true)?;
         rustix::fs::linkat(&from_dir, from_name, &to_dir, to_name, AtFlags::empty())
             .map_err(|e| classify(relative, e))
+    }
+
+    /// Creates `relative` (replacing a file or symbolic link of that name, never following
+    /// one) as a hard link to `existing`, a file outside the sandbox given by an absolute path
+    /// (the agent's fetcher cache). The raw error is returned for a failed link (`EXDEV` when
+    /// the two are on different file systems).
+    pub(crate) fn link_from_outside(
+        &self,
+        existing: &Path,
+        relative: &Path,
+    ) -> Result<Result<(), std::io::Error>, SandboxPathError> {
+        let (dir, name) = self.parent(relative, true)?;
+        if rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) != FileType::Directory)
+        {
+            let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+        }
+        Ok(
+            rustix::fs::linkat(rustix::fs::CWD, existing, &dir, name, AtFlags::empty())
+                .map_err(std::io::Error::from),
+        )
     }
 
     /// Removes the file (or link) `relative` if it exists; errors are ignored (cleanup).

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use mesos_local::agent::{DockerConfig, FetcherCacheConfig};
 use mesos_local::cluster::{DEFAULT_RESOURCES, LocalCluster};
 use mesos_local::server::HttpLimits;
 
@@ -25,7 +26,7 @@ struct Args {
     #[arg(long)]
     hostname: Option<String>,
     /// Work directory; agent N keeps its checkpoints in WORK_DIR/agents/N.
-    #[arg(long = "work_dir")]
+    #[arg(long = "work_dir", visible_alias = "work-dir")]
     work_dir: Option<PathBuf>,
     /// Number of agents.
     #[arg(long, default_value_t = 1)]
@@ -89,6 +90,54 @@ struct Args {
     /// Connections each server serves before it closes idle ones to make room.
     #[arg(long = "max_connections", default_value_t = HttpLimits::default().max_connections)]
     max_connections: usize,
+    /// The `docker` command line program the agents run DOCKER containers with (a name looked
+    /// up in PATH, or a path).
+    #[arg(long, default_value = "docker")]
+    docker: PathBuf,
+    /// The Docker Engine's endpoint, given to the CLI as `-H` (e.g.
+    /// `unix:///var/run/docker.sock`); without it the CLI's default (DOCKER_HOST, then the
+    /// default socket).
+    #[arg(long = "docker-host", visible_alias = "docker_host")]
+    docker_host: Option<String>,
+    /// Pull images missing on the engine (as Mesos does); off by default, a missing image then
+    /// fails the launch at once.
+    #[arg(long = "docker-pull", visible_alias = "docker_pull")]
+    docker_pull: bool,
+    /// Directory of the agents' fetcher caches (agent N uses FETCHER_CACHE_DIR/N); default:
+    /// each agent's work directory.
+    #[arg(long = "fetcher-cache-dir", visible_alias = "fetcher_cache_dir")]
+    fetcher_cache_dir: Option<PathBuf>,
+    /// Largest size of each agent's fetcher cache (bytes, or Mesos syntax such as `2GB`,
+    /// `512MB`); least recently used entries not in use are evicted beyond it.
+    #[arg(long = "fetcher-cache-size", visible_alias = "fetcher_cache_size",
+          default_value = "2GB", value_parser = parse_bytes)]
+    fetcher_cache_size: u64,
+}
+
+/// Parses a byte size: a plain number of bytes, or a number with a Mesos unit (`B`, `KB`, `MB`,
+/// `GB`, `TB`; powers of 1024).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "KB" => 10,
+        "MB" => 20,
+        "GB" => 30,
+        "TB" => 40,
+        other => return Err(format!("unknown size unit '{other}' in '{text}'")),
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid size '{text}'"))?;
+    let bytes = number * f64::from(1u32 << 10).powi(shift / 10);
+    if !bytes.is_finite() || bytes < 0.0 || bytes >= u64::MAX as f64 {
+        return Err(format!("size '{text}' out of range"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Parses a Mesos duration (`15secs`, `250ms`, `1.5mins`) or a plain number of seconds.
@@ -226,6 +275,17 @@ async fn main() -> ExitCode {
     if let Some(dir) = args.work_dir {
         builder = builder.work_dir(dir);
     }
+    builder = builder
+        .docker(DockerConfig {
+            binary: args.docker,
+            host: args.docker_host,
+            pull_missing_images: args.docker_pull,
+            ..DockerConfig::default()
+        })
+        .fetcher_cache(FetcherCacheConfig {
+            dir: args.fetcher_cache_dir,
+            max_bytes: args.fetcher_cache_size,
+        });
     let signal = shutdown_signal();
     let cluster = match builder.start().await {
         Ok(cluster) => cluster,
@@ -269,6 +329,18 @@ mod tests {
         std::fs::write(&lines, "lonely\n").unwrap();
         assert!(super::read_credentials(&lines).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn byte_sizes() {
+        use super::parse_bytes;
+        assert_eq!(parse_bytes("123"), Ok(123));
+        assert_eq!(parse_bytes("2GB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("512MB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1.5KB"), Ok(1536));
+        assert_eq!(parse_bytes("10B"), Ok(10));
+        assert!(parse_bytes("2XB").is_err());
+        assert!(parse_bytes("GB").is_err());
     }
 
     #[test]
