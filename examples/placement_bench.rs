@@ -124,7 +124,7 @@ fn requests(tasks: &[Task]) -> Vec<Request> {
             let id = format!("task-{i}");
             let demand = Demand {
                 scalars: vec![("cpus".into(), t.cpus), ("mem".into(), t.mem)],
-                ports: Vec::new(),
+                ..Demand::default()
             }
             .with_ports(t.ports);
             let info = TaskInfo {
@@ -227,8 +227,9 @@ fn main() {
                 let _ = pool.add(o, now);
             }
             let mut placer = Placer::default();
+            let batch = requests.clone();
             let start = Instant::now();
-            let out = placer.place(&mut pool, &requests, now);
+            let out = placer.place(&mut pool, batch, now);
             let took = start.elapsed();
             if took < best {
                 best = took;
@@ -244,10 +245,11 @@ fn main() {
             for o in offers(agents) {
                 let _ = pool.add(o, now);
             }
+            let batch = requests.clone();
             let start = Instant::now();
             let out = Placer::default()
                 .with_fitness(BestFit)
-                .place(&mut pool, &requests, now);
+                .place(&mut pool, batch, now);
             (out.agents_used(), start.elapsed())
         });
         let (ff_placed, ff_used, ff_time) = first_fit(&tasks, agents);
@@ -271,12 +273,13 @@ fn main() {
             for o in offers(agents) {
                 let _ = pool.add(o, now);
             }
+            let batch = requests.clone();
             let start = Instant::now();
             let out = Placer::new(PlacerConfig {
                 largest_first: true,
                 ..PlacerConfig::default()
             })
-            .place(&mut pool, &requests, now);
+            .place(&mut pool, batch, now);
             (out.agents_used(), start.elapsed())
         };
         println!(

@@ -10,17 +10,18 @@ impl Placer {
     pub(super) fn finish(
         &mut self,
         pool: &mut OfferPool,
-        requests: &[Request],
+        mut requests: Vec<Request>,
         compiled: &[Compiled],
         dims: &Dims,
         mut bins: Vec<Bin>,
-        placed: Vec<(usize, usize, Vec<Vec<u64>>)>,
+        placed: Vec<(usize, usize, Vec<Vec<u64>>, Option<usize>)>,
         unplaced: Vec<Unplaced>,
         any_waiting: bool,
     ) -> Placement {
-        let mut per_bin: Vec<Vec<(usize, Vec<Vec<u64>>)>> = vec![Vec::new(); bins.len()];
-        for (ri, bi, ports) in placed {
-            per_bin[bi].push((ri, ports));
+        let mut per_bin: Vec<Vec<(usize, Vec<Vec<u64>>, Option<usize>)>> =
+            vec![Vec::new(); bins.len()];
+        for (ri, bi, ports, disk) in placed {
+            per_bin[bi].push((ri, ports, disk));
         }
         let used_bins = per_bin.iter().filter(|items| !items.is_empty()).count();
         let mut out = Placement {
@@ -28,7 +29,9 @@ impl Placer {
             accepts: Vec::with_capacity(used_bins),
             placed: Vec::with_capacity(requests.len()),
             decline: Vec::new(),
+            pending: Vec::new(),
         };
+        let mut is_placed = vec![false; requests.len()];
         let principal = self.config.principal.clone();
         let mut gone: Vec<OfferId> = Vec::new();
         for (bi, items) in per_bin.into_iter().enumerate() {
@@ -45,16 +48,26 @@ impl Placer {
             let mut launches: Vec<TaskInfo> = Vec::with_capacity(items.len());
             let mut groups: Vec<Operation> = Vec::new();
             let volumes = bin.volumes.clone();
+            let shared = std::mem::take(&mut bin.shared);
             let mut carver = Carver {
                 pieces: &mut bin.pieces,
                 dims,
             };
-            for (ri, ports) in items {
-                let r = &requests[ri];
+            for (ri, ports, disk_piece) in items {
+                is_placed[ri] = true;
+                let r = &mut requests[ri];
                 let c = &compiled[ri];
-                let mut tasks = Vec::new();
+                // The templates move into the ACCEPT; `r.tasks` keeps the demands.
+                let templates: Vec<TaskInfo> = r
+                    .tasks
+                    .iter_mut()
+                    .map(|t| std::mem::take(&mut t.task))
+                    .collect();
+                let executor_template = r.executor.as_mut().map(|(e, _)| std::mem::take(e));
+                let r = &*r;
+                let mut tasks = Vec::with_capacity(templates.len());
                 let mut reservation = None;
-                for (ti, t) in r.tasks.iter().enumerate() {
+                for (ti, mut task) in templates.into_iter().enumerate() {
                     let task_ports = ports.get(ti).cloned().unwrap_or_default();
                     let mut resources = match (&c.bound, &r.reservation) {
                         (Some(id), _) => {
@@ -104,19 +117,33 @@ impl Placer {
                             rs.extend(carver.take(&[], &task_ports, From::Ordinary));
                             rs
                         }
-                        (None, None) => carver.take(&c.per_task[ti], &task_ports, From::Ordinary),
+                        (None, None) => {
+                            let from = if r.revocable {
+                                From::Revocable
+                            } else {
+                                From::Ordinary
+                            };
+                            let mut rs = carver.take(&c.per_task[ti], &task_ports, from);
+                            if let (Some(piece), Some((_, amount))) = (disk_piece, c.disk) {
+                                rs.extend(carver.take_piece(piece, amount));
+                            }
+                            rs
+                        }
                     };
+                    resources.extend(
+                        r.shared_volumes
+                            .iter()
+                            .filter_map(|id| shared.get(id).cloned()),
+                    );
                     // Pieces of one kind from two offers of the agent add up into one entry.
                     if has_duplicate_kinds(&resources) {
                         resources = Resources::from_slice(&resources).into_vec();
                     }
-                    let mut task = t.task.clone();
                     task.agent_id = bin.view.agent_id.clone();
                     task.resources = resources;
                     tasks.push(task);
                 }
-                let executor = r.executor.as_ref().map(|(e, _)| {
-                    let mut e = e.clone();
+                let executor = executor_template.map(|mut e| {
                     e.resources =
                         Resources::from_slice(&carver.take(&c.executor, &[], From::Ordinary))
                             .into_vec();
@@ -180,6 +207,11 @@ impl Placer {
             declined = out.decline.len(),
             "placement round"
         );
+        out.pending = requests
+            .into_iter()
+            .zip(is_placed)
+            .filter_map(|(r, placed)| (!placed).then_some(r))
+            .collect();
         gone.extend(out.decline.iter().cloned());
         gone.sort_by(|a, b| a.value.cmp(&b.value));
         gone.dedup();
