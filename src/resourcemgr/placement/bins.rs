@@ -151,9 +151,7 @@ impl Bin {
             .iter()
             .enumerate()
             .filter(|(_, (piece, left, m))| {
-                *m == mount
-                    && *left >= amount
-                    && (!mount || *left == self.pieces[*piece].left)
+                *m == mount && *left >= amount && (!mount || *left == self.pieces[*piece].left)
             })
             .min_by_key(|(_, (_, left, _))| *left)
             .map(|(i, _)| i)
@@ -291,7 +289,11 @@ fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
             && !has_reservation_labels(&normal)
             && matches!(kind, DiskKind::NotDisk | DiskKind::Root)
             && dim.is_some();
-        if plain { Class::Revocable } else { Class::Ignored }
+        if plain {
+            Class::Revocable
+        } else {
+            Class::Ignored
+        }
     } else if let Some(id) = volume_id(&normal) {
         match reservation_label(&normal, label) {
             Some(owner) if owner == id => Class::Volume(id.to_string()),

@@ -55,19 +55,11 @@ impl Placer {
             };
             for (ri, ports, disk_piece) in items {
                 is_placed[ri] = true;
-                let r = &mut requests[ri];
+                let r = &requests[ri];
                 let c = &compiled[ri];
-                // The templates move into the ACCEPT; `r.tasks` keeps the demands.
-                let templates: Vec<TaskInfo> = r
-                    .tasks
-                    .iter_mut()
-                    .map(|t| std::mem::take(&mut t.task))
-                    .collect();
-                let executor_template = r.executor.as_mut().map(|(e, _)| std::mem::take(e));
-                let r = &*r;
-                let mut tasks = Vec::with_capacity(templates.len());
+                let mut task_resources: Vec<Vec<Resource>> = Vec::with_capacity(r.tasks.len());
                 let mut reservation = None;
-                for (ti, mut task) in templates.into_iter().enumerate() {
+                for ti in 0..r.tasks.len() {
                     let task_ports = ports.get(ti).cloned().unwrap_or_default();
                     let mut resources = match (&c.bound, &r.reservation) {
                         (Some(id), _) => {
@@ -139,24 +131,40 @@ impl Placer {
                     if has_duplicate_kinds(&resources) {
                         resources = Resources::from_slice(&resources).into_vec();
                     }
-                    task.agent_id = bin.view.agent_id.clone();
-                    task.resources = resources;
-                    tasks.push(task);
+                    task_resources.push(resources);
                 }
+                // The templates move into the ACCEPT (each copied once, into its place there);
+                // `r.tasks` keeps the demands.
+                let r = &mut requests[ri];
+                let group = r.is_group();
+                let mut group_tasks = Vec::new();
+                let dest = if group {
+                    &mut group_tasks
+                } else {
+                    &mut launches
+                };
+                let first = dest.len();
+                for (spec, resources) in r.tasks.iter_mut().zip(task_resources) {
+                    dest.push(std::mem::take(&mut spec.task));
+                    if let Some(task) = dest.last_mut() {
+                        task.agent_id = bin.view.agent_id.clone();
+                        task.resources = resources;
+                    }
+                }
+                let task_ids = dest[first..].iter().map(|t| t.task_id.clone()).collect();
+                let executor_template = r.executor.as_mut().map(|(e, _)| std::mem::take(e));
+                let r = &*r;
                 let executor = executor_template.map(|mut e| {
                     e.resources =
                         Resources::from_slice(&carver.take(&c.executor, &[], From::Ordinary))
                             .into_vec();
                     e
                 });
-                let task_ids = tasks.iter().map(|t| t.task_id.clone()).collect();
-                if r.is_group() {
+                if group {
                     groups.push(operations::launch_group(
                         executor.unwrap_or_default(),
-                        TaskGroupInfo { tasks },
+                        TaskGroupInfo { tasks: group_tasks },
                     ));
-                } else {
-                    launches.extend(tasks);
                 }
                 if let Some((id, true)) = &reservation {
                     self.ledger.reserved(id, &bin.view.agent_id.value);

@@ -60,9 +60,7 @@ pub use constraints::{Constraint, ConstraintError, Preference};
 pub use explain::{FailureKind, Unplaced};
 pub use fitness::{BestFit, BinPacking, Fitness, SearchOrder, Spread};
 pub use ledger::Ledger;
-pub use request::{
-    Demand, DiskSource, PortSpec, Request, ReservationSpec, TaskSpec, VolumeSpec,
-};
+pub use request::{Demand, DiskSource, PortSpec, Request, ReservationSpec, TaskSpec, VolumeSpec};
 use search::MaxTree;
 
 use super::algebra::{Resources, to_fixed};

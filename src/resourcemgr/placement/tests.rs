@@ -303,11 +303,7 @@ fn delay_scheduling_then_relax() {
         "offers are held while a request waits"
     );
     assert_eq!(pool.len(), 1);
-    let out = placer.place(
-        &mut pool,
-        [request.clone()],
-        t0 + Duration::from_secs(6),
-    );
+    let out = placer.place(&mut pool, [request.clone()], t0 + Duration::from_secs(6));
     assert_eq!(out.placed.len(), 1, "relaxed after the wait");
 
     // Preferred agent present: taken at once even if it packs worse.
@@ -390,16 +386,18 @@ fn spread_and_scored_fitness() {
         ])
     };
     let requests = [req("x", "cpus:1"), req("y", "cpus:1")];
-    let out =
-        Placer::default()
-            .with_fitness(Spread)
-            .place(&mut offers(), requests.clone(), Instant::now());
+    let out = Placer::default().with_fitness(Spread).place(
+        &mut offers(),
+        requests.clone(),
+        Instant::now(),
+    );
     assert_eq!(out.agents_used(), 1, "both go to the agent with most cpus");
     assert_eq!(out.placed[0].agent.agent_id.value, "a2");
-    let out =
-        Placer::default()
-            .with_fitness(MostMem)
-            .place(&mut offers(), requests.clone(), Instant::now());
+    let out = Placer::default().with_fitness(MostMem).place(
+        &mut offers(),
+        requests.clone(),
+        Instant::now(),
+    );
     assert_eq!(out.placed[0].agent.agent_id.value, "a1");
 }
 
@@ -601,10 +599,19 @@ fn revocable_resources_only_for_requests_that_opt_in() {
             r = r.revocable();
         }
         let out = Placer::default().place(&mut pool, [r], Instant::now());
-        assert_eq!(out.placed.len() == 1, *placed, "{demand} {opt_in}: {:?}", out.unplaced);
+        assert_eq!(
+            out.placed.len() == 1,
+            *placed,
+            "{demand} {opt_in}: {:?}",
+            out.unplaced
+        );
         if !*placed {
             assert_eq!(out.pending.len(), 1, "given back");
-            assert!(out.unplaced[0].to_string().contains("cpus short"), "{}", out.unplaced[0]);
+            assert!(
+                out.unplaced[0].to_string().contains("cpus short"),
+                "{}",
+                out.unplaced[0]
+            );
             continue;
         }
         let rs = &out.tasks(&out.placed[0])[0].resources;
@@ -665,11 +672,23 @@ fn mount_disks_are_taken_whole_and_path_disks_are_cut() {
             .collect()
     };
     // The smallest MOUNT disk that holds it, whole; the next takes the big one.
-    assert_eq!(disk_of("m400"), vec![(DiskKind::Mount("/mnt/small".into()), 500.0)]);
-    assert_eq!(disk_of("m600"), vec![(DiskKind::Mount("/mnt/big".into()), 1000.0)]);
+    assert_eq!(
+        disk_of("m400"),
+        vec![(DiskKind::Mount("/mnt/small".into()), 500.0)]
+    );
+    assert_eq!(
+        disk_of("m600"),
+        vec![(DiskKind::Mount("/mnt/big".into()), 1000.0)]
+    );
     // PATH disk: cut, 300 + 600 out of 1000; 200 more does not fit.
-    assert_eq!(disk_of("p300"), vec![(DiskKind::Path("/data".into()), 300.0)]);
-    assert_eq!(disk_of("p600"), vec![(DiskKind::Path("/data".into()), 600.0)]);
+    assert_eq!(
+        disk_of("p300"),
+        vec![(DiskKind::Path("/data".into()), 300.0)]
+    );
+    assert_eq!(
+        disk_of("p600"),
+        vec![(DiskKind::Path("/data".into()), 600.0)]
+    );
     assert_eq!(disk_of("root"), vec![(DiskKind::Root, 100.0)]);
     let reasons: Vec<String> = out.unplaced.iter().map(ToString::to_string).collect();
     assert_eq!(
@@ -683,14 +702,23 @@ fn mount_disks_are_taken_whole_and_path_disks_are_cut() {
     let mut group = disk("g", 10, DiskSource::Mount);
     group.tasks.push(group.tasks[0].clone());
     let out = Placer::default().place(&mut pool_of(vec![]), [group], Instant::now());
-    assert!(out.unplaced[0].to_string().contains("invalid request"), "{}", out.unplaced[0]);
+    assert!(
+        out.unplaced[0].to_string().contains("invalid request"),
+        "{}",
+        out.unplaced[0]
+    );
 }
 
 #[test]
 fn a_shared_volume_serves_several_tasks() {
     let mut pool = pool_of(vec![
         offer_plus("o1", "a1", "cpus:8;mem:4096", vec![]),
-        offer_plus("o2", "a2", "cpus:8;mem:4096", vec![shared_volume("media", 100.0)]),
+        offer_plus(
+            "o2",
+            "a2",
+            "cpus:8;mem:4096",
+            vec![shared_volume("media", 100.0)],
+        ),
     ]);
     let requests: Vec<Request> = (0..3)
         .map(|i| req(&format!("r{i}"), "cpus:1;mem:32").shared_volume("media"))
