@@ -224,6 +224,16 @@ impl<S: Store + Clone + 'static> LeaderElection<S> {
         let value = encode_json(key, &info)?;
         let sent = Instant::now();
         let lease = self.store.grant_lease(self.lease_ttl).await?;
+        if lease.ttl > self.lease_ttl {
+            tracing::warn!(
+                %key,
+                asked = ?self.lease_ttl,
+                granted = ?lease.ttl,
+                ttl = ?self.config.ttl,
+                "the store granted a longer lease than asked (etcd's minimum lease TTL?): a \
+                 dead leader's key may outlive the configured TTL"
+            );
+        }
         let txn = Txn::new()
             .when(Compare::absent(key))
             .and_then(Op::put_with_lease(key, value, lease.id))

@@ -14,12 +14,13 @@ impl Placer {
         compiled: &[Compiled],
         dims: &Dims,
         mut bins: Vec<Bin>,
-        placed: Vec<(usize, usize, Vec<Vec<u64>>, Option<usize>)>,
+        placed: Vec<Choice>,
         unplaced: Vec<Unplaced>,
         any_waiting: bool,
     ) -> Placement {
-        let mut per_bin: Vec<Vec<(usize, Vec<Vec<u64>>, Option<usize>)>> =
-            vec![Vec::new(); bins.len()];
+        // Per bin: (request index, ports per task, disk piece).
+        type Item = (usize, Vec<Vec<u64>>, Option<usize>);
+        let mut per_bin: Vec<Vec<Item>> = vec![Vec::new(); bins.len()];
         for (ri, bi, ports, disk) in placed {
             per_bin[bi].push((ri, ports, disk));
         }

@@ -72,6 +72,10 @@ use crate::v1::offer::Operation;
 use crate::v1::scheduler::Call;
 use crate::v1::{ExecutorInfo, OfferId, Resource, TaskGroupInfo, TaskId, TaskInfo};
 
+/// Where the search put a request: (request index, bin index, ports per task, the PATH or
+/// MOUNT disk piece it takes).
+type Choice = (usize, usize, Vec<Vec<u64>>, Option<usize>);
+
 /// Label key of the reservations the placer makes (value: the reservation id).
 pub const RESERVATION_LABEL: &str = "mesos-sdk/reservation";
 
@@ -202,7 +206,7 @@ impl Placer {
         }
         let mut bins = bins::build(pool, &dims, RESERVATION_LABEL, &fields);
         let mut unplaced: Vec<Unplaced> = Vec::new();
-        let mut placed: Vec<(usize, usize, Vec<Vec<u64>>, Option<usize>)> = Vec::new();
+        let mut placed: Vec<Choice> = Vec::new();
 
         // Largest agent per dimension, for dominant shares.
         let mut max_cap = vec![1i64; dims.len()];
