@@ -12,10 +12,15 @@
 //!
 //! Options (all `--name value`): `master`, `etcd` (comma-separated), `id`, `name` (framework,
 //! default `ha-example`), `tasks` (default 3), `ttl-ms` (default 10000), `keepalive-ms`,
-//! `margin-ms`, `command` (default `sleep 3600`), `resources` (default `cpus:0.1;mem:32`).
+//! `margin-ms`, `command` (default `sleep 3600`), `resources` (default `cpus:0.1;mem:32`),
+//! `status-every-ms` (the leader writes a status record, fenced, this often; default off),
+//! `unsafe-step-down-ms` (replaces the local step-down deadline; longer than the TTL is
+//! unsafe: for the fencing tests only), `heartbeat-misses` (master heartbeats missed before
+//! the scheduler calls its connection dead; default the SDK's).
 //!
 //! It prints one line per notable step on stdout (`LEADING`, `SUBSCRIBED`, `LAUNCH`,
-//! `RECONCILE`, `TERM_END`, `REJECTED_WRITES`, `STANDBY`), which the process tests read.
+//! `RECONCILE`, `TERM_END`, `SCHEDULER_TERMINATION`, `REJECTED_WRITES`, `STANDBY`), which the
+//! process tests read.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -52,6 +57,9 @@ struct Options {
     margin: Option<Duration>,
     command: String,
     resources: String,
+    status_every: Option<Duration>,
+    unsafe_step_down: Option<Duration>,
+    heartbeat_misses: Option<u32>,
 }
 
 fn options() -> Result<Options, String> {
@@ -97,6 +105,13 @@ fn options() -> Result<Options, String> {
         ttl: ms("ttl-ms")?.unwrap_or(Duration::from_secs(10)),
         keep_alive: ms("keepalive-ms")?,
         margin: ms("margin-ms")?,
+        status_every: ms("status-every-ms")?,
+        unsafe_step_down: ms("unsafe-step-down-ms")?,
+        heartbeat_misses: map
+            .get("heartbeat-misses")
+            .map(|v| v.parse())
+            .transpose()
+            .map_err(|e| format!("--heartbeat-misses: {e}"))?,
         command: map
             .get("command")
             .cloned()
@@ -140,6 +155,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(margin) = options.margin {
         election.safety_margin = margin;
     }
+    election.unsafe_step_down_after = options.unsafe_step_down;
+    let heartbeat_misses = options.heartbeat_misses;
     let mut config = HaConfig::new(election, &ns);
     config.after_term = AfterTerm::Campaign;
     let client = Client::builder()
@@ -150,10 +167,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let framework = FrameworkInfoBuilder::new(user, options.name.clone())
         .failover_timeout(Duration::from_secs(7 * 24 * 3600))
         .build();
-    let runner =
-        HaRunner::new(store.clone(), config, client, framework)?.configure_scheduler(|builder| {
-            builder.reconnect_backoff(Duration::from_millis(50), Duration::from_secs(1))
-        });
+    let runner = HaRunner::new(store.clone(), config, client, framework)?.configure_scheduler(
+        move |builder| {
+            let builder =
+                builder.reconnect_backoff(Duration::from_millis(50), Duration::from_secs(1));
+            match heartbeat_misses {
+                Some(misses) => builder.heartbeat_misses(misses),
+                None => builder,
+            }
+        },
+    );
 
     let mut observed = runner.observe();
     let id = options.id.clone();
@@ -181,8 +204,42 @@ async fn lead(mut term: Term<EtcdStore>, ns: &Namespace, options: &Options) {
             .map_or("-", |id| id.value.as_str())
     ));
     let prefix = ns.key("tasks/");
+    let status_key = ns.key("status");
     let mut tasks: BTreeMap<String, TaskRecord> = BTreeMap::new();
-    while let Some(event) = term.next().await {
+    // The status record's timer; never fires without `--status-every-ms`.
+    let mut status = options.status_every.map(tokio::time::interval);
+    loop {
+        let tick = async {
+            match status.as_mut() {
+                Some(interval) => interval.tick().await,
+                None => std::future::pending().await,
+            }
+        };
+        let event = tokio::select! {
+            // First: a leader that wakes from a pause writes its status before anything else.
+            biased;
+            _ = tick => {
+                let record = TaskRecord {
+                    agent_id: String::new(),
+                    state: "LEADING".into(),
+                    writer: options.id.clone(),
+                };
+                match term.store.put_json(&status_key, &record, None).await {
+                    Err(StoreError::NotLeader { .. }) => {
+                        say("NOT_LEADER stopping".into());
+                        term.scheduler.stop();
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "writing the status failed"),
+                    Ok(_) => {}
+                }
+                continue;
+            }
+            event = term.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+        };
         tracing::debug!(?event, "scheduler event");
         let outcome = match event {
             SchedulerEvent::Connected { framework_id, .. } => {
@@ -207,6 +264,10 @@ async fn lead(mut term: Term<EtcdStore>, ns: &Namespace, options: &Options) {
     }
     let end = term.ended().await;
     say(format!("TERM_END {end:?}"));
+    say(format!(
+        "SCHEDULER_TERMINATION {:?}",
+        term.scheduler.termination()
+    ));
     say(format!("REJECTED_WRITES {}", term.store.rejected_writes()));
 }
 

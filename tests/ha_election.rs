@@ -29,7 +29,7 @@ impl Backend {
     }
 }
 
-const TTL: Duration = Duration::from_secs(2);
+const TTL: Duration = Duration::from_secs(3);
 
 fn config(key: &str, id: &str) -> ElectionConfig {
     let mut config = ElectionConfig::with_ttl(key, id, format!("http://{id}:8080"), TTL);

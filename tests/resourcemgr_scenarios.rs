@@ -247,7 +247,7 @@ async fn unique_hostname_spreads() {
         })
         .collect();
     let mut placer = Placer::default();
-    let out = placer.place(&mut pool, &requests, Instant::now());
+    let out = placer.place(&mut pool, requests.clone(), Instant::now());
     assert_eq!(out.placed.len(), 3);
     assert_eq!(out.unplaced.len(), 1);
     assert!(
@@ -291,7 +291,7 @@ async fn group_by_rack_balances_and_max_per_caps() {
             .constraint(max_per.clone())
     }));
     let mut placer = Placer::default();
-    let out = placer.place(&mut pool, &requests, Instant::now());
+    let out = placer.place(&mut pool, requests.clone(), Instant::now());
     fw.apply(
         &out,
         &Etiquette::new(EtiquetteConfig::default(), [ROLE.to_string()]),
@@ -351,21 +351,35 @@ async fn reservation_and_volume_survive_a_task_restart() {
         refuse: Duration::from_millis(100),
         ..Default::default()
     });
-    let db = request("db-0", "true").reserve(ReservationSpec {
+    // The first run writes into its persistent volume; the restart fails unless it reads the
+    // data back (mesos-local links the volume into each sandbox at `data`).
+    let reservation = ReservationSpec {
         id: "db-0".into(),
         volume: Some(VolumeSpec {
             size_mb: 100.0,
             container_path: "data".into(),
         }),
-    });
+    };
+    let db = request("db-0", "echo written-by-run-1 > data/state").reserve(reservation.clone());
+    let db_again =
+        request("db-0", "test \"$(cat data/state)\" = written-by-run-1").reserve(reservation);
     let mut pool = OfferPool::new();
     fw.offers_from(&mut pool, 2).await;
-    let first = placer.place(&mut pool, std::slice::from_ref(&db), Instant::now());
+    let first = placer.place(&mut pool, [db], Instant::now());
     assert_eq!(first.placed.len(), 1, "{:?}", first.unplaced);
     let home = first.placed[0].agent.agent_id.value.clone();
     fw.apply(&first, &etiquette).await;
-    fw.wait_tasks(&["db-0".into()], &[TaskState::TaskFinished])
+    let done = fw
+        .wait_tasks(
+            &["db-0".into()],
+            &[TaskState::TaskFinished, TaskState::TaskFailed],
+        )
         .await;
+    assert_eq!(
+        done["db-0"].0,
+        TaskState::TaskFinished,
+        "the first run wrote"
+    );
     placer.ledger_mut().ended("db-0");
 
     // The restart: offers come back, the one from `home` with the reservation and volume
@@ -387,11 +401,13 @@ async fn reservation_and_volume_survive_a_task_restart() {
                 .flat_map(|o| &o.resources)
                 .any(|r| volume_id(r) == Some("db-0"))
         });
-        if has_volume && pool.agent_count() == 2 {
+        // Only the volume's agent matters (offers of the other one that came while the first
+        // run was waited for were left outstanding).
+        if has_volume {
             break;
         }
     }
-    let second = placer.place(&mut pool, std::slice::from_ref(&db), Instant::now());
+    let second = placer.place(&mut pool, [db_again], Instant::now());
     assert_eq!(second.placed.len(), 1, "{:?}", second.unplaced);
     assert_eq!(second.placed[0].agent.agent_id.value, home, "same agent");
     assert_eq!(
@@ -406,9 +422,34 @@ async fn reservation_and_volume_survive_a_task_restart() {
     );
     fw.apply(&second, &etiquette).await;
     let done = fw
-        .wait_tasks(&["db-0".into()], &[TaskState::TaskFinished])
+        .wait_tasks(
+            &["db-0".into()],
+            &[TaskState::TaskFinished, TaskState::TaskFailed],
+        )
         .await;
+    assert_eq!(
+        done["db-0"].0,
+        TaskState::TaskFinished,
+        "the restarted task read its volume's data"
+    );
     assert_eq!(done["db-0"].1, home);
+    // The data lives in the agent's work dir, where Mesos keeps persistent volumes.
+    let agent = cluster
+        .agents()
+        .iter()
+        .find(|a| a.id().value == home)
+        .expect("home agent");
+    let kept = agent
+        .work_dir()
+        .join("volumes/roles")
+        .join(ROLE)
+        .join("db-0/state");
+    assert_eq!(
+        std::fs::read_to_string(&kept).ok().as_deref(),
+        Some("written-by-run-1\n"),
+        "{}",
+        kept.display()
+    );
     cluster.shutdown().await;
 }
 

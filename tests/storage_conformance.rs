@@ -12,8 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use mesos_sdk::storage::{
-    Compare, CompareOp, Error, EventKind, ManualClock, MemoryStore, Namespace, Namespaced, Op,
-    OpResult, RangeRequest, Store, StoreExt, Txn, WatchEvent, WatchStream, types::MAX_VALUE_BYTES,
+    Compare, CompareOp, Error, EventKind, LeaseId, ManualClock, MemoryStore, Namespace, Namespaced,
+    Op, OpResult, RangeRequest, Store, StoreExt, Txn, WatchEvent, WatchStream,
+    types::MAX_VALUE_BYTES,
 };
 
 /// A store under test and the way time passes for its leases.
@@ -377,8 +378,19 @@ async fn leases(b: &Backend, p: &str) {
     b.elapse(short.ttl + Duration::from_millis(500)).await;
     eventually_gone(b, &format!("{p}e1")).await;
     assert!(s.get(&format!("{p}e2")).await.unwrap().is_some());
+    // A keep-alive on a lease whose TTL ran out says so; revoked or unknown leases are
+    // "not found".
+    let expired = s.keep_alive(short.id).await;
+    assert!(
+        matches!(expired, Err(Error::LeaseExpired { lease }) if lease == short.id.0),
+        "{expired:?}"
+    );
     assert!(matches!(
-        s.keep_alive(short.id).await,
+        s.revoke_lease(short.id).await,
+        Err(Error::LeaseNotFound { .. })
+    ));
+    assert!(matches!(
+        s.keep_alive(LeaseId(0x7fff_0000_0001)).await,
         Err(Error::LeaseNotFound { .. })
     ));
     s.revoke_lease(kept.id).await.unwrap();

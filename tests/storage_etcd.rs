@@ -223,3 +223,64 @@ async fn wrong_credentials_are_a_clear_error() {
         "{refused:?}"
     );
 }
+
+#[path = "common/tls_fixtures.rs"]
+mod tls_fixtures;
+
+/// etcd serving clients over TLS (the test CA's `localhost` / `127.0.0.1` certificate): a
+/// store trusting that CA reads, writes, watches and keeps a lease; a store trusting another
+/// certificate fails at connect with `Unavailable` naming the endpoint, at once, not after a
+/// request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_the_right_ca_works_and_a_wrong_ca_is_a_clear_error() {
+    let etcd = EtcdCluster::single_tls(
+        tls_fixtures::SERVER_CERT_PEM,
+        tls_fixtures::SERVER_KEY_PEM,
+        tls_fixtures::CA_PEM,
+    )
+    .await;
+    let endpoint = etcd.endpoint();
+    assert!(endpoint.starts_with("https://"), "{endpoint}");
+
+    let store = etcd.store().await;
+    let from = store.current_revision().await.unwrap() + 1;
+    let mut watch = store.watch("/tls/", from).await.unwrap();
+    let lease = store.grant_lease(Duration::from_secs(30)).await.unwrap();
+    store
+        .put("/tls/k", Bytes::from("over tls"), Some(lease.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("/tls/k").await.unwrap().unwrap().value,
+        Bytes::from("over tls")
+    );
+    let event = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("watch event in time")
+        .expect("watch open")
+        .expect("watch event");
+    assert_eq!(event.kind, EventKind::Put);
+    assert!(store.keep_alive(lease.id).await.unwrap() >= Duration::from_secs(29));
+    store.revoke_lease(lease.id).await.unwrap();
+
+    // The server certificate itself as the only trusted certificate: it did not sign itself.
+    let started = std::time::Instant::now();
+    let wrong = EtcdStore::builder(etcd.endpoints())
+        .tls_ca_pem(tls_fixtures::SERVER_CERT_PEM)
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await;
+    match wrong {
+        Err(e @ Error::Unavailable { .. }) => {
+            assert!(e.to_string().contains(&endpoint), "{e}");
+            println!("wrong CA after {:?}: {e}", started.elapsed());
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // No CA at all for an https endpoint: the system roots do not know the test CA.
+    let plain = EtcdStore::builder(etcd.endpoints())
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await;
+    assert!(matches!(plain, Err(Error::Unavailable { .. })), "{plain:?}");
+}

@@ -12,6 +12,15 @@
 //! plus the TTL, so stepping down at the deadline (even with the store unreachable) happens
 //! before any other candidate can win. Leadership also ends when a refresh answers that the
 //! lease is gone, or the leader key is deleted or recreated by someone else.
+//!
+//! Failover bound: the store removes an expired lease's keys late by up to its
+//! [`Store::lease_expiry_lag`] (etcd looks for expired leases every 500 ms), and etcd counts
+//! TTLs in whole seconds. So the lease is granted for the configured TTL minus that lag,
+//! rounded down to whole seconds ([`LeaderElection::lease_ttl`]; TTL 3 s on etcd: a 2 s lease).
+//! The leader key of a leader that died is then gone at most TTL after its last refresh, and
+//! a standby (watching the key) wins at once: a standby leads within the TTL of the crash plus
+//! one store round trip. etcd also has a minimum lease TTL (`1.5 × election timeout`, rounded
+//! up to whole seconds: 2 s with etcd's defaults), which lengthens shorter leases.
 
 use std::time::Duration;
 
@@ -49,14 +58,22 @@ pub struct ElectionConfig {
     pub id: String,
     /// This candidate's advertised address.
     pub address: String,
-    /// Lease TTL (default [`DEFAULT_TTL`]; etcd counts whole seconds).
+    /// Time within which the leader key of a leader that stopped refreshing is gone (default
+    /// [`DEFAULT_TTL`]); the lease itself is shorter, see [`LeaderElection::lease_ttl`].
     pub ttl: Duration,
-    /// Time between lease refreshes (default TTL / 3).
+    /// Time between lease refreshes (default TTL / 4).
     pub keep_alive_interval: Duration,
-    /// How long before the TTL runs out the leader steps down (default TTL / 5).
+    /// How long before the lease runs out the leader steps down (default TTL / 6).
     pub safety_margin: Duration,
     /// Pause before campaigning again after a store failure (default 500 ms).
     pub retry_interval: Duration,
+    /// **Unsafe; for tests of fencing only.** Replaces the local step-down deadline (the send
+    /// time of the last confirmed refresh plus the lease TTL minus
+    /// [`safety_margin`](Self::safety_margin)) by that send time plus this. Longer than the
+    /// lease TTL, a paused leader wakes up believing it still leads after a standby won: only
+    /// the lease check, the leader key's watch, the fenced writes and the master's failover
+    /// stop it. Leave `None` (the default).
+    pub unsafe_step_down_after: Option<Duration>,
 }
 
 impl ElectionConfig {
@@ -77,25 +94,48 @@ impl ElectionConfig {
             id: id.into(),
             address: address.into(),
             ttl,
-            keep_alive_interval: ttl / 3,
-            safety_margin: ttl / 5,
+            keep_alive_interval: ttl / 4,
+            safety_margin: ttl / 6,
             retry_interval: Duration::from_millis(500),
+            unsafe_step_down_after: None,
         }
     }
 
-    fn check(&self) -> Result<()> {
+    /// The local step-down deadline after a refresh sent at `sent` was confirmed with `ttl`.
+    fn deadline(&self, sent: Instant, ttl: Duration) -> Instant {
+        match self.unsafe_step_down_after {
+            Some(after) => sent + after,
+            None => sent + ttl.saturating_sub(self.safety_margin),
+        }
+    }
+
+    /// The lease TTL for a store that removes expired leases up to `lag` late: `ttl - lag`
+    /// rounded down to whole seconds; checked: at least 1 s, and more than the keep-alive
+    /// interval plus the safety margin.
+    fn lease_ttl(&self, lag: Duration) -> Result<Duration> {
+        let lease = Duration::from_secs(self.ttl.saturating_sub(lag).as_secs());
+        if lease.is_zero() {
+            return Err(Error::Config {
+                reason: format!(
+                    "TTL {:?} minus the store's lease expiry lag {lag:?} leaves no whole second \
+                     of lease",
+                    self.ttl
+                ),
+            });
+        }
         if self.keep_alive_interval.is_zero()
-            || self.keep_alive_interval + self.safety_margin >= self.ttl
+            || self.keep_alive_interval + self.safety_margin >= lease
         {
             return Err(Error::Config {
                 reason: format!(
                     "keep-alive interval {:?} plus safety margin {:?} must be positive and less \
-                     than the TTL {:?}",
+                     than the lease TTL {lease:?} (TTL {:?} minus the store's lease expiry lag \
+                     {lag:?}, in whole seconds)",
                     self.keep_alive_interval, self.safety_margin, self.ttl
                 ),
             });
         }
-        Ok(())
+        Ok(lease)
     }
 }
 
@@ -121,13 +161,26 @@ pub enum LossReason {
 pub struct LeaderElection<S> {
     store: S,
     config: ElectionConfig,
+    lease_ttl: Duration,
 }
 
 impl<S: Store + Clone + 'static> LeaderElection<S> {
-    /// An election on `store` with `config` (checked: interval + margin < TTL).
+    /// An election on `store` with `config` (checked: the lease TTL, see
+    /// [`lease_ttl`](Self::lease_ttl), is at least 1 s and longer than the keep-alive interval
+    /// plus the safety margin).
     pub fn new(store: S, config: ElectionConfig) -> Result<Self> {
-        config.check()?;
-        Ok(Self { store, config })
+        let lease_ttl = config.lease_ttl(store.lease_expiry_lag())?;
+        Ok(Self {
+            store,
+            config,
+            lease_ttl,
+        })
+    }
+
+    /// The TTL of the leader's lease: the configured TTL minus the store's
+    /// [`Store::lease_expiry_lag`], rounded down to whole seconds (see the module doc).
+    pub fn lease_ttl(&self) -> Duration {
+        self.lease_ttl
     }
 
     /// The settings.
@@ -170,7 +223,17 @@ impl<S: Store + Clone + 'static> LeaderElection<S> {
         };
         let value = encode_json(key, &info)?;
         let sent = Instant::now();
-        let lease = self.store.grant_lease(self.config.ttl).await?;
+        let lease = self.store.grant_lease(self.lease_ttl).await?;
+        if lease.ttl > self.lease_ttl {
+            tracing::warn!(
+                %key,
+                asked = ?self.lease_ttl,
+                granted = ?lease.ttl,
+                ttl = ?self.config.ttl,
+                "the store granted a longer lease than asked (etcd's minimum lease TTL?): a \
+                 dead leader's key may outlive the configured TTL"
+            );
+        }
         let txn = Txn::new()
             .when(Compare::absent(key))
             .and_then(Op::put_with_lease(key, value, lease.id))
@@ -193,7 +256,7 @@ impl<S: Store + Clone + 'static> LeaderElection<S> {
                 self.config.clone(),
                 fence,
                 lease.id,
-                sent + lease.ttl.saturating_sub(self.config.safety_margin),
+                self.config.deadline(sent, lease.ttl),
             )));
         }
         let _ = self.store.revoke_lease(lease.id).await;
@@ -416,7 +479,7 @@ async fn hold<S: Store>(
                 match refresh.await {
                     Err(_) => return LossReason::Deadline,
                     Ok(Ok(ttl)) => {
-                        *deadline = sent + ttl.saturating_sub(config.safety_margin);
+                        *deadline = config.deadline(sent, ttl);
                         next_refresh = sent + config.keep_alive_interval;
                         if events.is_none() {
                             events = store.watch(key, fence.revision + 1).await.ok();

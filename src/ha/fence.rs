@@ -164,4 +164,7 @@ impl<S: Store> Store for FencedStore<S> {
     async fn current_revision(&self) -> Result<i64> {
         self.inner.current_revision().await
     }
+    fn lease_expiry_lag(&self) -> Duration {
+        self.inner.lease_expiry_lag()
+    }
 }

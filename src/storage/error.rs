@@ -43,13 +43,16 @@ pub enum Error {
         /// The key whose condition did not hold.
         key: String,
     },
-    /// The lease does not exist (never granted, revoked, or expired).
+    /// The lease does not exist: never granted (or granted by another client of etcd whose
+    /// expiry this client cannot tell), revoked, or, for anything but a keep-alive, expired.
     #[error("lease {lease:#x} not found (revoked or expired)")]
     LeaseNotFound {
         /// The lease id.
         lease: i64,
     },
-    /// The lease expired before it could be kept alive.
+    /// A keep-alive came too late: the lease's TTL ran out since its last refresh (the
+    /// memory store remembers its recently expired leases; the etcd store, the deadlines of
+    /// the leases it granted or refreshed).
     #[error("lease {lease:#x} expired")]
     LeaseExpired {
         /// The lease id.

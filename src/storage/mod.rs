@@ -95,7 +95,8 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Grants a lease with this time to live.
     async fn grant_lease(&self, ttl: Duration) -> Result<Lease>;
 
-    /// Refreshes a lease to its full TTL; answers the TTL. A lease that is gone gives
+    /// Refreshes a lease to its full TTL; answers the TTL. A lease whose TTL ran out since its
+    /// last refresh gives [`Error::LeaseExpired`]; a lease revoked, or not known, gives
     /// [`Error::LeaseNotFound`].
     async fn keep_alive(&self, lease: LeaseId) -> Result<Duration>;
 
@@ -109,6 +110,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The store's current revision.
     async fn current_revision(&self) -> Result<i64>;
+
+    /// How late, at most, the store removes a lease (and its keys) after its TTL ran out:
+    /// etcd checks for expired leases every 500 ms. Leader election grants leases that much
+    /// shorter than its TTL, so the leader key of a dead leader is gone within the TTL. The
+    /// default is zero; wrappers forward their inner store's.
+    fn lease_expiry_lag(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 #[async_trait::async_trait]
@@ -145,5 +154,8 @@ impl<S: Store + ?Sized> Store for std::sync::Arc<S> {
     }
     async fn current_revision(&self) -> Result<i64> {
         (**self).current_revision().await
+    }
+    fn lease_expiry_lag(&self) -> Duration {
+        (**self).lease_expiry_lag()
     }
 }

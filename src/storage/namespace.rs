@@ -153,4 +153,7 @@ impl<S: Store> Store for Namespaced<S> {
     async fn current_revision(&self) -> Result<i64> {
         self.inner.current_revision().await
     }
+    fn lease_expiry_lag(&self) -> Duration {
+        self.inner.lease_expiry_lag()
+    }
 }

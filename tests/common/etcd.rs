@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use mesos_sdk::storage::EtcdStore;
+use mesos_sdk::storage::{EtcdStore, EtcdStoreBuilder};
 
 /// The etcd binary: `$ETCD_BIN` or `etcd` on the PATH.
 fn etcd_binary() -> String {
@@ -32,6 +32,14 @@ struct MemberSpec {
     data_dir: PathBuf,
     initial_cluster: String,
     token: String,
+    /// Server certificate and key files: clients then talk `https://`.
+    tls: Option<(PathBuf, PathBuf)>,
+}
+
+impl MemberSpec {
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
 }
 
 /// One etcd process.
@@ -45,9 +53,17 @@ impl EtcdMember {
     fn spawn(spec: MemberSpec, state: &str) -> Self {
         let log =
             std::fs::File::create(spec.data_dir.with_extension("log")).expect("etcd log file");
-        let client = format!("http://127.0.0.1:{}", spec.client_port);
+        let client = format!("{}://127.0.0.1:{}", spec.scheme(), spec.client_port);
         let peer = format!("http://127.0.0.1:{}", spec.peer_port);
-        let child = Command::new(etcd_binary())
+        let mut command = Command::new(etcd_binary());
+        if let Some((cert, key)) = &spec.tls {
+            command
+                .arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key);
+        }
+        let child = command
             .args(["--name", &spec.name])
             .args(["--data-dir", &spec.data_dir.to_string_lossy()])
             .args(["--listen-client-urls", &client])
@@ -75,9 +91,13 @@ impl EtcdMember {
         }
     }
 
-    /// `http://127.0.0.1:<client port>`.
+    /// `http://127.0.0.1:<client port>` (`https://` with TLS).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.spec.client_port)
+        format!(
+            "{}://127.0.0.1:{}",
+            self.spec.scheme(),
+            self.spec.client_port
+        )
     }
 
     /// The process id (while running).
@@ -120,13 +140,36 @@ impl Drop for EtcdMember {
 pub struct EtcdCluster {
     /// The members (kill or restart them through these).
     pub members: Vec<EtcdMember>,
+    /// The CA clients must trust (TLS members only).
+    pub ca_pem: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 impl EtcdCluster {
     /// Starts `size` members and waits until the cluster serves requests.
     pub async fn start(size: usize) -> Self {
+        Self::start_with(size, None).await
+    }
+
+    /// One member serving clients over TLS with this server certificate and key (PEM); the
+    /// test stores trust `ca_pem`.
+    pub async fn single_tls(cert_pem: &str, key_pem: &str, ca_pem: &str) -> Self {
+        Self::start_with(
+            1,
+            Some((cert_pem.to_owned(), key_pem.to_owned(), ca_pem.to_owned())),
+        )
+        .await
+    }
+
+    async fn start_with(size: usize, tls: Option<(String, String, String)>) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
+        let tls_files = tls.as_ref().map(|(cert, key, _)| {
+            let (cert_file, key_file) =
+                (dir.path().join("server.pem"), dir.path().join("server.key"));
+            std::fs::write(&cert_file, cert).expect("write the server certificate");
+            std::fs::write(&key_file, key).expect("write the server key");
+            (cert_file, key_file)
+        });
         let token = format!("t{}", free_port());
         let ports: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
@@ -147,12 +190,17 @@ impl EtcdCluster {
                         data_dir: dir.path().join(format!("m{i}")),
                         initial_cluster: initial_cluster.clone(),
                         token: token.clone(),
+                        tls: tls_files.clone(),
                     },
                     "new",
                 )
             })
             .collect();
-        let cluster = Self { members, _dir: dir };
+        let cluster = Self {
+            members,
+            ca_pem: tls.map(|(_, _, ca)| ca),
+            _dir: dir,
+        };
         cluster.wait_ready().await;
         cluster
     }
@@ -176,7 +224,8 @@ impl EtcdCluster {
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let store = EtcdStore::builder(self.endpoints())
+            let store = self
+                .builder()
                 .connect_timeout(Duration::from_millis(500))
                 .request_timeout(Duration::from_millis(500))
                 .connect()
@@ -196,9 +245,18 @@ impl EtcdCluster {
         }
     }
 
+    /// A store builder on every endpoint (trusting the cluster's CA, if TLS).
+    pub fn builder(&self) -> EtcdStoreBuilder {
+        let builder = EtcdStore::builder(self.endpoints());
+        match &self.ca_pem {
+            Some(ca) => builder.tls_ca_pem(ca.as_bytes()),
+            None => builder,
+        }
+    }
+
     /// A store on every endpoint with short timeouts.
     pub async fn store(&self) -> EtcdStore {
-        EtcdStore::builder(self.endpoints())
+        self.builder()
             .connect_timeout(Duration::from_secs(2))
             .request_timeout(Duration::from_secs(2))
             .connect()

@@ -79,6 +79,7 @@ mod sandbox_fs;
 mod signals;
 mod status_updates;
 mod types;
+mod volumes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -132,6 +132,12 @@ pub(crate) async fn run_task_command(
         launch_failed(LaunchError::Sandbox(err));
         return;
     }
+    if let Err(err) =
+        super::volumes::link_persistent_volumes(&agent.work_dir, &run.sandbox, &run.task.resources)
+    {
+        launch_failed(LaunchError::Sandbox(err));
+        return;
+    }
     // A KILL (or TEARDOWN, or the agent stopping) during the fetch cancels it.
     let stop = async {
         tokio::select! {

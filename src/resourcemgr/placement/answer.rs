@@ -33,6 +33,9 @@ pub struct Placement {
     pub placed: Vec<Placed>,
     /// What was not, with reasons.
     pub unplaced: Vec<Unplaced>,
+    /// The requests not placed, given back in the order they were passed to
+    /// [`Placer::place`] (their reasons are in [`unplaced`](Self::unplaced)).
+    pub pending: Vec<Request>,
 }
 
 impl Placement {

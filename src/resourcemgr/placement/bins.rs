@@ -6,9 +6,12 @@
 //!
 //! What a bin counts as usable by ordinary requests: unreserved resources and resources
 //! reserved to the bin's role without labels (static or unlabelled dynamic reservations), root
-//! disk only (PATH and MOUNT disks are left alone), never revocable or shared resources.
+//! disk only. Besides, kept apart for the requests that ask: PATH and MOUNT disks (by piece:
+//! a PATH disk is cut, a MOUNT disk taken whole), revocable scalars (for requests that opt in),
+//! and shared persistent volumes (by persistence id; any number of tasks may use one).
 //! Resources reserved with the placer's label belong to that reservation's request only; other
-//! labelled reservations are left alone.
+//! labelled reservations, shared resources that are not volumes, and resources of resource
+//! providers are left alone.
 
 // `role` (Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
@@ -82,6 +85,14 @@ pub(crate) enum Class {
     Unreserved,
     Labelled(String),
     Volume(String),
+    /// A revocable scalar (cpus, mem, root disk, ...), unlabelled.
+    Revocable,
+    /// A PATH disk, unlabelled and without a volume.
+    PathDisk,
+    /// A MOUNT disk, unlabelled and without a volume.
+    MountDisk,
+    /// A shared persistent volume with this persistence id.
+    Shared(String),
     Ignored,
 }
 
@@ -105,12 +116,53 @@ pub(crate) struct Bin {
     pub(crate) ports: FreePorts,
     pub(crate) reservations: HashMap<String, Vec<i64>>,
     pub(crate) volumes: HashMap<String, Resource>,
+    /// Revocable amounts per dimension (for requests that opt in).
+    pub(crate) revocable: Vec<i64>,
+    /// PATH and MOUNT disks: (index in `pieces`, what is left of it, whether MOUNT), as the
+    /// search sees them (the pieces themselves are cut when the calls are built).
+    pub(crate) disks: Vec<(usize, i64, bool)>,
+    /// Shared persistent volumes by persistence id.
+    pub(crate) shared: HashMap<String, Resource>,
     pub(crate) gpu: bool,
     pub(crate) pieces: Vec<Piece>,
     pub(crate) values: Vec<Option<String>>,
 }
 
 impl Bin {
+    /// Takes `demand` from the bin's revocable resources first, the rest from the ordinary
+    /// ones (as [`Carver`] with [`From::Revocable`] cuts them).
+    pub(crate) fn consume_revocable(&mut self, demand: &[i64]) {
+        let rest: Vec<i64> = demand
+            .iter()
+            .enumerate()
+            .map(|(d, want)| {
+                let from_revocable = self.revocable[d].min(*want).max(0);
+                self.revocable[d] -= from_revocable;
+                want - from_revocable
+            })
+            .collect();
+        self.consume(&rest, false);
+    }
+
+    /// The PATH or MOUNT disk (index into [`disks`](Self::disks)) the search gives `amount`
+    /// to: the one with the least left that holds it (MOUNT: unused ones only, taken whole).
+    pub(crate) fn disk_for(&self, mount: bool, amount: i64) -> Option<usize> {
+        self.disks
+            .iter()
+            .enumerate()
+            .filter(|(_, (piece, left, m))| {
+                *m == mount && *left >= amount && (!mount || *left == self.pieces[*piece].left)
+            })
+            .min_by_key(|(_, (_, left, _))| *left)
+            .map(|(i, _)| i)
+    }
+
+    /// Takes the whole of disk `i` (MOUNT) or `amount` of it (PATH), as the search sees it.
+    pub(crate) fn use_disk(&mut self, i: usize, amount: i64) {
+        let (_, left, mount) = &mut self.disks[i];
+        *left = if *mount { 0 } else { *left - amount };
+    }
+
     /// Takes `demand` from the bin's ordinary resources: reserved first, then unreserved
     /// (`unreserved_only` for a request that reserves them).
     pub(crate) fn consume(&mut self, demand: &[i64], unreserved_only: bool) {
@@ -161,6 +213,9 @@ pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String
                         ports: FreePorts::default(),
                         reservations: HashMap::new(),
                         volumes: HashMap::new(),
+                        revocable: vec![0; dims.len()],
+                        disks: Vec::new(),
+                        shared: HashMap::new(),
                         gpu: false,
                         pieces: Vec::new(),
                         values: fields.iter().map(|f| view.field(f)).collect(),
@@ -221,8 +276,24 @@ fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
     if r.name == GPUS && amount > 0 {
         bin.gpu = true;
     }
-    let class = if r.revocable.is_some() || r.shared.is_some() || r.provider_id.is_some() {
+    let kind = disk_kind(r);
+    let class = if r.provider_id.is_some() {
         Class::Ignored
+    } else if r.shared.is_some() {
+        match volume_id(&normal) {
+            Some(id) if r.revocable.is_none() => Class::Shared(id.to_string()),
+            _ => Class::Ignored,
+        }
+    } else if r.revocable.is_some() {
+        let plain = volume_id(&normal).is_none()
+            && !has_reservation_labels(&normal)
+            && matches!(kind, DiskKind::NotDisk | DiskKind::Root)
+            && dim.is_some();
+        if plain {
+            Class::Revocable
+        } else {
+            Class::Ignored
+        }
     } else if let Some(id) = volume_id(&normal) {
         match reservation_label(&normal, label) {
             Some(owner) if owner == id => Class::Volume(id.to_string()),
@@ -233,7 +304,11 @@ fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
             Some(id) => Class::Labelled(id.to_string()),
             None => Class::Ignored,
         }
-    } else if r.name == "disk" && disk_kind(r) != DiskKind::Root {
+    } else if let DiskKind::Path(_) = kind {
+        Class::PathDisk
+    } else if let DiskKind::Mount(_) = kind {
+        Class::MountDisk
+    } else if r.name == "disk" && kind != DiskKind::Root {
         Class::Ignored
     } else if reservation_role(&normal) == "*" {
         Class::Unreserved
@@ -251,6 +326,14 @@ fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
             bin.reservations
                 .entry(id.clone())
                 .or_insert_with(|| vec![0; len])[d] += amount;
+        }
+        (Class::Revocable, Some(d)) => bin.revocable[d] += amount,
+        (Class::PathDisk | Class::MountDisk, _) => {
+            let mount = class == Class::MountDisk;
+            bin.disks.push((bin.pieces.len(), amount, mount));
+        }
+        (Class::Shared(id), _) => {
+            bin.shared.insert(id.clone(), r.clone());
         }
         (Class::Volume(id), _) => {
             bin.volumes.insert(id.clone(), r.clone());
@@ -283,9 +366,27 @@ pub(crate) enum From<'s> {
     Unreserved,
     /// The placer's reservation with this id.
     Reservation(&'s str),
+    /// Revocable first, then as [`From::Ordinary`].
+    Revocable,
 }
 
 impl Carver<'_> {
+    /// Cuts `amount` from piece `index` (a PATH disk), or all of it (a MOUNT disk).
+    pub(crate) fn take_piece(&mut self, index: usize, amount: i64) -> Option<Resource> {
+        let piece = self.pieces.get_mut(index)?;
+        let mut cut = piece.resource.clone();
+        if piece.class == Class::MountDisk {
+            piece.left = 0;
+            return Some(cut);
+        }
+        let n = piece.left.min(amount);
+        piece.left -= n;
+        cut.scalar = Some(Scalar {
+            value: from_fixed(n),
+        });
+        Some(cut)
+    }
+
     /// Takes `demand` (per dimension, thousandths) and `ports` (numbers) as resources.
     pub(crate) fn take(&mut self, demand: &[i64], ports: &[u64], from: From<'_>) -> Vec<Resource> {
         let mut out = Vec::with_capacity(demand.len() + 1);
@@ -299,6 +400,11 @@ impl Carver<'_> {
                 From::Ordinary => &[|c, _| *c == Class::Reserved, |c, _| *c == Class::Unreserved],
                 From::Unreserved => &[|c, _| *c == Class::Unreserved],
                 From::Reservation(_) => &[|c, id| matches!(c, Class::Labelled(x) if x == id)],
+                From::Revocable => &[
+                    |c, _| *c == Class::Revocable,
+                    |c, _| *c == Class::Reserved,
+                    |c, _| *c == Class::Unreserved,
+                ],
             };
             let id = match from {
                 From::Reservation(id) => id,

@@ -10,17 +10,19 @@ impl Placer {
     pub(super) fn finish(
         &mut self,
         pool: &mut OfferPool,
-        requests: &[Request],
+        mut requests: Vec<Request>,
         compiled: &[Compiled],
         dims: &Dims,
         mut bins: Vec<Bin>,
-        placed: Vec<(usize, usize, Vec<Vec<u64>>)>,
+        placed: Vec<Choice>,
         unplaced: Vec<Unplaced>,
         any_waiting: bool,
     ) -> Placement {
-        let mut per_bin: Vec<Vec<(usize, Vec<Vec<u64>>)>> = vec![Vec::new(); bins.len()];
-        for (ri, bi, ports) in placed {
-            per_bin[bi].push((ri, ports));
+        // Per bin: (request index, ports per task, disk piece).
+        type Item = (usize, Vec<Vec<u64>>, Option<usize>);
+        let mut per_bin: Vec<Vec<Item>> = vec![Vec::new(); bins.len()];
+        for (ri, bi, ports, disk) in placed {
+            per_bin[bi].push((ri, ports, disk));
         }
         let used_bins = per_bin.iter().filter(|items| !items.is_empty()).count();
         let mut out = Placement {
@@ -28,7 +30,9 @@ impl Placer {
             accepts: Vec::with_capacity(used_bins),
             placed: Vec::with_capacity(requests.len()),
             decline: Vec::new(),
+            pending: Vec::new(),
         };
+        let mut is_placed = vec![false; requests.len()];
         let principal = self.config.principal.clone();
         let mut gone: Vec<OfferId> = Vec::new();
         for (bi, items) in per_bin.into_iter().enumerate() {
@@ -45,16 +49,18 @@ impl Placer {
             let mut launches: Vec<TaskInfo> = Vec::with_capacity(items.len());
             let mut groups: Vec<Operation> = Vec::new();
             let volumes = bin.volumes.clone();
+            let shared = std::mem::take(&mut bin.shared);
             let mut carver = Carver {
                 pieces: &mut bin.pieces,
                 dims,
             };
-            for (ri, ports) in items {
+            for (ri, ports, disk_piece) in items {
+                is_placed[ri] = true;
                 let r = &requests[ri];
                 let c = &compiled[ri];
-                let mut tasks = Vec::new();
+                let mut task_resources: Vec<Vec<Resource>> = Vec::with_capacity(r.tasks.len());
                 let mut reservation = None;
-                for (ti, t) in r.tasks.iter().enumerate() {
+                for ti in 0..r.tasks.len() {
                     let task_ports = ports.get(ti).cloned().unwrap_or_default();
                     let mut resources = match (&c.bound, &r.reservation) {
                         (Some(id), _) => {
@@ -104,32 +110,62 @@ impl Placer {
                             rs.extend(carver.take(&[], &task_ports, From::Ordinary));
                             rs
                         }
-                        (None, None) => carver.take(&c.per_task[ti], &task_ports, From::Ordinary),
+                        (None, None) => {
+                            let from = if r.revocable {
+                                From::Revocable
+                            } else {
+                                From::Ordinary
+                            };
+                            let mut rs = carver.take(&c.per_task[ti], &task_ports, from);
+                            if let (Some(piece), Some((_, amount))) = (disk_piece, c.disk) {
+                                rs.extend(carver.take_piece(piece, amount));
+                            }
+                            rs
+                        }
                     };
+                    resources.extend(
+                        r.shared_volumes
+                            .iter()
+                            .filter_map(|id| shared.get(id).cloned()),
+                    );
                     // Pieces of one kind from two offers of the agent add up into one entry.
                     if has_duplicate_kinds(&resources) {
                         resources = Resources::from_slice(&resources).into_vec();
                     }
-                    let mut task = t.task.clone();
-                    task.agent_id = bin.view.agent_id.clone();
-                    task.resources = resources;
-                    tasks.push(task);
+                    task_resources.push(resources);
                 }
-                let executor = r.executor.as_ref().map(|(e, _)| {
-                    let mut e = e.clone();
+                // The templates move into the ACCEPT (each copied once, into its place there);
+                // `r.tasks` keeps the demands.
+                let r = &mut requests[ri];
+                let group = r.is_group();
+                let mut group_tasks = Vec::new();
+                let dest = if group {
+                    &mut group_tasks
+                } else {
+                    &mut launches
+                };
+                let first = dest.len();
+                for (spec, resources) in r.tasks.iter_mut().zip(task_resources) {
+                    dest.push(std::mem::take(&mut spec.task));
+                    if let Some(task) = dest.last_mut() {
+                        task.agent_id = bin.view.agent_id.clone();
+                        task.resources = resources;
+                    }
+                }
+                let task_ids = dest[first..].iter().map(|t| t.task_id.clone()).collect();
+                let executor_template = r.executor.as_mut().map(|(e, _)| std::mem::take(e));
+                let r = &*r;
+                let executor = executor_template.map(|mut e| {
                     e.resources =
                         Resources::from_slice(&carver.take(&c.executor, &[], From::Ordinary))
                             .into_vec();
                     e
                 });
-                let task_ids = tasks.iter().map(|t| t.task_id.clone()).collect();
-                if r.is_group() {
+                if group {
                     groups.push(operations::launch_group(
                         executor.unwrap_or_default(),
-                        TaskGroupInfo { tasks },
+                        TaskGroupInfo { tasks: group_tasks },
                     ));
-                } else {
-                    launches.extend(tasks);
                 }
                 if let Some((id, true)) = &reservation {
                     self.ledger.reserved(id, &bin.view.agent_id.value);
@@ -180,6 +216,11 @@ impl Placer {
             declined = out.decline.len(),
             "placement round"
         );
+        out.pending = requests
+            .into_iter()
+            .zip(is_placed)
+            .filter_map(|(r, placed)| (!placed).then_some(r))
+            .collect();
         gone.extend(out.decline.iter().cloned());
         gone.sort_by(|a, b| a.value.cmp(&b.value));
         gone.dedup();

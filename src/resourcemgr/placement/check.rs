@@ -18,6 +18,21 @@ pub(super) struct Compiled {
     pub(super) sticky_agent: Option<String>,
     pub(super) bound: Option<String>,
     pub(super) invalid: Option<String>,
+    /// May use revocable resources.
+    pub(super) revocable: bool,
+    /// A PATH (false) or MOUNT (true) disk of this amount, outside `total`.
+    pub(super) disk: Option<(bool, i64)>,
+    /// Needs checks the search structures cannot see (revocable, PATH/MOUNT disk, shared
+    /// volumes): searched by a scan of the bins.
+    pub(super) special: bool,
+}
+
+impl Compiled {
+    /// How much of dimension `d` of `b` this request may use beyond `have`: the revocable
+    /// amount, for a request that opts in.
+    fn extra(&self, b: &Bin, d: usize) -> i64 {
+        if self.revocable { b.revocable[d] } else { 0 }
+    }
 }
 
 /// The checks of one request against one bin.
@@ -52,7 +67,12 @@ impl Ctx<'_> {
             } else {
                 (&b.free, &c.total)
             };
-            if want.iter().zip(have).any(|(w, h)| w > h) {
+            if want
+                .iter()
+                .zip(have)
+                .enumerate()
+                .any(|(d, (w, h))| *w > h + c.extra(b, d))
+            {
                 return false;
             }
         }
@@ -96,7 +116,7 @@ impl Ctx<'_> {
             &c.total
         };
         for (d, w) in want.iter().enumerate() {
-            if *w > have[d] {
+            if *w > have[d] + c.extra(b, d) {
                 if !report(FailureKind::Short(self.dims.names[d].clone())) {
                     return false;
                 }
@@ -104,8 +124,27 @@ impl Ctx<'_> {
             }
         }
         if !c.ports.is_empty() && !b.ports.fits(&c.ports) {
-            report(FailureKind::Ports);
+            if !report(FailureKind::Ports) {
+                return false;
+            }
             ok = false;
+        }
+        if let Some((mount, amount)) = c.disk {
+            if b.disk_for(mount, amount).is_none() {
+                let what = if mount { "MOUNT disk" } else { "PATH disk" };
+                if !report(FailureKind::Short(what.into())) {
+                    return false;
+                }
+                ok = false;
+            }
+        }
+        for id in &self.req.shared_volumes {
+            if !b.shared.contains_key(id) {
+                if !report(FailureKind::SharedVolume(id.clone())) {
+                    return false;
+                }
+                ok = false;
+            }
         }
         ok
     }

@@ -23,6 +23,8 @@ pub enum FailureKind {
     Short(String),
     /// Not enough free ports, or a fixed port taken.
     Ports,
+    /// The shared persistent volume with this persistence id is not offered by the agent.
+    SharedVolume(String),
     /// Delay scheduling: waiting for an agent that satisfies a preference.
     Waiting(String),
 }
@@ -43,6 +45,7 @@ impl FailureKind {
             ),
             FailureKind::Short(r) => format!("{r} short"),
             FailureKind::Ports => "ports short".into(),
+            FailureKind::SharedVolume(_) => "shared volume".into(),
             FailureKind::Waiting(_) => "waiting".into(),
         }
     }
@@ -59,6 +62,7 @@ impl fmt::Display for FailureKind {
             FailureKind::Constraint(c) => f.write_str(c),
             FailureKind::Short(r) => write!(f, "{r} short"),
             FailureKind::Ports => f.write_str("ports short"),
+            FailureKind::SharedVolume(id) => write!(f, "no shared volume {id}"),
             FailureKind::Waiting(p) => write!(f, "waiting for a preferred agent ({p})"),
         }
     }

@@ -19,7 +19,11 @@
 //!
 //! Choices where Mesos and Marathon leave room:
 //! - Ordinary requests use unreserved resources and their role's unlabelled reservations (the
-//!   reserved first); root disk only; never revocable or shared resources.
+//!   reserved first); root disk only; never revocable or shared resources. A request may opt
+//!   in to revocable resources ([`Request::revocable`]: used first), take its disk from a PATH
+//!   or a whole MOUNT disk ([`DiskSource`]), and mount shared persistent volumes offered on
+//!   the agent ([`Request::shared_volume`]; any number of tasks share one). Such requests are
+//!   searched by a scan of the bins rather than the search structures.
 //! - A request with a [`ReservationSpec`] reserves its resources dynamically for its role, with
 //!   a label (`mesos-sdk/reservation` = id) and, if asked, a persistent volume whose persistence
 //!   id is the reservation id; once the [`Ledger`] knows the reservation's agent, the request
@@ -56,7 +60,7 @@ pub use constraints::{Constraint, ConstraintError, Preference};
 pub use explain::{FailureKind, Unplaced};
 pub use fitness::{BestFit, BinPacking, Fitness, SearchOrder, Spread};
 pub use ledger::Ledger;
-pub use request::{Demand, PortSpec, Request, ReservationSpec, TaskSpec, VolumeSpec};
+pub use request::{Demand, DiskSource, PortSpec, Request, ReservationSpec, TaskSpec, VolumeSpec};
 use search::MaxTree;
 
 use super::algebra::{Resources, to_fixed};
@@ -67,6 +71,10 @@ use crate::scheduler::calls::{self, operations};
 use crate::v1::offer::Operation;
 use crate::v1::scheduler::Call;
 use crate::v1::{ExecutorInfo, OfferId, Resource, TaskGroupInfo, TaskId, TaskInfo};
+
+/// Where the search put a request: (request index, bin index, ports per task, the PATH or
+/// MOUNT disk piece it takes).
+type Choice = (usize, usize, Vec<Vec<u64>>, Option<usize>);
 
 /// Label key of the reservations the placer makes (value: the reservation id).
 pub const RESERVATION_LABEL: &str = "mesos-sdk/reservation";
@@ -149,7 +157,18 @@ impl Placer {
 
     /// Places `requests` onto the offers of `pool` at time `now`. The offers used in the
     /// ACCEPT calls and those to decline leave the pool.
-    pub fn place(&mut self, pool: &mut OfferPool, requests: &[Request], now: Instant) -> Placement {
+    ///
+    /// The requests are taken by value: a placed request's `TaskInfo`s move into its ACCEPT
+    /// (no copy), and the requests left unplaced come back in [`Placement::pending`], in the
+    /// order given, to be placed again in a later round.
+    pub fn place(
+        &mut self,
+        pool: &mut OfferPool,
+        requests: impl IntoIterator<Item = Request>,
+        now: Instant,
+    ) -> Placement {
+        let owned: Vec<Request> = requests.into_iter().collect();
+        let requests = owned.as_slice();
         let dims = Dims::new(
             requests
                 .iter()
@@ -187,7 +206,7 @@ impl Placer {
         }
         let mut bins = bins::build(pool, &dims, RESERVATION_LABEL, &fields);
         let mut unplaced: Vec<Unplaced> = Vec::new();
-        let mut placed: Vec<(usize, usize, Vec<Vec<u64>>)> = Vec::new();
+        let mut placed: Vec<Choice> = Vec::new();
 
         // Largest agent per dimension, for dominant shares.
         let mut max_cap = vec![1i64; dims.len()];
@@ -348,6 +367,14 @@ impl Placer {
                         break;
                     }
                 }
+            } else if c.special {
+                // Revocable resources, PATH/MOUNT disks and shared volumes are invisible to
+                // the search structures: scan the bins in the first-fit order.
+                for bi in &slots {
+                    if visit(*bi as usize, &bins) {
+                        break;
+                    }
+                }
             } else {
                 match order {
                     SearchOrder::FirstFit => {
@@ -446,8 +473,14 @@ impl Placer {
                     }
                 }
                 (None, Some(_)) => b.consume(&c.reserve_total, true),
+                (None, None) if c.revocable => b.consume_revocable(&c.total),
                 (None, None) => b.consume(&c.total, false),
             }
+            let disk_piece = c.disk.and_then(|(mount, amount)| {
+                let i = b.disk_for(mount, amount)?;
+                b.use_disk(i, amount);
+                Some(b.disks[i].0)
+            });
             if order == SearchOrder::FirstFit {
                 // A bin that cannot hold the smallest request of the batch in some resource
                 // leaves the search for good.
@@ -465,12 +498,12 @@ impl Placer {
                     *m.entry(v.clone()).or_insert(0) += 1;
                 }
             }
-            placed.push((ri, bi, task_ports));
+            placed.push((ri, bi, task_ports, disk_piece));
         }
 
         self.finish(
             pool,
-            requests,
+            owned,
             &compiled,
             &dims,
             bins,
@@ -497,7 +530,20 @@ impl Placer {
             }
             v
         };
-        let per_task: Vec<Vec<i64>> = r.tasks.iter().map(|t| vector(&t.demand)).collect();
+        let mut disk = None;
+        let per_task: Vec<Vec<i64>> = r
+            .tasks
+            .iter()
+            .map(|t| {
+                let mut v = vector(&t.demand);
+                if t.demand.disk_source != DiskSource::Root {
+                    // Counted apart: it comes from one PATH or MOUNT disk.
+                    disk = Some((t.demand.disk_source == DiskSource::Mount, v[DISK]));
+                    v[DISK] = 0;
+                }
+                v
+            })
+            .collect();
         let executor = r
             .executor
             .as_ref()
@@ -536,6 +582,11 @@ impl Placer {
         }
         if r.reservation.is_some() && r.is_group() {
             invalid = Some("a reservation needs a single-task request".into());
+        }
+        if disk.is_some() && (r.is_group() || r.reservation.is_some()) {
+            invalid = Some(
+                "a PATH or MOUNT disk needs a single-task request without a reservation".into(),
+            );
         }
         let (mut share, mut dominant) = (0.0f64, CPUS);
         for d in [CPUS, MEM] {
@@ -577,6 +628,9 @@ impl Placer {
                 .flatten(),
             bound,
             invalid,
+            revocable: r.revocable,
+            special: r.revocable || disk.is_some() || !r.shared_volumes.is_empty(),
+            disk,
         }
     }
 }

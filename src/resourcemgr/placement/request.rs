@@ -1,6 +1,7 @@
 //! What the placer is asked to place: a [`Request`] (one task, or a task group with its
-//! executor), each task's [`Demand`] (scalars and ports), and an optional reservation with a
-//! persistent volume.
+//! executor), each task's [`Demand`] (scalars, ports, where its disk comes from), whether it
+//! may use revocable resources, the shared persistent volumes it mounts, and an optional
+//! reservation with a persistent volume.
 
 use super::*;
 
@@ -13,14 +14,30 @@ pub struct PortSpec {
     pub number: Option<u64>,
 }
 
+/// Where a task's `disk` comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum DiskSource {
+    /// The agent's root disk (the default), split as needed.
+    #[default]
+    Root,
+    /// A PATH disk (an extra disk the agent offers in pieces): the amount is cut from one PATH
+    /// disk.
+    Path,
+    /// A MOUNT disk: a whole disk of at least the amount, used exclusively (Mesos never splits
+    /// a MOUNT disk, so the task gets all of it). The smallest such disk that fits is taken.
+    Mount,
+}
+
 /// What one task (or an executor) needs: scalars by name (`cpus`, `mem`, `disk`, `gpus`,
-/// custom ones) and ports.
+/// custom ones), ports, and where the disk comes from.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Demand {
     /// Scalar resources by name.
     pub scalars: Vec<(String, f64)>,
     /// Ports.
     pub ports: Vec<PortSpec>,
+    /// Where the `disk` scalar comes from (PATH and MOUNT: single-task requests only).
+    pub disk_source: DiskSource,
 }
 
 impl Demand {
@@ -37,6 +54,12 @@ impl Demand {
             demand.scalars.push((r.name.clone(), s.value));
         }
         Ok(demand)
+    }
+
+    /// Takes the disk from a PATH or MOUNT disk (see [`DiskSource`]).
+    pub fn with_disk_source(mut self, source: DiskSource) -> Self {
+        self.disk_source = source;
+        self
     }
 
     /// Adds `n` ports, any numbers.
@@ -124,6 +147,13 @@ pub struct Request {
     pub sticky: bool,
     /// A reservation (and volume) of its own; single-task requests only.
     pub reservation: Option<ReservationSpec>,
+    /// May use revocable resources (Mesos may take them back at any time, killing the task):
+    /// they are used first, before ordinary ones. Off (the default): revocable resources are
+    /// never used.
+    pub revocable: bool,
+    /// Shared persistent volumes (persistence ids) its tasks mount: the agent must offer each
+    /// (a persistent volume with `shared`); several requests, in one round too, may use one.
+    pub shared_volumes: Vec<String>,
 }
 
 impl Request {
@@ -139,6 +169,8 @@ impl Request {
             preferences: Vec::new(),
             sticky: false,
             reservation: None,
+            revocable: false,
+            shared_volumes: Vec::new(),
         }
     }
 
@@ -172,6 +204,18 @@ impl Request {
     /// Asks for a reservation (and volume).
     pub fn reserve(mut self, reservation: ReservationSpec) -> Self {
         self.reservation = Some(reservation);
+        self
+    }
+
+    /// Lets it use revocable resources.
+    pub fn revocable(mut self) -> Self {
+        self.revocable = true;
+        self
+    }
+
+    /// Mounts the shared persistent volume with this persistence id.
+    pub fn shared_volume(mut self, persistence_id: &str) -> Self {
+        self.shared_volumes.push(persistence_id.to_string());
         self
     }
 

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 
 use super::*;
-use crate::resourcemgr::{parse_attributes, parse_resources, reservation_label, volume_id};
+use crate::resourcemgr::{
+    DiskKind, disk_kind, disk_with_source, parse_attributes, parse_resources, reservation_label,
+    volume_id,
+};
 use crate::v1::offer::operation::Type as OpType;
 use crate::v1::resource::AllocationInfo;
 use crate::v1::{AgentId, ExecutorId, Offer, TaskId};
@@ -86,7 +89,7 @@ fn packs_onto_few_agents_and_keeps_allocation_info() {
         .map(|i| req(&format!("t{i}"), "cpus:1;mem:512"))
         .collect();
     let mut placer = Placer::default();
-    let out = placer.place(&mut pool, &requests, Instant::now());
+    let out = placer.place(&mut pool, requests.clone(), Instant::now());
     assert_eq!(out.placed.len(), 6);
     assert_eq!(
         out.agents_used(),
@@ -139,7 +142,7 @@ fn unique_hostname_and_reasons() {
         .collect();
     requests.push(req("big", "cpus:1;mem:100000"));
     let mut placer = Placer::default();
-    let out = placer.place(&mut pool, &requests, Instant::now());
+    let out = placer.place(&mut pool, requests.clone(), Instant::now());
     assert_eq!(out.placed.len(), 3);
     assert_eq!(out.agents_used(), 3);
     assert_eq!(out.unplaced.len(), 3);
@@ -156,11 +159,11 @@ fn unique_hostname_and_reasons() {
     );
     // The next round counts the running ones.
     let mut pool = pool_of(vec![offer("o9", "a0", "cpus:8;mem:8192", "", "web")]);
-    let out = placer.place(&mut pool, &requests[3..5], Instant::now());
+    let out = placer.place(&mut pool, requests[3..5].to_vec(), Instant::now());
     assert!(out.placed.is_empty());
     placer.ledger_mut().ended("t0");
     let mut pool = pool_of(vec![offer("o10", "a0", "cpus:8;mem:8192", "", "web")]);
-    let out = placer.place(&mut pool, &requests[3..4], Instant::now());
+    let out = placer.place(&mut pool, requests[3..4].to_vec(), Instant::now());
     assert_eq!(out.placed.len(), 1);
 }
 
@@ -172,7 +175,7 @@ fn role_and_gpu_rules() {
     ]);
     let out = Placer::default().place(
         &mut pool,
-        &[
+        [
             req("plain", "cpus:1;mem:1"),
             req("ml", "cpus:1;mem:1;gpus:1"),
         ],
@@ -213,7 +216,7 @@ fn reservation_volume_lifecycle() {
         "",
         "web",
     )]);
-    let out = placer.place(&mut pool, std::slice::from_ref(&request), Instant::now());
+    let out = placer.place(&mut pool, [request.clone()], Instant::now());
     assert_eq!(out.placed.len(), 1, "{:?}", out.unplaced);
     assert_eq!(
         ops(&out.accepts[0]),
@@ -242,7 +245,7 @@ fn reservation_volume_lifecycle() {
     let mut other = offer("o3", "a2", "cpus:4;mem:1024;disk:1000", "", "web");
     other.hostname = "a2.host".into();
     let mut pool = pool_of(vec![other, back]);
-    let out = placer.place(&mut pool, std::slice::from_ref(&request), Instant::now());
+    let out = placer.place(&mut pool, [request.clone()], Instant::now());
     assert_eq!(out.placed.len(), 1);
     assert_eq!(
         out.placed[0].agent.agent_id.value, "a1",
@@ -278,7 +281,7 @@ fn waits_for_a_bound_reservation() {
         volume: None,
     });
     let mut pool = pool_of(vec![offer("o1", "a2", "cpus:4", "", "web")]);
-    let out = placer.place(&mut pool, &[request], Instant::now());
+    let out = placer.place(&mut pool, [request], Instant::now());
     assert!(out.placed.is_empty());
     assert_eq!(out.unplaced[0].excluded_by(&FailureKind::Reservation), 1);
 }
@@ -292,7 +295,7 @@ fn delay_scheduling_then_relax() {
     let t0 = Instant::now();
     let request = req("t", "cpus:1").prefer("rack", "r2");
     let mut pool = pool_of(vec![offer("o1", "a1", "cpus:4", "rack:r1", "web")]);
-    let out = placer.place(&mut pool, std::slice::from_ref(&request), t0);
+    let out = placer.place(&mut pool, [request.clone()], t0);
     assert!(out.placed.is_empty());
     assert!(out.unplaced[0].waiting);
     assert!(
@@ -300,11 +303,7 @@ fn delay_scheduling_then_relax() {
         "offers are held while a request waits"
     );
     assert_eq!(pool.len(), 1);
-    let out = placer.place(
-        &mut pool,
-        std::slice::from_ref(&request),
-        t0 + Duration::from_secs(6),
-    );
+    let out = placer.place(&mut pool, [request.clone()], t0 + Duration::from_secs(6));
     assert_eq!(out.placed.len(), 1, "relaxed after the wait");
 
     // Preferred agent present: taken at once even if it packs worse.
@@ -312,7 +311,7 @@ fn delay_scheduling_then_relax() {
         offer("o2", "a1", "cpus:1", "rack:r1", "web"),
         offer("o3", "a2", "cpus:8", "rack:r2", "web"),
     ]);
-    let out = placer.place(&mut pool, &[req("u", "cpus:1").prefer("rack", "r2")], t0);
+    let out = placer.place(&mut pool, [req("u", "cpus:1").prefer("rack", "r2")], t0);
     assert_eq!(out.placed[0].agent.agent_id.value, "a2");
 
     // Stickiness: back to the last agent.
@@ -321,7 +320,7 @@ fn delay_scheduling_then_relax() {
         offer("o5", "a2", "cpus:8", "", "web"),
     ]);
     placer.ledger_mut().ended("u");
-    let out = placer.place(&mut pool, &[req("u", "cpus:1").sticky()], t0);
+    let out = placer.place(&mut pool, [req("u", "cpus:1").sticky()], t0);
     assert_eq!(out.placed[0].agent.agent_id.value, "a2");
 }
 
@@ -344,7 +343,7 @@ fn task_group_lands_on_one_agent_with_launch_group() {
         },
         Demand::parse("cpus:0.1;mem:32").unwrap(),
     ));
-    let out = Placer::default().place(&mut pool, &[request], Instant::now());
+    let out = Placer::default().place(&mut pool, [request], Instant::now());
     assert_eq!(out.placed.len(), 1, "{:?}", out.unplaced);
     let p = &out.placed[0];
     assert_eq!(p.agent.agent_id.value, "a2");
@@ -360,7 +359,7 @@ fn invalid_requests_and_empty_pool() {
     let mut bad = req("bad", "cpus:1");
     bad.tasks[0].demand.scalars.push(("mem".into(), f64::NAN));
     let mut pool = OfferPool::new();
-    let out = Placer::default().place(&mut pool, &[bad, req("ok", "cpus:1")], Instant::now());
+    let out = Placer::default().place(&mut pool, [bad, req("ok", "cpus:1")], Instant::now());
     let texts: Vec<String> = out.unplaced.iter().map(ToString::to_string).collect();
     assert_eq!(
         texts,
@@ -387,16 +386,18 @@ fn spread_and_scored_fitness() {
         ])
     };
     let requests = [req("x", "cpus:1"), req("y", "cpus:1")];
-    let out =
-        Placer::default()
-            .with_fitness(Spread)
-            .place(&mut offers(), &requests, Instant::now());
+    let out = Placer::default().with_fitness(Spread).place(
+        &mut offers(),
+        requests.clone(),
+        Instant::now(),
+    );
     assert_eq!(out.agents_used(), 1, "both go to the agent with most cpus");
     assert_eq!(out.placed[0].agent.agent_id.value, "a2");
-    let out =
-        Placer::default()
-            .with_fitness(MostMem)
-            .place(&mut offers(), &requests, Instant::now());
+    let out = Placer::default().with_fitness(MostMem).place(
+        &mut offers(),
+        requests.clone(),
+        Instant::now(),
+    );
     assert_eq!(out.placed[0].agent.agent_id.value, "a1");
 }
 
@@ -452,7 +453,7 @@ proptest! {
             }
             requests.push(r);
         }
-        let out = Placer::default().place(&mut pool, &requests, Instant::now());
+        let out = Placer::default().place(&mut pool, requests.clone(), Instant::now());
         prop_assert_eq!(out.placed.len() + out.unplaced.len(), requests.len());
         for u in &out.unplaced {
             prop_assert!(!u.reasons.is_empty(), "{} unplaced without a reason", u.request_id);
@@ -524,7 +525,7 @@ fn legacy_offers_and_demand_errors() {
         r.role = Some("*".into());
     }
     let mut pool = pool_of(vec![legacy]);
-    let out = Placer::default().place(&mut pool, &[req("t", "cpus:1;mem:32")], Instant::now());
+    let out = Placer::default().place(&mut pool, [req("t", "cpus:1;mem:32")], Instant::now());
     assert_eq!(out.placed.len(), 1, "{:?}", out.unplaced);
     let rs = &out.tasks(&out.placed[0])[0].resources;
     assert!(
@@ -548,4 +549,269 @@ fn legacy_offers_and_demand_errors() {
         Demand::parse("ports:[1-2]"),
         Err(ResourceError::BadType { .. })
     ));
+}
+
+// ------------------------------------- revocable, PATH / MOUNT disks, shared volumes
+
+/// `offer(...)` plus extra resources (revocable, disks with a source, volumes), all with the
+/// offer's allocation role.
+fn offer_plus(id: &str, agent: &str, resources: &str, extra: Vec<Resource>) -> Offer {
+    let mut o = offer(id, agent, resources, "", "web");
+    for mut r in extra {
+        r.allocation_info = o.allocation_info.clone();
+        o.resources.push(r);
+    }
+    o
+}
+
+fn shared_volume(id: &str, mb: f64) -> Resource {
+    let disk = push_reservation(
+        &crate::resourcemgr::scalar("disk", mb),
+        dynamic_reservation("web", None, &[]),
+    )
+    .unwrap();
+    crate::resourcemgr::shared(&persistent_volume(&disk, id, None, "shared"))
+}
+
+fn revocable_cpus(n: f64) -> Resource {
+    crate::resourcemgr::revocable(&crate::resourcemgr::scalar("cpus", n))
+}
+
+#[test]
+fn revocable_resources_only_for_requests_that_opt_in() {
+    let cases: &[(&str, bool, bool, f64)] = &[
+        // (demand, opts in, placed, revocable cpus in the task)
+        ("cpus:1;mem:32", false, true, 0.0),
+        ("cpus:3;mem:32", false, false, 0.0),
+        ("cpus:3;mem:32", true, true, 3.0),
+        ("cpus:5;mem:32", true, true, 4.0),
+        ("cpus:7;mem:32", true, false, 0.0),
+    ];
+    for (demand, opt_in, placed, revocable) in cases {
+        let mut pool = pool_of(vec![offer_plus(
+            "o1",
+            "a1",
+            "cpus:2;mem:1024",
+            vec![revocable_cpus(4.0)],
+        )]);
+        let mut r = req("t", demand);
+        if *opt_in {
+            r = r.revocable();
+        }
+        let out = Placer::default().place(&mut pool, [r], Instant::now());
+        assert_eq!(
+            out.placed.len() == 1,
+            *placed,
+            "{demand} {opt_in}: {:?}",
+            out.unplaced
+        );
+        if !*placed {
+            assert_eq!(out.pending.len(), 1, "given back");
+            assert!(
+                out.unplaced[0].to_string().contains("cpus short"),
+                "{}",
+                out.unplaced[0]
+            );
+            continue;
+        }
+        let rs = &out.tasks(&out.placed[0])[0].resources;
+        let got: f64 = rs
+            .iter()
+            .filter(|r| r.name == "cpus" && r.revocable.is_some())
+            .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
+            .sum();
+        assert_eq!(got, *revocable, "{demand}: {rs:?}");
+        let all: f64 = rs
+            .iter()
+            .filter(|r| r.name == "cpus")
+            .filter_map(|r| r.scalar.as_ref().map(|s| s.value))
+            .sum();
+        assert_eq!(all, Demand::parse(demand).unwrap().scalar("cpus"));
+    }
+}
+
+#[test]
+fn mount_disks_are_taken_whole_and_path_disks_are_cut() {
+    let mut pool = pool_of(vec![offer_plus(
+        "o1",
+        "a1",
+        "cpus:8;mem:4096;disk:100",
+        vec![
+            disk_with_source(1000.0, "/mnt/big", true),
+            disk_with_source(500.0, "/mnt/small", true),
+            disk_with_source(1000.0, "/data", false),
+        ],
+    )]);
+    let disk = |id: &str, mb: u32, source: DiskSource| {
+        Request::task(
+            id,
+            "web",
+            task(id),
+            Demand::parse(&format!("cpus:1;mem:32;disk:{mb}"))
+                .unwrap()
+                .with_disk_source(source),
+        )
+    };
+    let requests = vec![
+        disk("m400", 400, DiskSource::Mount),
+        disk("m600", 600, DiskSource::Mount),
+        disk("m100", 100, DiskSource::Mount),
+        disk("p300", 300, DiskSource::Path),
+        disk("p600", 600, DiskSource::Path),
+        disk("p200", 200, DiskSource::Path),
+        disk("root", 100, DiskSource::Root),
+    ];
+    let out = Placer::default().place(&mut pool, requests, Instant::now());
+    let disk_of = |id: &str| -> Vec<(DiskKind, f64)> {
+        let p = out.placed.iter().find(|p| p.request_id == id).unwrap();
+        out.tasks(p)[0]
+            .resources
+            .iter()
+            .filter(|r| r.name == "disk")
+            .map(|r| (disk_kind(r), r.scalar.as_ref().unwrap().value))
+            .collect()
+    };
+    // The smallest MOUNT disk that holds it, whole; the next takes the big one.
+    assert_eq!(
+        disk_of("m400"),
+        vec![(DiskKind::Mount("/mnt/small".into()), 500.0)]
+    );
+    assert_eq!(
+        disk_of("m600"),
+        vec![(DiskKind::Mount("/mnt/big".into()), 1000.0)]
+    );
+    // PATH disk: cut, 300 + 600 out of 1000; 200 more does not fit.
+    assert_eq!(
+        disk_of("p300"),
+        vec![(DiskKind::Path("/data".into()), 300.0)]
+    );
+    assert_eq!(
+        disk_of("p600"),
+        vec![(DiskKind::Path("/data".into()), 600.0)]
+    );
+    assert_eq!(disk_of("root"), vec![(DiskKind::Root, 100.0)]);
+    let reasons: Vec<String> = out.unplaced.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "m100: MOUNT disk short on 1 agent".to_string(),
+            "p200: PATH disk short on 1 agent".to_string()
+        ]
+    );
+    // A request for a MOUNT disk in a group is refused as invalid.
+    let mut group = disk("g", 10, DiskSource::Mount);
+    group.tasks.push(group.tasks[0].clone());
+    let out = Placer::default().place(&mut pool_of(vec![]), [group], Instant::now());
+    assert!(
+        out.unplaced[0].to_string().contains("invalid request"),
+        "{}",
+        out.unplaced[0]
+    );
+}
+
+#[test]
+fn a_shared_volume_serves_several_tasks() {
+    let mut pool = pool_of(vec![
+        offer_plus("o1", "a1", "cpus:8;mem:4096", vec![]),
+        offer_plus(
+            "o2",
+            "a2",
+            "cpus:8;mem:4096",
+            vec![shared_volume("media", 100.0)],
+        ),
+    ]);
+    let requests: Vec<Request> = (0..3)
+        .map(|i| req(&format!("r{i}"), "cpus:1;mem:32").shared_volume("media"))
+        .chain([req("other", "cpus:1;mem:32").shared_volume("nope")])
+        .collect();
+    let out = Placer::default().place(&mut pool, requests, Instant::now());
+    assert_eq!(out.placed.len(), 3, "{:?}", out.unplaced);
+    for p in &out.placed {
+        assert_eq!(p.agent.agent_id.value, "a2");
+        let rs = &out.tasks(p)[0].resources;
+        assert!(
+            rs.iter()
+                .any(|r| volume_id(r) == Some("media") && r.shared.is_some()),
+            "{rs:?}"
+        );
+    }
+    assert_eq!(
+        out.unplaced[0].to_string(),
+        "other: no shared volume nope on 2 agents"
+    );
+    assert_eq!(out.pending.len(), 1);
+    assert_eq!(out.pending[0].id, "other");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Revocable resources go only to requests that opt in; MOUNT disks go whole to one task;
+    /// no placement takes more than its offers (shared volumes aside).
+    #[test]
+    fn revocable_and_disk_sources_are_respected(
+        agents in proptest::collection::vec((1u32..6, 0u32..6, 0u32..3), 1..6),
+        reqs in proptest::collection::vec((1u32..30, any::<bool>(), 0u32..3, 1u32..8), 0..24),
+    ) {
+        let offers: Vec<Offer> = agents
+            .iter()
+            .enumerate()
+            .map(|(i, (cpus, revocable, mounts))| {
+                let mut extra = Vec::new();
+                if *revocable > 0 {
+                    extra.push(revocable_cpus(f64::from(*revocable)));
+                }
+                for m in 0..*mounts {
+                    extra.push(disk_with_source(f64::from(100 * (m + 1)), &format!("/m{m}"), true));
+                }
+                extra.push(disk_with_source(500.0, "/p", false));
+                offer_plus(&format!("o{i}"), &format!("a{i}"), &format!("cpus:{cpus};mem:4096"), extra)
+            })
+            .collect();
+        let mut pool = pool_of(offers.clone());
+        let requests: Vec<Request> = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, (cpus, opt_in, source, disk))| {
+                let source = [DiskSource::Root, DiskSource::Path, DiskSource::Mount][*source as usize];
+                let disk = if source == DiskSource::Root { 0 } else { disk * 50 };
+                let demand = Demand::parse(&format!("cpus:{};mem:16;disk:{disk}", f64::from(*cpus) / 10.0))
+                    .unwrap()
+                    .with_disk_source(source);
+                let r = Request::task(&format!("r{i}"), "web", task(&format!("r{i}")), demand);
+                if *opt_in { r.revocable() } else { r }
+            })
+            .collect();
+        let out = Placer::default().place(&mut pool, requests.clone(), Instant::now());
+        prop_assert_eq!(out.placed.len() + out.unplaced.len(), requests.len());
+        prop_assert_eq!(out.pending.len(), out.unplaced.len());
+        let by_id: HashMap<String, &Offer> = offers.iter().map(|o| (o.id.value.clone(), o)).collect();
+        let mut mounts_used: HashSet<(String, String)> = HashSet::new();
+        for p in &out.placed {
+            let r = requests.iter().find(|r| r.id == p.request_id).unwrap();
+            for t in out.tasks(p) {
+                for res in &t.resources {
+                    prop_assert!(r.revocable || res.revocable.is_none(), "{} got revocable", r.id);
+                    if let DiskKind::Mount(root) = disk_kind(res) {
+                        prop_assert!(mounts_used.insert((p.agent.agent_id.value.clone(), root.clone())), "MOUNT disk shared");
+                        let whole = f64::from(100 * (root[2..].parse::<u32>().unwrap() + 1));
+                        prop_assert_eq!(res.scalar.as_ref().unwrap().value, whole);
+                    }
+                }
+            }
+        }
+        for call in &out.accepts {
+            let accept = call.accept.as_ref().unwrap();
+            let mut offered = Resources::new();
+            for id in &accept.offer_ids {
+                offered.add_all(&by_id[&id.value].resources);
+            }
+            let mut used = Resources::new();
+            for op in &accept.operations {
+                for t in op.launch.iter().flat_map(|l| &l.task_infos) {
+                    used.add_all(&t.resources);
+                }
+            }
+            prop_assert!(offered.contains(used.as_slice()), "{} not in {}", used, offered);
+        }
+    }
 }

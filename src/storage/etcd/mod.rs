@@ -15,6 +15,7 @@
 mod convert;
 mod watch;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -33,6 +34,8 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
 /// Pause before sending again a request that could not be sent.
 const NOT_SENT_RETRY: Duration = Duration::from_millis(25);
+/// How often etcd's lessor revokes expired leases (a constant of etcd).
+const ETCD_EXPIRY_CHECK: Duration = Duration::from_millis(500);
 /// Default time allowed for one request.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -161,6 +164,7 @@ impl EtcdStoreBuilder {
         Ok(EtcdStore {
             client,
             request_timeout: self.request_timeout,
+            lease_deadlines: std::sync::Arc::default(),
         })
     }
 }
@@ -170,7 +174,16 @@ impl EtcdStoreBuilder {
 pub struct EtcdStore {
     client: ec::Client,
     request_timeout: Duration,
+    /// Per lease this client granted or refreshed: the earliest time etcd may expire it (the
+    /// send time of the last confirmed grant or refresh plus its TTL). A keep-alive that finds
+    /// the lease gone after that time answers [`Error::LeaseExpired`], before it
+    /// [`Error::LeaseNotFound`] (revoked, or never known).
+    lease_deadlines: std::sync::Arc<std::sync::Mutex<HashMap<i64, std::time::Instant>>>,
 }
+
+/// How long a passed lease deadline is remembered (entries of leases nobody refreshes or
+/// revokes are dropped after this).
+const LEASE_DEADLINE_KEPT: Duration = Duration::from_secs(3600);
 
 impl std::fmt::Debug for EtcdStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -181,6 +194,22 @@ impl std::fmt::Debug for EtcdStore {
 }
 
 impl EtcdStore {
+    /// The error for a lease etcd no longer knows: [`Error::LeaseExpired`] when its deadline
+    /// (as this client saw it) has passed, [`Error::LeaseNotFound`] otherwise.
+    fn lease_gone(&self, lease: LeaseId) -> Error {
+        let expired = self
+            .lease_deadlines
+            .lock()
+            .ok()
+            .and_then(|mut deadlines| deadlines.remove(&lease.0))
+            .is_some_and(|deadline| deadline <= std::time::Instant::now());
+        if expired {
+            Error::LeaseExpired { lease: lease.0 }
+        } else {
+            Error::LeaseNotFound { lease: lease.0 }
+        }
+    }
+
     /// A builder for a store on these endpoints (`http://host:2379`, `https://...`).
     pub fn builder<I, S>(endpoints: I) -> EtcdStoreBuilder
     where
@@ -393,6 +422,7 @@ impl Store for EtcdStore {
     async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
         let seconds = i64::try_from(ttl.as_secs_f64().ceil().max(1.0) as u64).unwrap_or(i64::MAX);
         let lease = self.client.lease_client();
+        let sent = std::time::Instant::now();
         let response = self
             .timed("grant lease", Context::default(), || {
                 let mut lease = lease.clone();
@@ -404,9 +434,14 @@ impl Store for EtcdStore {
                 reason: response.error().to_owned(),
             });
         }
+        let ttl = Duration::from_secs(u64::try_from(response.ttl()).unwrap_or_default());
+        if let Ok(mut deadlines) = self.lease_deadlines.lock() {
+            deadlines.retain(|_, deadline| deadline.elapsed() < LEASE_DEADLINE_KEPT);
+            deadlines.insert(response.id(), sent + ttl);
+        }
         Ok(Lease {
             id: LeaseId(response.id()),
-            ttl: Duration::from_secs(u64::try_from(response.ttl()).unwrap_or_default()),
+            ttl,
         })
     }
 
@@ -416,6 +451,7 @@ impl Store for EtcdStore {
             lease: Some(lease.0),
             ..Context::default()
         };
+        let sent = std::time::Instant::now();
         let ttl = self
             .timed("keep lease alive", context, || {
                 let mut client = client.clone();
@@ -427,11 +463,16 @@ impl Store for EtcdStore {
                     Ok(stream.message().await?.map(|r| r.ttl()).unwrap_or_default())
                 }
             })
-            .await?;
-        if ttl <= 0 {
-            return Err(Error::LeaseNotFound { lease: lease.0 });
+            .await;
+        let ttl = match ttl {
+            Ok(ttl) if ttl > 0 => Duration::from_secs(u64::try_from(ttl).unwrap_or_default()),
+            Ok(_) | Err(Error::LeaseNotFound { .. }) => return Err(self.lease_gone(lease)),
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut deadlines) = self.lease_deadlines.lock() {
+            deadlines.insert(lease.0, sent + ttl);
         }
-        Ok(Duration::from_secs(u64::try_from(ttl).unwrap_or_default()))
+        Ok(ttl)
     }
 
     async fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
@@ -440,12 +481,18 @@ impl Store for EtcdStore {
             lease: Some(lease.0),
             ..Context::default()
         };
-        self.timed("revoke lease", context, || {
-            let mut client = client.clone();
-            async move { client.revoke(lease.0).await }
-        })
-        .await?;
-        Ok(())
+        let revoked = self
+            .timed("revoke lease", context, || {
+                let mut client = client.clone();
+                async move { client.revoke(lease.0).await }
+            })
+            .await;
+        if matches!(revoked, Ok(_) | Err(Error::LeaseNotFound { .. }))
+            && let Ok(mut deadlines) = self.lease_deadlines.lock()
+        {
+            deadlines.remove(&lease.0);
+        }
+        revoked.map(|_| ())
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
@@ -473,5 +520,10 @@ impl Store for EtcdStore {
             })
             .await?;
         Ok(header_revision(response.header()))
+    }
+
+    /// etcd's lessor looks for expired leases every 500 ms (not configurable).
+    fn lease_expiry_lag(&self) -> Duration {
+        ETCD_EXPIRY_CHECK
     }
 }

@@ -197,4 +197,13 @@ impl Store for MemoryStore {
     async fn current_revision(&self) -> Result<i64> {
         Ok(self.lock().revision)
     }
+
+    /// The background expiry tick with the system clock; zero with a manual clock (leases
+    /// expire when it is advanced).
+    fn lease_expiry_lag(&self) -> Duration {
+        match self.clock {
+            Clock::System(_) => EXPIRY_TICK,
+            Clock::Manual(_) => Duration::ZERO,
+        }
+    }
 }

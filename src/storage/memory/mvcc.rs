@@ -42,9 +42,15 @@ pub(super) struct Mvcc {
     /// Per revision: its events, for watch replay.
     log: BTreeMap<i64, Vec<WatchEvent>>,
     pub leases: HashMap<i64, LeaseEntry>,
+    /// Ids of the leases that expired (not revoked), the most recent [`EXPIRED_KEPT`]: a
+    /// keep-alive on one of them answers [`Error::LeaseExpired`].
+    expired: BTreeSet<i64>,
     next_lease: i64,
     watchers: Vec<Watcher>,
 }
+
+/// How many expired lease ids the store remembers (ids grow, so the oldest are dropped).
+const EXPIRED_KEPT: usize = 4096;
 
 impl Mvcc {
     pub fn new() -> Self {
@@ -54,6 +60,7 @@ impl Mvcc {
             history: BTreeMap::new(),
             log: BTreeMap::new(),
             leases: HashMap::new(),
+            expired: BTreeSet::new(),
             // Lease ids are opaque; start away from small numbers so nobody relies on them.
             next_lease: 0x694d_0000 + i64::from(rand::random::<u16>()),
             watchers: Vec::new(),
@@ -370,6 +377,9 @@ impl Mvcc {
     }
 
     pub fn keep_alive(&mut self, lease: LeaseId, now: Duration) -> Result<Duration> {
+        if self.expired.contains(&lease.0) {
+            return Err(Error::LeaseExpired { lease: lease.0 });
+        }
         let entry = self
             .leases
             .get_mut(&lease.0)
@@ -404,6 +414,10 @@ impl Mvcc {
         for id in expired {
             tracing::debug!(lease = id, "memory store: lease expired");
             let _ = self.revoke(LeaseId(id));
+            self.expired.insert(id);
+            while self.expired.len() > EXPIRED_KEPT {
+                self.expired.pop_first();
+            }
         }
     }
 }
