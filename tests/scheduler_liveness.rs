@@ -296,7 +296,51 @@ async fn a_heartbeat_override_below_the_announced_interval_warns() {
     scheduler.stop();
 }
 
+/// The subscribe guard is asked before every SUBSCRIBE: while it allows, the driver subscribes
+/// and resubscribes as usual; once it refuses (a leader paused past its lease), a lost
+/// connection ends the driver with `NotAllowed` and no SUBSCRIBE reaches the master.
+async fn a_refusing_subscribe_guard_stops_resubscription(format: Format) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut master = Master::start(format).await;
+    let allowed = Arc::new(AtomicBool::new(true));
+    let guard = allowed.clone();
+    let (_scheduler, mut events) = start_with(&master, move |b| {
+        let guard = guard.clone();
+        b.subscribe_guard(move || {
+            if guard.load(Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err("not the leader".to_string())
+            }
+        })
+    });
+    let (_, _, first) = master.next_subscription().await;
+    first.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    // Allowed: a lost connection is followed by a resubscription.
+    first.abort();
+    let (_, _, second) = master.next_subscription().await;
+    second.send(subscribed("fw-1"));
+    connected(&mut events).await;
+    // Refused: the next loss ends the driver, and nothing more is sent.
+    allowed.store(false, Ordering::SeqCst);
+    second.abort();
+    let termination = terminated(&mut events).await;
+    assert_eq!(
+        termination,
+        Termination::NotAllowed {
+            reason: "not the leader".into()
+        }
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        master.subscriptions.try_recv().is_err(),
+        "no SUBSCRIBE after the guard refused"
+    );
+}
+
 in_both_formats!(
+    a_refusing_subscribe_guard_stops_resubscription,
     a_stopped_driver_with_a_full_stream_releases_its_handles,
     a_late_abandoned_subscribe_does_not_end_the_driver,
     without_failover_grace_a_late_subscribe_is_terminal,

@@ -112,7 +112,7 @@ async fn unknown_paths_and_calls_get_mesos_texts() {
         "POST",
         "/api/v1",
         &[("Content-Type", JSON)],
-        br#"{"type":"UPDATE_WEIGHTS"}"#,
+        br#"{"type":"GET_OPERATIONS"}"#,
     )
     .await;
     assert_eq!(r.status, 501);

@@ -22,6 +22,7 @@
 //! one store round trip. etcd also has a minimum lease TTL (`1.5 × election timeout`, rounded
 //! up to whole seconds: 2 s with etcd's defaults), which lengthens shorter leases.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
@@ -357,6 +358,8 @@ pub struct Leadership<S: Store + Clone + 'static> {
     fence: Fence,
     lease: LeaseId,
     state: watch::Receiver<Option<LossReason>>,
+    /// The local step-down deadline, moved on by every successful keep-alive.
+    deadline: Arc<Mutex<Instant>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -369,12 +372,13 @@ impl<S: Store + Clone + 'static> Leadership<S> {
         deadline: Instant,
     ) -> Self {
         let (tx, state) = watch::channel(None);
+        let deadline = Arc::new(Mutex::new(deadline));
         let task = tokio::spawn(keep_leading(
             store.clone(),
             config,
             fence.clone(),
             lease,
-            deadline,
+            deadline.clone(),
             tx,
         ));
         Self {
@@ -382,6 +386,7 @@ impl<S: Store + Clone + 'static> Leadership<S> {
             fence,
             lease,
             state,
+            deadline,
             task,
         }
     }
@@ -396,9 +401,28 @@ impl<S: Store + Clone + 'static> Leadership<S> {
         self.lease
     }
 
-    /// Whether this process still leads (as far as it knows: see the module doc).
+    /// Whether this process still leads (as far as it knows: see the module doc). False once
+    /// leadership was lost, and also as soon as the local step-down deadline has passed, even
+    /// if the keep-alive task has not run since (a process woken from a pause).
     pub fn is_leader(&self) -> bool {
-        self.state.borrow().is_none()
+        self.guard()().is_ok()
+    }
+
+    /// A cheap check of [`Self::is_leader`] that outlives this handle, with the reason when
+    /// leadership is gone: what [`crate::scheduler::SchedulerBuilder::subscribe_guard`] takes.
+    pub fn guard(&self) -> impl Fn() -> std::result::Result<(), String> + Send + Sync + 'static {
+        let state = self.state.clone();
+        let deadline = self.deadline.clone();
+        move || {
+            if let Some(reason) = state.borrow().as_ref() {
+                return Err(format!("leadership lost: {reason}"));
+            }
+            let deadline = *deadline.lock().unwrap_or_else(PoisonError::into_inner);
+            if Instant::now() >= deadline {
+                return Err("leadership lost: the local step-down deadline has passed".into());
+            }
+            Ok(())
+        }
     }
 
     /// Resolves when leadership ends, with the reason.
@@ -446,10 +470,10 @@ async fn keep_leading<S: Store>(
     config: ElectionConfig,
     fence: Fence,
     lease: LeaseId,
-    mut deadline: Instant,
+    deadline: Arc<Mutex<Instant>>,
     state: watch::Sender<Option<LossReason>>,
 ) {
-    let reason = hold(&store, &config, &fence, lease, &mut deadline).await;
+    let reason = hold(&store, &config, &fence, lease, &deadline).await;
     tracing::warn!(key = %fence.leader_key, revision = fence.revision, %reason, "leadership lost");
     let _ = state.send(Some(reason));
 }
@@ -459,8 +483,12 @@ async fn hold<S: Store>(
     config: &ElectionConfig,
     fence: &Fence,
     lease: LeaseId,
-    deadline: &mut Instant,
+    shared_deadline: &Mutex<Instant>,
 ) -> LossReason {
+    let mut current = *shared_deadline
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let deadline = &mut current;
     let key = &fence.leader_key;
     let mut next_refresh = Instant::now() + config.keep_alive_interval;
     let mut events = store.watch(key, fence.revision + 1).await.ok();
@@ -480,6 +508,7 @@ async fn hold<S: Store>(
                     Err(_) => return LossReason::Deadline,
                     Ok(Ok(ttl)) => {
                         *deadline = config.deadline(sent, ttl);
+                        *shared_deadline.lock().unwrap_or_else(PoisonError::into_inner) = *deadline;
                         next_refresh = sent + config.keep_alive_interval;
                         if events.is_none() {
                             events = store.watch(key, fence.revision + 1).await.ok();

@@ -248,7 +248,10 @@ impl<S: Store + Clone + 'static> HaRunner<S> {
             revision = leadership.fence().revision,
             "leading: starting the scheduler"
         );
-        let builder = (self.configure)(Scheduler::builder(self.client.clone(), framework));
+        // The guard goes on last so that no configuration can leave it out: the driver asks it
+        // before every SUBSCRIBE, so a leader woken past its deadline never resubscribes.
+        let builder = (self.configure)(Scheduler::builder(self.client.clone(), framework))
+            .subscribe_guard(leadership.guard());
         let (scheduler, events) = builder.start();
         let (tx, rx) = mpsc::unbounded_channel();
         let (end_tx, end_rx) = watch::channel(None);
@@ -355,6 +358,10 @@ async fn pump<S: Store + Clone + 'static>(
                         let message = message.clone();
                         let _ = tx.send(event);
                         break TermEnd::FrameworkRemoved(message);
+                    }
+                    SchedulerEvent::Terminated(Termination::NotAllowed { .. }) => {
+                        let _ = tx.send(event);
+                        break TermEnd::LeadershipLost(LossReason::Deadline);
                     }
                     SchedulerEvent::Terminated(termination) => {
                         let termination = termination.clone();

@@ -118,6 +118,20 @@ impl SchedulerBuilder {
         self
     }
 
+    /// A check asked right before every SUBSCRIBE, the first one and each resubscription (after
+    /// the backoff): when it answers `Err(reason)`, the driver sends nothing and stops with
+    /// [`Termination::NotAllowed`](super::Termination). The HA runner installs one that checks
+    /// the instance still leads (its local step-down deadline has not passed), so that a
+    /// leader paused past its lease and woken up later cannot fail over the new leader's
+    /// subscription by resubscribing.
+    pub fn subscribe_guard(
+        mut self,
+        guard: impl Fn() -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.subscribe_guard = Some(super::driver::GuardFn(std::sync::Arc::new(guard)));
+        self
+    }
+
     /// Spawns the driver on the current tokio runtime and returns the handle and the events.
     ///
     /// The driver runs until it terminates (see [`Termination`](super::Termination)),

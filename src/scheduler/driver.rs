@@ -38,6 +38,17 @@ pub(super) struct Config {
     pub(super) offer_constraints: Option<OfferConstraints>,
     pub(super) event_capacity: Option<usize>,
     pub(super) failover_grace: bool,
+    pub(super) subscribe_guard: Option<GuardFn>,
+}
+
+/// The subscribe guard, printable for the config's `Debug`.
+#[derive(Clone)]
+pub(super) struct GuardFn(pub(super) super::SubscribeGuard);
+
+impl std::fmt::Debug for GuardFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubscribeGuard")
+    }
 }
 
 impl Default for Config {
@@ -53,6 +64,7 @@ impl Default for Config {
             offer_constraints: None,
             event_capacity: None,
             failover_grace: true,
+            subscribe_guard: None,
         }
     }
 }
@@ -244,6 +256,14 @@ impl Driver {
 
     /// One subscription, from SUBSCRIBE to its end.
     async fn session(&mut self) -> SessionEnd {
+        // Asked right before the SUBSCRIBE goes out, after any backoff: a process that was paused
+        // (SIGSTOP, a long GC-like stall) past its leadership must not take the framework back.
+        if let Some(GuardFn(guard)) = &self.config.subscribe_guard {
+            if let Err(reason) = guard() {
+                tracing::warn!(%reason, "subscribe guard refused to subscribe");
+                return SessionEnd::Terminated(Termination::NotAllowed { reason });
+            }
+        }
         let request = match self.subscribe_request() {
             Ok(request) => request,
             Err(message) => {

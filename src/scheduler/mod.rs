@@ -143,7 +143,19 @@ pub enum Termination {
     /// [`Scheduler::stop`] was called, every handle was dropped, or TEARDOWN was sent.
     #[error("the scheduler was stopped")]
     Stopped,
+    /// The [subscribe guard](SchedulerBuilder::subscribe_guard) refused a (re)subscription,
+    /// e.g. because this instance no longer leads.
+    #[error("subscribing is not allowed: {reason}")]
+    NotAllowed {
+        /// The guard's reason.
+        reason: String,
+    },
 }
+
+/// Asked before every SUBSCRIBE, the first and each resubscription: `Ok(())` lets it go,
+/// `Err(reason)` stops the driver with [`Termination::NotAllowed`]. See
+/// [`SchedulerBuilder::subscribe_guard`].
+pub type SubscribeGuard = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 /// Errors of [`Scheduler`] calls.
 #[derive(Debug, thiserror::Error)]
