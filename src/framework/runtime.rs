@@ -1,8 +1,11 @@
 //! The framework's event loop and the [`Context`] the controller works through: the standard
 //! handling of SUBSCRIBED (persist the id, reconcile), OFFERS (place, write ahead, launch,
-//! decline the rest), UPDATE (store, callbacks, acknowledge), strangers (kill or adopt), kills,
-//! offer suppression and revival, and the timers (restart backoff, reconciliation retries,
-//! periodic implicit reconciliation, launch timeouts).
+//! decline the rest), UPDATE (store, callbacks, acknowledge), INVERSE_OFFERS (accept when no
+//! task of ours runs on the agent, else decline), strangers (kill or adopt), kills, offer
+//! suppression and revival, and the timers (restart backoff, reconciliation retries, periodic
+//! implicit reconciliation, launch timeouts, replacement of instances unreachable for too
+//! long). Every call is counted in the metrics (see [`super::telemetry`]); every event runs
+//! in a `tracing` span that the calls it causes are logged in.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -13,7 +16,9 @@ use tokio::sync::{Mutex, Notify};
 use tracing::Instrument;
 
 use super::controller::{Controller, ControllerError};
-use crate::resourcemgr::etiquette::Etiquette;
+use super::state::StatePublisher;
+use super::telemetry::{OfferOutcome, Telemetry};
+use crate::resourcemgr::etiquette::{Etiquette, InverseOfferDecision};
 use crate::resourcemgr::offer::OfferResources;
 use crate::scheduler::calls::operations;
 use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, Termination};
@@ -25,7 +30,7 @@ use crate::taskmgr::{
     LaunchIntent, Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord,
     Transition, record,
 };
-use crate::v1::{AgentId, FrameworkId, Offer, TaskId, TaskStatus};
+use crate::v1::{AgentId, FrameworkId, InverseOffer, Offer, TaskId, TaskState, TaskStatus};
 
 /// What to do with a task the master reports that the store does not know.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,6 +67,17 @@ pub struct Context {
     pub(super) sticky_wait: Duration,
     /// Hostname and attributes of the agents seen in offers (for constraints).
     pub(super) agents: Mutex<HashMap<String, Offer>>,
+    /// After how long an instance reported `TASK_UNREACHABLE` is replaced (`None`: never).
+    pub(super) unreachable_timeout: Option<Duration>,
+    /// Task ids reported unreachable, and since when.
+    pub(super) unreachable: Mutex<HashMap<String, Instant>>,
+    /// The metrics.
+    pub(super) telemetry: Telemetry,
+    /// The `/state` snapshots.
+    pub(super) state: StatePublisher,
+    /// While a batch of updates is recorded: their acknowledgements, sent once the batch is
+    /// stored.
+    pub(super) deferred_acks: Mutex<Option<Vec<AckToken>>>,
 }
 
 impl std::fmt::Debug for dyn ArtifactUrls + Send + Sync {
@@ -95,6 +111,15 @@ impl Context {
     /// may be alive, send again the kills of instances being killed (a KILL sent while
     /// disconnected is lost), repeat SUPPRESS/REVIVE for the new subscription.
     pub async fn connected(&self, framework_id: &FrameworkId) -> Result<(), ControllerError> {
+        let connection = self.state.connection(|c| {
+            c.state = "subscribed";
+            c.framework_id = Some(framework_id.value.clone());
+            c.subscriptions += 1;
+            c.last_error = None;
+        });
+        self.telemetry
+            .subscribed(true, connection.subscriptions > 1);
+        self.state.publish(&self.tasks).await;
         self.store
             .put_proto(&self.namespace.key(FRAMEWORK_ID_KEY), framework_id, None)
             .await?;
@@ -111,6 +136,7 @@ impl Context {
     pub async fn reconcile(&self) {
         let tasks = self.tasks.maybe_running().await;
         let asks = self.reconciler.lock().await.start(tasks, Instant::now());
+        self.telemetry.reconcile_started();
         self.send_asks(asks).await;
     }
 
@@ -126,6 +152,7 @@ impl Context {
                 }
                 ReconcileAsk::Implicit => self.scheduler.reconcile_all().await,
             };
+            self.telemetry.call("reconcile", result.is_ok());
             if let Err(error) = result {
                 tracing::warn!(%error, "RECONCILE failed");
             }
@@ -134,8 +161,11 @@ impl Context {
 
     async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
         for call in calls {
-            if let Err(error) = self.scheduler.call(call).await {
-                tracing::warn!(%error, "offer etiquette call failed");
+            let kind = call.r#type().as_str_name().to_ascii_lowercase();
+            let result = self.scheduler.call(call).await;
+            self.telemetry.call(&kind, result.is_ok());
+            if let Err(error) = result {
+                tracing::warn!(%error, call = %kind, "offer etiquette call failed");
             }
         }
     }
@@ -161,7 +191,10 @@ impl Context {
     /// builder's `sticky_wait` after its backoff); the intents are stored, then each used offer is accepted; unused offers are
     /// declined with the long refuse filter. Instances left pending get the reason why.
     pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
+        self.telemetry.offers(OfferOutcome::Received, offers.len());
         let ready = self.tasks.ready(now_ms()).await;
+        // Per unplaced instance, the kind of its last failure (for the metrics).
+        let mut failures: HashMap<(String, u32), &'static str> = HashMap::new();
         {
             let mut agents = self.agents.lock().await;
             for offer in &offers {
@@ -211,6 +244,7 @@ impl Context {
                             format!("sticky: waiting for an offer of its last agent {last}"),
                         )
                         .await;
+                    failures.insert(slot, "sticky");
                     continue;
                 }
                 if let Err(reason) = self
@@ -220,6 +254,7 @@ impl Context {
                     self.tasks
                         .set_pending_reason(&record.spec, record.index, reason)
                         .await;
+                    failures.insert(slot, "constraint");
                     continue;
                 }
                 let task_id = record::new_task_id(&record.spec, record.index);
@@ -228,6 +263,7 @@ impl Context {
                     .task_info(task_id.clone(), &mut resources, &*self.artifacts)
                 {
                     Ok(info) => {
+                        failures.remove(&slot);
                         placed.insert(slot);
                         live.entry(record.spec.clone())
                             .or_default()
@@ -246,6 +282,7 @@ impl Context {
                         self.tasks
                             .set_pending_reason(&record.spec, record.index, error.to_string())
                             .await;
+                        failures.insert(slot, failure_kind(&error));
                     }
                 }
             }
@@ -255,18 +292,27 @@ impl Context {
                 launches.push((offer.id, infos, intents));
             }
         }
+        for (slot, kind) in &failures {
+            if !placed.contains(slot) {
+                self.telemetry.placement_failure(kind);
+            }
+        }
+        self.telemetry.offers(OfferOutcome::Used, launches.len());
+        self.telemetry.offers(OfferOutcome::Declined, unused.len());
         for (offer_id, infos, intents) in launches {
             self.tasks.record_launches(&intents).await?;
             tracing::debug!(offer = %offer_id.value, tasks = infos.len(), "launching");
-            if let Err(error) = self
+            self.telemetry.launches(infos.len());
+            let result = self
                 .scheduler
                 .accept(
                     vec![offer_id],
                     vec![operations::launch(infos)],
                     Some(self.refuse),
                 )
-                .await
-            {
+                .await;
+            self.telemetry.call("accept", result.is_ok());
+            if let Err(error) = result {
                 // The intents are stored: reconciliation after the launch timeout settles them.
                 tracing::warn!(%error, "ACCEPT failed");
             }
@@ -312,10 +358,31 @@ impl Context {
         ack: Option<AckToken>,
     ) -> Result<(), ControllerError> {
         let task_id = status.task_id.value.clone();
-        self.reconciler
-            .lock()
-            .await
-            .answered(&task_id, Instant::now());
+        let state = status.state();
+        let reason = status
+            .reason
+            .and_then(|r| crate::v1::task_status::Reason::try_from(r).ok())
+            .map_or("none", |r| r.as_str_name());
+        self.telemetry.status_update(state.as_str_name(), reason);
+        let completed = self.reconciler.lock().await.answered_status(
+            &task_id,
+            status.timestamp,
+            Instant::now(),
+        );
+        if let Some(length) = completed {
+            tracing::debug!(?length, "reconciliation round complete");
+            self.telemetry.reconcile_completed(length);
+        }
+        {
+            let mut unreachable = self.unreachable.lock().await;
+            if state == TaskState::TaskUnreachable {
+                unreachable
+                    .entry(task_id.clone())
+                    .or_insert_with(Instant::now);
+            } else {
+                unreachable.remove(&task_id);
+            }
+        }
         match self.tasks.record_status(&status).await? {
             StatusOutcome::Unknown => self.stranger(&status).await?,
             StatusOutcome::Known { record, transition } => {
@@ -323,10 +390,16 @@ impl Context {
                     .await?
             }
         }
-        if let Some(token) = ack
-            && let Err(error) = self.scheduler.acknowledge(token).await
-        {
-            tracing::warn!(%error, task = %task_id, "ACKNOWLEDGE failed");
+        if let Some(token) = ack {
+            if let Some(deferred) = self.deferred_acks.lock().await.as_mut() {
+                deferred.push(token);
+                return Ok(());
+            }
+            let result = self.scheduler.acknowledge(token).await;
+            self.telemetry.call("acknowledge", result.is_ok());
+            if let Err(error) = result {
+                tracing::warn!(%error, task = %task_id, "ACKNOWLEDGE failed");
+            }
         }
         Ok(())
     }
@@ -397,7 +470,7 @@ impl Context {
     }
 
     async fn kill_now(&self, task_id: String, agent_id: Option<AgentId>) {
-        if let Err(error) = self
+        let result = self
             .scheduler
             .kill(
                 TaskId {
@@ -406,9 +479,84 @@ impl Context {
                 agent_id,
                 None,
             )
-            .await
-        {
+            .await;
+        self.telemetry.call("kill", result.is_ok());
+        if let Err(error) = result {
             tracing::warn!(%error, task = %task_id, "KILL failed");
+        }
+    }
+
+    /// The default answer to an inverse offer (see
+    /// [`Etiquette::inverse_offer`](crate::resourcemgr::etiquette::Etiquette::inverse_offer)):
+    /// accept when no task of ours may run on its agent, otherwise decline. Sends the answer and
+    /// returns it.
+    pub async fn answer_inverse_offer(&self, offer: &InverseOffer) -> InverseOfferDecision {
+        let ours = match &offer.agent_id {
+            Some(agent) => self
+                .tasks
+                .by_agent(&agent.value)
+                .await
+                .iter()
+                .filter(|r| r.phase.may_run())
+                .count(),
+            None => 0,
+        };
+        let decision = self.etiquette.lock().await.inverse_offer(offer, ours);
+        tracing::info!(
+            inverse_offer = %offer.id.value,
+            accepted = decision.accepted,
+            reason = %decision.reason,
+            "answering an inverse offer"
+        );
+        self.send_calls(vec![decision.call.clone()]).await;
+        decision
+    }
+
+    /// Replaces the instances reported `TASK_UNREACHABLE` for longer than the builder's
+    /// `unreachable_timeout`: each attempt is concluded as lost (the controller's `lost`
+    /// callback decides, per policy by default), so a replacement is launched; if the old task
+    /// comes back after its replacement was launched, it is killed as a duplicate (as Marathon
+    /// does); if it comes back before, the instance simply resumes.
+    pub(super) async fn replace_unreachable<C: Controller + ?Sized>(&self, controller: &C) {
+        let Some(timeout) = self.unreachable_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        let overdue: Vec<String> = {
+            let mut unreachable = self.unreachable.lock().await;
+            let overdue: Vec<String> = unreachable
+                .iter()
+                .filter(|(_, since)| now.duration_since(**since) >= timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &overdue {
+                unreachable.remove(id);
+            }
+            overdue
+        };
+        for task_id in overdue {
+            let Some(record) = self.tasks.get(&task_id).await else {
+                continue;
+            };
+            if record.task_id.as_deref() != Some(task_id.as_str())
+                || record.phase != Phase::Active
+                || record.mesos_state() != Some(TaskState::TaskUnreachable)
+            {
+                continue;
+            }
+            tracing::warn!(
+                task = %task_id,
+                ?timeout,
+                "unreachable for too long: replacing the instance"
+            );
+            let decision = controller.lost(self, &record).await;
+            if let Err(error) = self
+                .tasks
+                .conclude(&task_id, record::Ending::Lost, decision)
+                .await
+            {
+                tracing::warn!(%error, task = %task_id, "replacing an unreachable instance failed");
+            }
         }
     }
 
@@ -453,7 +601,116 @@ impl Context {
             tracing::warn!(%error, "rolling update step failed");
         }
         self.update_pending().await;
+        self.state.publish(&self.tasks).await;
     }
+
+    /// A subscription ended (the scheduler reconnects by itself).
+    pub(super) async fn disconnected(&self, reason: String) {
+        self.state.connection(|c| {
+            c.state = "disconnected";
+            c.last_error = Some(reason);
+        });
+        self.telemetry.subscribed(false, false);
+        self.state.publish(&self.tasks).await;
+    }
+}
+
+/// Most updates recorded in one batch.
+const MAX_BATCH: usize = 256;
+
+/// Takes the updates that are already waiting behind `first` (up to [`MAX_BATCH`]); answers
+/// them and the first other event found, if any.
+fn gather_updates<E>(
+    first: SchedulerEvent,
+    events: &mut E,
+) -> (Vec<SchedulerEvent>, Option<SchedulerEvent>)
+where
+    E: futures::Stream<Item = SchedulerEvent> + Unpin,
+{
+    use futures::FutureExt;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match events.next().now_or_never() {
+            Some(Some(event @ SchedulerEvent::Update { .. })) => batch.push(event),
+            Some(Some(other)) => return (batch, Some(other)),
+            // Nothing waiting, or the stream ended (noticed on the next poll).
+            Some(None) | None => break,
+        }
+    }
+    (batch, None)
+}
+
+/// Records a batch of updates: one after the other through the controller, with the record
+/// writes held back and stored together (one transaction per 64 records) and the
+/// acknowledgements sent only after that. A batch of one takes the plain path.
+async fn handle_updates<C: Controller>(ctx: &Context, controller: &C, batch: Vec<SchedulerEvent>) {
+    let single = batch.len() == 1;
+    if !single {
+        ctx.tasks.begin_batch().await;
+        *ctx.deferred_acks.lock().await = Some(Vec::new());
+    }
+    for event in batch {
+        if let SchedulerEvent::Update { status, ack } = event
+            && let Err(error) = controller.update(ctx, *status, ack).await
+        {
+            tracing::warn!(%error, "controller failed on an update");
+        }
+    }
+    if single {
+        return;
+    }
+    let acks = ctx.deferred_acks.lock().await.take().unwrap_or_default();
+    match ctx.tasks.flush_batch().await {
+        Ok(written) => {
+            tracing::debug!(written, acks = acks.len(), "batch of updates stored");
+            for token in acks {
+                let result = ctx.scheduler.acknowledge(token).await;
+                ctx.telemetry.call("acknowledge", result.is_ok());
+                if let Err(error) = result {
+                    tracing::warn!(%error, "ACKNOWLEDGE failed");
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, acks = acks.len(), "storing a batch of updates failed: not acknowledging them");
+        }
+    }
+}
+
+/// Handles one event (updates in batches) in its span; answers the termination that ends the
+/// loop.
+async fn on_event<C, E>(
+    ctx: &Context,
+    controller: &C,
+    event: SchedulerEvent,
+    events: &mut E,
+) -> Option<Termination>
+where
+    C: Controller,
+    E: futures::Stream<Item = SchedulerEvent> + Unpin,
+{
+    let mut next = Some(event);
+    while let Some(event) = next.take() {
+        if matches!(event, SchedulerEvent::Update { .. }) {
+            let (batch, other) = gather_updates(event, events);
+            for _ in 0..batch.len() {
+                ctx.telemetry.event("update");
+            }
+            let span = tracing::info_span!("event", kind = "update", batch = batch.len());
+            handle_updates(ctx, controller, batch)
+                .instrument(span)
+                .await;
+            next = other;
+        } else {
+            let kind = event_kind(&event);
+            ctx.telemetry.event(kind);
+            let span = tracing::info_span!("event", kind);
+            if let Some(termination) = handle(ctx, controller, event).instrument(span).await {
+                return Some(termination);
+            }
+        }
+    }
+    None
 }
 
 /// Runs the event loop until the scheduler terminates; answers why it did.
@@ -474,8 +731,7 @@ where
         tokio::select! {
             event = events.next() => {
                 let Some(event) = event else { return Termination::Stopped };
-                let span = tracing::debug_span!("event", kind = event_kind(&event));
-                if let Some(termination) = handle(&ctx, &controller, event).instrument(span).await {
+                if let Some(termination) = on_event(&ctx, &controller, event, &mut events).await {
                     return termination;
                 }
             }
@@ -483,7 +739,10 @@ where
                 ctx.send_kills().await;
                 ctx.update_pending().await;
             }
-            _ = ticker.tick() => ctx.tick().await,
+            _ = ticker.tick() => {
+                ctx.replace_unreachable(&controller).await;
+                ctx.tick().await;
+            }
             () = stop.notified() => ctx.scheduler.stop(),
         }
     }
@@ -511,6 +770,17 @@ async fn handle<C: Controller>(
                 .await;
             Ok(())
         }
+        SchedulerEvent::InverseOffers(offers) => {
+            for offer in &offers {
+                controller.inverse_offer(ctx, offer).await;
+            }
+            Ok(())
+        }
+        SchedulerEvent::Disconnected { ref reason } => {
+            ctx.disconnected(reason.clone()).await;
+            controller.event(ctx, &event).await;
+            Ok(())
+        }
         SchedulerEvent::Terminated(termination) => {
             controller
                 .event(ctx, &SchedulerEvent::Terminated(termination.clone()))
@@ -526,6 +796,26 @@ async fn handle<C: Controller>(
         tracing::warn!(%error, "controller failed on an event");
     }
     None
+}
+
+/// The metrics label of a spec's conversion failure: the first resource an offer lacked
+/// (from a closed set, so the label set stays small).
+fn failure_kind(error: &crate::taskmgr::spec::ConvertError) -> &'static str {
+    use crate::taskmgr::spec::ConvertError;
+    match error {
+        ConvertError::Shortfall(shortfall) => {
+            match shortfall.missing.first().map(|m| m.name.as_str()) {
+                Some("cpus") => "cpus",
+                Some("mem") => "mem",
+                Some("disk") => "disk",
+                Some("ports") => "ports",
+                Some("gpus") => "gpus",
+                _ => "resources",
+            }
+        }
+        ConvertError::UnknownArtifact { .. } => "artifact",
+        _ => "invalid",
+    }
 }
 
 /// Until when (Unix ms) a sticky instance waits for its last agent: `wait` after its restart

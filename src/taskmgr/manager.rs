@@ -117,6 +117,8 @@ struct State {
     kills: Vec<(String, Option<String>)>,
     /// Pending reasons from placement (memory only).
     reasons: HashMap<(String, u32), String>,
+    /// Record writes held back for one transaction (see [`TaskManager::begin_batch`]).
+    batch: Option<Vec<Op>>,
 }
 
 #[derive(Debug)]
@@ -564,7 +566,8 @@ impl TaskManager {
         }
         if record.removing {
             let key = self.shared.namespace.key(&record.key());
-            self.write(vec![Op::Delete { key }]).await?;
+            self.write_or_defer(&mut state, vec![Op::Delete { key }])
+                .await?;
             state.by_task.remove(task_id);
             state.records.remove(&slot);
             record.phase = Phase::Done;
@@ -752,9 +755,63 @@ impl TaskManager {
 
     async fn persist(&self, state: &mut State, record: TaskRecord) -> Result<(), TaskError> {
         let key = self.shared.namespace.key(&record.key());
-        self.write(vec![put(&key, &record)?]).await?;
+        self.write_or_defer(state, vec![put(&key, &record)?])
+            .await?;
         self.commit(state, record);
         Ok(())
+    }
+
+    /// Holds back the record writes of status updates (and the restart decisions they lead to)
+    /// until [`flush_batch`](Self::flush_batch), which stores them in as few transactions as
+    /// possible (one per 64 keys, the last write of a key winning). The caller must not
+    /// acknowledge any update of the batch before the flush succeeded. Answers whether a batch
+    /// was not already open.
+    pub async fn begin_batch(&self) -> bool {
+        let mut state = self.shared.state.lock().await;
+        if state.batch.is_some() {
+            return false;
+        }
+        state.batch = Some(Vec::new());
+        true
+    }
+
+    /// Stores the writes held back since [`begin_batch`](Self::begin_batch) and ends the batch;
+    /// answers how many keys were written. On an error the records in memory are ahead of
+    /// the store: the updates must not be acknowledged (the master sends them again).
+    pub async fn flush_batch(&self) -> Result<usize, TaskError> {
+        // The lock is held through the writes, as every other write does, so no newer write
+        // of the same key can reach the store before these.
+        let mut state = self.shared.state.lock().await;
+        let ops = state.batch.take().unwrap_or_default();
+        // Last write of a key wins (etcd refuses a transaction that names a key twice).
+        let mut seen = std::collections::HashSet::new();
+        let mut unique: Vec<Op> = ops
+            .into_iter()
+            .rev()
+            .filter(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key } => seen.insert(key.clone()),
+                _ => true,
+            })
+            .collect();
+        unique.reverse();
+        let written = unique.len();
+        let mut ops = unique.into_iter().peekable();
+        while ops.peek().is_some() {
+            let chunk: Vec<Op> = ops.by_ref().take(64).collect();
+            self.write(chunk).await?;
+        }
+        drop(state);
+        Ok(written)
+    }
+
+    async fn write_or_defer(&self, state: &mut State, ops: Vec<Op>) -> Result<(), TaskError> {
+        match &mut state.batch {
+            Some(batch) => {
+                batch.extend(ops);
+                Ok(())
+            }
+            None => self.write(ops).await,
+        }
     }
 
     fn commit(&self, state: &mut State, record: TaskRecord) {
