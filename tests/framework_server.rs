@@ -179,7 +179,10 @@ async fn state_and_metrics_describe_the_framework() {
     expect("mesos_sdk_events_total{type=\"connected\"}", 1.0);
     expect("mesos_sdk_offers_total{outcome=\"received\"}", 1.0);
     expect("mesos_sdk_offers_total{outcome=\"used\"}", 1.0);
-    expect("mesos_sdk_placement_failures_total{reason=\"cpus\"}", 1.0);
+    expect(
+        "mesos_sdk_placement_failures_total{reason=\"cpus short\"}",
+        1.0,
+    );
     expect("mesos_sdk_status_updates_total{state=\"TASK_RUNNING\"", 3.0);
     expect("mesos_sdk_reconciliation_rounds_total ", 1.0);
     expect("mesos_sdk_subscribed ", 1.0);

@@ -37,6 +37,7 @@
 //!   its state and reason, pending instances with their placement's reason).
 
 mod controller;
+mod placement;
 mod runtime;
 mod state;
 mod telemetry;
@@ -56,6 +57,8 @@ use telemetry::Telemetry;
 use crate::client::Client;
 use crate::ha::Term;
 use crate::resourcemgr::etiquette::{Etiquette, EtiquetteConfig};
+use crate::resourcemgr::placement::{Placer, PlacerConfig};
+use crate::resourcemgr::pool::OfferPool;
 use crate::scheduler::{
     AckMode, FrameworkInfoBuilder, Scheduler, SchedulerBuilder, SchedulerError, SchedulerEvent,
     Termination,
@@ -64,6 +67,10 @@ use crate::storage::{MemoryStore, Namespace, Store, StoreExt};
 use crate::taskmgr::spec::{ArtifactUrls, NoArtifacts, TaskSpec};
 use crate::taskmgr::{ReconcileConfig, Reconciler, Summary, TaskError, TaskManager};
 use crate::v1::{FrameworkId, FrameworkInfo};
+
+/// How long an offer may wait in the pool (while a sticky instance waits for its agent)
+/// before it is declined.
+const POOLED_OFFER_TTL: Duration = Duration::from_secs(5);
 
 /// Errors starting or ending a framework.
 #[derive(Debug, thiserror::Error)]
@@ -370,9 +377,13 @@ impl FrameworkBuilder {
             roles,
             artifacts: self.artifacts,
             unknown: self.unknown,
-            refuse,
-            sticky_wait: self.sticky_wait,
             agents: Mutex::new(std::collections::HashMap::new()),
+            pool: Mutex::new(OfferPool::with_ttl(POOLED_OFFER_TTL)),
+            placer: Mutex::new(Placer::new(PlacerConfig {
+                locality_wait: self.sticky_wait,
+                refuse,
+                ..PlacerConfig::default()
+            })),
             unreachable_timeout: self.unreachable_timeout,
             unreachable: Mutex::new(std::collections::HashMap::new()),
             telemetry,

@@ -7,7 +7,7 @@
 //! long). Every call is counted in the metrics (see [`super::telemetry`]); every event runs
 //! in a `tracing` span that the calls it causes are logged in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,20 +17,18 @@ use tracing::Instrument;
 
 use super::controller::{Controller, ControllerError};
 use super::state::StatePublisher;
-use super::telemetry::{OfferOutcome, Telemetry};
+use super::telemetry::Telemetry;
 use crate::resourcemgr::etiquette::{Etiquette, InverseOfferDecision};
-use crate::resourcemgr::offer::OfferResources;
-use crate::scheduler::calls::operations;
+use crate::resourcemgr::placement::Placer;
+use crate::resourcemgr::pool::{AgentView, OfferPool};
 use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, Termination};
 use crate::storage::{Namespace, Store, StoreExt};
-use crate::taskmgr::constraints;
 use crate::taskmgr::manager::now_ms;
 use crate::taskmgr::spec::ArtifactUrls;
 use crate::taskmgr::{
-    LaunchIntent, Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord,
-    Transition, record,
+    Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord, Transition, record,
 };
-use crate::v1::{AgentId, FrameworkId, InverseOffer, Offer, TaskId, TaskState, TaskStatus};
+use crate::v1::{AgentId, FrameworkId, InverseOffer, TaskId, TaskState, TaskStatus};
 
 /// What to do with a task the master reports that the store does not know.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -62,11 +60,12 @@ pub struct Context {
     pub(super) roles: Vec<String>,
     pub(super) artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
     pub(super) unknown: UnknownTaskPolicy,
-    pub(super) refuse: Duration,
-    /// How long a sticky instance waits for its last agent before taking any.
-    pub(super) sticky_wait: Duration,
-    /// Hostname and attributes of the agents seen in offers (for constraints).
-    pub(super) agents: Mutex<HashMap<String, Offer>>,
+    /// Hostname and attributes of the agents seen in offers (for the placer's ledger).
+    pub(super) agents: Mutex<HashMap<String, AgentView>>,
+    /// The offers held between placement rounds.
+    pub(super) pool: Mutex<OfferPool>,
+    /// The resource manager's placer.
+    pub(super) placer: Mutex<Placer>,
     /// After how long an instance reported `TASK_UNREACHABLE` is replaced (`None`: never).
     pub(super) unreachable_timeout: Option<Duration>,
     /// Task ids reported unreachable, and since when.
@@ -159,7 +158,7 @@ impl Context {
         }
     }
 
-    async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
+    pub(super) async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
         for call in calls {
             let kind = call.r#type().as_str_name().to_ascii_lowercase();
             let result = self.scheduler.call(call).await;
@@ -183,169 +182,6 @@ impl Context {
             }
         }
         self.send_calls(calls).await;
-    }
-
-    /// The standard handling of OFFERS: every ready instance is placed on the first offer with
-    /// room whose agent its constraints admit (see [`constraints`]), its `TaskInfo` built from
-    /// the spec (a sticky instance restarted takes only offers of its last agent for the
-    /// builder's `sticky_wait` after its backoff); the intents are stored, then each used offer is accepted; unused offers are
-    /// declined with the long refuse filter. Instances left pending get the reason why.
-    pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
-        self.telemetry.offers(OfferOutcome::Received, offers.len());
-        let ready = self.tasks.ready(now_ms()).await;
-        // Per unplaced instance, the kind of its last failure (for the metrics).
-        let mut failures: HashMap<(String, u32), &'static str> = HashMap::new();
-        {
-            let mut agents = self.agents.lock().await;
-            for offer in &offers {
-                agents.insert(
-                    offer.agent_id.value.clone(),
-                    Offer {
-                        resources: Vec::new(),
-                        ..offer.clone()
-                    },
-                );
-            }
-        }
-        // Agents of the live instances of specs with constraints (grows with this round's
-        // placements).
-        let mut live: HashMap<String, Vec<String>> = HashMap::new();
-        if ready.iter().any(|(_, s)| !s.spec.constraints.is_empty()) {
-            for record in self.tasks.tasks().await {
-                if record.phase.may_run()
-                    && let Some(agent) = record.agent_id
-                {
-                    live.entry(record.spec).or_default().push(agent);
-                }
-            }
-        }
-        let mut placed: HashSet<(String, u32)> = HashSet::new();
-        let mut unused = Vec::new();
-        let mut launches = Vec::new();
-        for offer in offers {
-            let mut resources = OfferResources::new(&offer);
-            let mut infos = Vec::new();
-            let mut intents = Vec::new();
-            for (record, stored) in &ready {
-                let slot = (record.spec.clone(), record.index);
-                if placed.contains(&slot) {
-                    continue;
-                }
-                if stored.spec.restart.sticky
-                    && let Some(last) = &record.agent_id
-                    && *last != offer.agent_id.value
-                    && record.restarts > 0
-                    && now_ms() < sticky_until(record, self.sticky_wait)
-                {
-                    self.tasks
-                        .set_pending_reason(
-                            &record.spec,
-                            record.index,
-                            format!("sticky: waiting for an offer of its last agent {last}"),
-                        )
-                        .await;
-                    failures.insert(slot, "sticky");
-                    continue;
-                }
-                if let Err(reason) = self
-                    .check_constraints(&stored.spec, &offer, live.get(&record.spec))
-                    .await
-                {
-                    self.tasks
-                        .set_pending_reason(&record.spec, record.index, reason)
-                        .await;
-                    failures.insert(slot, "constraint");
-                    continue;
-                }
-                let task_id = record::new_task_id(&record.spec, record.index);
-                match stored
-                    .spec
-                    .task_info(task_id.clone(), &mut resources, &*self.artifacts)
-                {
-                    Ok(info) => {
-                        failures.remove(&slot);
-                        placed.insert(slot);
-                        live.entry(record.spec.clone())
-                            .or_default()
-                            .push(offer.agent_id.value.clone());
-                        infos.push(info);
-                        intents.push(LaunchIntent {
-                            spec: record.spec.clone(),
-                            index: record.index,
-                            task_id,
-                            agent_id: offer.agent_id.value.clone(),
-                            offer_id: offer.id.value.clone(),
-                            spec_version: stored.version,
-                        });
-                    }
-                    Err(error) => {
-                        self.tasks
-                            .set_pending_reason(&record.spec, record.index, error.to_string())
-                            .await;
-                        failures.insert(slot, failure_kind(&error));
-                    }
-                }
-            }
-            if infos.is_empty() {
-                unused.push(offer.id);
-            } else {
-                launches.push((offer.id, infos, intents));
-            }
-        }
-        for (slot, kind) in &failures {
-            if !placed.contains(slot) {
-                self.telemetry.placement_failure(kind);
-            }
-        }
-        self.telemetry.offers(OfferOutcome::Used, launches.len());
-        self.telemetry.offers(OfferOutcome::Declined, unused.len());
-        for (offer_id, infos, intents) in launches {
-            self.tasks.record_launches(&intents).await?;
-            tracing::debug!(offer = %offer_id.value, tasks = infos.len(), "launching");
-            self.telemetry.launches(infos.len());
-            let result = self
-                .scheduler
-                .accept(
-                    vec![offer_id],
-                    vec![operations::launch(infos)],
-                    Some(self.refuse),
-                )
-                .await;
-            self.telemetry.call("accept", result.is_ok());
-            if let Err(error) = result {
-                // The intents are stored: reconciliation after the launch timeout settles them.
-                tracing::warn!(%error, "ACCEPT failed");
-            }
-        }
-        if !unused.is_empty() {
-            let decline = self.etiquette.lock().await.decline(unused);
-            self.send_calls(decline.into_iter().collect()).await;
-        }
-        self.update_pending().await;
-        Ok(())
-    }
-
-    async fn check_constraints(
-        &self,
-        spec: &crate::taskmgr::spec::TaskSpec,
-        offer: &Offer,
-        live_agents: Option<&Vec<String>>,
-    ) -> Result<(), String> {
-        if spec.constraints.is_empty() {
-            return Ok(());
-        }
-        let agents = self.agents.lock().await;
-        for constraint in &spec.constraints {
-            let placed: Vec<String> = live_agents
-                .into_iter()
-                .flatten()
-                .filter_map(|agent| agents.get(agent))
-                .filter_map(|known| constraints::field_value(known, &constraint.field))
-                .collect();
-            let candidate = constraints::field_value(offer, &constraint.field);
-            constraints::admits(constraint, candidate.as_deref(), &placed)?;
-        }
-        Ok(())
     }
 
     /// The standard handling of UPDATE: the status is stored, the reconciliation round takes
@@ -435,10 +271,12 @@ impl Context {
                     record::Ending::Lost => controller.lost(self, &record).await,
                     record::Ending::Killed => controller.killed(self, &record).await,
                 };
+                self.ended(&record.spec, record.index).await;
                 self.tasks.conclude(&task_id, ending, decision).await?;
                 self.update_pending().await;
             }
             Transition::NotLaunched => {
+                self.ended(&record.spec, record.index).await;
                 self.tasks.relaunch_unlaunched(&task_id).await?;
                 self.update_pending().await;
             }
@@ -550,6 +388,7 @@ impl Context {
                 "unreachable for too long: replacing the instance"
             );
             let decision = controller.lost(self, &record).await;
+            self.ended(&record.spec, record.index).await;
             if let Err(error) = self
                 .tasks
                 .conclude(&task_id, record::Ending::Lost, decision)
@@ -597,6 +436,9 @@ impl Context {
         }
         let calls = self.etiquette.lock().await.tick(now);
         self.send_calls(calls).await;
+        if let Err(error) = self.offers_tick().await {
+            tracing::warn!(%error, "placing on pooled offers failed");
+        }
         if let Err(error) = self.tasks.rollout_step().await {
             tracing::warn!(%error, "rolling update step failed");
         }
@@ -776,7 +618,18 @@ async fn handle<C: Controller>(
             }
             Ok(())
         }
+        SchedulerEvent::Rescind(ref offer_id) => {
+            ctx.rescind(offer_id).await;
+            controller.event(ctx, &event).await;
+            Ok(())
+        }
+        SchedulerEvent::OffersInvalidated { .. } => {
+            ctx.clear_offers().await;
+            controller.event(ctx, &event).await;
+            Ok(())
+        }
         SchedulerEvent::Disconnected { ref reason } => {
+            ctx.clear_offers().await;
             ctx.disconnected(reason.clone()).await;
             controller.event(ctx, &event).await;
             Ok(())
@@ -796,33 +649,6 @@ async fn handle<C: Controller>(
         tracing::warn!(%error, "controller failed on an event");
     }
     None
-}
-
-/// The metrics label of a spec's conversion failure: the first resource an offer lacked
-/// (from a closed set, so the label set stays small).
-fn failure_kind(error: &crate::taskmgr::spec::ConvertError) -> &'static str {
-    use crate::taskmgr::spec::ConvertError;
-    match error {
-        ConvertError::Shortfall(shortfall) => {
-            match shortfall.missing.first().map(|m| m.name.as_str()) {
-                Some("cpus") => "cpus",
-                Some("mem") => "mem",
-                Some("disk") => "disk",
-                Some("ports") => "ports",
-                Some("gpus") => "gpus",
-                _ => "resources",
-            }
-        }
-        ConvertError::UnknownArtifact { .. } => "artifact",
-        _ => "invalid",
-    }
-}
-
-/// Until when (Unix ms) a sticky instance waits for its last agent: `wait` after its restart
-/// backoff ended.
-fn sticky_until(record: &TaskRecord, wait: Duration) -> u64 {
-    let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    record.not_before_ms.unwrap_or(0).saturating_add(wait)
 }
 
 /// The event's type, for spans and logs.

@@ -72,8 +72,8 @@ impl Telemetry {
         }
     }
 
-    /// An instance left unplaced in an offer round, for `_reason` (a short kind).
-    pub(crate) fn placement_failure(&self, _reason: &'static str) {
+    /// An instance left unplaced in an offer round, for `_reason` (the placer's short label).
+    pub(crate) fn placement_failure(&self, _reason: &str) {
         #[cfg(feature = "server")]
         if let Some(inner) = &self.inner {
             inner.placement_failure(_reason);
@@ -151,7 +151,7 @@ mod imp {
 
     #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
     struct ReasonLabel {
-        reason: &'static str,
+        reason: String,
     }
 
     #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -260,9 +260,11 @@ mod imp {
                 .inc_by(n as u64);
         }
 
-        pub(super) fn placement_failure(&self, reason: &'static str) {
+        pub(super) fn placement_failure(&self, reason: &str) {
             self.placement_failures
-                .get_or_create(&ReasonLabel { reason })
+                .get_or_create(&ReasonLabel {
+                    reason: reason.to_owned(),
+                })
                 .inc();
         }
 
