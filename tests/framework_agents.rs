@@ -213,3 +213,83 @@ async fn an_unhealthy_task_is_restarted_by_the_controller() {
     framework.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }
+
+/// Stickiness against the placer's own preference: after the first attempt, a filler on the
+/// other agent makes that agent the smaller bin, which first fit (smallest bin first) would
+/// pick; the sticky instance goes back to its last agent instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sticky_instance_returns_to_its_agent_though_first_fit_prefers_another() {
+    use mesos_sdk::taskmgr::spec::Operator;
+
+    let cluster = cluster(2).await;
+    let spec = TaskSpec::new("sticky")
+        .shell("sleep 2; exit 1")
+        .cpus(1.0)
+        .mem(16.0)
+        .restart(
+            RestartPolicy::on_failure()
+                .max_retries(1)
+                .backoff(Duration::from_millis(50), Duration::from_millis(100))
+                .sticky(),
+        );
+    let framework = builder(&cluster, "sticky")
+        .sticky_wait(Duration::from_secs(600))
+        .task(spec)
+        .start(DefaultController)
+        .await
+        .expect("framework starts");
+    until(&framework, "the first attempt running", |r| {
+        r.len() == 1 && r[0].state.as_deref() == Some("TASK_RUNNING")
+    })
+    .await;
+    let first_agent = framework.tasks().tasks().await[0]
+        .agent_id
+        .clone()
+        .expect("an agent");
+    let first_host = cluster
+        .agents()
+        .iter()
+        .find(|a| a.id().value == first_agent)
+        .expect("a known agent")
+        .endpoint()
+        .ip()
+        .to_string();
+    let elsewhere = first_host.replace('.', "\\.");
+    framework
+        .tasks()
+        .add(
+            TaskSpec::new("filler")
+                .shell("sleep 1000")
+                .cpus(1.0)
+                .mem(16.0)
+                .constraint("hostname", Operator::Unlike, Some(&elsewhere)),
+        )
+        .await
+        .expect("filler added");
+    let summary = timeout(WAIT, async {
+        loop {
+            let summary = framework.tasks().summary().await;
+            if summary.given_up == 1 {
+                return summary;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the sticky instance gives up");
+    assert_eq!(summary.active, 1, "the filler runs: {summary:?}");
+    let filler_agent = framework.tasks().by_spec("filler").await[0]
+        .agent_id
+        .clone();
+    assert_ne!(filler_agent.as_deref(), Some(first_agent.as_str()));
+    // The given-up record keeps the second attempt's agent.
+    let sticky = &framework.tasks().by_spec("sticky").await[0];
+    assert_eq!(sticky.restarts, 1, "{sticky:#?}");
+    assert_eq!(
+        sticky.agent_id.as_deref(),
+        Some(first_agent.as_str()),
+        "{sticky:#?}"
+    );
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}

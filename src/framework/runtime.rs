@@ -280,6 +280,11 @@ impl Context {
                 self.tasks.relaunch_unlaunched(&task_id).await?;
                 self.update_pending().await;
             }
+            // An attempt of an instance that has none alive (the store lost it, or it is an
+            // attempt older than the record's): a stranger, killed or adopted per policy.
+            Transition::Duplicate if record.phase == Phase::Pending => {
+                self.stranger(status).await?;
+            }
             Transition::Duplicate => {
                 tracing::warn!(task = %task_id, "an older attempt is alive: killing it");
                 self.kill_now(task_id, status.agent_id.clone()).await;
