@@ -136,6 +136,9 @@ pub struct TaskManager {
     shared: Arc<Shared>,
 }
 
+/// Most operations in one store transaction.
+const MAX_TXN_OPS: usize = 64;
+
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -795,11 +798,7 @@ impl TaskManager {
             .collect();
         unique.reverse();
         let written = unique.len();
-        let mut ops = unique.into_iter().peekable();
-        while ops.peek().is_some() {
-            let chunk: Vec<Op> = ops.by_ref().take(64).collect();
-            self.write(chunk).await?;
-        }
+        self.write(unique).await?;
         drop(state);
         Ok(written)
     }
@@ -826,15 +825,17 @@ impl TaskManager {
             .insert((record.spec.clone(), record.index), record);
     }
 
+    /// Writes `ops` in transactions of at most [`MAX_TXN_OPS`] operations (etcd refuses more
+    /// than 128 per transaction by default; the records are independent of each other).
     async fn write(&self, ops: Vec<Op>) -> Result<(), TaskError> {
-        if ops.is_empty() {
-            return Ok(());
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let mut txn = Txn::new();
+            for op in ops.by_ref().take(MAX_TXN_OPS) {
+                txn = txn.and_then(op);
+            }
+            self.shared.store.txn(txn).await?;
         }
-        let mut txn = Txn::new();
-        for op in ops {
-            txn = txn.and_then(op);
-        }
-        self.shared.store.txn(txn).await?;
         Ok(())
     }
 }
