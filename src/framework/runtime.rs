@@ -465,6 +465,9 @@ impl Context {
 /// Most updates recorded in one batch.
 const MAX_BATCH: usize = 256;
 
+/// Acknowledgements of a batch in flight at once.
+const ACK_CONCURRENCY: usize = 16;
+
 /// Takes the updates that are already waiting behind `first` (up to [`MAX_BATCH`]); answers
 /// them and the first other event found, if any.
 fn gather_updates<E>(
@@ -510,13 +513,17 @@ async fn handle_updates<C: Controller>(ctx: &Context, controller: &C, batch: Vec
     match ctx.tasks.flush_batch().await {
         Ok(written) => {
             tracing::debug!(written, acks = acks.len(), "batch of updates stored");
-            for token in acks {
-                let result = ctx.scheduler.acknowledge(token).await;
-                ctx.telemetry.call("acknowledge", result.is_ok());
-                if let Err(error) = result {
-                    tracing::warn!(%error, "ACKNOWLEDGE failed");
-                }
-            }
+            // Several at a time: one round trip each, and a large batch must not hold up
+            // the loop for long.
+            futures::stream::iter(acks)
+                .for_each_concurrent(ACK_CONCURRENCY, |token| async move {
+                    let result = ctx.scheduler.acknowledge(token).await;
+                    ctx.telemetry.call("acknowledge", result.is_ok());
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "ACKNOWLEDGE failed");
+                    }
+                })
+                .await;
         }
         Err(error) => {
             tracing::warn!(%error, acks = acks.len(), "storing a batch of updates failed: not acknowledging them");
