@@ -45,7 +45,7 @@ mod telemetry;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
@@ -459,7 +459,14 @@ impl FrameworkHandle {
                 return summary;
             }
             tokio::select! {
-                change = changes.next() => if change.is_none() { return summary },
+                change = changes.next() => {
+                    if change.is_none() {
+                        return summary;
+                    }
+                    // Count once for every change already waiting (a summary scans every
+                    // instance).
+                    while let Some(Some(_)) = changes.next().now_or_never() {}
+                }
                 _ = ended.changed() => {}
             }
         }

@@ -169,10 +169,18 @@ impl Context {
         }
     }
 
+    /// After an instance became pending: [`update_pending`](Self::update_pending) at once, or
+    /// once at the end of the batch of updates being recorded (it scans every instance).
+    async fn pending_changed(&self) {
+        if self.deferred_acks.lock().await.is_none() {
+            self.update_pending().await;
+        }
+    }
+
     /// Tells the etiquette how many instances are ready to launch: SUPPRESS when none, REVIVE
     /// when more than before.
     pub(super) async fn update_pending(&self) {
-        let ready = self.tasks.ready(now_ms()).await.len();
+        let ready = self.tasks.ready_count(now_ms()).await;
         let now = Instant::now();
         let mut calls = Vec::new();
         {
@@ -273,12 +281,12 @@ impl Context {
                 };
                 self.ended(&record.spec, record.index).await;
                 self.tasks.conclude(&task_id, ending, decision).await?;
-                self.update_pending().await;
+                self.pending_changed().await;
             }
             Transition::NotLaunched => {
                 self.ended(&record.spec, record.index).await;
                 self.tasks.relaunch_unlaunched(&task_id).await?;
-                self.update_pending().await;
+                self.pending_changed().await;
             }
             // An attempt of an instance that has none alive (the store lost it, or it is an
             // attempt older than the record's): a stranger, killed or adopted per policy.
@@ -510,6 +518,7 @@ async fn handle_updates<C: Controller>(ctx: &Context, controller: &C, batch: Vec
         return;
     }
     let acks = ctx.deferred_acks.lock().await.take().unwrap_or_default();
+    ctx.update_pending().await;
     match ctx.tasks.flush_batch().await {
         Ok(written) => {
             tracing::debug!(written, acks = acks.len(), "batch of updates stored");

@@ -451,6 +451,18 @@ impl TaskManager {
             .collect()
     }
 
+    /// How many instances [`ready`](Self::ready) would answer at `now_ms` (without cloning
+    /// them).
+    pub async fn ready_count(&self, now_ms: u64) -> usize {
+        let state = self.shared.state.lock().await;
+        state
+            .records
+            .values()
+            .filter(|r| r.phase == Phase::Pending && r.not_before_ms.is_none_or(|t| t <= now_ms))
+            .filter(|r| state.specs.contains_key(&r.spec))
+            .count()
+    }
+
     /// The earliest end of a restart backoff, if any instance waits in one.
     pub async fn next_backoff_end(&self) -> Option<u64> {
         let state = self.shared.state.lock().await;
