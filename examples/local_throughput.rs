@@ -56,7 +56,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// Runs `count` `true` tasks and returns each task's launch-to-finish latency and the wall time.
-async fn run_tasks(
+pub async fn run_tasks(
     scheduler: &Scheduler,
     events: &mut SchedulerEvents,
     prefix: &str,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::runtime::Context;
 use crate::scheduler::{AckToken, SchedulerEvent};
 use crate::taskmgr::{Decision, TaskRecord};
-use crate::v1::{AgentId, ExecutorId, FrameworkId, Offer, TaskStatus};
+use crate::v1::{AgentId, ExecutorId, FrameworkId, InverseOffer, Offer, TaskStatus};
 
 /// Errors the controller's methods report; the framework logs them and goes on.
 pub type ControllerError = Box<dyn std::error::Error + Send + Sync>;
@@ -46,6 +46,13 @@ pub trait Controller: Send + Sync + 'static {
         ack: Option<AckToken>,
     ) -> Result<(), ControllerError> {
         ctx.record_update(self, status, ack).await
+    }
+
+    /// One inverse offer (an operator's maintenance window for an agent): by default accepted
+    /// when no task of ours runs on the agent, otherwise declined (see
+    /// [`Context::answer_inverse_offer`]). Override to drain the agent first, then accept.
+    async fn inverse_offer(&self, ctx: &Context, offer: &InverseOffer) {
+        ctx.answer_inverse_offer(offer).await;
     }
 
     /// Any other event (heartbeats, rescinds, failures, errors, ...): nothing by default.
@@ -120,6 +127,9 @@ impl<C: Controller> Controller for Arc<C> {
         ack: Option<AckToken>,
     ) -> Result<(), ControllerError> {
         (**self).update(ctx, status, ack).await
+    }
+    async fn inverse_offer(&self, ctx: &Context, offer: &InverseOffer) {
+        (**self).inverse_offer(ctx, offer).await
     }
     async fn event(&self, ctx: &Context, event: &SchedulerEvent) {
         (**self).event(ctx, event).await

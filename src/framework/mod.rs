@@ -28,23 +28,37 @@
 //!   [`FrameworkHandle::teardown`] ends the framework and its tasks.
 //! - HA: [`FrameworkBuilder::run_term`] runs the controller for one leadership term of
 //!   [`crate::ha::HaRunner`], every write through the term's fenced store.
+//! - Instances reported `TASK_UNREACHABLE` (their agent is partitioned or was removed) are
+//!   replaced after [`FrameworkBuilder::unreachable_timeout`] (default 60 s); the old task, if
+//!   it comes back after its replacement was launched, is killed.
+//! - With the feature `server`, [`FrameworkBuilder::server`] starts the SDK's HTTP server with
+//!   the framework: its artifacts resolve the specs' artifact names, `/metrics` carries the
+//!   framework's metrics and `/state` its state (connection, leadership, every instance with
+//!   its state and reason, pending instances with their placement's reason).
 
 mod controller;
+mod placement;
 mod runtime;
+mod state;
+mod telemetry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::sync::{Mutex, Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use controller::{Controller, ControllerError, DefaultController};
 pub use runtime::{Context, FRAMEWORK_ID_KEY, UnknownTaskPolicy};
+use state::StatePublisher;
+use telemetry::Telemetry;
 
 use crate::client::Client;
 use crate::ha::Term;
 use crate::resourcemgr::etiquette::{Etiquette, EtiquetteConfig};
+use crate::resourcemgr::placement::{Placer, PlacerConfig};
+use crate::resourcemgr::pool::OfferPool;
 use crate::scheduler::{
     AckMode, FrameworkInfoBuilder, Scheduler, SchedulerBuilder, SchedulerError, SchedulerEvent,
     Termination,
@@ -53,6 +67,10 @@ use crate::storage::{MemoryStore, Namespace, Store, StoreExt};
 use crate::taskmgr::spec::{ArtifactUrls, NoArtifacts, TaskSpec};
 use crate::taskmgr::{ReconcileConfig, Reconciler, Summary, TaskError, TaskManager};
 use crate::v1::{FrameworkId, FrameworkInfo};
+
+/// How long an offer may wait in the pool (while a sticky instance waits for its agent)
+/// before it is declined.
+const POOLED_OFFER_TTL: Duration = Duration::from_secs(5);
 
 /// Errors starting or ending a framework.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +88,10 @@ pub enum FrameworkError {
     /// A scheduler call failed.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// The HTTP server could not start.
+    #[cfg(feature = "server")]
+    #[error("server: {0}")]
+    Server(#[from] crate::server::ServerError),
 }
 
 type SchedulerTweak = Box<dyn FnOnce(SchedulerBuilder) -> SchedulerBuilder + Send>;
@@ -88,7 +110,11 @@ pub struct FrameworkBuilder {
     sticky_wait: Duration,
     unknown: UnknownTaskPolicy,
     artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
+    artifacts_set: bool,
+    unreachable_timeout: Option<Duration>,
     tweak: Option<SchedulerTweak>,
+    #[cfg(feature = "server")]
+    server: Option<crate::server::ServerBuilder>,
 }
 
 impl std::fmt::Debug for FrameworkBuilder {
@@ -119,7 +145,11 @@ impl Framework {
             sticky_wait: Duration::from_secs(60),
             unknown: UnknownTaskPolicy::default(),
             artifacts: Arc::new(NoArtifacts),
+            artifacts_set: false,
+            unreachable_timeout: Some(Duration::from_secs(60)),
             tweak: None,
+            #[cfg(feature = "server")]
+            server: None,
         }
     }
 }
@@ -190,6 +220,24 @@ impl FrameworkBuilder {
     /// Resolves artifact names of specs (the artifact server's handle).
     pub fn artifacts(mut self, artifacts: Arc<dyn ArtifactUrls + Send + Sync>) -> Self {
         self.artifacts = artifacts;
+        self.artifacts_set = true;
+        self
+    }
+
+    /// How long an instance may stay `TASK_UNREACHABLE` before it is replaced (default 60 s;
+    /// `None`: wait for the agent forever). The replaced task, should it come back, is killed.
+    pub fn unreachable_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.unreachable_timeout = timeout;
+        self
+    }
+
+    /// Starts the SDK's HTTP server (feature `server`) with the framework: its artifacts
+    /// resolve the specs' artifact names (unless [`artifacts`](Self::artifacts) is set), its
+    /// `/metrics` gets the framework's metrics and its `/state` the framework's state. The
+    /// server stops when the [`FrameworkHandle`] is dropped; see [`FrameworkHandle::server`].
+    #[cfg(feature = "server")]
+    pub fn server(mut self, server: crate::server::ServerBuilder) -> Self {
+        self.server = Some(server);
         self
     }
 
@@ -229,7 +277,10 @@ impl FrameworkBuilder {
             builder = tweak(builder);
         }
         let (scheduler, events) = builder.start();
-        Ok(self.spawn(controller, store, namespace, tasks, scheduler, events))
+        self.spawn(
+            controller, store, namespace, tasks, scheduler, events, "leader",
+        )
+        .await
     }
 
     /// Runs `controller` for one leadership term of [`HaRunner`](crate::ha::HaRunner): the
@@ -251,7 +302,16 @@ impl FrameworkBuilder {
         let namespace = Namespace::new(&self.framework_info.name)?;
         let tasks = self.load_tasks(&store, &namespace).await?;
         let scheduler = term.scheduler.clone();
-        Ok(self.spawn(controller, store, namespace, tasks, scheduler, term))
+        self.spawn(
+            controller,
+            store,
+            namespace,
+            tasks,
+            scheduler,
+            term,
+            "leader (HA term)",
+        )
+        .await
     }
 
     async fn load_tasks(
@@ -266,15 +326,17 @@ impl FrameworkBuilder {
         Ok(tasks)
     }
 
-    fn spawn<C, E>(
-        self,
+    #[allow(clippy::too_many_arguments)]
+    async fn spawn<C, E>(
+        #[allow(unused_mut)] mut self,
         controller: C,
         store: Arc<dyn Store>,
         namespace: Namespace,
         tasks: TaskManager,
         scheduler: Scheduler,
         events: E,
-    ) -> FrameworkHandle
+        leadership: &'static str,
+    ) -> Result<FrameworkHandle, FrameworkError>
     where
         C: Controller,
         E: Stream<Item = SchedulerEvent> + Unpin + Send + 'static,
@@ -285,6 +347,26 @@ impl FrameworkBuilder {
             self.framework_info.roles.clone()
         };
         let refuse = self.etiquette.refuse;
+        let (state, state_rx) = StatePublisher::new(&self.framework_info.name, leadership);
+        #[allow(unused_mut)]
+        let mut telemetry = Telemetry::default();
+        #[cfg(feature = "server")]
+        let server = match self.server.take() {
+            Some(builder) => {
+                let server = builder
+                    .state(crate::server::WatchState(state_rx))
+                    .start()
+                    .await?;
+                telemetry = Telemetry::register(&server.metrics());
+                if !self.artifacts_set {
+                    self.artifacts = Arc::new(server.artifacts());
+                }
+                Some(server)
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "server"))]
+        drop(state_rx);
         let ctx = Arc::new(Context {
             scheduler: scheduler.clone(),
             tasks: tasks.clone(),
@@ -295,9 +377,18 @@ impl FrameworkBuilder {
             roles,
             artifacts: self.artifacts,
             unknown: self.unknown,
-            refuse,
-            sticky_wait: self.sticky_wait,
             agents: Mutex::new(std::collections::HashMap::new()),
+            pool: Mutex::new(OfferPool::with_ttl(POOLED_OFFER_TTL)),
+            placer: Mutex::new(Placer::new(PlacerConfig {
+                locality_wait: self.sticky_wait,
+                refuse,
+                ..PlacerConfig::default()
+            })),
+            unreachable_timeout: self.unreachable_timeout,
+            unreachable: Mutex::new(std::collections::HashMap::new()),
+            telemetry,
+            state,
+            deferred_acks: Mutex::new(None),
         });
         let stop = Arc::new(Notify::new());
         let (ended_tx, ended) = watch::channel(false);
@@ -308,13 +399,15 @@ impl FrameworkBuilder {
             let _ = ended_tx.send(true);
             termination
         });
-        FrameworkHandle {
+        Ok(FrameworkHandle {
             scheduler,
             tasks,
             stop,
             ended,
             join: Mutex::new(Some(join)),
-        }
+            #[cfg(feature = "server")]
+            server,
+        })
     }
 }
 
@@ -330,9 +423,18 @@ pub struct FrameworkHandle {
     stop: Arc<Notify>,
     ended: watch::Receiver<bool>,
     join: Mutex<Option<JoinHandle<Termination>>>,
+    #[cfg(feature = "server")]
+    server: Option<crate::server::Server>,
 }
 
 impl FrameworkHandle {
+    /// The HTTP server started with [`FrameworkBuilder::server`] (register artifacts, read
+    /// its address).
+    #[cfg(feature = "server")]
+    pub fn server(&self) -> Option<&crate::server::Server> {
+        self.server.as_ref()
+    }
+
     /// The task manager (add specs, scale, kill, query, watch changes).
     pub fn tasks(&self) -> &TaskManager {
         &self.tasks
@@ -357,7 +459,14 @@ impl FrameworkHandle {
                 return summary;
             }
             tokio::select! {
-                change = changes.next() => if change.is_none() { return summary },
+                change = changes.next() => {
+                    if change.is_none() {
+                        return summary;
+                    }
+                    // Count once for every change already waiting (a summary scans every
+                    // instance).
+                    while let Some(Some(_)) = changes.next().now_or_never() {}
+                }
                 _ = ended.changed() => {}
             }
         }

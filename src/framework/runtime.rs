@@ -1,10 +1,13 @@
 //! The framework's event loop and the [`Context`] the controller works through: the standard
 //! handling of SUBSCRIBED (persist the id, reconcile), OFFERS (place, write ahead, launch,
-//! decline the rest), UPDATE (store, callbacks, acknowledge), strangers (kill or adopt), kills,
-//! offer suppression and revival, and the timers (restart backoff, reconciliation retries,
-//! periodic implicit reconciliation, launch timeouts).
+//! decline the rest), UPDATE (store, callbacks, acknowledge), INVERSE_OFFERS (accept when no
+//! task of ours runs on the agent, else decline), strangers (kill or adopt), kills, offer
+//! suppression and revival, and the timers (restart backoff, reconciliation retries, periodic
+//! implicit reconciliation, launch timeouts, replacement of instances unreachable for too
+//! long). Every call is counted in the metrics (see [`super::telemetry`]); every event runs
+//! in a `tracing` span that the calls it causes are logged in.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,19 +16,19 @@ use tokio::sync::{Mutex, Notify};
 use tracing::Instrument;
 
 use super::controller::{Controller, ControllerError};
-use crate::resourcemgr::etiquette::Etiquette;
-use crate::resourcemgr::offer::OfferResources;
-use crate::scheduler::calls::operations;
+use super::state::StatePublisher;
+use super::telemetry::Telemetry;
+use crate::resourcemgr::etiquette::{Etiquette, InverseOfferDecision};
+use crate::resourcemgr::placement::Placer;
+use crate::resourcemgr::pool::{AgentView, OfferPool};
 use crate::scheduler::{AckToken, Scheduler, SchedulerEvent, Termination};
 use crate::storage::{Namespace, Store, StoreExt};
-use crate::taskmgr::constraints;
 use crate::taskmgr::manager::now_ms;
 use crate::taskmgr::spec::ArtifactUrls;
 use crate::taskmgr::{
-    LaunchIntent, Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord,
-    Transition, record,
+    Phase, ReconcileAsk, Reconciler, StatusOutcome, TaskManager, TaskRecord, Transition, record,
 };
-use crate::v1::{AgentId, FrameworkId, Offer, TaskId, TaskStatus};
+use crate::v1::{AgentId, FrameworkId, InverseOffer, TaskId, TaskState, TaskStatus};
 
 /// What to do with a task the master reports that the store does not know.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,11 +60,23 @@ pub struct Context {
     pub(super) roles: Vec<String>,
     pub(super) artifacts: Arc<dyn ArtifactUrls + Send + Sync>,
     pub(super) unknown: UnknownTaskPolicy,
-    pub(super) refuse: Duration,
-    /// How long a sticky instance waits for its last agent before taking any.
-    pub(super) sticky_wait: Duration,
-    /// Hostname and attributes of the agents seen in offers (for constraints).
-    pub(super) agents: Mutex<HashMap<String, Offer>>,
+    /// Hostname and attributes of the agents seen in offers (for the placer's ledger).
+    pub(super) agents: Mutex<HashMap<String, AgentView>>,
+    /// The offers held between placement rounds.
+    pub(super) pool: Mutex<OfferPool>,
+    /// The resource manager's placer.
+    pub(super) placer: Mutex<Placer>,
+    /// After how long an instance reported `TASK_UNREACHABLE` is replaced (`None`: never).
+    pub(super) unreachable_timeout: Option<Duration>,
+    /// Task ids reported unreachable, and since when.
+    pub(super) unreachable: Mutex<HashMap<String, Instant>>,
+    /// The metrics.
+    pub(super) telemetry: Telemetry,
+    /// The `/state` snapshots.
+    pub(super) state: StatePublisher,
+    /// While a batch of updates is recorded: their acknowledgements, sent once the batch is
+    /// stored.
+    pub(super) deferred_acks: Mutex<Option<Vec<AckToken>>>,
 }
 
 impl std::fmt::Debug for dyn ArtifactUrls + Send + Sync {
@@ -95,6 +110,15 @@ impl Context {
     /// may be alive, send again the kills of instances being killed (a KILL sent while
     /// disconnected is lost), repeat SUPPRESS/REVIVE for the new subscription.
     pub async fn connected(&self, framework_id: &FrameworkId) -> Result<(), ControllerError> {
+        let connection = self.state.connection(|c| {
+            c.state = "subscribed";
+            c.framework_id = Some(framework_id.value.clone());
+            c.subscriptions += 1;
+            c.last_error = None;
+        });
+        self.telemetry
+            .subscribed(true, connection.subscriptions > 1);
+        self.state.publish(&self.tasks).await;
         self.store
             .put_proto(&self.namespace.key(FRAMEWORK_ID_KEY), framework_id, None)
             .await?;
@@ -111,6 +135,7 @@ impl Context {
     pub async fn reconcile(&self) {
         let tasks = self.tasks.maybe_running().await;
         let asks = self.reconciler.lock().await.start(tasks, Instant::now());
+        self.telemetry.reconcile_started();
         self.send_asks(asks).await;
     }
 
@@ -126,24 +151,36 @@ impl Context {
                 }
                 ReconcileAsk::Implicit => self.scheduler.reconcile_all().await,
             };
+            self.telemetry.call("reconcile", result.is_ok());
             if let Err(error) = result {
                 tracing::warn!(%error, "RECONCILE failed");
             }
         }
     }
 
-    async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
+    pub(super) async fn send_calls(&self, calls: Vec<crate::v1::scheduler::Call>) {
         for call in calls {
-            if let Err(error) = self.scheduler.call(call).await {
-                tracing::warn!(%error, "offer etiquette call failed");
+            let kind = call.r#type().as_str_name().to_ascii_lowercase();
+            let result = self.scheduler.call(call).await;
+            self.telemetry.call(&kind, result.is_ok());
+            if let Err(error) = result {
+                tracing::warn!(%error, call = %kind, "offer etiquette call failed");
             }
+        }
+    }
+
+    /// After an instance became pending: [`update_pending`](Self::update_pending) at once, or
+    /// once at the end of the batch of updates being recorded (it scans every instance).
+    async fn pending_changed(&self) {
+        if self.deferred_acks.lock().await.is_none() {
+            self.update_pending().await;
         }
     }
 
     /// Tells the etiquette how many instances are ready to launch: SUPPRESS when none, REVIVE
     /// when more than before.
     pub(super) async fn update_pending(&self) {
-        let ready = self.tasks.ready(now_ms()).await.len();
+        let ready = self.tasks.ready_count(now_ms()).await;
         let now = Instant::now();
         let mut calls = Vec::new();
         {
@@ -153,153 +190,6 @@ impl Context {
             }
         }
         self.send_calls(calls).await;
-    }
-
-    /// The standard handling of OFFERS: every ready instance is placed on the first offer with
-    /// room whose agent its constraints admit (see [`constraints`]), its `TaskInfo` built from
-    /// the spec (a sticky instance restarted takes only offers of its last agent for the
-    /// builder's `sticky_wait` after its backoff); the intents are stored, then each used offer is accepted; unused offers are
-    /// declined with the long refuse filter. Instances left pending get the reason why.
-    pub async fn launch_on(&self, offers: Vec<Offer>) -> Result<(), ControllerError> {
-        let ready = self.tasks.ready(now_ms()).await;
-        {
-            let mut agents = self.agents.lock().await;
-            for offer in &offers {
-                agents.insert(
-                    offer.agent_id.value.clone(),
-                    Offer {
-                        resources: Vec::new(),
-                        ..offer.clone()
-                    },
-                );
-            }
-        }
-        // Agents of the live instances of specs with constraints (grows with this round's
-        // placements).
-        let mut live: HashMap<String, Vec<String>> = HashMap::new();
-        if ready.iter().any(|(_, s)| !s.spec.constraints.is_empty()) {
-            for record in self.tasks.tasks().await {
-                if record.phase.may_run()
-                    && let Some(agent) = record.agent_id
-                {
-                    live.entry(record.spec).or_default().push(agent);
-                }
-            }
-        }
-        let mut placed: HashSet<(String, u32)> = HashSet::new();
-        let mut unused = Vec::new();
-        let mut launches = Vec::new();
-        for offer in offers {
-            let mut resources = OfferResources::new(&offer);
-            let mut infos = Vec::new();
-            let mut intents = Vec::new();
-            for (record, stored) in &ready {
-                let slot = (record.spec.clone(), record.index);
-                if placed.contains(&slot) {
-                    continue;
-                }
-                if stored.spec.restart.sticky
-                    && let Some(last) = &record.agent_id
-                    && *last != offer.agent_id.value
-                    && record.restarts > 0
-                    && now_ms() < sticky_until(record, self.sticky_wait)
-                {
-                    self.tasks
-                        .set_pending_reason(
-                            &record.spec,
-                            record.index,
-                            format!("sticky: waiting for an offer of its last agent {last}"),
-                        )
-                        .await;
-                    continue;
-                }
-                if let Err(reason) = self
-                    .check_constraints(&stored.spec, &offer, live.get(&record.spec))
-                    .await
-                {
-                    self.tasks
-                        .set_pending_reason(&record.spec, record.index, reason)
-                        .await;
-                    continue;
-                }
-                let task_id = record::new_task_id(&record.spec, record.index);
-                match stored
-                    .spec
-                    .task_info(task_id.clone(), &mut resources, &*self.artifacts)
-                {
-                    Ok(info) => {
-                        placed.insert(slot);
-                        live.entry(record.spec.clone())
-                            .or_default()
-                            .push(offer.agent_id.value.clone());
-                        infos.push(info);
-                        intents.push(LaunchIntent {
-                            spec: record.spec.clone(),
-                            index: record.index,
-                            task_id,
-                            agent_id: offer.agent_id.value.clone(),
-                            offer_id: offer.id.value.clone(),
-                            spec_version: stored.version,
-                        });
-                    }
-                    Err(error) => {
-                        self.tasks
-                            .set_pending_reason(&record.spec, record.index, error.to_string())
-                            .await;
-                    }
-                }
-            }
-            if infos.is_empty() {
-                unused.push(offer.id);
-            } else {
-                launches.push((offer.id, infos, intents));
-            }
-        }
-        for (offer_id, infos, intents) in launches {
-            self.tasks.record_launches(&intents).await?;
-            tracing::debug!(offer = %offer_id.value, tasks = infos.len(), "launching");
-            if let Err(error) = self
-                .scheduler
-                .accept(
-                    vec![offer_id],
-                    vec![operations::launch(infos)],
-                    Some(self.refuse),
-                )
-                .await
-            {
-                // The intents are stored: reconciliation after the launch timeout settles them.
-                tracing::warn!(%error, "ACCEPT failed");
-            }
-        }
-        if !unused.is_empty() {
-            let decline = self.etiquette.lock().await.decline(unused);
-            self.send_calls(decline.into_iter().collect()).await;
-        }
-        self.update_pending().await;
-        Ok(())
-    }
-
-    async fn check_constraints(
-        &self,
-        spec: &crate::taskmgr::spec::TaskSpec,
-        offer: &Offer,
-        live_agents: Option<&Vec<String>>,
-    ) -> Result<(), String> {
-        if spec.constraints.is_empty() {
-            return Ok(());
-        }
-        let agents = self.agents.lock().await;
-        for constraint in &spec.constraints {
-            let placed: Vec<String> = live_agents
-                .into_iter()
-                .flatten()
-                .filter_map(|agent| agents.get(agent))
-                .filter_map(|known| constraints::field_value(known, &constraint.field))
-                .collect();
-            let candidate = constraints::field_value(offer, &constraint.field);
-            constraints::admits(constraint, candidate.as_deref(), &placed)?;
-        }
-        Ok(())
     }
 
     /// The standard handling of UPDATE: the status is stored, the reconciliation round takes
@@ -312,10 +202,31 @@ impl Context {
         ack: Option<AckToken>,
     ) -> Result<(), ControllerError> {
         let task_id = status.task_id.value.clone();
-        self.reconciler
-            .lock()
-            .await
-            .answered(&task_id, Instant::now());
+        let state = status.state();
+        let reason = status
+            .reason
+            .and_then(|r| crate::v1::task_status::Reason::try_from(r).ok())
+            .map_or("none", |r| r.as_str_name());
+        self.telemetry.status_update(state.as_str_name(), reason);
+        let completed = self.reconciler.lock().await.answered_status(
+            &task_id,
+            status.timestamp,
+            Instant::now(),
+        );
+        if let Some(length) = completed {
+            tracing::debug!(?length, "reconciliation round complete");
+            self.telemetry.reconcile_completed(length);
+        }
+        {
+            let mut unreachable = self.unreachable.lock().await;
+            if state == TaskState::TaskUnreachable {
+                unreachable
+                    .entry(task_id.clone())
+                    .or_insert_with(Instant::now);
+            } else {
+                unreachable.remove(&task_id);
+            }
+        }
         match self.tasks.record_status(&status).await? {
             StatusOutcome::Unknown => self.stranger(&status).await?,
             StatusOutcome::Known { record, transition } => {
@@ -323,10 +234,16 @@ impl Context {
                     .await?
             }
         }
-        if let Some(token) = ack
-            && let Err(error) = self.scheduler.acknowledge(token).await
-        {
-            tracing::warn!(%error, task = %task_id, "ACKNOWLEDGE failed");
+        if let Some(token) = ack {
+            if let Some(deferred) = self.deferred_acks.lock().await.as_mut() {
+                deferred.push(token);
+                return Ok(());
+            }
+            let result = self.scheduler.acknowledge(token).await;
+            self.telemetry.call("acknowledge", result.is_ok());
+            if let Err(error) = result {
+                tracing::warn!(%error, task = %task_id, "ACKNOWLEDGE failed");
+            }
         }
         Ok(())
     }
@@ -362,12 +279,19 @@ impl Context {
                     record::Ending::Lost => controller.lost(self, &record).await,
                     record::Ending::Killed => controller.killed(self, &record).await,
                 };
+                self.ended(&record.spec, record.index).await;
                 self.tasks.conclude(&task_id, ending, decision).await?;
-                self.update_pending().await;
+                self.pending_changed().await;
             }
             Transition::NotLaunched => {
+                self.ended(&record.spec, record.index).await;
                 self.tasks.relaunch_unlaunched(&task_id).await?;
-                self.update_pending().await;
+                self.pending_changed().await;
+            }
+            // An attempt of an instance that has none alive (the store lost it, or it is an
+            // attempt older than the record's): a stranger, killed or adopted per policy.
+            Transition::Duplicate if record.phase == Phase::Pending => {
+                self.stranger(status).await?;
             }
             Transition::Duplicate => {
                 tracing::warn!(task = %task_id, "an older attempt is alive: killing it");
@@ -397,7 +321,7 @@ impl Context {
     }
 
     async fn kill_now(&self, task_id: String, agent_id: Option<AgentId>) {
-        if let Err(error) = self
+        let result = self
             .scheduler
             .kill(
                 TaskId {
@@ -406,9 +330,85 @@ impl Context {
                 agent_id,
                 None,
             )
-            .await
-        {
+            .await;
+        self.telemetry.call("kill", result.is_ok());
+        if let Err(error) = result {
             tracing::warn!(%error, task = %task_id, "KILL failed");
+        }
+    }
+
+    /// The default answer to an inverse offer (see
+    /// [`Etiquette::inverse_offer`](crate::resourcemgr::etiquette::Etiquette::inverse_offer)):
+    /// accept when no task of ours may run on its agent, otherwise decline. Sends the answer and
+    /// returns it.
+    pub async fn answer_inverse_offer(&self, offer: &InverseOffer) -> InverseOfferDecision {
+        let ours = match &offer.agent_id {
+            Some(agent) => self
+                .tasks
+                .by_agent(&agent.value)
+                .await
+                .iter()
+                .filter(|r| r.phase.may_run())
+                .count(),
+            None => 0,
+        };
+        let decision = self.etiquette.lock().await.inverse_offer(offer, ours);
+        tracing::info!(
+            inverse_offer = %offer.id.value,
+            accepted = decision.accepted,
+            reason = %decision.reason,
+            "answering an inverse offer"
+        );
+        self.send_calls(vec![decision.call.clone()]).await;
+        decision
+    }
+
+    /// Replaces the instances reported `TASK_UNREACHABLE` for longer than the builder's
+    /// `unreachable_timeout`: each attempt is concluded as lost (the controller's `lost`
+    /// callback decides, per policy by default), so a replacement is launched; if the old task
+    /// comes back after its replacement was launched, it is killed as a duplicate (as Marathon
+    /// does); if it comes back before, the instance simply resumes.
+    pub(super) async fn replace_unreachable<C: Controller + ?Sized>(&self, controller: &C) {
+        let Some(timeout) = self.unreachable_timeout else {
+            return;
+        };
+        let now = Instant::now();
+        let overdue: Vec<String> = {
+            let mut unreachable = self.unreachable.lock().await;
+            let overdue: Vec<String> = unreachable
+                .iter()
+                .filter(|(_, since)| now.duration_since(**since) >= timeout)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &overdue {
+                unreachable.remove(id);
+            }
+            overdue
+        };
+        for task_id in overdue {
+            let Some(record) = self.tasks.get(&task_id).await else {
+                continue;
+            };
+            if record.task_id.as_deref() != Some(task_id.as_str())
+                || record.phase != Phase::Active
+                || record.mesos_state() != Some(TaskState::TaskUnreachable)
+            {
+                continue;
+            }
+            tracing::warn!(
+                task = %task_id,
+                ?timeout,
+                "unreachable for too long: replacing the instance"
+            );
+            let decision = controller.lost(self, &record).await;
+            self.ended(&record.spec, record.index).await;
+            if let Err(error) = self
+                .tasks
+                .conclude(&task_id, record::Ending::Lost, decision)
+                .await
+            {
+                tracing::warn!(%error, task = %task_id, "replacing an unreachable instance failed");
+            }
         }
     }
 
@@ -449,11 +449,131 @@ impl Context {
         }
         let calls = self.etiquette.lock().await.tick(now);
         self.send_calls(calls).await;
+        if let Err(error) = self.offers_tick().await {
+            tracing::warn!(%error, "placing on pooled offers failed");
+        }
         if let Err(error) = self.tasks.rollout_step().await {
             tracing::warn!(%error, "rolling update step failed");
         }
         self.update_pending().await;
+        self.state.publish(&self.tasks).await;
     }
+
+    /// A subscription ended (the scheduler reconnects by itself).
+    pub(super) async fn disconnected(&self, reason: String) {
+        self.state.connection(|c| {
+            c.state = "disconnected";
+            c.last_error = Some(reason);
+        });
+        self.telemetry.subscribed(false, false);
+        self.state.publish(&self.tasks).await;
+    }
+}
+
+/// Most updates recorded in one batch.
+const MAX_BATCH: usize = 256;
+
+/// Acknowledgements of a batch in flight at once.
+const ACK_CONCURRENCY: usize = 16;
+
+/// Takes the updates that are already waiting behind `first` (up to [`MAX_BATCH`]); answers
+/// them and the first other event found, if any.
+fn gather_updates<E>(
+    first: SchedulerEvent,
+    events: &mut E,
+) -> (Vec<SchedulerEvent>, Option<SchedulerEvent>)
+where
+    E: futures::Stream<Item = SchedulerEvent> + Unpin,
+{
+    use futures::FutureExt;
+    let mut batch = vec![first];
+    while batch.len() < MAX_BATCH {
+        match events.next().now_or_never() {
+            Some(Some(event @ SchedulerEvent::Update { .. })) => batch.push(event),
+            Some(Some(other)) => return (batch, Some(other)),
+            // Nothing waiting, or the stream ended (noticed on the next poll).
+            Some(None) | None => break,
+        }
+    }
+    (batch, None)
+}
+
+/// Records a batch of updates: one after the other through the controller, with the record
+/// writes held back and stored together (one transaction per 64 records) and the
+/// acknowledgements sent only after that. A batch of one takes the plain path.
+async fn handle_updates<C: Controller>(ctx: &Context, controller: &C, batch: Vec<SchedulerEvent>) {
+    let single = batch.len() == 1;
+    if !single {
+        ctx.tasks.begin_batch().await;
+        *ctx.deferred_acks.lock().await = Some(Vec::new());
+    }
+    for event in batch {
+        if let SchedulerEvent::Update { status, ack } = event
+            && let Err(error) = controller.update(ctx, *status, ack).await
+        {
+            tracing::warn!(%error, "controller failed on an update");
+        }
+    }
+    if single {
+        return;
+    }
+    let acks = ctx.deferred_acks.lock().await.take().unwrap_or_default();
+    ctx.update_pending().await;
+    match ctx.tasks.flush_batch().await {
+        Ok(written) => {
+            tracing::debug!(written, acks = acks.len(), "batch of updates stored");
+            // Several at a time: one round trip each, and a large batch must not hold up
+            // the loop for long.
+            futures::stream::iter(acks)
+                .for_each_concurrent(ACK_CONCURRENCY, |token| async move {
+                    let result = ctx.scheduler.acknowledge(token).await;
+                    ctx.telemetry.call("acknowledge", result.is_ok());
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "ACKNOWLEDGE failed");
+                    }
+                })
+                .await;
+        }
+        Err(error) => {
+            tracing::warn!(%error, acks = acks.len(), "storing a batch of updates failed: not acknowledging them");
+        }
+    }
+}
+
+/// Handles one event (updates in batches) in its span; answers the termination that ends the
+/// loop.
+async fn on_event<C, E>(
+    ctx: &Context,
+    controller: &C,
+    event: SchedulerEvent,
+    events: &mut E,
+) -> Option<Termination>
+where
+    C: Controller,
+    E: futures::Stream<Item = SchedulerEvent> + Unpin,
+{
+    let mut next = Some(event);
+    while let Some(event) = next.take() {
+        if matches!(event, SchedulerEvent::Update { .. }) {
+            let (batch, other) = gather_updates(event, events);
+            for _ in 0..batch.len() {
+                ctx.telemetry.event("update");
+            }
+            let span = tracing::info_span!("event", kind = "update", batch = batch.len());
+            handle_updates(ctx, controller, batch)
+                .instrument(span)
+                .await;
+            next = other;
+        } else {
+            let kind = event_kind(&event);
+            ctx.telemetry.event(kind);
+            let span = tracing::info_span!("event", kind);
+            if let Some(termination) = handle(ctx, controller, event).instrument(span).await {
+                return Some(termination);
+            }
+        }
+    }
+    None
 }
 
 /// Runs the event loop until the scheduler terminates; answers why it did.
@@ -474,8 +594,7 @@ where
         tokio::select! {
             event = events.next() => {
                 let Some(event) = event else { return Termination::Stopped };
-                let span = tracing::debug_span!("event", kind = event_kind(&event));
-                if let Some(termination) = handle(&ctx, &controller, event).instrument(span).await {
+                if let Some(termination) = on_event(&ctx, &controller, event, &mut events).await {
                     return termination;
                 }
             }
@@ -483,7 +602,10 @@ where
                 ctx.send_kills().await;
                 ctx.update_pending().await;
             }
-            _ = ticker.tick() => ctx.tick().await,
+            _ = ticker.tick() => {
+                ctx.replace_unreachable(&controller).await;
+                ctx.tick().await;
+            }
             () = stop.notified() => ctx.scheduler.stop(),
         }
     }
@@ -511,6 +633,28 @@ async fn handle<C: Controller>(
                 .await;
             Ok(())
         }
+        SchedulerEvent::InverseOffers(offers) => {
+            for offer in &offers {
+                controller.inverse_offer(ctx, offer).await;
+            }
+            Ok(())
+        }
+        SchedulerEvent::Rescind(ref offer_id) => {
+            ctx.rescind(offer_id).await;
+            controller.event(ctx, &event).await;
+            Ok(())
+        }
+        SchedulerEvent::OffersInvalidated { .. } => {
+            ctx.clear_offers().await;
+            controller.event(ctx, &event).await;
+            Ok(())
+        }
+        SchedulerEvent::Disconnected { ref reason } => {
+            ctx.clear_offers().await;
+            ctx.disconnected(reason.clone()).await;
+            controller.event(ctx, &event).await;
+            Ok(())
+        }
         SchedulerEvent::Terminated(termination) => {
             controller
                 .event(ctx, &SchedulerEvent::Terminated(termination.clone()))
@@ -526,13 +670,6 @@ async fn handle<C: Controller>(
         tracing::warn!(%error, "controller failed on an event");
     }
     None
-}
-
-/// Until when (Unix ms) a sticky instance waits for its last agent: `wait` after its restart
-/// backoff ended.
-fn sticky_until(record: &TaskRecord, wait: Duration) -> u64 {
-    let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-    record.not_before_ms.unwrap_or(0).saturating_add(wait)
 }
 
 /// The event's type, for spans and logs.

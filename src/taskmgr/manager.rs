@@ -117,6 +117,8 @@ struct State {
     kills: Vec<(String, Option<String>)>,
     /// Pending reasons from placement (memory only).
     reasons: HashMap<(String, u32), String>,
+    /// Record writes held back for one transaction (see [`TaskManager::begin_batch`]).
+    batch: Option<Vec<Op>>,
 }
 
 #[derive(Debug)]
@@ -133,6 +135,9 @@ struct Shared {
 pub struct TaskManager {
     shared: Arc<Shared>,
 }
+
+/// Most operations in one store transaction.
+const MAX_TXN_OPS: usize = 64;
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {
@@ -446,6 +451,18 @@ impl TaskManager {
             .collect()
     }
 
+    /// How many instances [`ready`](Self::ready) would answer at `now_ms` (without cloning
+    /// them).
+    pub async fn ready_count(&self, now_ms: u64) -> usize {
+        let state = self.shared.state.lock().await;
+        state
+            .records
+            .values()
+            .filter(|r| r.phase == Phase::Pending && r.not_before_ms.is_none_or(|t| t <= now_ms))
+            .filter(|r| state.specs.contains_key(&r.spec))
+            .count()
+    }
+
     /// The earliest end of a restart backoff, if any instance waits in one.
     pub async fn next_backoff_end(&self) -> Option<u64> {
         let state = self.shared.state.lock().await;
@@ -564,7 +581,8 @@ impl TaskManager {
         }
         if record.removing {
             let key = self.shared.namespace.key(&record.key());
-            self.write(vec![Op::Delete { key }]).await?;
+            self.write_or_defer(&mut state, vec![Op::Delete { key }])
+                .await?;
             state.by_task.remove(task_id);
             state.records.remove(&slot);
             record.phase = Phase::Done;
@@ -752,9 +770,59 @@ impl TaskManager {
 
     async fn persist(&self, state: &mut State, record: TaskRecord) -> Result<(), TaskError> {
         let key = self.shared.namespace.key(&record.key());
-        self.write(vec![put(&key, &record)?]).await?;
+        self.write_or_defer(state, vec![put(&key, &record)?])
+            .await?;
         self.commit(state, record);
         Ok(())
+    }
+
+    /// Holds back the record writes of status updates (and the restart decisions they lead to)
+    /// until [`flush_batch`](Self::flush_batch), which stores them in as few transactions as
+    /// possible (one per 64 keys, the last write of a key winning). The caller must not
+    /// acknowledge any update of the batch before the flush succeeded. Answers whether a batch
+    /// was not already open.
+    pub async fn begin_batch(&self) -> bool {
+        let mut state = self.shared.state.lock().await;
+        if state.batch.is_some() {
+            return false;
+        }
+        state.batch = Some(Vec::new());
+        true
+    }
+
+    /// Stores the writes held back since [`begin_batch`](Self::begin_batch) and ends the batch;
+    /// answers how many keys were written. On an error the records in memory are ahead of
+    /// the store: the updates must not be acknowledged (the master sends them again).
+    pub async fn flush_batch(&self) -> Result<usize, TaskError> {
+        // The lock is held through the writes, as every other write does, so no newer write
+        // of the same key can reach the store before these.
+        let mut state = self.shared.state.lock().await;
+        let ops = state.batch.take().unwrap_or_default();
+        // Last write of a key wins (etcd refuses a transaction that names a key twice).
+        let mut seen = std::collections::HashSet::new();
+        let mut unique: Vec<Op> = ops
+            .into_iter()
+            .rev()
+            .filter(|op| match op {
+                Op::Put { key, .. } | Op::Delete { key } => seen.insert(key.clone()),
+                _ => true,
+            })
+            .collect();
+        unique.reverse();
+        let written = unique.len();
+        self.write(unique).await?;
+        drop(state);
+        Ok(written)
+    }
+
+    async fn write_or_defer(&self, state: &mut State, ops: Vec<Op>) -> Result<(), TaskError> {
+        match &mut state.batch {
+            Some(batch) => {
+                batch.extend(ops);
+                Ok(())
+            }
+            None => self.write(ops).await,
+        }
     }
 
     fn commit(&self, state: &mut State, record: TaskRecord) {
@@ -769,15 +837,17 @@ impl TaskManager {
             .insert((record.spec.clone(), record.index), record);
     }
 
+    /// Writes `ops` in transactions of at most [`MAX_TXN_OPS`] operations (etcd refuses more
+    /// than 128 per transaction by default; the records are independent of each other).
     async fn write(&self, ops: Vec<Op>) -> Result<(), TaskError> {
-        if ops.is_empty() {
-            return Ok(());
+        let mut ops = ops.into_iter().peekable();
+        while ops.peek().is_some() {
+            let mut txn = Txn::new();
+            for op in ops.by_ref().take(MAX_TXN_OPS) {
+                txn = txn.and_then(op);
+            }
+            self.shared.store.txn(txn).await?;
         }
-        let mut txn = Txn::new();
-        for op in ops {
-            txn = txn.and_then(op);
-        }
-        self.shared.store.txn(txn).await?;
         Ok(())
     }
 }

@@ -3,9 +3,14 @@
 //! capped exponential backoff, for the tasks that have no answer newer than the round's start;
 //! implicit reconciliation (the master reports every task it knows) runs periodically. One
 //! round at a time: starting a round supersedes the current one. Time is passed in.
+//!
+//! "Newer than the round's start" is judged by the status' own timestamp when it has one
+//! ([`Reconciler::answered_status`]; the master stamps reconciliation answers when it sends
+//! them), so an update the master sent before the round started but that arrived after it does
+//! not settle the task. A status without a timestamp is judged by its arrival.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Settings of the reconciler.
 #[derive(Debug, Clone)]
@@ -35,6 +40,8 @@ impl Default for ReconcileConfig {
 #[derive(Debug)]
 struct Round {
     started: Instant,
+    /// The start as Unix seconds, for status timestamps.
+    started_unix: f64,
     /// task id → agent id.
     outstanding: HashMap<String, Option<String>>,
     attempt: u32,
@@ -91,8 +98,10 @@ impl Reconciler {
         let mut asks = Vec::new();
         if !outstanding.is_empty() {
             asks.push(ReconcileAsk::Explicit(sorted(&outstanding)));
+            let behind = Instant::now().saturating_duration_since(now);
             self.round = Some(Round {
                 started: now,
+                started_unix: unix_secs() - behind.as_secs_f64(),
                 outstanding,
                 attempt: 0,
                 next_ask: now + self.config.retry_min,
@@ -132,6 +141,36 @@ impl Reconciler {
         }
     }
 
+    /// When the round under way started, if one is.
+    pub fn round_started(&self) -> Option<Instant> {
+        self.round.as_ref().map(|r| r.started)
+    }
+
+    /// An answer about `task_id` arrived at `now` carrying the status timestamp `timestamp`
+    /// (Unix seconds, as in `TaskStatus.timestamp`): the round's task is settled when that
+    /// timestamp is not older than the round's start. Without a timestamp (or a zero one) the
+    /// arrival time `now` is judged, as [`answered`](Self::answered) does. Answers the round's
+    /// length when this answer completed it.
+    pub fn answered_status(
+        &mut self,
+        task_id: &str,
+        timestamp: Option<f64>,
+        now: Instant,
+    ) -> Option<Duration> {
+        let round = self.round.as_ref()?;
+        let started = round.started;
+        let newer = match timestamp {
+            Some(ts) if ts > 0.0 => ts >= round.started_unix,
+            _ => now >= started,
+        };
+        if !newer {
+            return None;
+        }
+        // Settled: judged above, so pass a time the arrival check accepts.
+        self.answered(task_id, now.max(started));
+        (!self.in_round()).then(|| now.saturating_duration_since(started))
+    }
+
     /// Forgets a task (it ended or was removed).
     pub fn forget(&mut self, task_id: &str, now: Instant) {
         self.answered(task_id, now);
@@ -164,6 +203,13 @@ impl Reconciler {
         }
         asks
     }
+}
+
+/// Now as Unix seconds.
+fn unix_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn sorted(tasks: &HashMap<String, Option<String>>) -> Vec<(String, Option<String>)> {
@@ -228,5 +274,31 @@ mod tests {
         r.answered("b", t0 + Duration::from_secs(7));
         assert!(!r.in_round());
         assert_eq!(r.rounds(), 2);
+    }
+
+    #[test]
+    fn answers_are_judged_by_their_status_timestamp() {
+        let t0 = Instant::now();
+        let mut r = Reconciler::new(config());
+        r.start([("a".into(), None), ("b".into(), None)], t0);
+        let start = unix_secs();
+        // Sent by the master before the round started, arrived after: does not settle.
+        assert_eq!(
+            r.answered_status("a", Some(start - 5.0), t0 + Duration::from_secs(1)),
+            None
+        );
+        assert!(r.in_round());
+        // Without a timestamp: judged by arrival.
+        assert_eq!(
+            r.answered_status("a", None, t0 + Duration::from_secs(1)),
+            None
+        );
+        assert!(r.in_round());
+        // Stamped after the start: settles, and completes the round.
+        assert_eq!(
+            r.answered_status("b", Some(start + 1.0), t0 + Duration::from_secs(2)),
+            Some(Duration::from_secs(2))
+        );
+        assert!(!r.in_round());
     }
 }
