@@ -84,9 +84,8 @@ impl Context {
                 }
             }
         }
-        let mut placement = placer.place(&mut pool, &requests, now);
+        let mut placement = placer.place(&mut pool, requests, now);
         drop(pool);
-        drop(requests);
 
         // The TaskInfos from the specs over the resources the placer cut.
         let mut intents = Vec::with_capacity(placement.placed.len());
