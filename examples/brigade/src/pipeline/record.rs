@@ -1,0 +1,145 @@
+//! What a process scheduler keeps in the store (`mesos_sdk::storage`), under
+//! `brigade/<processor>/`: its framework id, and one record per launched task saying which
+//! message it carries and how far its result got. A restarted scheduler reads them back to avoid
+//! launching a message twice and to count what may have been produced twice.
+
+use std::sync::Arc;
+
+use mesos_sdk::storage::{Op, RangeRequest, Store, StoreExt, Txn, decode_json, encode_json};
+use serde::{Deserialize, Serialize};
+
+use super::PipelineError;
+
+/// How far a task's result got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// Launched (or about to be); no result yet.
+    Launched,
+    /// Its output or error record is being produced: it may be in Kafka already.
+    Producing,
+    /// Its record was acknowledged by Kafka; the input offset may not be committed yet.
+    Produced,
+}
+
+/// One task and the message it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// The Mesos task id.
+    pub task_id: String,
+    /// The agent it was launched on.
+    pub agent_id: Option<String>,
+    /// The source topic.
+    pub topic: String,
+    /// The source partition.
+    pub partition: i32,
+    /// The source offset.
+    pub offset: i64,
+    /// The source key (kept so a result recovered after a restart keeps it).
+    pub key: Option<Vec<u8>>,
+    /// Which attempt this task is (1 for the first).
+    pub attempt: u32,
+    /// How far its result got.
+    pub stage: Stage,
+}
+
+/// The store keys of one processor.
+#[derive(Debug, Clone)]
+pub struct Records {
+    store: Arc<dyn Store>,
+    prefix: String,
+}
+
+impl Records {
+    /// The records of processor `name` in `store`.
+    pub fn new(store: Arc<dyn Store>, name: &str) -> Self {
+        Self {
+            store,
+            prefix: format!("brigade/{name}/"),
+        }
+    }
+
+    fn task_key(&self, task_id: &str) -> String {
+        format!("{}tasks/{task_id}", self.prefix)
+    }
+
+    /// The persisted framework id.
+    pub async fn framework_id(&self) -> Result<Option<String>, PipelineError> {
+        Ok(self
+            .store
+            .get_json::<String>(&format!("{}framework-id", self.prefix))
+            .await?)
+    }
+
+    /// Persists the framework id.
+    pub async fn set_framework_id(&self, id: &str) -> Result<(), PipelineError> {
+        self.store
+            .put_json(&format!("{}framework-id", self.prefix), id, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets the framework id (the framework was removed).
+    pub async fn clear_framework_id(&self) -> Result<(), PipelineError> {
+        self.store
+            .delete(&format!("{}framework-id", self.prefix))
+            .await?;
+        Ok(())
+    }
+
+    /// Writes `records` in one transaction.
+    pub async fn put_all(&self, records: &[TaskRecord]) -> Result<(), PipelineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut txn = Txn::new();
+        for record in records {
+            let key = self.task_key(&record.task_id);
+            let value = encode_json(&key, record)?;
+            txn = txn.and_then(Op::put(key, value));
+        }
+        self.store.txn(txn).await?;
+        Ok(())
+    }
+
+    /// Writes one record.
+    pub async fn put(&self, record: &TaskRecord) -> Result<(), PipelineError> {
+        self.store
+            .put_json(&self.task_key(&record.task_id), record, None)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes the records of `task_ids` in one transaction.
+    pub async fn delete_all(&self, task_ids: &[String]) -> Result<(), PipelineError> {
+        for chunk in task_ids.chunks(64) {
+            let mut txn = Txn::new();
+            for id in chunk {
+                txn = txn.and_then(Op::delete(self.task_key(id)));
+            }
+            self.store.txn(txn).await?;
+        }
+        Ok(())
+    }
+
+    /// Every task record (unreadable ones are skipped with a warning).
+    pub async fn load(&self) -> Result<Vec<TaskRecord>, PipelineError> {
+        let prefix = format!("{}tasks/", self.prefix);
+        let mut out = Vec::new();
+        let mut request = RangeRequest::limit(500);
+        loop {
+            let page = self.store.range(&prefix, request.clone()).await?;
+            for kv in &page.kvs {
+                match decode_json::<TaskRecord>(kv) {
+                    Ok(record) => out.push(record),
+                    Err(e) => tracing::warn!(key = %kv.key, error = %e, "unreadable task record"),
+                }
+            }
+            match page.next {
+                Some(next) => request.continuation = Some(next),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+}
