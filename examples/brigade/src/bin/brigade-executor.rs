@@ -1,6 +1,41 @@
-//! `brigade-executor` (placeholder: filled in by the Brigade work).
+//! `brigade-executor`: the custom Mesos executor of Brigade's processor tasks, started by the
+//! agent (after the fetcher downloaded it from the scheduler's artifact server) with the
+//! `MESOS_*` environment. It runs each task's processor on its message and reports the result
+//! (see `brigade::protocol`), then exits once its task is done and acknowledged.
+//!
+//! Settings from the environment: `BRIGADE_DOCKER` (docker CLI), `BRIGADE_SHELL`,
+//! `BRIGADE_STDERR_TAIL` (bytes of stderr in a failure message); logs go to stderr, filtered by
+//! `RUST_LOG` (default `info`).
 
-fn main() {
-    eprintln!("brigade-executor: not built yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use brigade::exec::{BrigadeExecutor, RunConfig};
+use mesos_sdk::executor::{self, ExecutorConfig};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match ExecutorConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "brigade-executor must be started by a Mesos agent");
+            return ExitCode::from(2);
+        }
+    };
+    match executor::run(BrigadeExecutor::new(RunConfig::from_env()), config).await {
+        Ok(outcome) => {
+            tracing::info!(?outcome, "brigade-executor done");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "brigade-executor failed");
+            ExitCode::FAILURE
+        }
+    }
 }

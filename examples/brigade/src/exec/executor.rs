@@ -1,0 +1,280 @@
+//! `brigade-executor`'s [`Executor`]: per-message tasks (decode the task, run the processor
+//! once, report `TASK_FINISHED` with stdout in `data` or `TASK_FAILED`/`TASK_KILLED` with the
+//! reason) and warm workers (a long-lived task that runs every MESSAGE's work item in turn and
+//! answers each with a MESSAGE).
+//!
+//! Lifecycle: once every task has its terminal update acknowledged by the agent and nothing
+//! runs, the executor stops itself (one executor per task in per-message mode).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use mesos_sdk::executor::{Executor, ExecutorHandle, StatusUpdate};
+use mesos_sdk::v1::{KillPolicy, Label, Labels, TaskId, TaskInfo, TaskState};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::run::{RunConfig, RunOutcome, container_name, run};
+use crate::protocol::warm::{WorkItem, WorkResult, decode_worker, is_worker};
+use crate::protocol::{FailureCause, LABEL_FAILURE, Outcome, decode_task};
+
+#[derive(Default)]
+struct State {
+    /// Running tasks by id: their kill switch.
+    running: HashMap<String, CancellationToken>,
+    /// Terminal updates not yet acknowledged.
+    unacked_terminal: HashSet<Uuid>,
+    /// The warm worker's queue, while one runs.
+    warm: Option<mpsc::UnboundedSender<WorkItem>>,
+    /// Whether some task was launched (the executor does not stop before its first task).
+    launched: bool,
+}
+
+type Shared = Arc<Mutex<State>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, State> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The Brigade executor.
+pub struct BrigadeExecutor {
+    config: Arc<RunConfig>,
+    state: Shared,
+    stop_when_idle: bool,
+}
+
+impl BrigadeExecutor {
+    /// An executor with these run settings; it stops once idle after its tasks.
+    pub fn new(config: RunConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            state: Shared::default(),
+            stop_when_idle: true,
+        }
+    }
+
+    /// Keep running when idle (the agent's SHUTDOWN ends it).
+    pub fn keep_running(mut self) -> Self {
+        self.stop_when_idle = false;
+        self
+    }
+}
+
+/// Sends a terminal update and remembers it until acknowledged.
+fn terminal(state: &Shared, handle: &ExecutorHandle, task_id: &str, update: StatusUpdate) {
+    let mut s = lock(state);
+    s.running.remove(task_id);
+    match handle.update(update) {
+        Ok(uuid) => {
+            s.unacked_terminal.insert(uuid);
+        }
+        Err(e) => tracing::warn!(task = task_id, error = %e, "cannot send the terminal update"),
+    }
+}
+
+fn failure_update(
+    task_id: TaskId,
+    state: TaskState,
+    cause: FailureCause,
+    msg: &str,
+) -> StatusUpdate {
+    StatusUpdate::new(task_id, state)
+        .message(msg.to_string())
+        .labels(Labels {
+            labels: vec![Label {
+                key: LABEL_FAILURE.to_string(),
+                value: Some(cause.as_str().to_string()),
+            }],
+        })
+}
+
+fn outcome_update(task_id: TaskId, outcome: RunOutcome) -> StatusUpdate {
+    match outcome {
+        RunOutcome::Output(out) => {
+            StatusUpdate::new(task_id, TaskState::TaskFinished).data(Bytes::from(out))
+        }
+        RunOutcome::Failed { cause, message } => {
+            let state = if cause == FailureCause::Killed {
+                TaskState::TaskKilled
+            } else {
+                TaskState::TaskFailed
+            };
+            failure_update(task_id, state, cause, &message)
+        }
+    }
+}
+
+impl BrigadeExecutor {
+    fn launch_worker(&mut self, handle: &ExecutorHandle, task: TaskInfo) {
+        let id = task.task_id.clone();
+        let processor = match decode_worker(&task) {
+            Ok(p) => p,
+            Err(e) => {
+                let u = failure_update(
+                    id.clone(),
+                    TaskState::TaskFailed,
+                    FailureCause::BadTask,
+                    &e.to_string(),
+                );
+                terminal(&self.state, handle, &id.value, u);
+                return;
+            }
+        };
+        let token = CancellationToken::new();
+        let (tx, mut rx) = mpsc::unbounded_channel::<WorkItem>();
+        {
+            let mut s = lock(&self.state);
+            if s.warm.is_some() {
+                drop(s);
+                let u = failure_update(
+                    id.clone(),
+                    TaskState::TaskFailed,
+                    FailureCause::BadTask,
+                    "this executor already runs a warm worker",
+                );
+                terminal(&self.state, handle, &id.value, u);
+                return;
+            }
+            s.running.insert(id.value.clone(), token.clone());
+            s.warm = Some(tx);
+        }
+        if let Err(e) = handle.send_status(id.clone(), TaskState::TaskRunning, "warm worker ready")
+        {
+            tracing::warn!(error = %e, "cannot send TASK_RUNNING");
+        }
+        let (handle, state, config) = (
+            handle.clone(),
+            Arc::clone(&self.state),
+            Arc::clone(&self.config),
+        );
+        tokio::spawn(async move {
+            let name = container_name(&id.value);
+            loop {
+                let item = tokio::select! {
+                    item = rx.recv() => item,
+                    () = token.cancelled() => None,
+                };
+                let Some(WorkItem(msg)) = item else { break };
+                let outcome = run(&config, &processor, &msg, &name, &token).await;
+                if token.is_cancelled() {
+                    // The item's result is lost with the worker; the scheduler re-runs it.
+                    break;
+                }
+                let (outcome, cause) = match outcome {
+                    RunOutcome::Output(o) => (Outcome::Output(o), None),
+                    RunOutcome::Failed { cause, message } => {
+                        (Outcome::Failed { reason: message }, Some(cause))
+                    }
+                };
+                let result = WorkResult {
+                    partition: msg.partition,
+                    offset: msg.offset,
+                    outcome,
+                    cause,
+                };
+                if let Err(e) = handle.send_message(result.encode()) {
+                    tracing::warn!(error = %e, "cannot send a warm result");
+                }
+            }
+            lock(&state).warm = None;
+            let u = failure_update(
+                id.clone(),
+                TaskState::TaskKilled,
+                FailureCause::Killed,
+                "warm worker stopped",
+            );
+            terminal(&state, &handle, &id.value, u);
+        });
+    }
+}
+
+impl Executor for BrigadeExecutor {
+    async fn launch(&mut self, handle: &ExecutorHandle, task: TaskInfo) {
+        lock(&self.state).launched = true;
+        if is_worker(&task) {
+            self.launch_worker(handle, task);
+            return;
+        }
+        let id = task.task_id.clone();
+        let (processor, msg) = match decode_task(&task) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                tracing::warn!(task = %id.value, error = %e, "task does not follow the protocol");
+                let u = failure_update(
+                    id.clone(),
+                    TaskState::TaskFailed,
+                    FailureCause::BadTask,
+                    &e.to_string(),
+                );
+                terminal(&self.state, handle, &id.value, u);
+                return;
+            }
+        };
+        let token = CancellationToken::new();
+        lock(&self.state)
+            .running
+            .insert(id.value.clone(), token.clone());
+        if let Err(e) = handle.send_status(id.clone(), TaskState::TaskRunning, "processing") {
+            tracing::warn!(error = %e, "cannot send TASK_RUNNING");
+        }
+        let (handle, state, config) = (
+            handle.clone(),
+            Arc::clone(&self.state),
+            Arc::clone(&self.config),
+        );
+        tokio::spawn(async move {
+            let name = container_name(&id.value);
+            let outcome = run(&config, &processor, &msg, &name, &token).await;
+            tracing::info!(task = %id.value, ok = matches!(outcome, RunOutcome::Output(_)), "processor done");
+            let u = outcome_update(id.clone(), outcome);
+            terminal(&state, &handle, &id.value, u);
+        });
+    }
+
+    async fn kill(&mut self, _: &ExecutorHandle, task_id: TaskId, _: Option<KillPolicy>) {
+        let token = lock(&self.state).running.get(&task_id.value).cloned();
+        match token {
+            Some(token) => token.cancel(),
+            None => tracing::info!(task = %task_id.value, "KILL for a task that is not running"),
+        }
+    }
+
+    async fn message(&mut self, _: &ExecutorHandle, data: Bytes) {
+        match WorkItem::decode(&data) {
+            Ok(item) => {
+                let queue = lock(&self.state).warm.clone();
+                match queue {
+                    Some(q) => {
+                        if q.send(item).is_err() {
+                            tracing::warn!("work item for a stopped warm worker dropped");
+                        }
+                    }
+                    None => tracing::warn!("work item without a warm worker dropped"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable MESSAGE from the scheduler"),
+        }
+    }
+
+    async fn acknowledged(&mut self, handle: &ExecutorHandle, _: &TaskId, uuid: Uuid) {
+        let idle = {
+            let mut s = lock(&self.state);
+            s.unacked_terminal.remove(&uuid);
+            s.launched && s.running.is_empty() && s.unacked_terminal.is_empty()
+        };
+        if idle && self.stop_when_idle {
+            tracing::info!("every task is done and acknowledged: stopping");
+            let _ = handle.stop();
+        }
+    }
+
+    async fn shutdown(&mut self, _: &ExecutorHandle) {
+        for token in lock(&self.state).running.values() {
+            token.cancel();
+        }
+    }
+}
