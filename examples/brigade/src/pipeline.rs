@@ -124,8 +124,8 @@ impl SchedulerConfig {
             revive_interval: Duration::from_secs(1),
             tick: Duration::from_millis(100),
             kill_grace: Duration::from_secs(60),
-            executor_cpus: 0.05,
-            executor_mem: 32.0,
+            executor_cpus: crate::protocol::EXECUTOR_CPUS,
+            executor_mem: crate::protocol::EXECUTOR_MEM,
             results: None,
         }
     }

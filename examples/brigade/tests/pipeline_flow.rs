@@ -77,7 +77,7 @@ async fn a_failing_processor_fills_the_error_topic_with_reasons() {
         .add(processor(serde_json::json!({
             "name": "fail", "input": "fail-in", "output": "fail-out", "error": "fail-err",
             "command": "cat >/dev/null; echo broken-processor >&2; exit 3",
-            "cpus": 0.1, "mem": 32, "retries": 1, "backoff": "100ms"
+            "cpus": 0.1, "mem": 32, "retries": 1, "backoff": 0.1
         })))
         .await
         .unwrap();
@@ -111,7 +111,7 @@ async fn a_hanging_processor_hits_its_timeout() {
     brigade
         .add(processor(serde_json::json!({
             "name": "hang", "input": "hang-in", "output": "hang-out", "error": "hang-err",
-            "command": "sleep 600", "cpus": 0.1, "mem": 32, "timeout": "1s"
+            "command": "sleep 600", "cpus": 0.1, "mem": 32, "timeout": 1
         })))
         .await
         .unwrap();
