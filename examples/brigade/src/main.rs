@@ -1,5 +1,7 @@
 //! The `brigade` command line: `brigade demo` (everything in-process on embedded defaults) and
-//! `brigade run` (one processor against a real Mesos master, Kafka and optionally etcd).
+//! `brigade run` (one processor against a real Mesos master, Kafka and optionally etcd),
+//! `brigade scheduler` (the meta scheduler with its REST API and UI) and `brigade processor
+//! ...` (the REST API's client; exit codes in [`brigade::cli`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,12 +20,20 @@ use mesos_sdk::storage::{EtcdStore, MemoryStore, Store};
 #[derive(Debug, Parser)]
 #[command(name = "brigade", version)]
 struct Cli {
+    /// Log format on stderr: `text`, or `json` (one JSON object per line, for FluentD/Vector).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs the meta scheduler: processors from a file, a directory or etcd, reconciled live,
+    /// with the REST API, the web UI and /metrics on one server.
+    Scheduler(brigade::cli::SchedulerArgs),
+    /// Manages processors through a running scheduler's REST API (`--api`, env BRIGADE_API).
+    Processor(brigade::cli::ProcessorArgs),
     /// Runs everything in this process (mesos-local, a mock Kafka cluster, the memory store)
     /// with a sample upper-casing processor, and prints each result.
     Demo {
@@ -70,14 +80,22 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,brigade=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    let default_filter = if matches!(cli.command, Command::Processor(_)) {
+        "warn"
+    } else {
+        "warn,brigade=info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cli.log_format == "json" {
+        logs.json().flatten_event(true).with_current_span(true).init();
+    } else {
+        logs.init();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -85,8 +103,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Processor(args) = cli.command {
+        return ExitCode::from(runtime.block_on(brigade::cli::run_processor(args)));
+    }
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Scheduler(args) => brigade::cli::scheduler::run(args).await,
+            Command::Processor(_) => Ok(()),
             Command::Demo {
                 messages,
                 exit_when_done,

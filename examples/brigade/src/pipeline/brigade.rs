@@ -60,6 +60,15 @@ pub fn default_executor_path() -> Result<PathBuf, PipelineError> {
 impl Brigade {
     /// Starts the artifact server with the executor registered.
     pub async fn start(config: BrigadeConfig) -> Result<Self, PipelineError> {
+        Self::start_with_server(config, |builder| builder).await
+    }
+
+    /// As [`start`](Self::start), with `customize` applied to the server's builder first (the
+    /// meta scheduler adds its REST API and UI routes there).
+    pub async fn start_with_server(
+        config: BrigadeConfig,
+        customize: impl FnOnce(mesos_sdk::server::ServerBuilder) -> mesos_sdk::server::ServerBuilder,
+    ) -> Result<Self, PipelineError> {
         let path = match config.executor_path {
             Some(path) => path,
             None => default_executor_path()?,
@@ -68,7 +77,7 @@ impl Brigade {
         if let Some(host) = &config.advertised_host {
             builder = builder.advertised_host(host.clone());
         }
-        let server = builder
+        let server = customize(builder)
             .start()
             .await
             .map_err(|e| PipelineError::Server(e.to_string()))?;
@@ -119,6 +128,42 @@ impl Brigade {
             .remove(name)
             .ok_or_else(|| PipelineError::UnknownProcessor(name.to_string()))?;
         scheduler.stop().await
+    }
+
+    /// Drains the process scheduler of `name` (no new message; those consumed get their
+    /// records), then stops it; see [`ProcessScheduler::drain_and_stop`].
+    /// Returns its final counters beside the outcome.
+    pub async fn drain(
+        &self,
+        name: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(CountersSnapshot, Result<(), PipelineError>), PipelineError> {
+        let scheduler = self
+            .schedulers
+            .lock()
+            .await
+            .remove(name)
+            .ok_or_else(|| PipelineError::UnknownProcessor(name.to_string()))?;
+        Ok(scheduler.drain_and_stop(timeout).await)
+    }
+
+    /// Whether the process scheduler of `name` runs (`None`: there is none; `Some(false)`: its
+    /// event loop ended, stopped or failed for good).
+    pub async fn is_running(&self, name: &str) -> Option<bool> {
+        self.schedulers.lock().await.get(name).map(|s| !s.is_finished())
+    }
+
+    /// The persisted framework id of the processor `name`, if it subscribed once.
+    pub async fn framework_id(&self, name: &str) -> Result<Option<String>, PipelineError> {
+        super::record::Records::new(self.template.store.clone(), name)
+            .framework_id()
+            .await
+    }
+
+    /// The server (artifacts, metrics, the routes given to
+    /// [`start_with_server`](Self::start_with_server)).
+    pub fn server(&self) -> &Server {
+        &self.server
     }
 
     /// The running processors' names.

@@ -60,6 +60,7 @@ pub struct ResultEvent {
 pub struct ProcessScheduler {
     name: String,
     stop: watch::Sender<bool>,
+    drain: watch::Sender<bool>,
     join: JoinHandle<Result<(), PipelineError>>,
     counters: Arc<Counters>,
 }
@@ -90,6 +91,7 @@ impl ProcessScheduler {
         let (scheduler, events) = builder.start();
         let counters = Arc::new(Counters::default());
         let (stop, stop_rx) = watch::channel(false);
+        let (drain, drain_rx) = watch::channel(false);
         let runner = Runner::new(
             processor,
             config,
@@ -101,10 +103,11 @@ impl ProcessScheduler {
             recovered,
         );
         tracing::info!(processor = %name, framework_id = ?framework_id, "process scheduler starting");
-        let join = tokio::spawn(runner.run(events, stop_rx));
+        let join = tokio::spawn(runner.run(events, stop_rx, drain_rx));
         Ok(Self {
             name,
             stop,
+            drain,
             join,
             counters,
         })
@@ -133,6 +136,28 @@ impl ProcessScheduler {
             Ok(result) => result,
             Err(e) => Err(PipelineError::Config(format!("event loop panicked: {e}"))),
         }
+    }
+
+    /// Drains, then stops: consumes no new message, lets every message already consumed get
+    /// its output or error record (and its offset committed), then stops as [`stop`](Self::stop)
+    /// does. After `timeout` it stops anyway (what is still in flight is recovered by the next
+    /// start, as after [`stop`](Self::stop)).
+    /// Returns the final counters beside the outcome.
+    pub async fn drain_and_stop(
+        mut self,
+        timeout: Duration,
+    ) -> (CountersSnapshot, Result<(), PipelineError>) {
+        let counters = self.counters.clone();
+        let _ = self.drain.send(true);
+        let result = match tokio::time::timeout(timeout, &mut self.join).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(e)) => Err(PipelineError::Config(format!("event loop panicked: {e}"))),
+            Err(_) => {
+                tracing::warn!(processor = %self.name, ?timeout, "drain timed out; stopping");
+                self.stop().await
+            }
+        };
+        (counters.snapshot(), result)
     }
 }
 
@@ -292,17 +317,27 @@ impl Runner {
         mut self,
         mut events: SchedulerEvents,
         mut stop: watch::Receiver<bool>,
+        mut drain: watch::Receiver<bool>,
     ) -> Result<(), PipelineError> {
         let mut tick = tokio::time::interval(self.config.tick);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let consumer = self.consumer.clone();
         let result = loop {
-            let want = !self.stopping && self.open() < self.max_in_flight();
+            let draining = *drain.borrow();
+            if draining && self.open() == 0 && self.producing.is_empty() {
+                break Ok(());
+            }
+            let want = !self.stopping && !draining && self.open() < self.max_in_flight();
             self.back_pressure(want);
             tokio::select! {
                 biased;
                 changed = stop.changed() => {
                     if changed.is_err() || *stop.borrow() {
+                        break Ok(());
+                    }
+                }
+                changed = drain.changed(), if !draining => {
+                    if changed.is_err() {
                         break Ok(());
                     }
                 }
