@@ -53,9 +53,15 @@ async fn all(shared: &Shared) -> Result<Vec<ProcessorStatus>> {
     let mut statuses = shared.statuses().await;
     let entries = shared.source.list().await?;
     for (name, entry) in entries {
-        let status = statuses.entry(name).or_insert_with(|| fresh_status(&entry));
-        // A stop or start written but not reconciled yet shows as written.
-        status.stopped = entry.stopped;
+        let fresh = fresh_status(&entry);
+        let status = statuses.entry(name).or_insert_with(|| fresh.clone());
+        // What was written but not reconciled yet shows as written.
+        status.stopped = fresh.stopped;
+        status.origin = fresh.origin;
+        status.validation_errors = fresh.validation_errors;
+        if fresh.config.is_some() {
+            status.config = fresh.config;
+        }
     }
     Ok(statuses.into_values().collect())
 }
