@@ -33,6 +33,7 @@ enum Command {
     /// with the REST API, the web UI and /metrics on one server.
     Scheduler(brigade::cli::SchedulerArgs),
     /// Manages processors through a running scheduler's REST API (`--api`, env BRIGADE_API).
+    #[command(after_help = brigade::cli::EXIT_CODES)]
     Processor(brigade::cli::ProcessorArgs),
     /// Runs everything in this process (mesos-local, a mock Kafka cluster, the memory store)
     /// with a sample upper-casing processor, and prints each result.

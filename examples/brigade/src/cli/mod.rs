@@ -27,6 +27,11 @@ pub use scheduler::SchedulerArgs;
 
 use crate::general::Shared;
 
+/// The exit codes of `brigade processor ...`, as `--help` prints them.
+pub const EXIT_CODES: &str = "Exit codes: 0 done; 1 local problem (unreadable file); 2 bad command line; \
+3 API unreachable; 4 no such processor; 5 invalid processor or JSON (every problem printed per field); \
+6 conflict (exists already, or its document is invalid); 7 other API error.";
+
 /// Every route of `brigade scheduler`'s server beside the SDK's own: the REST API and the UI.
 pub fn routes(shared: Arc<Shared>) -> axum::Router {
     crate::api::router(shared.clone()).merge(crate::ui::router())
