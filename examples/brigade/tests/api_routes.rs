@@ -104,6 +104,14 @@ async fn every_route_answers_as_documented() {
     for field in ["input", "cpus", "flavour", "error"] {
         assert!(fields.contains(&field), "{field} reported: {body}");
     }
+    // Validate only: 200 with the verdict, nothing written.
+    let (status, body) = call(&http, Method::POST, format!("{base}/api/validate"), Some(json!({"name": "v", "cpus": "x"}))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["valid"], false);
+    assert!(body["errors"].as_array().unwrap().iter().any(|e| e["field"] == "cpus"), "{body}");
+    let (_, body) = call(&http, Method::POST, format!("{base}/api/validate"), Some(processor("v"))).await;
+    assert_eq!(body["valid"], true, "{body}");
+    assert!(!s.dir.path().join("v.json").exists());
     // Not JSON: 400.
     let response = http
         .post(format!("{base}/api/processors"))
@@ -179,8 +187,23 @@ async fn every_route_answers_as_documented() {
     // The UI and metrics are on the same server.
     let page = http.get(format!("{base}/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
-    assert_eq!(metrics.status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), StatusCode::OK);
+        let text = metrics.text().await.unwrap();
+        if text.contains("brigade_messages_consumed_total{processor=\"alpha\"}")
+            && text.contains("brigade_processor_state{processor=\"alpha\",state=\"running\"} 1")
+        {
+            assert!(text.contains("mesos_sdk_artifact_requests"), "the SDK's metrics beside");
+            for family in ["brigade_records_produced_total", "brigade_records_failed_total", "brigade_duplicates_total", "brigade_messages_in_flight"] {
+                assert!(text.contains(family), "{family} in {text}");
+            }
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "metrics never showed alpha: {text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Remove: 204, the file is gone.
     let (status, _) = call(&http, Method::DELETE, format!("{base}/api/processors/alpha"), None).await;
@@ -281,7 +304,7 @@ async fn the_openapi_document_is_valid_and_matches_the_routes() {
             requested += 1;
         }
     }
-    assert_eq!(requested, 9, "every documented operation requested");
+    assert_eq!(requested, 10, "every documented operation requested");
     s.general.shutdown().await;
     s.cluster.shutdown().await;
 }

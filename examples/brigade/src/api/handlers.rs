@@ -272,3 +272,39 @@ pub async fn stop(
 ) -> Result<Json<ProcessorStatus>> {
     set_stopped(&shared, &name, true).await
 }
+
+/// The answer of `POST /api/validate`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Validation {
+    /// Whether the document is a valid processor.
+    pub valid: bool,
+    /// Every problem, per field.
+    pub errors: Vec<FieldProblem>,
+}
+
+/// Validates a processor document without writing it (200 either way: the UI checks a form
+/// with it before saving).
+#[utoipa::path(
+    post, path = "/api/validate", tag = "processors",
+    request_body(content = Object, description = "The processor's JSON", content_type = "application/json"),
+    responses((status = 200, description = "The verdict, with every problem per field", body = Validation))
+)]
+pub async fn validate(body: Bytes) -> Json<Validation> {
+    match parse_body(&body, None) {
+        Ok(_) => Json(Validation {
+            valid: true,
+            errors: Vec::new(),
+        }),
+        Err(Failure(_, error)) => Json(Validation {
+            valid: false,
+            errors: if error.errors.is_empty() {
+                vec![FieldProblem {
+                    field: String::new(),
+                    message: error.error,
+                }]
+            } else {
+                error.errors
+            },
+        }),
+    }
+}

@@ -4,12 +4,15 @@
 //! annotations ([`openapi`]). Writes go to the meta scheduler's source (files or etcd), the one
 //! source of truth; the reconcile loop is woken after each.
 //!
+//! On a standby instance `/api/*` answers 307 to the leader ([`standby`]).
+//!
 //! Errors are JSON [`ApiError`]s: 400 with every field's problem for an invalid processor,
 //! 404 for an unknown processor, 409 for a conflict, 500 when the source fails.
 
 pub mod handlers;
 pub mod openapi;
 pub mod ready;
+pub mod standby;
 
 use std::sync::Arc;
 
@@ -35,11 +38,13 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
                 .put(handlers::update)
                 .delete(handlers::remove),
         )
+        .route("/api/validate", post(handlers::validate))
         .route("/api/processors/{name}/status", get(handlers::status))
         .route("/api/processors/{name}/start", post(handlers::start))
         .route("/api/processors/{name}/stop", post(handlers::stop))
         .route("/ready", get(ready::ready))
         .route("/openapi.json", get(openapi::document))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), standby::redirect))
         .with_state(shared)
 }
 

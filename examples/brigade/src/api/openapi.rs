@@ -20,9 +20,10 @@ use crate::general::{Counters, FieldProblem, ProcessorStatus, RecentError, State
         handlers::remove,
         handlers::start,
         handlers::stop,
+        handlers::validate,
         ready::ready,
     ),
-    components(schemas(ProcessorStatus, State, Counters, FieldProblem, RecentError, ApiError, ready::Readiness)),
+    components(schemas(handlers::Validation, ProcessorStatus, State, Counters, FieldProblem, RecentError, ApiError, ready::Readiness)),
     tags(
         (name = "processors", description = "Processors and their status"),
         (name = "health", description = "Readiness"),

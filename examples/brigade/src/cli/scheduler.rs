@@ -48,19 +48,32 @@ pub struct SchedulerArgs {
     /// How long a changed, stopped or removed processor may take to drain, in seconds.
     #[arg(long, default_value_t = 60)]
     pub drain_timeout_secs: u64,
+    /// Run as one of several instances with leader election in etcd (needs --etcd): only the
+    /// leader runs process schedulers; standbys redirect the API to it.
+    #[arg(long, requires = "etcd")]
+    pub ha: bool,
+    /// The leader key in etcd.
+    #[arg(long, default_value = crate::general::ha::DEFAULT_LEADER_KEY)]
+    pub leader_key: String,
+    /// The leader's lease TTL, in seconds (a standby takes over within it).
+    #[arg(long, default_value_t = 10)]
+    pub leader_ttl_secs: u64,
 }
 
 /// Runs the meta scheduler until Ctrl-C or SIGTERM.
 pub async fn run(args: SchedulerArgs) -> Result<(), String> {
-    let etcd: Option<Arc<dyn Store>> = match &args.etcd {
-        Some(endpoints) => Some(Arc::new(
+    let etcd_store: Option<EtcdStore> = match &args.etcd {
+        Some(endpoints) => Some(
             EtcdStore::builder(endpoints.split(',').map(str::trim))
                 .connect()
                 .await
                 .map_err(|e| format!("etcd {endpoints}: {e}"))?,
-        )),
+        ),
         None => None,
     };
+    let etcd: Option<Arc<dyn Store>> = etcd_store
+        .clone()
+        .map(|store| Arc::new(store) as Arc<dyn Store>);
     let store: Arc<dyn Store> = etcd.clone().unwrap_or_else(|| Arc::new(MemoryStore::new()));
     let (source, watch_path, watch_store): (Arc<dyn ProcessorSource>, _, _) =
         match (&args.processors, &etcd) {
@@ -91,14 +104,29 @@ pub async fn run(args: SchedulerArgs) -> Result<(), String> {
     config.watch_store = watch_store;
     config.poll_interval = Duration::from_millis(args.poll_ms.max(10));
     config.drain_timeout = Duration::from_secs(args.drain_timeout_secs);
+    config.standby = args.ha;
     let general = General::start(config, |shared| Some(super::routes(shared)))
         .await
         .map_err(|e| e.to_string())?;
+    let election = match (args.ha, etcd_store) {
+        (true, Some(store)) => crate::general::ha::run_election(
+            store,
+            general.shared().clone(),
+            &args.leader_key,
+            general.url(),
+            Duration::from_secs(args.leader_ttl_secs.max(1)),
+        )
+        .map_err(|e| format!("leader election: {e}"))?,
+        _ => Vec::new(),
+    };
     // The first line on stdout names the server, for scripts and tests.
     println!("brigade scheduler listening on {}", general.url());
     tracing::info!(url = %general.url(), "brigade scheduler up");
     wait_for_signal().await;
     eprintln!("brigade: stopping");
+    for task in election {
+        task.abort();
+    }
     general.shutdown().await;
     Ok(())
 }

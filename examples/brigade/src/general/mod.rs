@@ -10,7 +10,12 @@
 //! - [`store_source`]: processors under a store (etcd) prefix.
 //! - [`status`]: what is reported per processor.
 //! - [`reconcile`]: the loop that makes the running schedulers match the source.
+//! - [`metrics`]: per-processor Prometheus metrics.
+//! - [`ha`]: leader election between instances (only the leader runs process schedulers).
+//! - [`watch`]: the file watcher.
 
+pub mod ha;
+pub mod metrics;
 pub mod reconcile;
 pub mod source;
 pub mod status;
@@ -58,14 +63,16 @@ pub struct Shared {
     pub recent: std::sync::Mutex<HashMap<String, VecDeque<RecentError>>>,
     /// The last error of the source itself (unreadable directory, store down).
     pub source_error: std::sync::Mutex<Option<String>>,
-    /// The process schedulers, once started.
-    pub brigade: OnceLock<Arc<Brigade>>,
+    /// The process schedulers, once started (weak: the meta scheduler owns them).
+    pub brigade: OnceLock<std::sync::Weak<Brigade>>,
     /// The Mesos master, for `/ready`.
     pub master: String,
     /// The Kafka bootstrap servers, for `/ready`.
     pub brokers: String,
     /// Whether this instance leads (always, without leader election).
     pub leader: std::sync::atomic::AtomicBool,
+    /// The leader's address, when known (standbys redirect API requests there).
+    pub leader_url: std::sync::Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -81,6 +88,7 @@ impl Shared {
             master,
             brokers,
             leader: std::sync::atomic::AtomicBool::new(true),
+            leader_url: std::sync::Mutex::new(None),
         }
     }
 
@@ -91,10 +99,16 @@ impl Shared {
         }
     }
 
+    /// The process schedulers, while they run.
+    pub fn brigade(&self) -> Option<Arc<Brigade>> {
+        self.brigade.get().and_then(std::sync::Weak::upgrade)
+    }
+
     /// The status of every processor known, by name.
     pub async fn statuses(&self) -> BTreeMap<String, ProcessorStatus> {
         let known = self.known.read().await.clone();
-        let counters = match self.brigade.get() {
+        let brigade = self.brigade();
+        let counters = match &brigade {
             Some(brigade) => brigade.counters().await,
             None => BTreeMap::new(),
         };
@@ -104,7 +118,7 @@ impl Shared {
             if let Some(c) = counters.get(&name) {
                 total.add(c);
             }
-            let framework_id = match self.brigade.get() {
+            let framework_id = match &brigade {
                 Some(brigade) => brigade.framework_id(&name).await.ok().flatten(),
                 None => None,
             };

@@ -34,6 +34,9 @@ pub struct GeneralConfig {
     pub poll_interval: Duration,
     /// How long a changed, stopped or removed processor may take to drain.
     pub drain_timeout: Duration,
+    /// Start as a standby (no process scheduler runs until [`Shared::leader`] is set, see
+    /// [`super::ha`]).
+    pub standby: bool,
 }
 
 impl GeneralConfig {
@@ -46,6 +49,7 @@ impl GeneralConfig {
             watch_store: None,
             poll_interval: super::DEFAULT_POLL_INTERVAL,
             drain_timeout: super::DEFAULT_DRAIN_TIMEOUT,
+            standby: false,
         }
     }
 }
@@ -74,6 +78,9 @@ impl General {
             brigade_config.scheduler.master.clone(),
             brigade_config.scheduler.kafka.brokers.clone(),
         ));
+        if config.standby {
+            shared.leader.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel();
         let forward = brigade_config.scheduler.results.replace(results_tx);
         let router = routes(shared.clone());
@@ -84,7 +91,7 @@ impl General {
             })
             .await?,
         );
-        let _ = shared.brigade.set(brigade.clone());
+        let _ = shared.brigade.set(Arc::downgrade(&brigade));
         let mut watchers = Vec::new();
         let errors_shared = shared.clone();
         watchers.push(tokio::spawn(async move {
@@ -103,6 +110,8 @@ impl General {
                 }
             }
         }));
+        let metrics = super::metrics::ProcessorMetrics::register(&brigade.server().metrics());
+        watchers.push(metrics.sample(shared.clone(), config.poll_interval.min(Duration::from_secs(1))));
         if let Some(store) = &config.watch_store {
             watchers.push(store.watch(shared.wake.clone()));
         }
@@ -152,19 +161,27 @@ impl General {
             watcher.abort();
         }
         drop(self.shared);
-        match Arc::try_unwrap(self.brigade) {
-            Ok(brigade) => brigade.shutdown().await,
-            Err(brigade) => {
-                for name in brigade.processors().await {
-                    let _ = brigade.remove(&name).await;
-                }
+        let mut brigade = self.brigade;
+        // A request in flight may hold the process schedulers for a moment.
+        for _ in 0..100 {
+            match Arc::try_unwrap(brigade) {
+                Ok(owned) => return owned.shutdown().await,
+                Err(shared) => brigade = shared,
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!("process schedulers still in use; stopping them without the server");
+        for name in brigade.processors().await {
+            let _ = brigade.remove(&name).await;
         }
     }
 }
 
-/// What the source wants for one processor.
-fn desired(entry: Option<&Entry>, running: Option<&Processor>) -> Option<Processor> {
+/// What the source wants for one processor (nothing runs on a standby).
+fn desired(leading: bool, entry: Option<&Entry>, running: Option<&Processor>) -> Option<Processor> {
+    if !leading {
+        return None;
+    }
     match entry {
         None => None,
         Some(entry) if entry.stopped => None,
@@ -258,7 +275,8 @@ impl Loop {
                 }
             }
             let Some(known) = self.known.get(&name) else { continue };
-            let want = desired(entry, known.running.as_ref());
+            let leading = self.shared.leader.load(std::sync::atomic::Ordering::SeqCst);
+            let want = desired(leading, entry, known.running.as_ref());
             if known.running.is_some() && known.running != want {
                 self.drain(&name).await;
             }
@@ -277,6 +295,9 @@ impl Loop {
                 (Some(e), _) if e.processor.is_err() => State::Invalid,
                 (Some(e), None) if e.stopped => State::Stopped,
                 (_, Some(_)) => State::Running,
+                (Some(_), None) if !self.shared.leader.load(std::sync::atomic::Ordering::SeqCst) => {
+                    State::Standby
+                }
                 (_, None) => State::Failed,
             };
         }

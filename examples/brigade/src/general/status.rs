@@ -30,6 +30,8 @@ pub enum State {
     Invalid,
     /// Its process scheduler could not start or ended with an error; retried.
     Failed,
+    /// This instance is a standby: the leader runs it.
+    Standby,
 }
 
 impl State {
@@ -42,6 +44,7 @@ impl State {
             State::Stopped => "stopped",
             State::Invalid => "invalid",
             State::Failed => "failed",
+            State::Standby => "standby",
         }
     }
 }

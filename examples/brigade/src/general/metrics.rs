@@ -1,0 +1,102 @@
+//! Per-processor Prometheus metrics, registered in the SDK server's registry (served at
+//! `/metrics` beside the SDK's own): messages consumed, records produced and failed, retries,
+//! duplicates (counters) and messages in flight and the processor's state (gauges), sampled
+//! from the meta scheduler's statuses.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesos_sdk::server::Metrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+
+use super::{Counters, Shared};
+
+/// The label of per-processor metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProcessorLabel {
+    /// The processor's name.
+    pub processor: String,
+}
+
+/// The labels of the state gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    /// The processor's name.
+    pub processor: String,
+    /// The state.
+    pub state: String,
+}
+
+/// The registered metric families.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessorMetrics {
+    consumed: Family<ProcessorLabel, Counter>,
+    produced: Family<ProcessorLabel, Counter>,
+    failed: Family<ProcessorLabel, Counter>,
+    retries: Family<ProcessorLabel, Counter>,
+    duplicated: Family<ProcessorLabel, Counter>,
+    in_flight: Family<ProcessorLabel, Gauge>,
+    state: Family<StateLabel, Gauge>,
+}
+
+impl ProcessorMetrics {
+    /// Registers the families in `metrics`.
+    pub fn register(metrics: &Metrics) -> Self {
+        let m = Self::default();
+        metrics.register("brigade_messages_consumed", "Input messages received from Kafka", m.consumed.clone());
+        metrics.register("brigade_records_produced", "Output records acknowledged by Kafka", m.produced.clone());
+        metrics.register("brigade_records_failed", "Error records acknowledged by Kafka", m.failed.clone());
+        metrics.register("brigade_retries", "Failed attempts run again", m.retries.clone());
+        metrics.register("brigade_duplicates", "Records possibly produced twice (around a restart)", m.duplicated.clone());
+        metrics.register("brigade_messages_in_flight", "Messages consumed and not yet completed", m.in_flight.clone());
+        metrics.register("brigade_processor_state", "1 for the processor's current state", m.state.clone());
+        m
+    }
+
+    /// Samples `shared` every `interval` until the task is aborted.
+    pub fn sample(self, shared: Arc<Shared>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut last: HashMap<String, Counters> = HashMap::new();
+            let mut states: HashMap<String, String> = HashMap::new();
+            loop {
+                for (name, status) in shared.statuses().await {
+                    let label = ProcessorLabel { processor: name.clone() };
+                    let before = last.entry(name.clone()).or_default();
+                    let c = status.counters;
+                    // Every series exists from the first sample on (an increment of 0).
+                    let bump = |family: &Family<ProcessorLabel, Counter>, now: u64, was: u64| {
+                        family.get_or_create(&label).inc_by(now.saturating_sub(was));
+                    };
+                    bump(&self.consumed, c.consumed, before.consumed);
+                    bump(&self.produced, c.produced, before.produced);
+                    bump(&self.failed, c.failed, before.failed);
+                    bump(&self.retries, c.retries, before.retries);
+                    bump(&self.duplicated, c.duplicated, before.duplicated);
+                    self.in_flight.get_or_create(&label).set(c.in_flight as i64);
+                    *before = Counters {
+                        consumed: before.consumed.max(c.consumed),
+                        produced: before.produced.max(c.produced),
+                        failed: before.failed.max(c.failed),
+                        retries: before.retries.max(c.retries),
+                        duplicated: before.duplicated.max(c.duplicated),
+                        ..c
+                    };
+                    let state = status.state.as_str().to_string();
+                    if let Some(old) = states.insert(name.clone(), state.clone()) {
+                        if old != state {
+                            self.state
+                                .get_or_create(&StateLabel { processor: name.clone(), state: old })
+                                .set(0);
+                        }
+                    }
+                    self.state.get_or_create(&StateLabel { processor: name, state }).set(1);
+                }
+                tokio::time::sleep(interval).await;
+            }
+        })
+    }
+}
