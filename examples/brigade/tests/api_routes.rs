@@ -66,15 +66,25 @@ fn processor(name: &str) -> Value {
     })
 }
 
-async fn call(http: &Client, method: Method, url: String, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    http: &Client,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let mut request = http.request(method, url);
     if let Some(body) = body {
-        request = request.header("content-type", "application/json").body(body.to_string());
+        request = request
+            .header("content-type", "application/json")
+            .body(body.to_string());
     }
     let response = request.send().await.expect("API answers");
     let status = response.status();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,12 +94,24 @@ async fn every_route_answers_as_documented() {
     let http = Client::new();
 
     // Add: 201; the file appears in the directory (the one source of truth).
-    let (status, body) = call(&http, Method::POST, format!("{base}/api/processors"), Some(processor("alpha"))).await;
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/processors"),
+        Some(processor("alpha")),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["name"], "alpha");
     assert!(s.dir.path().join("alpha.json").is_file());
     // Again: 409.
-    let (status, body) = call(&http, Method::POST, format!("{base}/api/processors"), Some(processor("alpha"))).await;
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/processors"),
+        Some(processor("alpha")),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     // Invalid: 400 with every problem per field.
     let (status, body) = call(
@@ -100,16 +122,40 @@ async fn every_route_answers_as_documented() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     for field in ["input", "cpus", "flavour", "error"] {
         assert!(fields.contains(&field), "{field} reported: {body}");
     }
     // Validate only: 200 with the verdict, nothing written.
-    let (status, body) = call(&http, Method::POST, format!("{base}/api/validate"), Some(json!({"name": "v", "cpus": "x"}))).await;
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/validate"),
+        Some(json!({"name": "v", "cpus": "x"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["valid"], false);
-    assert!(body["errors"].as_array().unwrap().iter().any(|e| e["field"] == "cpus"), "{body}");
-    let (_, body) = call(&http, Method::POST, format!("{base}/api/validate"), Some(processor("v"))).await;
+    assert!(
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["field"] == "cpus"),
+        "{body}"
+    );
+    let (_, body) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/validate"),
+        Some(processor("v")),
+    )
+    .await;
     assert_eq!(body["valid"], true, "{body}");
     assert!(!s.dir.path().join("v.json").exists());
     // Not JSON: 400.
@@ -124,13 +170,22 @@ async fn every_route_answers_as_documented() {
     // It runs (the reconcile loop picked the file up).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, body) = call(&http, Method::GET, format!("{base}/api/processors/alpha/status"), None).await;
+        let (status, body) = call(
+            &http,
+            Method::GET,
+            format!("{base}/api/processors/alpha/status"),
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         if body["state"] == "running" {
             assert!(body["counters"]["consumed"].is_u64());
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "never running: {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never running: {body}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (status, body) = call(&http, Method::GET, format!("{base}/api/processors"), None).await;
@@ -140,21 +195,53 @@ async fn every_route_answers_as_documented() {
     // Update: the name comes from the path; a different one is refused.
     let mut changed = processor("alpha");
     changed["command"] = json!("tr a-z A-Z");
-    let (status, body) = call(&http, Method::PUT, format!("{base}/api/processors/alpha"), Some(changed.clone())).await;
+    let (status, body) = call(
+        &http,
+        Method::PUT,
+        format!("{base}/api/processors/alpha"),
+        Some(changed.clone()),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["config"]["command"], "tr a-z A-Z");
-    let (status, _) = call(&http, Method::PUT, format!("{base}/api/processors/beta"), Some(processor("alpha"))).await;
+    let (status, _) = call(
+        &http,
+        Method::PUT,
+        format!("{base}/api/processors/beta"),
+        Some(processor("alpha")),
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let (status, _) = call(&http, Method::PUT, format!("{base}/api/processors/beta"), Some(processor("beta"))).await;
+    let (status, _) = call(
+        &http,
+        Method::PUT,
+        format!("{base}/api/processors/beta"),
+        Some(processor("beta")),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Stop and start: persisted in the file.
-    let (status, body) = call(&http, Method::POST, format!("{base}/api/processors/alpha/stop"), None).await;
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/processors/alpha/stop"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["stopped"], true);
-    let file: Value = serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("alpha.json")).unwrap()).unwrap();
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir.path().join("alpha.json")).unwrap())
+            .unwrap();
     assert_eq!(file["stopped"], true);
-    let (status, body) = call(&http, Method::POST, format!("{base}/api/processors/alpha/start"), None).await;
+    let (status, body) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/processors/alpha/start"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["stopped"], false);
 
@@ -182,7 +269,10 @@ async fn every_route_answers_as_documented() {
         assert_eq!(body["ready"], true);
     } else {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
-        assert!(body["reasons"][0].as_str().unwrap().contains("Kafka"), "{body}");
+        assert!(
+            body["reasons"][0].as_str().unwrap().contains("Kafka"),
+            "{body}"
+        );
     }
     // The UI and metrics are on the same server.
     let page = http.get(format!("{base}/")).send().await.unwrap();
@@ -195,18 +285,35 @@ async fn every_route_answers_as_documented() {
         if text.contains("brigade_messages_consumed_total{processor=\"alpha\"}")
             && text.contains("brigade_processor_state{processor=\"alpha\",state=\"running\"} 1")
         {
-            assert!(text.contains("mesos_sdk_artifact_requests"), "the SDK's metrics beside");
-            for family in ["brigade_records_produced_total", "brigade_records_failed_total", "brigade_duplicates_total", "brigade_messages_in_flight"] {
+            assert!(
+                text.contains("mesos_sdk_artifact_requests"),
+                "the SDK's metrics beside"
+            );
+            for family in [
+                "brigade_records_produced_total",
+                "brigade_records_failed_total",
+                "brigade_duplicates_total",
+                "brigade_messages_in_flight",
+            ] {
                 assert!(text.contains(family), "{family} in {text}");
             }
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "metrics never showed alpha: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "metrics never showed alpha: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Remove: 204, the file is gone.
-    let (status, _) = call(&http, Method::DELETE, format!("{base}/api/processors/alpha"), None).await;
+    let (status, _) = call(
+        &http,
+        Method::DELETE,
+        format!("{base}/api/processors/alpha"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(!s.dir.path().join("alpha.json").exists());
 
@@ -218,10 +325,15 @@ async fn every_route_answers_as_documented() {
 fn check_openapi3(doc: &Value) {
     let version = doc["openapi"].as_str().expect("openapi version");
     assert!(version.starts_with("3."), "version {version}");
-    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string(), "info");
+    assert!(
+        doc["info"]["title"].is_string() && doc["info"]["version"].is_string(),
+        "info"
+    );
     let paths = doc["paths"].as_object().expect("paths");
     assert!(!paths.is_empty());
-    let schemas = doc["components"]["schemas"].as_object().expect("components.schemas");
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .expect("components.schemas");
     // Every $ref resolves.
     fn refs(v: &Value, out: &mut Vec<String>) {
         match v {
@@ -241,7 +353,9 @@ fn check_openapi3(doc: &Value) {
     let mut all = Vec::new();
     refs(doc, &mut all);
     for r in &all {
-        let name = r.strip_prefix("#/components/schemas/").unwrap_or_else(|| panic!("ref {r}"));
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("ref {r}"));
         assert!(schemas.contains_key(name), "unresolved {r}");
     }
     for (path, item) in paths {
@@ -252,20 +366,35 @@ fn check_openapi3(doc: &Value) {
             .collect();
         for (method, op) in item.as_object().unwrap() {
             assert!(
-                ["get", "put", "post", "delete", "patch", "head", "options", "trace"].contains(&method.as_str()),
+                [
+                    "get", "put", "post", "delete", "patch", "head", "options", "trace"
+                ]
+                .contains(&method.as_str()),
                 "{path}: method {method}"
             );
-            let responses = op["responses"].as_object().unwrap_or_else(|| panic!("{method} {path}: responses"));
+            let responses = op["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path}: responses"));
             assert!(!responses.is_empty());
             for (code, response) in responses {
-                assert!(code == "default" || code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c)), "{code}");
-                assert!(response["description"].is_string(), "{method} {path} {code}: description");
+                assert!(
+                    code == "default" || code.parse::<u16>().is_ok_and(|c| (100..600).contains(&c)),
+                    "{code}"
+                );
+                assert!(
+                    response["description"].is_string(),
+                    "{method} {path} {code}: description"
+                );
             }
             for name in &templated {
                 let declared = op["parameters"].as_array().is_some_and(|ps| {
-                    ps.iter().any(|p| p["name"] == *name && p["in"] == "path" && p["required"] == true)
+                    ps.iter()
+                        .any(|p| p["name"] == *name && p["in"] == "path" && p["required"] == true)
                 });
-                assert!(declared, "{method} {path}: path parameter {name} declared and required");
+                assert!(
+                    declared,
+                    "{method} {path}: path parameter {name} declared and required"
+                );
             }
         }
     }
@@ -279,7 +408,13 @@ async fn the_openapi_document_is_valid_and_matches_the_routes() {
     let (status, doc) = call(&http, Method::GET, format!("{base}/openapi.json"), None).await;
     assert_eq!(status, StatusCode::OK);
     check_openapi3(&doc);
-    let (status, _) = call(&http, Method::POST, format!("{base}/api/processors"), Some(processor("doc"))).await;
+    let (status, _) = call(
+        &http,
+        Method::POST,
+        format!("{base}/api/processors"),
+        Some(processor("doc")),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED);
     let mut requested = 0;
     // Reads first, then writes, removal last.

@@ -39,8 +39,22 @@ fn start_scheduler(dir: &std::path::Path, master: &str, brokers: &str) -> Schedu
     let mut child = Command::new(BIN)
         .args(["scheduler", "--processors"])
         .arg(dir)
-        .args(["--master", master, "--brokers", brokers, "--bind", "127.0.0.1:0"])
-        .args(["--heartbeat-ms", "500", "--poll-ms", "200", "--drain-timeout-secs", "5"])
+        .args([
+            "--master",
+            master,
+            "--brokers",
+            brokers,
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--heartbeat-ms",
+            "500",
+            "--poll-ms",
+            "200",
+            "--drain-timeout-secs",
+            "5",
+        ])
         .arg("--executor")
         .arg(support::executor_binary())
         .env_remove("BRIGADE_API")
@@ -50,7 +64,9 @@ fn start_scheduler(dir: &std::path::Path, master: &str, brokers: &str) -> Schedu
         .expect("brigade scheduler starts");
     let stdout = child.stdout.take().unwrap();
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("first line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("first line");
     let url = line
         .trim()
         .rsplit(' ')
@@ -72,7 +88,12 @@ fn brigade(api: &str, args: &[&str], stdin: Option<&str>) -> Output {
         .expect("brigade runs");
     if let Some(text) = stdin {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     drop(child.stdin.take());
     child.wait_with_output().unwrap()
@@ -130,16 +151,25 @@ async fn every_processor_command_against_a_running_scheduler() {
     let upper = json!({"name": "upper", "input": "u-in", "output": "u-out", "error": "u-err",
                        "command": "tr a-z A-Z", "cpus": 0.1, "mem": 32});
     std::fs::write(&file, upper.to_string()).unwrap();
-    let o = run(s(&["add", file.to_str().unwrap()]), None).await.unwrap();
+    let o = run(s(&["add", file.to_str().unwrap()]), None)
+        .await
+        .unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
     assert!(out(&o).contains("name          upper"), "{}", out(&o));
-    assert!(dir.path().join("upper.json").is_file(), "written to the scheduler's directory");
+    assert!(
+        dir.path().join("upper.json").is_file(),
+        "written to the scheduler's directory"
+    );
     // Added twice: conflict, exit 6.
-    let o = run(s(&["add", file.to_str().unwrap()]), None).await.unwrap();
+    let o = run(s(&["add", file.to_str().unwrap()]), None)
+        .await
+        .unwrap();
     assert_eq!(code(&o), 6, "{}", err(&o));
     // From standard input, with --json.
     let other = json!({"name": "other", "input": "o-in", "error": "o-err", "command": "cat"});
-    let o = run(s(&["add", "-", "--json"]), Some(other.to_string())).await.unwrap();
+    let o = run(s(&["add", "-", "--json"]), Some(other.to_string()))
+        .await
+        .unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
     let v: Value = serde_json::from_str(&out(&o)).expect("JSON output");
     assert_eq!(v["name"], "other");
@@ -149,7 +179,10 @@ async fn every_processor_command_against_a_running_scheduler() {
     assert_eq!(code(&o), 0);
     let table = out(&o);
     assert!(table.starts_with("NAME"), "{table}");
-    assert!(table.contains("upper") && table.contains("other"), "{table}");
+    assert!(
+        table.contains("upper") && table.contains("other"),
+        "{table}"
+    );
     let o = run(s(&["list", "--json"]), None).await.unwrap();
     let v: Value = serde_json::from_str(&out(&o)).expect("JSON list");
     assert_eq!(v.as_array().unwrap().len(), 2);
@@ -171,32 +204,52 @@ async fn every_processor_command_against_a_running_scheduler() {
     let mut changed = upper.clone();
     changed["command"] = json!("rev");
     std::fs::write(&file, changed.to_string()).unwrap();
-    let o = run(s(&["update", file.to_str().unwrap()]), None).await.unwrap();
+    let o = run(s(&["update", file.to_str().unwrap()]), None)
+        .await
+        .unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
     assert!(out(&o).contains("command: rev"), "{}", out(&o));
     let o = run(s(&["stop", "upper", "--json"]), None).await.unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
-    assert_eq!(serde_json::from_str::<Value>(&out(&o)).unwrap()["stopped"], true);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out(&o)).unwrap()["stopped"],
+        true
+    );
     let o = run(s(&["start", "upper"]), None).await.unwrap();
     assert_eq!(code(&o), 0, "{}", err(&o));
 
     // Errors: unknown processor (4), invalid JSON and invalid processor (5).
-    for args in [s(&["status", "ghost"]), s(&["stop", "ghost"]), s(&["start", "ghost"]), s(&["remove", "ghost"])] {
+    for args in [
+        s(&["status", "ghost"]),
+        s(&["stop", "ghost"]),
+        s(&["start", "ghost"]),
+        s(&["remove", "ghost"]),
+    ] {
         let o = run(args.clone(), None).await.unwrap();
         assert_eq!(code(&o), 4, "{args:?}: {}", err(&o));
         assert!(err(&o).contains("ghost"), "{}", err(&o));
     }
-    let o = run(s(&["add", "-"]), Some("{ this is not json".into())).await.unwrap();
+    let o = run(s(&["add", "-"]), Some("{ this is not json".into()))
+        .await
+        .unwrap();
     assert_eq!(code(&o), 5, "{}", err(&o));
     assert!(err(&o).contains("not JSON"), "{}", err(&o));
     let bad = json!({"name": "bad", "input": "i", "error": "e", "command": "cat", "cpus": -1, "extra": true});
-    let o = run(s(&["add", "-", "--json"]), Some(bad.to_string())).await.unwrap();
+    let o = run(s(&["add", "-", "--json"]), Some(bad.to_string()))
+        .await
+        .unwrap();
     assert_eq!(code(&o), 5, "{}", err(&o));
-    assert!(err(&o).contains("cpus") && err(&o).contains("extra"), "{}", err(&o));
+    assert!(
+        err(&o).contains("cpus") && err(&o).contains("extra"),
+        "{}",
+        err(&o)
+    );
     let v: Value = serde_json::from_str(&out(&o)).expect("the API's error as JSON");
     assert_eq!(v["status"], 400);
     // A file that does not exist: local error (1).
-    let o = run(s(&["add", "/nonexistent/processor.json"]), None).await.unwrap();
+    let o = run(s(&["add", "/nonexistent/processor.json"]), None)
+        .await
+        .unwrap();
     assert_eq!(code(&o), 1, "{}", err(&o));
     // Bad usage: clap's 2.
     let o = run(s(&["frobnicate"]), None).await.unwrap();
@@ -209,14 +262,23 @@ async fn every_processor_command_against_a_running_scheduler() {
 
     // The API unreachable: 3.
     let dead = format!("http://127.0.0.1:{}", support::tansu::free_port());
-    let o = tokio::task::spawn_blocking(move || brigade(&dead, &["list"], None)).await.unwrap();
+    let o = tokio::task::spawn_blocking(move || brigade(&dead, &["list"], None))
+        .await
+        .unwrap();
     assert_eq!(code(&o), 3, "{}", err(&o));
     assert!(err(&o).contains("unreachable"), "{}", err(&o));
 
     // Help for a command.
-    let o = Command::new(BIN).args(["help", "processor"]).output().unwrap();
+    let o = Command::new(BIN)
+        .args(["help", "processor"])
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 0);
-    assert!(out(&o).contains("add") && out(&o).contains("status"), "{}", out(&o));
+    assert!(
+        out(&o).contains("add") && out(&o).contains("status"),
+        "{}",
+        out(&o)
+    );
 
     drop(scheduler);
     cluster.shutdown().await;

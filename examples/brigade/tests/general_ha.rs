@@ -33,9 +33,30 @@ impl Drop for Instance {
 
 fn start(etcd: &str, master: &str, brokers: &str) -> Instance {
     let mut child = Command::new(BIN)
-        .args(["scheduler", "--ha", "--etcd", etcd, "--master", master, "--brokers", brokers])
-        .args(["--bind", "127.0.0.1:0", "--heartbeat-ms", "500", "--poll-ms", "200"])
-        .args(["--leader-ttl-secs", &TTL_SECS.to_string(), "--drain-timeout-secs", "5"])
+        .args([
+            "scheduler",
+            "--ha",
+            "--etcd",
+            etcd,
+            "--master",
+            master,
+            "--brokers",
+            brokers,
+        ])
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--heartbeat-ms",
+            "500",
+            "--poll-ms",
+            "200",
+        ])
+        .args([
+            "--leader-ttl-secs",
+            &TTL_SECS.to_string(),
+            "--drain-timeout-secs",
+            "5",
+        ])
         .arg("--executor")
         .arg(support::executor_binary())
         .stdout(Stdio::piped())
@@ -43,7 +64,9 @@ fn start(etcd: &str, master: &str, brokers: &str) -> Instance {
         .spawn()
         .expect("brigade scheduler starts");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("http"), "{line}");
     Instance { child, url }
@@ -89,10 +112,17 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
         }
     };
     let brokers = broker.brokers();
-    create_topics(&KafkaConfig::new(&brokers), &["ha-in", "ha-out", "ha-err"], 1)
-        .await
-        .expect("topics");
-    let source = StoreSource::new(Arc::new(etcd.store().await), brigade::general::store_source::DEFAULT_PREFIX);
+    create_topics(
+        &KafkaConfig::new(&brokers),
+        &["ha-in", "ha-out", "ha-err"],
+        1,
+    )
+    .await
+    .expect("topics");
+    let source = StoreSource::new(
+        Arc::new(etcd.store().await),
+        brigade::general::store_source::DEFAULT_PREFIX,
+    );
     let processor = Processor::from_json(
         &serde_json::json!({"name": "ha", "input": "ha-in", "output": "ha-out", "error": "ha-err",
                             "command": "tr a-z A-Z", "cpus": 0.1, "mem": 32, "max_in_flight": 4})
@@ -104,19 +134,28 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
     let cluster = support::local_cluster(work.path()).await;
     let (master, endpoint) = (cluster.master_url(), etcd.endpoint());
     let mut instances: Vec<Option<Instance>> = tokio::task::spawn_blocking(move || {
-        (0..3).map(|_| Some(start(&endpoint, &master, &brokers))).collect()
+        (0..3)
+            .map(|_| Some(start(&endpoint, &master, &brokers)))
+            .collect()
     })
     .await
     .unwrap();
     let brokers = broker.brokers();
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
 
     let all: Vec<&Instance> = instances.iter().flatten().collect();
     let leader = one_leader(&http, &all).await;
     let leader_url = all[leader].url.clone();
     // A standby redirects the API to the leader.
     let standby = all[(leader + 1) % 3];
-    let r = http.get(format!("{}/api/processors", standby.url)).send().await.unwrap();
+    let r = http
+        .get(format!("{}/api/processors", standby.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), reqwest::StatusCode::TEMPORARY_REDIRECT);
     assert_eq!(
         r.headers()["location"].to_str().unwrap(),
@@ -124,7 +163,14 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
     );
 
     // Messages flow through the leader.
-    let first = produce(&brokers, "ha-in", &(0..20).map(|i| format!("m{i}").into_bytes()).collect::<Vec<_>>()).await;
+    let first = produce(
+        &brokers,
+        "ha-in",
+        &(0..20)
+            .map(|i| format!("m{i}").into_bytes())
+            .collect::<Vec<_>>(),
+    )
+    .await;
     assert!(!read(&brokers, "ha-out", 5, WAIT).await.is_empty());
 
     // SIGKILL the leader; a standby leads within the TTL (plus the poll) and resumes.
@@ -134,15 +180,32 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
     let new_leader = one_leader(&http, &rest).await;
     let takeover = killed_at.elapsed();
     println!("takeover after {takeover:?} (TTL {TTL_SECS} s)");
-    assert!(takeover < Duration::from_secs(TTL_SECS * 3 + 5), "takeover took {takeover:?}");
-    let second = produce(&brokers, "ha-in", &(20..40).map(|i| format!("m{i}").into_bytes()).collect::<Vec<_>>()).await;
+    assert!(
+        takeover < Duration::from_secs(TTL_SECS * 3 + 5),
+        "takeover took {takeover:?}"
+    );
+    let second = produce(
+        &brokers,
+        "ha-in",
+        &(20..40)
+            .map(|i| format!("m{i}").into_bytes())
+            .collect::<Vec<_>>(),
+    )
+    .await;
     let records = read(&brokers, "ha-out", 40, WAIT).await;
     let map = by_offset(&records);
     for offset in first.iter().chain(&second) {
-        assert!(map.contains_key(offset), "offset {offset} lost: {} records", records.len());
+        assert!(
+            map.contains_key(offset),
+            "offset {offset} lost: {} records",
+            records.len()
+        );
     }
     let duplicates = records.len() - map.len();
-    println!("40 inputs, {} outputs, {duplicates} duplicates", records.len());
+    println!(
+        "40 inputs, {} outputs, {duplicates} duplicates",
+        records.len()
+    );
     let status: serde_json::Value = http
         .get(format!("{}/api/processors/ha", rest[new_leader].url))
         .send()

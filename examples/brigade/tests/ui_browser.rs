@@ -17,7 +17,9 @@ use brigade::kafka::{KafkaConfig, create_topics};
 use brigade::pipeline::BrigadeConfig;
 use chromiumoxide::cdp::browser_protocol::emulation::SetDeviceMetricsOverrideParams;
 use chromiumoxide::cdp::browser_protocol::log::EventEntryAdded;
-use chromiumoxide::cdp::js_protocol::runtime::{ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown};
+use chromiumoxide::cdp::js_protocol::runtime::{
+    ConsoleApiCalledType, EventConsoleApiCalled, EventExceptionThrown,
+};
 use chromiumoxide::page::ScreenshotParams;
 use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
@@ -74,9 +76,13 @@ async fn the_ui_adds_a_processor_shows_counters_and_validation_errors() {
         return;
     };
     let brokers = broker.brokers();
-    create_topics(&KafkaConfig::new(&brokers), &["ui-in", "ui-out", "ui-err"], 1)
-        .await
-        .expect("topics");
+    create_topics(
+        &KafkaConfig::new(&brokers),
+        &["ui-in", "ui-out", "ui-err"],
+        1,
+    )
+    .await
+    .expect("topics");
     let work = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
@@ -116,7 +122,10 @@ async fn the_ui_adds_a_processor_shows_counters_and_validation_errors() {
     page.enable_log().await.expect("log domain");
     page.enable_runtime().await.expect("runtime domain");
     let problems = Arc::new(Mutex::new(Vec::<String>::new()));
-    let mut console = page.event_listener::<EventConsoleApiCalled>().await.unwrap();
+    let mut console = page
+        .event_listener::<EventConsoleApiCalled>()
+        .await
+        .unwrap();
     let mut exceptions = page.event_listener::<EventExceptionThrown>().await.unwrap();
     let mut log = page.event_listener::<EventEntryAdded>().await.unwrap();
     let sink = problems.clone();
@@ -144,16 +153,55 @@ async fn the_ui_adds_a_processor_shows_counters_and_validation_errors() {
 
     // Load: the connection and health pills fill in, no processors yet.
     page.goto(format!("{base}/")).await.expect("page loads");
-    wait_until(&page, "document.getElementById('conn').dataset.ok === 'true'", "connected").await;
-    wait_until(&page, "!document.getElementById('empty').hidden", "empty list").await;
-    assert_eq!(eval::<String>(&page, "document.getElementById('mesos').textContent").await, "Mesos up");
+    wait_until(
+        &page,
+        "document.getElementById('conn').dataset.ok === 'true'",
+        "connected",
+    )
+    .await;
+    wait_until(
+        &page,
+        "!document.getElementById('empty').hidden",
+        "empty list",
+    )
+    .await;
+    assert_eq!(
+        eval::<String>(&page, "document.getElementById('mesos').textContent").await,
+        "Mesos up"
+    );
 
     // Add a processor through the form.
-    page.find_element("#new").await.unwrap().click().await.unwrap();
-    fill(&page, &[("name", "ui"), ("input", "ui-in"), ("output", "ui-out"), ("error", "ui-err"),
-                  ("runner", "tr a-z A-Z"), ("cpus", "0.1"), ("mem", "32")]).await;
-    page.find_element("#save").await.unwrap().click().await.unwrap();
-    wait_until(&page, "document.getElementById('editor').hidden", "the form closes").await;
+    page.find_element("#new")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(
+        &page,
+        &[
+            ("name", "ui"),
+            ("input", "ui-in"),
+            ("output", "ui-out"),
+            ("error", "ui-err"),
+            ("runner", "tr a-z A-Z"),
+            ("cpus", "0.1"),
+            ("mem", "32"),
+        ],
+    )
+    .await;
+    page.find_element("#save")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_until(
+        &page,
+        "document.getElementById('editor').hidden",
+        "the form closes",
+    )
+    .await;
     wait_until(
         &page,
         "(document.querySelector('[data-name=ui] [data-state]') || {}).textContent === 'running'",
@@ -162,7 +210,9 @@ async fn the_ui_adds_a_processor_shows_counters_and_validation_errors() {
     .await;
 
     // Counters move as messages flow, without reloading the page.
-    let payloads: Vec<Vec<u8>> = (0..5).map(|i| format!("ui message {i}").into_bytes()).collect();
+    let payloads: Vec<Vec<u8>> = (0..5)
+        .map(|i| format!("ui message {i}").into_bytes())
+        .collect();
     support::kafka::produce(&brokers, "ui-in", &payloads).await;
     wait_until(
         &page,
@@ -170,14 +220,37 @@ async fn the_ui_adds_a_processor_shows_counters_and_validation_errors() {
         "produced counter at 5",
     )
     .await;
-    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), artifacts().join("ui-laptop.png"))
-        .await
-        .expect("screenshot");
+    page.save_screenshot(
+        ScreenshotParams::builder().full_page(true).build(),
+        artifacts().join("ui-laptop.png"),
+    )
+    .await
+    .expect("screenshot");
 
     // A bad processor: the error shows next to its field, the form stays open.
-    page.find_element("#new").await.unwrap().click().await.unwrap();
-    fill(&page, &[("name", "bad"), ("input", "in"), ("error", "err"), ("runner", "cat"), ("cpus", "lots")]).await;
-    page.find_element("#save").await.unwrap().click().await.unwrap();
+    page.find_element("#new")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(
+        &page,
+        &[
+            ("name", "bad"),
+            ("input", "in"),
+            ("error", "err"),
+            ("runner", "cat"),
+            ("cpus", "lots"),
+        ],
+    )
+    .await;
+    page.find_element("#save")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_until(
         &page,
         "document.querySelector('#form .err[data-for=cpus]').textContent.length > 0",
@@ -186,21 +259,35 @@ async fn the_ui_adds_a_processor_shows_counters_and_validation_errors() {
     .await;
     assert!(!eval::<bool>(&page, "document.getElementById('editor').hidden").await);
     assert_eq!(
-        eval::<String>(&page, "document.querySelector('#form [name=cpus]').getAttribute('aria-invalid')").await,
+        eval::<String>(
+            &page,
+            "document.querySelector('#form [name=cpus]').getAttribute('aria-invalid')"
+        )
+        .await,
         "true"
     );
-    assert!(!dir.path().join("bad.json").exists(), "nothing written for a bad processor");
+    assert!(
+        !dir.path().join("bad.json").exists(),
+        "nothing written for a bad processor"
+    );
 
     // Phone width: the cards fit the viewport.
     page.execute(SetDeviceMetricsOverrideParams::new(390, 844, 2.0, true))
         .await
         .expect("phone viewport");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let overflow: bool = eval(&page, "document.documentElement.scrollWidth > window.innerWidth + 1").await;
+    let overflow: bool = eval(
+        &page,
+        "document.documentElement.scrollWidth > window.innerWidth + 1",
+    )
+    .await;
     assert!(!overflow, "no horizontal scrolling at phone width");
-    page.save_screenshot(ScreenshotParams::builder().full_page(true).build(), artifacts().join("ui-phone.png"))
-        .await
-        .expect("screenshot");
+    page.save_screenshot(
+        ScreenshotParams::builder().full_page(true).build(),
+        artifacts().join("ui-phone.png"),
+    )
+    .await
+    .expect("screenshot");
 
     let problems = problems.lock().unwrap().clone();
     assert!(problems.is_empty(), "console problems: {problems:?}");

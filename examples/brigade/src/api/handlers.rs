@@ -19,7 +19,11 @@ type Result<T> = std::result::Result<T, Failure>;
 fn fresh_status(entry: &Entry) -> ProcessorStatus {
     let (state, config, validation_errors) = match &entry.processor {
         Ok(p) => (
-            if entry.stopped { State::Stopped } else { State::Starting },
+            if entry.stopped {
+                State::Stopped
+            } else {
+                State::Starting
+            },
             Some(document(p, false)),
             Vec::new(),
         ),
@@ -94,7 +98,9 @@ fn parse_body(body: &[u8], name: Option<&str>) -> Result<(crate::processor::Proc
                 return Err(Failure::invalid(&ValidationErrors {
                     errors: vec![FieldError {
                         field: "name".into(),
-                        message: format!("{given} differs from the path's {name} (renaming is remove + add)"),
+                        message: format!(
+                            "{given} differs from the path's {name} (renaming is remove + add)"
+                        ),
                     }],
                 }));
             }
@@ -167,7 +173,10 @@ pub async fn add(
     shared.source.put(&processor, stopped, true).await?;
     shared.wake.notify_one();
     tracing::info!(processor = %processor.name(), "added through the API");
-    Ok((StatusCode::CREATED, Json(one(&shared, processor.name()).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(one(&shared, processor.name()).await?),
+    ))
 }
 
 /// Replaces a processor's configuration (it drains and restarts with it).

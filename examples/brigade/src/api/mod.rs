@@ -28,10 +28,7 @@ use crate::general::{FieldProblem, Shared, SourceError};
 /// The API's routes over `shared`.
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
-        .route(
-            "/api/processors",
-            get(handlers::list).post(handlers::add),
-        )
+        .route("/api/processors", get(handlers::list).post(handlers::add))
         .route(
             "/api/processors/{name}",
             get(handlers::get_one)
@@ -44,7 +41,10 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .route("/api/processors/{name}/stop", post(handlers::stop))
         .route("/ready", get(ready::ready))
         .route("/openapi.json", get(openapi::document))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), standby::redirect))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            standby::redirect,
+        ))
         .with_state(shared)
 }
 

@@ -70,7 +70,12 @@ pub async fn ready(AxState(shared): AxState<Arc<Shared>>) -> (StatusCode, Json<R
     };
     let mut kafka = false;
     let mut kafka_errors = Vec::new();
-    for broker in shared.brokers.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+    for broker in shared
+        .brokers
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+    {
         match reachable(broker).await {
             Ok(()) => {
                 kafka = true;
@@ -80,7 +85,10 @@ pub async fn ready(AxState(shared): AxState<Arc<Shared>>) -> (StatusCode, Json<R
         }
     }
     if !kafka {
-        reasons.push(format!("no Kafka broker answers: {}", kafka_errors.join("; ")));
+        reasons.push(format!(
+            "no Kafka broker answers: {}",
+            kafka_errors.join("; ")
+        ));
     }
     if let Ok(Some(e)) = shared.source_error.lock().map(|e| e.clone()) {
         reasons.push(format!("processor source unreadable: {e}"));

@@ -13,7 +13,11 @@ use super::Failure;
 use crate::general::Shared;
 
 /// The middleware: passes requests through on the leader, redirects `/api/*` on a standby.
-pub async fn redirect(AxState(shared): AxState<Arc<Shared>>, request: Request, next: Next) -> Response {
+pub async fn redirect(
+    AxState(shared): AxState<Arc<Shared>>,
+    request: Request,
+    next: Next,
+) -> Response {
     if shared.leader.load(Ordering::SeqCst) || !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
     }
@@ -26,9 +30,16 @@ pub async fn redirect(AxState(shared): AxState<Arc<Shared>>, request: Request, n
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
             let location = format!("{}{path}", base.trim_end_matches('/'));
-            (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, location)]).into_response()
+            (
+                StatusCode::TEMPORARY_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response()
         }
-        None => Failure::new(StatusCode::SERVICE_UNAVAILABLE, "no leader elected yet; retry shortly")
-            .into_response(),
+        None => Failure::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no leader elected yet; retry shortly",
+        )
+        .into_response(),
     }
 }

@@ -48,7 +48,9 @@ impl CliError {
     /// The API's JSON answer, if any.
     pub fn body(&self) -> Option<String> {
         match self {
-            CliError::Api { body: Some(body), .. } => serde_json::to_string_pretty(body).ok(),
+            CliError::Api {
+                body: Some(body), ..
+            } => serde_json::to_string_pretty(body).ok(),
             _ => None,
         }
     }
@@ -75,7 +77,12 @@ impl ApiClient {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<&str>) -> Result<Value, CliError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Result<Value, CliError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.http.request(method, &url);
         if let Some(body) = body {
@@ -106,7 +113,8 @@ impl ApiClient {
 
     /// One processor's status.
     pub async fn status(&self, name: &str) -> Result<Value, CliError> {
-        self.call(Method::GET, &format!("/api/processors/{name}/status"), None).await
+        self.call(Method::GET, &format!("/api/processors/{name}/status"), None)
+            .await
     }
 
     /// Adds the processor of `json`.
@@ -116,22 +124,27 @@ impl ApiClient {
 
     /// Replaces the processor `name` with `json`.
     pub async fn update(&self, name: &str, json: &str) -> Result<Value, CliError> {
-        self.call(Method::PUT, &format!("/api/processors/{name}"), Some(json)).await
+        self.call(Method::PUT, &format!("/api/processors/{name}"), Some(json))
+            .await
     }
 
     /// Removes the processor `name`.
     pub async fn remove(&self, name: &str) -> Result<(), CliError> {
-        self.call(Method::DELETE, &format!("/api/processors/{name}"), None).await.map(|_| ())
+        self.call(Method::DELETE, &format!("/api/processors/{name}"), None)
+            .await
+            .map(|_| ())
     }
 
     /// Starts the processor `name`.
     pub async fn start(&self, name: &str) -> Result<Value, CliError> {
-        self.call(Method::POST, &format!("/api/processors/{name}/start"), None).await
+        self.call(Method::POST, &format!("/api/processors/{name}/start"), None)
+            .await
     }
 
     /// Stops the processor `name`.
     pub async fn stop(&self, name: &str) -> Result<Value, CliError> {
-        self.call(Method::POST, &format!("/api/processors/{name}/stop"), None).await
+        self.call(Method::POST, &format!("/api/processors/{name}/stop"), None)
+            .await
     }
 }
 
@@ -142,11 +155,22 @@ fn error_of(status: StatusCode, value: Option<Value>, text: &str) -> CliError {
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| format!("{status}: {}", text.trim()));
-    if let Some(errors) = value.as_ref().and_then(|v| v.get("errors")).and_then(Value::as_array) {
+    if let Some(errors) = value
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(Value::as_array)
+    {
         for e in errors {
             let field = e.get("field").and_then(Value::as_str).unwrap_or("");
             let what = e.get("message").and_then(Value::as_str).unwrap_or("");
-            message.push_str(&format!("\n  {}: {what}", if field.is_empty() { "(document)" } else { field }));
+            message.push_str(&format!(
+                "\n  {}: {what}",
+                if field.is_empty() {
+                    "(document)"
+                } else {
+                    field
+                }
+            ));
         }
     }
     CliError::Api {

@@ -41,7 +41,12 @@ pub fn routes(shared: Arc<Shared>) -> axum::Router {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ProcessorArgs {
     /// The REST API of a running `brigade scheduler`.
-    #[arg(long, env = "BRIGADE_API", default_value = "http://127.0.0.1:7000", global = true)]
+    #[arg(
+        long,
+        env = "BRIGADE_API",
+        default_value = "http://127.0.0.1:7000",
+        global = true
+    )]
     pub api: String,
     /// Print JSON (the API's answers) instead of tables.
     #[arg(long, global = true)]
@@ -141,7 +146,10 @@ async fn run_processor_inner(args: &ProcessorArgs) -> Result<String, CliError> {
     let json = args.json;
     let one = |value: serde_json::Value| -> String {
         if json {
-            format!("{}\n", serde_json::to_string_pretty(&value).unwrap_or_default())
+            format!(
+                "{}\n",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            )
         } else {
             table::status(&value)
         }
@@ -170,7 +178,10 @@ async fn run_processor_inner(args: &ProcessorArgs) -> Result<String, CliError> {
         ProcessorCommand::List => {
             let list = client.list().await?;
             Ok(if json {
-                format!("{}\n", serde_json::to_string_pretty(&list).unwrap_or_default())
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                )
             } else {
                 table::list(&list)
             })

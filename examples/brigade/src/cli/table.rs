@@ -74,7 +74,15 @@ pub fn list(list: &Value) -> String {
         return "no processors\n".into();
     }
     render(
-        &["NAME", "STATE", "CONSUMED", "PRODUCED", "FAILED", "IN FLIGHT", "ERRORS"],
+        &[
+            "NAME",
+            "STATE",
+            "CONSUMED",
+            "PRODUCED",
+            "FAILED",
+            "IN FLIGHT",
+            "ERRORS",
+        ],
         &rows,
     )
 }
@@ -84,7 +92,10 @@ pub fn status(p: &Value) -> String {
     let mut out = String::new();
     let config = p.get("config");
     let field = |key: &str| config.map(|c| text(c, key)).unwrap_or_else(|| "-".into());
-    let runner = match (config.and_then(|c| c.get("command")), config.and_then(|c| c.get("docker"))) {
+    let runner = match (
+        config.and_then(|c| c.get("command")),
+        config.and_then(|c| c.get("docker")),
+    ) {
         (Some(Value::String(c)), _) => format!("command: {c}"),
         (_, Some(Value::String(d))) => format!("docker: {d}"),
         _ => "-".into(),
@@ -110,12 +121,20 @@ pub fn status(p: &Value) -> String {
     }
     if let Some(problems) = p.get("validation_errors").and_then(Value::as_array) {
         for e in problems {
-            out.push_str(&format!("invalid       {}: {}\n", text(e, "field"), text(e, "message")));
+            out.push_str(&format!(
+                "invalid       {}: {}\n",
+                text(e, "field"),
+                text(e, "message")
+            ));
         }
     }
     if let Some(errors) = p.get("recent_errors").and_then(Value::as_array) {
         for e in errors.iter().rev().take(5) {
-            out.push_str(&format!("recent error  {} {}\n", text(e, "source"), text(e, "message")));
+            out.push_str(&format!(
+                "recent error  {} {}\n",
+                text(e, "source"),
+                text(e, "message")
+            ));
         }
     }
     out

@@ -47,13 +47,41 @@ impl ProcessorMetrics {
     /// Registers the families in `metrics`.
     pub fn register(metrics: &Metrics) -> Self {
         let m = Self::default();
-        metrics.register("brigade_messages_consumed", "Input messages received from Kafka", m.consumed.clone());
-        metrics.register("brigade_records_produced", "Output records acknowledged by Kafka", m.produced.clone());
-        metrics.register("brigade_records_failed", "Error records acknowledged by Kafka", m.failed.clone());
-        metrics.register("brigade_retries", "Failed attempts run again", m.retries.clone());
-        metrics.register("brigade_duplicates", "Records possibly produced twice (around a restart)", m.duplicated.clone());
-        metrics.register("brigade_messages_in_flight", "Messages consumed and not yet completed", m.in_flight.clone());
-        metrics.register("brigade_processor_state", "1 for the processor's current state", m.state.clone());
+        metrics.register(
+            "brigade_messages_consumed",
+            "Input messages received from Kafka",
+            m.consumed.clone(),
+        );
+        metrics.register(
+            "brigade_records_produced",
+            "Output records acknowledged by Kafka",
+            m.produced.clone(),
+        );
+        metrics.register(
+            "brigade_records_failed",
+            "Error records acknowledged by Kafka",
+            m.failed.clone(),
+        );
+        metrics.register(
+            "brigade_retries",
+            "Failed attempts run again",
+            m.retries.clone(),
+        );
+        metrics.register(
+            "brigade_duplicates",
+            "Records possibly produced twice (around a restart)",
+            m.duplicated.clone(),
+        );
+        metrics.register(
+            "brigade_messages_in_flight",
+            "Messages consumed and not yet completed",
+            m.in_flight.clone(),
+        );
+        metrics.register(
+            "brigade_processor_state",
+            "1 for the processor's current state",
+            m.state.clone(),
+        );
         m
     }
 
@@ -64,7 +92,9 @@ impl ProcessorMetrics {
             let mut states: HashMap<String, String> = HashMap::new();
             loop {
                 for (name, status) in shared.statuses().await {
-                    let label = ProcessorLabel { processor: name.clone() };
+                    let label = ProcessorLabel {
+                        processor: name.clone(),
+                    };
                     let before = last.entry(name.clone()).or_default();
                     let c = status.counters;
                     // Every series exists from the first sample on (an increment of 0).
@@ -89,11 +119,19 @@ impl ProcessorMetrics {
                     if let Some(old) = states.insert(name.clone(), state.clone()) {
                         if old != state {
                             self.state
-                                .get_or_create(&StateLabel { processor: name.clone(), state: old })
+                                .get_or_create(&StateLabel {
+                                    processor: name.clone(),
+                                    state: old,
+                                })
                                 .set(0);
                         }
                     }
-                    self.state.get_or_create(&StateLabel { processor: name, state }).set(1);
+                    self.state
+                        .get_or_create(&StateLabel {
+                            processor: name,
+                            state,
+                        })
+                        .set(1);
                 }
                 tokio::time::sleep(interval).await;
             }

@@ -143,7 +143,11 @@ impl Shared {
             let recent_errors = self
                 .recent
                 .lock()
-                .map(|r| r.get(&name).map(|l| l.iter().cloned().collect()).unwrap_or_default())
+                .map(|r| {
+                    r.get(&name)
+                        .map(|l| l.iter().cloned().collect())
+                        .unwrap_or_default()
+                })
                 .unwrap_or_default();
             out.insert(
                 name.clone(),

@@ -79,16 +79,21 @@ impl General {
             brigade_config.scheduler.kafka.brokers.clone(),
         ));
         if config.standby {
-            shared.leader.store(false, std::sync::atomic::Ordering::SeqCst);
+            shared
+                .leader
+                .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         let (results_tx, mut results_rx) = tokio::sync::mpsc::unbounded_channel();
         let forward = brigade_config.scheduler.results.replace(results_tx);
         let router = routes(shared.clone());
         let brigade = Arc::new(
-            Brigade::start_with_server(brigade_config, move |builder: ServerBuilder| match router {
-                Some(router) => builder.routes(router),
-                None => builder,
-            })
+            Brigade::start_with_server(
+                brigade_config,
+                move |builder: ServerBuilder| match router {
+                    Some(router) => builder.routes(router),
+                    None => builder,
+                },
+            )
             .await?,
         );
         let _ = shared.brigade.set(Arc::downgrade(&brigade));
@@ -101,7 +106,10 @@ impl General {
                         &event.processor,
                         RecentError::now(
                             reason.clone(),
-                            Some(format!("{}/{}@{}", event.topic, event.partition, event.offset)),
+                            Some(format!(
+                                "{}/{}@{}",
+                                event.topic, event.partition, event.offset
+                            )),
                         ),
                     );
                 }
@@ -111,7 +119,10 @@ impl General {
             }
         }));
         let metrics = super::metrics::ProcessorMetrics::register(&brigade.server().metrics());
-        watchers.push(metrics.sample(shared.clone(), config.poll_interval.min(Duration::from_secs(1))));
+        watchers.push(metrics.sample(
+            shared.clone(),
+            config.poll_interval.min(Duration::from_secs(1)),
+        ));
         if let Some(store) = &config.watch_store {
             watchers.push(store.watch(shared.wake.clone()));
         }
@@ -268,25 +279,32 @@ impl Loop {
                     Ok(()) => "process scheduler ended".to_string(),
                 };
                 tracing::warn!(processor = %name, %error, "process scheduler ended; restarting");
-                self.shared.record_error(&name, RecentError::now(error, None));
+                self.shared
+                    .record_error(&name, RecentError::now(error, None));
                 if let Some(k) = self.known.get_mut(&name) {
                     k.running = None;
                     k.state = State::Failed;
                 }
             }
-            let Some(known) = self.known.get(&name) else { continue };
+            let Some(known) = self.known.get(&name) else {
+                continue;
+            };
             let leading = self.shared.leader.load(std::sync::atomic::Ordering::SeqCst);
             let want = desired(leading, entry, known.running.as_ref());
             if known.running.is_some() && known.running != want {
                 self.drain(&name).await;
             }
-            let Some(known) = self.known.get(&name) else { continue };
+            let Some(known) = self.known.get(&name) else {
+                continue;
+            };
             if known.running.is_none() {
                 if let Some(processor) = want {
                     self.start(&name, processor).await;
                 }
             }
-            let Some(known) = self.known.get_mut(&name) else { continue };
+            let Some(known) = self.known.get_mut(&name) else {
+                continue;
+            };
             known.state = match (&known.entry, &known.running) {
                 (None, None) => {
                     self.known.remove(&name);
@@ -295,7 +313,9 @@ impl Loop {
                 (Some(e), _) if e.processor.is_err() => State::Invalid,
                 (Some(e), None) if e.stopped => State::Stopped,
                 (_, Some(_)) => State::Running,
-                (Some(_), None) if !self.shared.leader.load(std::sync::atomic::Ordering::SeqCst) => {
+                (Some(_), None)
+                    if !self.shared.leader.load(std::sync::atomic::Ordering::SeqCst) =>
+                {
                     State::Standby
                 }
                 (_, None) => State::Failed,
@@ -319,7 +339,8 @@ impl Loop {
                 }
                 if let Err(e) = result {
                     tracing::warn!(processor = %name, error = %e, "process scheduler ended with an error");
-                    self.shared.record_error(name, RecentError::now(e.to_string(), None));
+                    self.shared
+                        .record_error(name, RecentError::now(e.to_string(), None));
                 }
             }
             Err(e) => tracing::debug!(processor = %name, error = %e, "nothing to drain"),
@@ -340,7 +361,8 @@ impl Loop {
             }
             Err(e) => {
                 tracing::warn!(processor = %name, error = %e, "process scheduler did not start");
-                self.shared.record_error(name, RecentError::now(e.to_string(), None));
+                self.shared
+                    .record_error(name, RecentError::now(e.to_string(), None));
             }
         }
     }

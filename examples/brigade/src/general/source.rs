@@ -64,7 +64,12 @@ pub trait ProcessorSource: Send + Sync + std::fmt::Debug {
 
     /// Writes `processor` (creating it when `create`, replacing it otherwise) with its stopped
     /// flag.
-    async fn put(&self, processor: &Processor, stopped: bool, create: bool) -> Result<(), SourceError>;
+    async fn put(
+        &self,
+        processor: &Processor,
+        stopped: bool,
+        create: bool,
+    ) -> Result<(), SourceError>;
 
     /// Removes the processor `name`.
     async fn remove(&self, name: &str) -> Result<(), SourceError>;
@@ -94,7 +99,9 @@ pub fn parse_document(text: &str) -> (Result<Processor, ValidationErrors>, bool,
 }
 
 /// As [`parse_document`], from a parsed JSON value.
-pub fn parse_value(mut value: Value) -> (Result<Processor, ValidationErrors>, bool, Option<String>) {
+pub fn parse_value(
+    mut value: Value,
+) -> (Result<Processor, ValidationErrors>, bool, Option<String>) {
     let mut stopped = false;
     let mut stopped_error = None;
     if let Some(object) = value.as_object_mut() {
@@ -137,6 +144,9 @@ pub fn document(processor: &Processor, stopped: bool) -> Value {
     value
 }
 
+/// One document read from a file: where it is, and its JSON (or why it is not JSON).
+type Document = (String, Result<Value, String>);
+
 /// Processors in a directory (`*.json`, one processor each, written as `<name>.json`) or in
 /// one file (one processor, or a JSON array of processors).
 #[derive(Debug, Clone)]
@@ -167,7 +177,11 @@ impl FileSource {
         }
     }
 
-    fn add_entry(entries: &mut BTreeMap<String, Entry>, origin: String, value: Result<Value, String>) {
+    fn add_entry(
+        entries: &mut BTreeMap<String, Entry>,
+        origin: String,
+        value: Result<Value, String>,
+    ) {
         let (processor, stopped, name) = match value {
             Ok(value) => parse_value(value),
             Err(message) => (
@@ -203,7 +217,7 @@ impl FileSource {
         );
     }
 
-    fn read_file(path: &Path) -> Result<Vec<(String, Result<Value, String>)>, SourceError> {
+    fn read_file(path: &Path) -> Result<Vec<Document>, SourceError> {
         let text = std::fs::read_to_string(path).map_err(Self::io(path))?;
         let origin = path.display().to_string();
         Ok(match serde_json::from_str::<Value>(&text) {
@@ -229,7 +243,10 @@ impl FileSource {
         std::fs::rename(&tmp, path).map_err(Self::io(path))
     }
 
-    fn write_single_file(&self, update: impl FnOnce(&mut Vec<Value>) -> Result<(), SourceError>) -> Result<(), SourceError> {
+    fn write_single_file(
+        &self,
+        update: impl FnOnce(&mut Vec<Value>) -> Result<(), SourceError>,
+    ) -> Result<(), SourceError> {
         let text = std::fs::read_to_string(&self.path).map_err(Self::io(&self.path))?;
         let mut items = match serde_json::from_str::<Value>(&text) {
             Ok(Value::Array(items)) => items,
@@ -279,19 +296,27 @@ impl ProcessorSource for FileSource {
                     }
                 }
                 // A file removed between the listing and the read is simply gone.
-                Err(SourceError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                Err(SourceError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(entries)
     }
 
-    async fn put(&self, processor: &Processor, stopped: bool, create: bool) -> Result<(), SourceError> {
+    async fn put(
+        &self,
+        processor: &Processor,
+        stopped: bool,
+        create: bool,
+    ) -> Result<(), SourceError> {
         let name = processor.name().to_string();
         let doc = document(processor, stopped);
         if self.is_file() {
             return self.write_single_file(|items| {
-                let at = items.iter().position(|v| Self::name_of(v) == Some(name.as_str()));
+                let at = items
+                    .iter()
+                    .position(|v| Self::name_of(v) == Some(name.as_str()));
                 match (at, create) {
                     (Some(_), true) => Err(SourceError::Exists(name.clone())),
                     (None, false) => Err(SourceError::Unknown(name.clone())),

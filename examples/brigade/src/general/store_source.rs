@@ -82,7 +82,11 @@ impl ProcessorSource for StoreSource {
         let mut entries = BTreeMap::new();
         let page = self.store.range(&self.prefix, RangeRequest::all()).await?;
         for kv in page.kvs {
-            let name = kv.key.strip_prefix(&self.prefix).unwrap_or(&kv.key).to_string();
+            let name = kv
+                .key
+                .strip_prefix(&self.prefix)
+                .unwrap_or(&kv.key)
+                .to_string();
             let text = String::from_utf8_lossy(&kv.value);
             let (processor, stopped, _) = parse_document(&text);
             // The key names the processor; a document naming another is invalid.
@@ -108,7 +112,12 @@ impl ProcessorSource for StoreSource {
         Ok(entries)
     }
 
-    async fn put(&self, processor: &Processor, stopped: bool, create: bool) -> Result<(), SourceError> {
+    async fn put(
+        &self,
+        processor: &Processor,
+        stopped: bool,
+        create: bool,
+    ) -> Result<(), SourceError> {
         let name = processor.name();
         let key = self.key(name);
         let value = Bytes::from(document(processor, stopped).to_string());

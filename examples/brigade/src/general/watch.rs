@@ -11,7 +11,9 @@ use tokio::sync::Notify;
 /// and wakes `wake` on every event. `None` (logged) when the platform watcher fails.
 pub fn watch_path(path: &Path, wake: Arc<Notify>) -> Option<RecommendedWatcher> {
     let target = if path.is_file() {
-        path.parent().map(Path::to_path_buf).unwrap_or_else(|| path.to_path_buf())
+        path.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| path.to_path_buf())
     } else {
         path.to_path_buf()
     };
