@@ -66,6 +66,9 @@ enum Command {
         /// Creates the processor's topics when missing, with this many partitions.
         #[arg(long)]
         create_topics: Option<i32>,
+        /// A librdkafka property for both clients, `key=value` (repeatable).
+        #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+        kafka_options: Vec<String>,
     },
 }
 
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
                 executor,
                 heartbeat_ms,
                 create_topics,
+                kafka_options,
             } => {
                 run(RunOptions {
                     processor,
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
                     executor,
                     heartbeat: heartbeat_ms.map(Duration::from_millis),
                     create_topics,
+                    kafka_options,
                 })
                 .await
             }
@@ -144,6 +149,7 @@ struct RunOptions {
     executor: Option<PathBuf>,
     heartbeat: Option<Duration>,
     create_topics: Option<i32>,
+    kafka_options: Vec<String>,
 }
 
 async fn run(options: RunOptions) -> Result<(), String> {
@@ -160,7 +166,13 @@ async fn run(options: RunOptions) -> Result<(), String> {
         ),
         None => Arc::new(MemoryStore::new()),
     };
-    let kafka = KafkaConfig::new(options.brokers);
+    let mut kafka = KafkaConfig::new(options.brokers);
+    for option in &options.kafka_options {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("--kafka-option {option:?} is not KEY=VALUE"))?;
+        kafka.extra.insert(key.to_string(), value.to_string());
+    }
     if let Some(partitions) = options.create_topics {
         let mut topics = vec![processor.input(), processor.error()];
         if let Some(output) = processor.output() {

@@ -35,7 +35,10 @@ fn demo_prints_every_result_with_its_offset_and_exits() {
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     for i in 0..3 {
         let line = format!("HELLO BRIGADE, MESSAGE NUMBER {i}");
-        assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&line),
+            "missing {line:?} in:\n{stdout}\n{stderr}"
+        );
     }
     assert!(stdout.contains("offset 0:"), "{stdout}");
 }

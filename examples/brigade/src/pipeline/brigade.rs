@@ -46,7 +46,10 @@ pub fn default_executor_path() -> Result<PathBuf, PipelineError> {
     let dir = exe
         .parent()
         .ok_or_else(|| PipelineError::Config("current executable has no directory".into()))?;
-    for candidate in [dir.join(EXECUTOR_ARTIFACT), dir.join("..").join(EXECUTOR_ARTIFACT)] {
+    for candidate in [
+        dir.join(EXECUTOR_ARTIFACT),
+        dir.join("..").join(EXECUTOR_ARTIFACT),
+    ] {
         if candidate.is_file() {
             return Ok(candidate);
         }
@@ -82,6 +85,7 @@ impl Brigade {
             .uri(EXECUTOR_ARTIFACT)
             .map_err(|e| PipelineError::Server(e.to_string()))?
             .executable(true)
+            .cache(true)
             .build();
         let mut template = config.scheduler;
         template.executor_uri = uri;

@@ -87,6 +87,47 @@ impl Records {
         Ok(())
     }
 
+    /// The input offsets this processor committed, per partition of `topic`.
+    pub async fn committed(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::HashMap<i32, i64>, PipelineError> {
+        let prefix = format!("{}committed/{topic}/", self.prefix);
+        let page = self.store.range(&prefix, RangeRequest::all()).await?;
+        let mut out = std::collections::HashMap::new();
+        for kv in &page.kvs {
+            let partition = kv
+                .key
+                .rsplit('/')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok());
+            match (partition, decode_json::<i64>(kv)) {
+                (Some(partition), Ok(offset)) => {
+                    out.insert(partition, offset);
+                }
+                _ => tracing::warn!(key = %kv.key, "unreadable committed offset"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `offset` of `topic`/`partition` was committed to Kafka.
+    pub async fn set_committed(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), PipelineError> {
+        self.store
+            .put_json(
+                &format!("{}committed/{topic}/{partition}", self.prefix),
+                &offset,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Writes `records` in one transaction.
     pub async fn put_all(&self, records: &[TaskRecord]) -> Result<(), PipelineError> {
         if records.is_empty() {

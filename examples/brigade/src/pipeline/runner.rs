@@ -67,13 +67,27 @@ pub struct ProcessScheduler {
 impl ProcessScheduler {
     /// Starts the process scheduler of `processor`: reads its records, subscribes its
     /// framework (`brigade-<name>`, resuming a persisted framework id) and starts consuming.
-    pub async fn start(processor: Processor, config: SchedulerConfig) -> Result<Self, PipelineError> {
+    pub async fn start(
+        processor: Processor,
+        config: SchedulerConfig,
+    ) -> Result<Self, PipelineError> {
         let name = processor.name().to_string();
         let records = Records::new(config.store.clone(), &name);
         let framework_id = records.framework_id().await?;
         let recovered = records.load().await?;
         let group = format!("brigade-{name}");
-        let consumer = Arc::new(InputConsumer::new(&config.kafka, &group, processor.input())?);
+        let start = records.committed(processor.input()).await?;
+        let consumer = {
+            let (kafka, group, topic) = (
+                config.kafka.clone(),
+                group.clone(),
+                processor.input().to_string(),
+            );
+            tokio::task::spawn_blocking(move || InputConsumer::new(&kafka, &group, &topic, &start))
+                .await
+                .map_err(|e| PipelineError::Config(format!("consumer start: {e}")))??
+        };
+        let consumer = Arc::new(consumer);
         let producer = ResultProducer::new(&config.kafka)?;
         let client = Client::builder().endpoint(config.master.as_str()).build()?;
         let mut framework = FrameworkInfoBuilder::new(config.user.clone(), group.clone())
@@ -359,7 +373,7 @@ impl Runner {
         self.counters.consumed();
         let tp = TopicPartition::new(msg.topic.clone(), msg.partition);
         if !self.tracker.consumed(&tp, msg.offset) {
-            tracing::debug!(offset = msg.offset, "message consumed twice; already in flight");
+            tracing::debug!(offset = msg.offset, "message delivered again; already seen");
             return;
         }
         let key = key_of(&msg.topic, msg.partition, msg.offset);
@@ -412,7 +426,10 @@ impl Runner {
                 tracing::warn!(processor = %self.name(), %reason, "disconnected; resubscribing");
             }
             SchedulerEvent::Terminated(why) => {
-                if matches!(why, mesos_sdk::scheduler::Termination::FrameworkRemoved { .. }) {
+                if matches!(
+                    why,
+                    mesos_sdk::scheduler::Termination::FrameworkRemoved { .. }
+                ) {
                     self.records.clear_framework_id().await?;
                 }
                 return Err(PipelineError::Scheduler(
@@ -523,7 +540,12 @@ impl Runner {
                     break;
                 };
                 let mut task = TaskInfo {
-                    name: format!("brigade {} {}/{}", self.processor.name(), msg.partition, msg.offset),
+                    name: format!(
+                        "brigade {} {}/{}",
+                        self.processor.name(),
+                        msg.partition,
+                        msg.offset
+                    ),
                     task_id: TaskId {
                         value: task_id.clone(),
                     },
@@ -538,9 +560,13 @@ impl Runner {
                     self.start_produce(record, ResultKind::Error(format!("{e}")), None);
                     continue;
                 }
-                let record = self.record_for(&task_id, Some(&offer.agent_id), &msg, attempt.attempt);
+                let record =
+                    self.record_for(&task_id, Some(&offer.agent_id), &msg, attempt.attempt);
                 records.push(record.clone());
-                self.by_offset.insert(key_of(&msg.topic, msg.partition, msg.offset), task_id.clone());
+                self.by_offset.insert(
+                    key_of(&msg.topic, msg.partition, msg.offset),
+                    task_id.clone(),
+                );
                 self.running.insert(
                     task_id,
                     Running {
@@ -563,7 +589,8 @@ impl Runner {
             tracing::warn!(error = %e, "cannot write task records; not launching");
             for record in records {
                 if let Some(running) = self.running.remove(&record.task_id) {
-                    self.by_offset.remove(&key_of(&record.topic, record.partition, record.offset));
+                    self.by_offset
+                        .remove(&key_of(&record.topic, record.partition, record.offset));
                     if let Some(msg) = running.msg {
                         self.pending.push_front(Attempt {
                             msg,
@@ -640,7 +667,11 @@ impl Runner {
             } else if !self.produced_tasks.contains(&task_id) && !self.stopping {
                 // A live task this scheduler does not know (its record is gone): kill it.
                 tracing::info!(task = %task_id, ?state, "killing an unknown task");
-                self.send(calls::kill(status.task_id.clone(), status.agent_id.clone(), None));
+                self.send(calls::kill(
+                    status.task_id.clone(),
+                    status.agent_id.clone(),
+                    None,
+                ));
             }
             self.acknowledge(ack);
             return;
@@ -653,8 +684,8 @@ impl Runner {
             // A resend while its record is being produced: not acknowledged before the record.
             return;
         }
-        let from_reconciliation = ack.is_none()
-            && status.reason() == v1::task_status::Reason::Reconciliation;
+        let from_reconciliation =
+            ack.is_none() && status.reason() == v1::task_status::Reason::Reconciliation;
         if from_reconciliation && state == TaskState::TaskFinished {
             // The master's answer carries no output; the agent resends the real update.
             return;
@@ -845,6 +876,16 @@ impl Runner {
             }
         }
         for (tp, offset) in &offsets {
+            // The store's copy of the position: a restart starts there even if the group's
+            // committed offset were older, so records deleted below never come back.
+            if let Err(e) = self
+                .records
+                .set_committed(&tp.topic, tp.partition, *offset)
+                .await
+            {
+                tracing::warn!(error = %e, "recording the committed offset failed; retrying later");
+                return;
+            }
             self.tracker.mark_committed(tp, *offset);
         }
         let mut delete = Vec::new();
