@@ -355,7 +355,7 @@ impl Runner {
     }
 
     fn back_pressure(&mut self, want: bool) {
-        if want == !self.paused {
+        if want != self.paused {
             return;
         }
         let result = if want {
