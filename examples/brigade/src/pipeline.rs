@@ -85,6 +85,9 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// How long past its processor's timeout a task may stay unfinished before it is killed.
     pub kill_grace: Duration,
+    /// Extra attempts for a message whose task failed for reasons of the infrastructure
+    /// (executor terminated, agent lost), beyond the processor's own `retries`.
+    pub infrastructure_retries: u32,
     /// CPUs of each task's executor (beside the processor's own).
     pub executor_cpus: f64,
     /// Memory (MB) of each task's executor.
@@ -124,6 +127,7 @@ impl SchedulerConfig {
             revive_interval: Duration::from_secs(1),
             tick: Duration::from_millis(100),
             kill_grace: Duration::from_secs(60),
+            infrastructure_retries: 3,
             executor_cpus: crate::protocol::EXECUTOR_CPUS,
             executor_mem: crate::protocol::EXECUTOR_MEM,
             results: None,

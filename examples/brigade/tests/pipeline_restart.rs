@@ -145,7 +145,11 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
             .filter_map(|r| r.source_offset)
             .collect();
         if offsets.iter().all(|o| covered.contains(o)) {
-            assert!(errors.is_empty(), "unexpected errors: {errors:?}");
+            let reasons: Vec<(Option<i64>, Option<String>)> = errors
+                .iter()
+                .map(|r| (r.source_offset, r.reason.clone()))
+                .collect();
+            assert!(errors.is_empty(), "unexpected errors: {reasons:?}");
             break;
         }
         assert!(

@@ -702,7 +702,16 @@ impl Runner {
                 self.start_produce(record, ResultKind::Output(output), ack);
             }
             Outcome::Failed { reason } => {
-                let retries = self.processor.retries();
+                // Failures of the infrastructure (executor lost, agent gone, ...) are not the
+                // processor's: they get extra attempts beyond the processor's own retries.
+                let infrastructure = protocol::failure_cause(&status)
+                    == Some(protocol::FailureCause::Infrastructure);
+                let retries = self.processor.retries()
+                    + if infrastructure {
+                        self.config.infrastructure_retries
+                    } else {
+                        0
+                    };
                 if record.attempt <= retries {
                     self.counters.retries();
                     let backoff = self.processor.backoff_for(record.attempt);
