@@ -516,17 +516,6 @@ impl Runner {
                 let Some(framework_id) = framework_id.clone() else {
                     break;
                 };
-                let Some(attempt) = self.pending.get(position) else {
-                    break;
-                };
-                let msg = attempt.msg.clone();
-                let task_id = protocol::task_id(self.processor.name(), msg.partition, msg.offset);
-                let mut executor = protocol::executor_info(
-                    &framework_id,
-                    &task_id,
-                    self.config.executor_uri.clone(),
-                    &self.processor,
-                );
                 let mut trial = room.clone();
                 let Ok(executor_resources) = trial.take(&executor_request) else {
                     break;
@@ -534,32 +523,33 @@ impl Runner {
                 let Ok(task_resources) = trial.take(&task_request) else {
                     break;
                 };
-                room = trial;
-                executor.resources = executor_resources;
                 let Some(attempt) = self.pending.remove(position) else {
                     break;
                 };
-                let mut task = TaskInfo {
-                    name: format!(
-                        "brigade {} {}/{}",
-                        self.processor.name(),
-                        msg.partition,
-                        msg.offset
-                    ),
-                    task_id: TaskId {
-                        value: task_id.clone(),
-                    },
-                    agent_id: offer.agent_id.clone(),
-                    resources: task_resources,
-                    executor: Some(executor),
-                    ..Default::default()
+                let msg = attempt.msg.clone();
+                let mut task = match protocol::message_task(
+                    &framework_id,
+                    self.config.executor_uri.clone(),
+                    &self.processor,
+                    &msg,
+                ) {
+                    Ok(task) => task,
+                    Err(e) => {
+                        // The message cannot travel in a task: it goes to the error topic.
+                        let id =
+                            protocol::task_id(self.processor.name(), msg.partition, msg.offset);
+                        let record = self.record_for(&id, None, &msg, attempt.attempt);
+                        self.start_produce(record, ResultKind::Error(format!("{e}")), None);
+                        continue;
+                    }
                 };
-                if let Err(e) = protocol::encode_task(&mut task, &self.processor, &msg) {
-                    // The message cannot travel in a task: it goes to the error topic.
-                    let record = self.record_for(&task_id, None, &msg, attempt.attempt);
-                    self.start_produce(record, ResultKind::Error(format!("{e}")), None);
-                    continue;
+                room = trial;
+                task.agent_id = offer.agent_id.clone();
+                task.resources = task_resources;
+                if let Some(executor) = task.executor.as_mut() {
+                    executor.resources = executor_resources;
                 }
+                let task_id = task.task_id.value.clone();
                 let record =
                     self.record_for(&task_id, Some(&offer.agent_id), &msg, attempt.attempt);
                 records.push(record.clone());
