@@ -184,3 +184,54 @@ impl Records {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesos_sdk::storage::MemoryStore;
+
+    fn record(id: &str, offset: i64, stage: Stage) -> TaskRecord {
+        TaskRecord {
+            task_id: id.into(),
+            agent_id: Some("a1".into()),
+            topic: "in".into(),
+            partition: 0,
+            offset,
+            key: Some(b"k".to_vec()),
+            attempt: 1,
+            stage,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_stay_per_processor() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let a = Records::new(store.clone(), "a");
+        let b = Records::new(store, "b");
+        assert_eq!(a.framework_id().await.unwrap(), None);
+        a.set_framework_id("fw-1").await.unwrap();
+        assert_eq!(a.framework_id().await.unwrap().as_deref(), Some("fw-1"));
+        assert_eq!(b.framework_id().await.unwrap(), None);
+
+        let records: Vec<TaskRecord> = (0..700)
+            .map(|i| record(&format!("t{i}"), i, Stage::Launched))
+            .collect();
+        a.put_all(&records).await.unwrap();
+        a.put(&record("t3", 3, Stage::Produced)).await.unwrap();
+        let loaded = a.load().await.unwrap();
+        assert_eq!(loaded.len(), 700, "paged reads see every record");
+        assert!(loaded.contains(&record("t3", 3, Stage::Produced)));
+        assert!(b.load().await.unwrap().is_empty());
+
+        let ids: Vec<String> = (0..650).map(|i| format!("t{i}")).collect();
+        a.delete_all(&ids).await.unwrap();
+        assert_eq!(a.load().await.unwrap().len(), 50);
+
+        a.set_committed("in", 0, 42).await.unwrap();
+        a.set_committed("in", 3, 7).await.unwrap();
+        let committed = a.committed("in").await.unwrap();
+        assert_eq!(committed.get(&0), Some(&42));
+        assert_eq!(committed.get(&3), Some(&7));
+        assert!(a.committed("other").await.unwrap().is_empty());
+    }
+}
