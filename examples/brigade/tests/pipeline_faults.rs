@@ -93,3 +93,111 @@ async fn an_agent_crash_mid_stream_loses_no_message() {
     brigade.shutdown().await;
     cluster.shutdown().await;
 }
+
+/// The pids of `brigade-executor` processes descending from this test process.
+fn my_executors() -> Vec<u32> {
+    let me = std::process::id();
+    let parent_of = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = stat.rsplit_once(')')?.1;
+        after.split_whitespace().nth(1)?.parse().ok()
+    };
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+        if !String::from_utf8_lossy(first).ends_with("brigade-executor") {
+            continue;
+        }
+        let mut at = pid;
+        for _ in 0..16 {
+            match parent_of(at) {
+                Some(p) if p == me => {
+                    out.push(pid);
+                    break;
+                }
+                Some(p) if p > 1 => at = p,
+                _ => break,
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_executor_killed_mid_message_gets_its_message_rerun() {
+    support::init_logs();
+    let Some(broker) = support::tansu::tansu_or_skip("an_executor_killed_mid_message") else {
+        return;
+    };
+    let brokers = broker.brokers();
+    create_topics(
+        &KafkaConfig::new(&brokers),
+        &["ex-in", "ex-out", "ex-err"],
+        1,
+    )
+    .await
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let cluster = support::local_cluster(work.path()).await;
+    let brigade = support::brigade(support::scheduler_config(
+        &cluster.master_url(),
+        &brokers,
+        None,
+    ))
+    .await;
+    let processor = Processor::from_json(
+        &serde_json::json!({
+            "name": "ex", "input": "ex-in", "output": "ex-out", "error": "ex-err",
+            "command": "sleep 2; cat", "cpus": 0.1, "mem": 32, "max_in_flight": 2,
+            "timeout": 30
+        })
+        .to_string(),
+    )
+    .unwrap();
+    brigade.add(processor).await.unwrap();
+    let n = 4;
+    let payloads: Vec<Vec<u8>> = (0..n).map(|i| format!("e{i}").into_bytes()).collect();
+    let offsets = produce(&brokers, "ex-in", &payloads).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        if let Some(pid) = my_executors().first().copied() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no executor process appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .expect("kill runs");
+    eprintln!("killed executor pid {victim}: {status}");
+
+    let outputs = read(&brokers, "ex-out", n, Duration::from_secs(120)).await;
+    let covered: BTreeSet<i64> = outputs.iter().filter_map(|r| r.source_offset).collect();
+    let counters = brigade.counters().await["ex"];
+    assert!(
+        offsets.iter().all(|o| covered.contains(o)),
+        "outputs {outputs:?}; counters {counters:?}"
+    );
+    assert!(
+        counters.retries >= 1,
+        "the killed message ran again: {counters:?}"
+    );
+    println!(
+        "executor killed: {n} messages, {} outputs; counters {counters:?}",
+        outputs.len()
+    );
+    brigade.shutdown().await;
+    cluster.shutdown().await;
+}
