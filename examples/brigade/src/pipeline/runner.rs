@@ -209,6 +209,9 @@ struct Runner {
     suppressed: bool,
     filtered: bool,
     revive_bucket: TokenBucket,
+    /// Offers kept while every slot is taken and messages wait: launched on as soon as a task
+    /// ends, instead of declining them and waiting for a REVIVE.
+    held: Vec<Offer>,
     stopping: bool,
 }
 
@@ -248,6 +251,7 @@ impl Runner {
             filtered: false,
             revive_bucket,
             stopping: false,
+            held: Vec::new(),
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);
@@ -411,7 +415,12 @@ impl Runner {
                 self.etiquette();
             }
             SchedulerEvent::Offers(offers) => self.on_offers(offers).await?,
-            SchedulerEvent::Update { status, ack } => self.on_update(*status, ack).await,
+            SchedulerEvent::Update { status, ack } => {
+                self.on_update(*status, ack).await;
+                self.launch_held().await?;
+            }
+            SchedulerEvent::Rescind(offer_id) => self.held.retain(|o| o.id != offer_id),
+            SchedulerEvent::OffersInvalidated { .. } => self.held.clear(),
             SchedulerEvent::Failure {
                 agent_id,
                 executor_id,
@@ -569,7 +578,7 @@ impl Runner {
                 tasks.push(task);
             }
             if tasks.is_empty() {
-                unused.push(offer.id.clone());
+                unused.push(offer);
             } else {
                 accepts.push((offer.id.clone(), tasks));
             }
@@ -590,9 +599,8 @@ impl Runner {
                     }
                 }
             }
-            for (offer, _) in accepts {
-                unused.push(offer);
-            }
+            let ids: Vec<v1::OfferId> = accepts.into_iter().map(|(offer, _)| offer).collect();
+            self.send(calls::decline(ids, None));
             accepts = Vec::new();
         }
         for (offer_id, tasks) in accepts {
@@ -607,12 +615,34 @@ impl Runner {
             }
             self.send(call);
         }
-        if !unused.is_empty() {
+        let backlog = self.pending.iter().any(|a| a.not_before <= now);
+        if backlog && self.running.len() >= self.max_in_flight() {
+            self.held.extend(unused);
+        } else if !unused.is_empty() {
             self.filtered = true;
-            self.send(calls::decline(unused, Some(self.config.decline_refuse)));
+            let ids = unused.into_iter().map(|o| o.id).collect();
+            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
         }
         self.etiquette();
         Ok(())
+    }
+
+    /// Launches waiting messages on the held offers once slots are free; declines the held
+    /// offers when nothing waits any more.
+    async fn launch_held(&mut self) -> Result<(), PipelineError> {
+        if self.held.is_empty() || self.running.len() >= self.max_in_flight() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if self.pending.iter().any(|a| a.not_before <= now) {
+            let held = std::mem::take(&mut self.held);
+            self.on_offers(held).await
+        } else {
+            let ids: Vec<v1::OfferId> = self.held.drain(..).map(|o| o.id).collect();
+            self.filtered = true;
+            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
+            Ok(())
+        }
     }
 
     fn record_for(
@@ -830,6 +860,9 @@ impl Runner {
 
     async fn on_tick(&mut self) {
         self.commit().await;
+        if let Err(e) = self.launch_held().await {
+            tracing::warn!(error = %e, "launching on held offers");
+        }
         self.etiquette();
         // Tasks far past their timeout are killed (the executor should have ended them).
         let limit = self.processor.timeout() + self.config.kill_grace;
