@@ -60,6 +60,10 @@ enum Command {
         /// The brigade-executor binary (default: next to this one).
         #[arg(long)]
         executor: Option<PathBuf>,
+        /// Runs brigade-executor from this path on the agents instead of serving it to the
+        /// fetcher (agents on this host, or with the binary installed).
+        #[arg(long)]
+        executor_on_agent: Option<PathBuf>,
         /// Overrides the master's heartbeat interval, in milliseconds (tests).
         #[arg(long)]
         heartbeat_ms: Option<u64>,
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
                 bind,
                 advertised_host,
                 executor,
+                executor_on_agent,
                 heartbeat_ms,
                 create_topics,
                 kafka_options,
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
                     bind,
                     advertised_host,
                     executor,
+                    executor_on_agent,
                     heartbeat: heartbeat_ms.map(Duration::from_millis),
                     create_topics,
                     kafka_options,
@@ -147,6 +153,7 @@ struct RunOptions {
     bind: SocketAddr,
     advertised_host: Option<String>,
     executor: Option<PathBuf>,
+    executor_on_agent: Option<PathBuf>,
     heartbeat: Option<Duration>,
     create_topics: Option<i32>,
     kafka_options: Vec<String>,
@@ -184,6 +191,7 @@ async fn run(options: RunOptions) -> Result<(), String> {
     }
     let mut scheduler = SchedulerConfig::new(options.master, kafka, store, Default::default());
     scheduler.heartbeat_interval = options.heartbeat;
+    scheduler.executor_on_agent = options.executor_on_agent;
     let brigade = Brigade::start(BrigadeConfig {
         scheduler,
         executor_path: options.executor,

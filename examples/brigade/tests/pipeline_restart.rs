@@ -36,6 +36,10 @@ impl Scheduler {
             .args(["--master", master, "--brokers", brokers, "--etcd", etcd])
             .args(["--bind", "127.0.0.1:0", "--heartbeat-ms", "500"])
             .args(["--executor", env!("CARGO_BIN_EXE_brigade-executor")])
+            .args([
+                "--executor-on-agent",
+                env!("CARGO_BIN_EXE_brigade-executor"),
+            ])
             .args(
                 std::env::var("BRIGADE_TEST_KAFKA_DEBUG")
                     .map(|v| vec!["--kafka-option".to_string(), format!("debug={v}")])

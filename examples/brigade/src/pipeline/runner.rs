@@ -518,7 +518,9 @@ impl Runner {
         for offer in offers {
             let mut room = OfferResources::new(&offer);
             let mut tasks = Vec::new();
-            while self.running.len() < self.max_in_flight() {
+            while self.running.len() < self.max_in_flight()
+                && tasks.len() < self.config.max_tasks_per_offer.max(1)
+            {
                 let Some(position) = self.pending.iter().position(|a| a.not_before <= now) else {
                     break;
                 };
@@ -557,6 +559,12 @@ impl Runner {
                 task.resources = task_resources;
                 if let Some(executor) = task.executor.as_mut() {
                     executor.resources = executor_resources;
+                    if let (Some(path), Some(command)) =
+                        (&self.config.executor_on_agent, executor.command.as_mut())
+                    {
+                        command.uris.clear();
+                        command.value = Some(format!("exec '{}'", path.display()));
+                    }
                 }
                 let task_id = task.task_id.value.clone();
                 let record =
@@ -610,6 +618,7 @@ impl Runner {
                 vec![calls::operations::launch(tasks)],
                 Some(Duration::ZERO),
             );
+            tracing::debug!(processor = %self.processor.name(), tasks = count, "launching");
             for _ in 0..count {
                 self.counters.launched();
             }
