@@ -27,6 +27,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the meta scheduler: processors from a file, a directory or etcd, reconciled live,
@@ -71,12 +73,19 @@ enum Command {
         /// The brigade-executor binary (default: next to this one).
         #[arg(long)]
         executor: Option<PathBuf>,
+        /// Runs brigade-executor from this path on the agents instead of serving it to the
+        /// fetcher (agents on this host, or with the binary installed).
+        #[arg(long)]
+        executor_on_agent: Option<PathBuf>,
         /// Overrides the master's heartbeat interval, in milliseconds (tests).
         #[arg(long)]
         heartbeat_ms: Option<u64>,
         /// Creates the processor's topics when missing, with this many partitions.
         #[arg(long)]
         create_topics: Option<i32>,
+        /// A librdkafka property for both clients, `key=value` (repeatable).
+        #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+        kafka_options: Vec<String>,
     },
 }
 
@@ -131,8 +140,10 @@ fn main() -> ExitCode {
                 bind,
                 advertised_host,
                 executor,
+                executor_on_agent,
                 heartbeat_ms,
                 create_topics,
+                kafka_options,
             } => {
                 run(RunOptions {
                     processor,
@@ -142,8 +153,10 @@ fn main() -> ExitCode {
                     bind,
                     advertised_host,
                     executor,
+                    executor_on_agent,
                     heartbeat: heartbeat_ms.map(Duration::from_millis),
                     create_topics,
+                    kafka_options,
                 })
                 .await
             }
@@ -166,8 +179,10 @@ struct RunOptions {
     bind: SocketAddr,
     advertised_host: Option<String>,
     executor: Option<PathBuf>,
+    executor_on_agent: Option<PathBuf>,
     heartbeat: Option<Duration>,
     create_topics: Option<i32>,
+    kafka_options: Vec<String>,
 }
 
 async fn run(options: RunOptions) -> Result<(), String> {
@@ -184,7 +199,13 @@ async fn run(options: RunOptions) -> Result<(), String> {
         ),
         None => Arc::new(MemoryStore::new()),
     };
-    let kafka = KafkaConfig::new(options.brokers);
+    let mut kafka = KafkaConfig::new(options.brokers);
+    for option in &options.kafka_options {
+        let (key, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("--kafka-option {option:?} is not KEY=VALUE"))?;
+        kafka.extra.insert(key.to_string(), value.to_string());
+    }
     if let Some(partitions) = options.create_topics {
         let mut topics = vec![processor.input(), processor.error()];
         if let Some(output) = processor.output() {
@@ -196,6 +217,7 @@ async fn run(options: RunOptions) -> Result<(), String> {
     }
     let mut scheduler = SchedulerConfig::new(options.master, kafka, store, Default::default());
     scheduler.heartbeat_interval = options.heartbeat;
+    scheduler.executor_on_agent = options.executor_on_agent;
     let brigade = Brigade::start(BrigadeConfig {
         scheduler,
         executor_path: options.executor,

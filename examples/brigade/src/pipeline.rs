@@ -69,6 +69,10 @@ pub struct SchedulerConfig {
     pub store: Arc<dyn Store>,
     /// The fetcher URI of `brigade-executor` (from the artifact server).
     pub executor_uri: v1::command_info::Uri,
+    /// Runs `brigade-executor` from this path on the agents instead of fetching it from the
+    /// artifact server (for agents on this host, or with the binary installed): saves copying
+    /// the binary into every task's sandbox.
+    pub executor_on_agent: Option<std::path::PathBuf>,
     /// The framework's user.
     pub user: String,
     /// The framework's role.
@@ -85,6 +89,12 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// How long past its processor's timeout a task may stay unfinished before it is killed.
     pub kill_grace: Duration,
+    /// Extra attempts for a message whose task failed for reasons of the infrastructure
+    /// (executor terminated, agent lost), beyond the processor's own `retries`.
+    pub infrastructure_retries: u32,
+    /// Tasks launched on one offer at most (the rest of the offer comes back at the next
+    /// allocation): large LAUNCH batches delay the first task of the batch.
+    pub max_tasks_per_offer: usize,
     /// CPUs of each task's executor (beside the processor's own).
     pub executor_cpus: f64,
     /// Memory (MB) of each task's executor.
@@ -116,6 +126,7 @@ impl SchedulerConfig {
             kafka,
             store,
             executor_uri,
+            executor_on_agent: None,
             user: std::env::var("USER").unwrap_or_else(|_| "root".into()),
             role: "*".into(),
             failover_timeout: Duration::from_secs(7 * 24 * 3600),
@@ -124,6 +135,8 @@ impl SchedulerConfig {
             revive_interval: Duration::from_secs(1),
             tick: Duration::from_millis(100),
             kill_grace: Duration::from_secs(60),
+            infrastructure_retries: 3,
+            max_tasks_per_offer: 32,
             executor_cpus: crate::protocol::EXECUTOR_CPUS,
             executor_mem: crate::protocol::EXECUTOR_MEM,
             results: None,

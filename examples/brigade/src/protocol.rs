@@ -444,12 +444,44 @@ pub fn executor_info(
         command: Some(v1::CommandInfo {
             uris: vec![uri],
             shell: Some(true),
-            value: Some(format!("./{EXECUTOR_FILE}")),
+            value: Some(executor_command()),
             ..Default::default()
         }),
         name: Some(format!("brigade-executor for {}", processor.name())),
         ..Default::default()
     }
+}
+
+/// The shell command that starts the fetched executor. It retries a start that failed with
+/// status 126: on Linux, `exec` of a file fails with ETXTBSY ("Text file busy") while any
+/// process still holds it open for writing, which happens when the agent forks another process
+/// just as the fetcher finishes writing this one (seen with mesos-local under load). The
+/// executor itself never exits 126.
+pub fn executor_command() -> String {
+    format!(
+        "for attempt in 1 2 3 4 5; do ./{EXECUTOR_FILE}; status=$?; \
+         if [ $status -ne 126 ]; then exit $status; fi; sleep 1; done; exit 126"
+    )
+}
+
+/// A per-message task for `msg`: a fresh [`task_id`] (also its name and its executor's id), the
+/// executor from [`executor_info`], and the processor and message from [`encode_task`]. The
+/// caller (the placer) fills in `agent_id` and the task's and executor's resources.
+pub fn message_task(
+    framework_id: &v1::FrameworkId,
+    uri: v1::command_info::Uri,
+    processor: &Processor,
+    msg: &InputMessage,
+) -> Result<v1::TaskInfo, ProtocolError> {
+    let id = task_id(processor.name(), msg.partition, msg.offset);
+    let mut task = v1::TaskInfo {
+        name: id.clone(),
+        task_id: v1::TaskId { value: id.clone() },
+        executor: Some(executor_info(framework_id, &id, uri, processor)),
+        ..Default::default()
+    };
+    encode_task(&mut task, processor, msg)?;
+    Ok(task)
 }
 
 #[cfg(test)]

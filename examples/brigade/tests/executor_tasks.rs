@@ -6,10 +6,12 @@
 //! Covered: an upper-casing command processor returns its output in `TaskStatus.data`; a
 //! failing command gives TASK_FAILED with the tail of stderr; a hanging one fails by timeout;
 //! an oversized stdout fails with a clear reason; a binary message travels in `TaskInfo.data`;
-//! a KILL gives TASK_KILLED; every executor exits (status 0) once its task is done; a Docker
+//! a KILL or the executor's SHUTDOWN gives TASK_KILLED; a task with a broken processor label
+//! fails cleanly; a warm worker answers MESSAGE work items in order with MESSAGE results and,
+//! killed mid-stream, stops; every executor exits (status 0) once its task is done; a Docker
 //! processor (an image built here `FROM scratch` with the static busybox) upper-cases stdin
-//! with an env var and a read-only volume, skipped with a printed reason without a Docker
-//! engine.
+//! with an env var and a read-only volume, and one that hangs is stopped by its timeout with its
+//! container removed; skipped with a printed reason without a Docker engine.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -33,11 +35,15 @@ struct Launch {
     msg: InputMessage,
     /// Send a KILL once the task runs.
     kill: bool,
+    /// Shut its executor down once the task runs.
+    shutdown: bool,
     /// Break the task's processor label after encoding.
     corrupt: bool,
     /// Warm mode: launch a worker and send it these messages once it runs; it is killed once
-    /// it answered them all.
+    /// it answered them all (or `warm_kill_after` of them).
     warm: Vec<InputMessage>,
+    /// Warm mode: kill the worker after this many answers.
+    warm_kill_after: Option<usize>,
 }
 
 impl Launch {
@@ -46,8 +52,10 @@ impl Launch {
             processor: processor.clone(),
             msg,
             kill: false,
+            shutdown: false,
             corrupt: false,
             warm: Vec::new(),
+            warm_kill_after: None,
         }
     }
 }
@@ -81,8 +89,10 @@ fn resources(cpus: f64, mem: f64) -> Vec<v1::Resource> {
 /// terminal status and outcome by task id, in launch order, and checks that every executor
 /// exited with status 0.
 async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
+    let work_dir = tempfile::tempdir().unwrap();
     let cluster = LocalCluster::builder()
         .agents(1)
+        .work_dir(work_dir.path())
         .resources("cpus:8;mem:8192;disk:1000")
         .heartbeat_interval(Duration::from_secs(5))
         .allocation_interval(Duration::from_millis(50))
@@ -109,11 +119,13 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
 
     let mut ids: Vec<String> = Vec::new();
     let mut to_kill: HashSet<String> = HashSet::new();
+    let mut to_shut_down: HashSet<String> = HashSet::new();
     let mut launched = false;
     let mut done: HashMap<String, Done> = HashMap::new();
     let mut exited: HashMap<String, Option<ExitStatus>> = HashMap::new();
     let mut warm: HashMap<String, Vec<InputMessage>> = HashMap::new();
     let mut results: HashMap<String, Vec<WorkResult>> = HashMap::new();
+    let mut warm_kill_after: HashMap<String, usize> = HashMap::new();
     let mut framework_id = None;
     let run = async {
         while let Some(event) = events.next().await {
@@ -127,25 +139,33 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                     };
                     let mut tasks = Vec::new();
                     for l in &launches {
-                        let id =
-                            protocol::task_id(l.processor.name(), l.msg.partition, l.msg.offset);
-                        let mut executor =
-                            protocol::executor_info(fw, &id, uri.clone(), &l.processor);
-                        executor.resources =
-                            resources(protocol::EXECUTOR_CPUS, protocol::EXECUTOR_MEM);
-                        let mut task = v1::TaskInfo {
-                            name: id.clone(),
-                            task_id: v1::TaskId { value: id.clone() },
-                            agent_id: offer.agent_id.clone(),
-                            resources: resources(l.processor.cpus(), l.processor.mem()),
-                            executor: Some(executor),
-                            ..Default::default()
-                        };
-                        if l.warm.is_empty() {
-                            protocol::encode_task(&mut task, &l.processor, &l.msg).unwrap();
+                        let mut task = if l.warm.is_empty() {
+                            protocol::message_task(fw, uri.clone(), &l.processor, &l.msg).unwrap()
                         } else {
-                            protocol::warm::encode_worker(&mut task, &l.processor);
+                            let id = format!("brigade-{}-worker-1", l.processor.name());
+                            let mut t = v1::TaskInfo {
+                                name: id.clone(),
+                                task_id: v1::TaskId { value: id.clone() },
+                                executor: Some(protocol::executor_info(
+                                    fw,
+                                    &id,
+                                    uri.clone(),
+                                    &l.processor,
+                                )),
+                                ..Default::default()
+                            };
+                            protocol::warm::encode_worker(&mut t, &l.processor);
+                            let n = l.warm_kill_after.unwrap_or(l.warm.len());
                             warm.insert(id.clone(), l.warm.clone());
+                            warm_kill_after.insert(id, n);
+                            t
+                        };
+                        let id = task.task_id.value.clone();
+                        task.agent_id = offer.agent_id.clone();
+                        task.resources = resources(l.processor.cpus(), l.processor.mem());
+                        if let Some(e) = task.executor.as_mut() {
+                            e.resources =
+                                resources(protocol::EXECUTOR_CPUS, protocol::EXECUTOR_MEM);
                         }
                         if l.corrupt {
                             for label in &mut task.labels.as_mut().unwrap().labels {
@@ -156,6 +176,9 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                         }
                         if l.kill {
                             to_kill.insert(id.clone());
+                        }
+                        if l.shutdown {
+                            to_shut_down.insert(id.clone());
                         }
                         ids.push(id);
                         tasks.push(task);
@@ -177,6 +200,14 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                             .kill(status.task_id.clone(), status.agent_id.clone(), None)
                             .await
                             .unwrap();
+                    }
+                    if status.state() == TaskState::TaskRunning && to_shut_down.remove(&id) {
+                        if let Some(agent) = status.agent_id.clone() {
+                            scheduler
+                                .shutdown_executor(v1::ExecutorId { value: id.clone() }, agent)
+                                .await
+                                .unwrap();
+                        }
                     }
                     if status.state() == TaskState::TaskRunning {
                         if let (Some(items), Some(agent)) = (warm.get(&id), &status.agent_id) {
@@ -213,7 +244,7 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                     let id = executor_id.value.clone();
                     let got = results.entry(id.clone()).or_default();
                     got.push(result);
-                    if warm.get(&id).is_some_and(|items| items.len() == got.len()) {
+                    if warm_kill_after.get(&id) == Some(&got.len()) {
                         scheduler
                             .kill(v1::TaskId { value: id }, Some(agent_id), None)
                             .await
@@ -235,6 +266,16 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
         }
     };
     let finished = tokio::time::timeout(RUN_GUARD, run).await;
+    // The stderr of every executor that did not exit 0, for the failure message below.
+    let mut logs = String::new();
+    for id in &ids {
+        if exited.get(id) != Some(&Some(ExitStatus::Exited(0))) {
+            for file in stderr_files(work_dir.path(), id) {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                logs.push_str(&format!("--- {}\n{text}\n", file.display()));
+            }
+        }
+    }
     let _ = scheduler.teardown().await;
     scheduler.stop();
     cluster.shutdown().await;
@@ -248,10 +289,11 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
         assert_eq!(
             exited.get(id),
             Some(&Some(ExitStatus::Exited(0))),
-            "executor {id} should exit 0 after its task: {exited:?}"
+            "executor {id} should exit 0 after its task: {exited:?}\n{logs}"
         );
-        let r = protocol::message_ref(id).unwrap();
-        assert_eq!(r.partition, 0);
+        if let Ok(r) = protocol::message_ref(id) {
+            assert_eq!(r.partition, 0);
+        }
     }
     ids.iter()
         .map(|id| {
@@ -260,6 +302,28 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
             d
         })
         .collect()
+}
+
+/// The `stderr` files of the sandboxes under `dir` whose path names `executor_id`.
+fn stderr_files(dir: &Path, executor_id: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() && !path.is_symlink() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "stderr")
+                && path.to_string_lossy().contains(executor_id)
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
 }
 
 fn failed(d: &Done) -> (&str, Option<FailureCause>) {
@@ -296,6 +360,8 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
     let big_text = "x".repeat(protocol::LABEL_MESSAGE_LIMIT + 10);
     let mut kill_me = Launch::new(&killed, msg(13, b"x"));
     kill_me.kill = true;
+    let mut shut_down = Launch::new(&killed, msg(14, b"x"));
+    shut_down.shutdown = true;
     let launches = vec![
         Launch::new(&upper, msg(7, b"hello brigade")),
         Launch::new(&failing, msg(8, b"x")),
@@ -304,6 +370,7 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
         Launch::new(&binary, msg(11, &[0x00, 0xff, 0x10, 0x80])),
         Launch::new(&upper, msg(12, big_text.as_bytes())),
         kill_me,
+        shut_down,
     ];
     let done = run_all(launches).await;
 
@@ -341,10 +408,25 @@ async fn command_processors_report_output_failures_timeouts_and_kills() {
     assert_eq!(done[6].status.state(), TaskState::TaskKilled);
     let (reason, cause) = failed(&done[6]);
     assert_eq!(cause, Some(FailureCause::Killed), "{reason}");
+
+    // SHUTDOWN of the executor kills the processor and reports TASK_KILLED.
+    assert_eq!(done[7].status.state(), TaskState::TaskKilled);
+    let (reason, cause) = failed(&done[7]);
+    assert_eq!(cause, Some(FailureCause::Killed), "{reason}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_with_a_broken_processor_label_fails_cleanly() {
+    // Where a scheduler finds the executor to serve: next to this test, as cargo built it.
+    if std::env::var_os("BRIGADE_EXECUTOR").is_none() {
+        let found = brigade::exec::executor_binary().expect("brigade-executor is found");
+        assert_eq!(
+            found.canonicalize().unwrap(),
+            Path::new(env!("CARGO_BIN_EXE_brigade-executor"))
+                .canonicalize()
+                .unwrap()
+        );
+    }
     let p = processor(r#"{"name":"p","input":"in","error":"err","command":"cat"}"#);
     let mut broken = Launch::new(&p, msg(1, b"x"));
     broken.corrupt = true;
@@ -384,6 +466,29 @@ async fn a_warm_worker_answers_every_message_in_order() {
     );
     assert_eq!(results[2].cause, Some(FailureCause::Exit));
     assert_eq!(results[3].outcome, Outcome::Output(b"THREE".to_vec()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_worker_killed_mid_stream_reports_killed_and_exits() {
+    let p = processor(
+        r#"{"name":"warmkill","input":"in","error":"err","command":"read x; if [ \"$x\" = slow ]; then sleep 60; fi; printf %s \"$x\"","mode":"warm","timeout":"2mins"}"#,
+    );
+    let mut worker = Launch::new(&p, msg(0, b""));
+    worker.warm = ["one", "slow", "three"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| msg(200 + i as i64, s.as_bytes()))
+        .collect();
+    worker.warm_kill_after = Some(1);
+    let started = std::time::Instant::now();
+    let done = run_all(vec![worker]).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "the kill did not stop the slow item"
+    );
+    assert_eq!(done[0].status.state(), TaskState::TaskKilled);
+    assert_eq!(done[0].results.len(), 1, "only the first item was answered");
+    assert_eq!(done[0].results[0].outcome, Outcome::Output(b"one".to_vec()));
 }
 
 /// The Docker CLI, when an engine answers.

@@ -35,7 +35,72 @@ fn demo_prints_every_result_with_its_offset_and_exits() {
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
     for i in 0..3 {
         let line = format!("HELLO BRIGADE, MESSAGE NUMBER {i}");
-        assert!(stdout.contains(&line), "missing {line:?} in:\n{stdout}\n{stderr}");
+        assert!(
+            stdout.contains(&line),
+            "missing {line:?} in:\n{stdout}\n{stderr}"
+        );
     }
     assert!(stdout.contains("offset 0:"), "{stdout}");
+}
+
+#[test]
+fn demo_stops_cleanly_on_ctrl_c() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_brigade"))
+        .args(["demo", "--messages", "2"])
+        .args(["--executor", env!("CARGO_BIN_EXE_brigade-executor")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("brigade demo starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut results = 0;
+    let mut seen = Vec::new();
+    while results < 2 {
+        match lines.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if line.contains("HELLO BRIGADE") {
+                    results += 1;
+                }
+                seen.push(line);
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no results from the demo: {seen:?}");
+            }
+        }
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().expect("wait") {
+            break exit;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the demo did not stop after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(exit.success(), "demo exit after Ctrl-C: {exit}");
+    let rest: Vec<String> = lines.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted")),
+        "the demo says it stops: {rest:?}"
+    );
 }

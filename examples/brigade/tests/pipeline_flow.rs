@@ -24,20 +24,28 @@ async fn topics(brokers: &str, names: &[&str]) {
 }
 
 fn payloads(n: usize) -> Vec<Vec<u8>> {
-    (0..n).map(|i| format!("message {i}").into_bytes()).collect()
+    (0..n)
+        .map(|i| format!("message {i}").into_bytes())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_gets_exactly_one_output_matched_by_offset() {
     support::init_logs();
-    let Some(broker) = support::tansu::tansu_or_skip("every_message_gets_exactly_one_output") else {
+    let Some(broker) = support::tansu::tansu_or_skip("every_message_gets_exactly_one_output")
+    else {
         return;
     };
     let brokers = broker.brokers();
     topics(&brokers, &["flow-in", "flow-out", "flow-err"]).await;
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
-    let brigade = support::brigade(support::scheduler_config(&cluster.master_url(), &brokers, None)).await;
+    let brigade = support::brigade(support::scheduler_config(
+        &cluster.master_url(),
+        &brokers,
+        None,
+    ))
+    .await;
     brigade
         .add(processor(serde_json::json!({
             "name": "flow", "input": "flow-in", "output": "flow-out", "error": "flow-err",
@@ -49,7 +57,11 @@ async fn every_message_gets_exactly_one_output_matched_by_offset() {
     let offsets = produce(&brokers, "flow-in", &payloads(n)).await;
     let records = read(&brokers, "flow-out", n, WAIT).await;
     let counters = brigade.counters().await;
-    assert_eq!(records.len(), n, "outputs: {records:?}; counters {counters:?}");
+    assert_eq!(
+        records.len(),
+        n,
+        "outputs: {records:?}; counters {counters:?}"
+    );
     let map = by_offset(&records);
     for (i, offset) in offsets.iter().enumerate() {
         let got = &map[offset];
@@ -57,7 +69,11 @@ async fn every_message_gets_exactly_one_output_matched_by_offset() {
         assert_eq!(got[0].payload, format!("MESSAGE {i}").into_bytes());
         assert_eq!(got[0].key.as_deref(), Some(format!("key-{i}").as_bytes()));
     }
-    assert!(read(&brokers, "flow-err", 1, Duration::from_millis(500)).await.is_empty());
+    assert!(
+        read(&brokers, "flow-err", 1, Duration::from_millis(500))
+            .await
+            .is_empty()
+    );
     brigade.shutdown().await;
     cluster.shutdown().await;
 }
@@ -72,7 +88,12 @@ async fn a_failing_processor_fills_the_error_topic_with_reasons() {
     topics(&brokers, &["fail-in", "fail-out", "fail-err"]).await;
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
-    let brigade = support::brigade(support::scheduler_config(&cluster.master_url(), &brokers, None)).await;
+    let brigade = support::brigade(support::scheduler_config(
+        &cluster.master_url(),
+        &brokers,
+        None,
+    ))
+    .await;
     brigade
         .add(processor(serde_json::json!({
             "name": "fail", "input": "fail-in", "output": "fail-out", "error": "fail-err",
@@ -91,8 +112,15 @@ async fn a_failing_processor_fills_the_error_topic_with_reasons() {
         assert!(reason.contains("broken-processor"), "reason: {reason}");
     }
     let counters = brigade.counters().await["fail"];
-    assert_eq!(counters.retries, n as u64, "one retry per message: {counters:?}");
-    assert!(read(&brokers, "fail-out", 1, Duration::from_millis(500)).await.is_empty());
+    assert_eq!(
+        counters.retries, n as u64,
+        "one retry per message: {counters:?}"
+    );
+    assert!(
+        read(&brokers, "fail-out", 1, Duration::from_millis(500))
+            .await
+            .is_empty()
+    );
     brigade.shutdown().await;
     cluster.shutdown().await;
 }
@@ -107,7 +135,12 @@ async fn a_hanging_processor_hits_its_timeout() {
     topics(&brokers, &["hang-in", "hang-out", "hang-err"]).await;
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
-    let brigade = support::brigade(support::scheduler_config(&cluster.master_url(), &brokers, None)).await;
+    let brigade = support::brigade(support::scheduler_config(
+        &cluster.master_url(),
+        &brokers,
+        None,
+    ))
+    .await;
     brigade
         .add(processor(serde_json::json!({
             "name": "hang", "input": "hang-in", "output": "hang-out", "error": "hang-err",
@@ -123,7 +156,10 @@ async fn a_hanging_processor_hits_its_timeout() {
     for record in &records {
         assert!(offsets.contains(&record.source_offset.unwrap()));
         let reason = record.reason.clone().unwrap_or_default().to_lowercase();
-        assert!(reason.contains("timeout") || reason.contains("timed out"), "reason: {reason}");
+        assert!(
+            reason.contains("timeout") || reason.contains("timed out"),
+            "reason: {reason}"
+        );
     }
     brigade.shutdown().await;
     cluster.shutdown().await;
@@ -139,7 +175,12 @@ async fn max_in_flight_bounds_the_tasks_at_once() {
     topics(&brokers, &["bp-in", "bp-out", "bp-err"]).await;
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
-    let brigade = support::brigade(support::scheduler_config(&cluster.master_url(), &brokers, None)).await;
+    let brigade = support::brigade(support::scheduler_config(
+        &cluster.master_url(),
+        &brokers,
+        None,
+    ))
+    .await;
     brigade
         .add(processor(serde_json::json!({
             "name": "bp", "input": "bp-in", "output": "bp-out", "error": "bp-err",

@@ -18,7 +18,13 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn start(master: &str, brokers: &str, etcd: &str, processor: &std::path::Path, log: &std::path::Path) -> Self {
+    fn start(
+        master: &str,
+        brokers: &str,
+        etcd: &str,
+        processor: &std::path::Path,
+        log: &std::path::Path,
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -30,7 +36,20 @@ impl Scheduler {
             .args(["--master", master, "--brokers", brokers, "--etcd", etcd])
             .args(["--bind", "127.0.0.1:0", "--heartbeat-ms", "500"])
             .args(["--executor", env!("CARGO_BIN_EXE_brigade-executor")])
-            .env("RUST_LOG", "warn,brigade=info")
+            .args([
+                "--executor-on-agent",
+                env!("CARGO_BIN_EXE_brigade-executor"),
+            ])
+            .args(
+                std::env::var("BRIGADE_TEST_KAFKA_DEBUG")
+                    .map(|v| vec!["--kafka-option".to_string(), format!("debug={v}")])
+                    .unwrap_or_default(),
+            )
+            .env(
+                "RUST_LOG",
+                std::env::var("BRIGADE_TEST_CHILD_LOG")
+                    .unwrap_or_else(|_| "warn,brigade=info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -69,9 +88,13 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let brokers = broker.brokers();
-    create_topics(&KafkaConfig::new(&brokers), &["crash-in", "crash-out", "crash-err"], 1)
-        .await
-        .unwrap();
+    create_topics(
+        &KafkaConfig::new(&brokers),
+        &["crash-in", "crash-out", "crash-err"],
+        1,
+    )
+    .await
+    .unwrap();
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
     let processor = work.path().join("processor.json");
@@ -93,7 +116,9 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     // Kill it once a third of the outputs are in.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let seen = read(&brokers, "crash-out", n / 3, Duration::from_secs(2)).await.len();
+        let seen = read(&brokers, "crash-out", n / 3, Duration::from_secs(2))
+            .await
+            .len();
         if seen >= n / 3 {
             break;
         }
@@ -111,14 +136,24 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     let mut outputs;
     loop {
         outputs = read(&brokers, "crash-out", usize::MAX, Duration::from_secs(3)).await;
-        let errors = read(&brokers, "crash-err", usize::MAX, Duration::from_millis(500)).await;
+        let errors = read(
+            &brokers,
+            "crash-err",
+            usize::MAX,
+            Duration::from_millis(500),
+        )
+        .await;
         let covered: BTreeSet<i64> = outputs
             .iter()
             .chain(errors.iter())
             .filter_map(|r| r.source_offset)
             .collect();
         if offsets.iter().all(|o| covered.contains(o)) {
-            assert!(errors.is_empty(), "unexpected errors: {errors:?}");
+            let reasons: Vec<(Option<i64>, Option<String>)> = errors
+                .iter()
+                .map(|r| (r.source_offset, r.reason.clone()))
+                .collect();
+            assert!(errors.is_empty(), "unexpected errors: {reasons:?}");
             break;
         }
         assert!(
@@ -133,13 +168,28 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     let duplicates: usize = map.values().map(|v| v.len() - 1).sum();
     for (offset, records) in &map {
         for record in records {
-            assert_eq!(record.payload, payloads[*offset as usize], "offset {offset}");
+            assert_eq!(
+                record.payload, payloads[*offset as usize],
+                "offset {offset}"
+            );
         }
     }
-    println!("kill -9 restart: {n} messages, {} output records, {duplicates} duplicates", outputs.len());
+    println!(
+        "kill -9 restart: {n} messages, {} output records, {duplicates} duplicates",
+        outputs.len()
+    );
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     let reported = log_text.matches("(duplicate)").count();
     println!("duplicates reported by the scheduler: {reported}");
+    let duplicated: Vec<i64> = map
+        .iter()
+        .filter(|(_, records)| records.len() > 1)
+        .map(|(offset, _)| *offset)
+        .collect();
+    println!("duplicated source offsets: {duplicated:?}");
+    if let Ok(path) = std::env::var("BRIGADE_TEST_KEEP_LOG") {
+        let _ = std::fs::write(path, &log_text);
+    }
     assert!(
         duplicates <= reported,
         "duplicates not accounted for: {duplicates} found, {reported} reported"

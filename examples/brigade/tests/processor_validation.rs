@@ -240,3 +240,70 @@ fn not_json_or_not_an_object() {
     );
     assert!(Processor::from_json("[1]").is_err());
 }
+
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn processor_json() -> impl Strategy<Value = Value> {
+        (
+            "[a-zA-Z0-9._-]{1,20}",
+            "[a-z]{1,10}",
+            proptest::option::of("[a-z]{1,10}"),
+            prop_oneof![
+                "[a-z]{1,10}(:[0-9])?".prop_map(|i| json!({ "docker": i })),
+                "[ -~]{1,40}".prop_map(|c| json!({ "command": c })),
+            ],
+            (1u32..6400, 1u32..100_000),
+            proptest::collection::vec("[A-Z_][A-Z0-9_]{0,8}=[ -~]{0,10}", 0..4),
+            (1u64..100_000, 1u32..100, 0u32..10, 1u64..5_000),
+            prop_oneof![Just("per-message"), Just("warm")],
+            proptest::collection::vec(
+                prop_oneof![
+                    Just(json!(["hostname", "UNIQUE"])),
+                    "[a-z]{1,5}".prop_map(|v| json!(["rack", "IS", v])),
+                    (1u32..5).prop_map(|n| json!(["rack", "MAX_PER", n.to_string()])),
+                    "[a-z]{1,5}".prop_map(|v| json!(["zone", "PREFER", v])),
+                ],
+                0..3,
+            ),
+        )
+            .prop_map(
+                |(
+                    name,
+                    input,
+                    output,
+                    runner,
+                    (cpus, mem),
+                    env,
+                    (t, mif, retries, b),
+                    mode,
+                    cs,
+                )| {
+                    let mut v = json!({
+                        "name": name, "input": input, "error": "errors",
+                        "cpus": f64::from(cpus) / 100.0, "mem": mem.to_string(),
+                        "env": env, "timeout": t as f64 / 1000.0, "max_in_flight": mif,
+                        "retries": retries, "backoff": format!("{b}ms"), "mode": mode,
+                        "constraints": cs,
+                    });
+                    if let Some(o) = output {
+                        v["output"] = json!(o);
+                    }
+                    for (k, x) in runner.as_object().unwrap() {
+                        v[k] = x.clone();
+                    }
+                    v
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn valid_processors_survive_a_json_round_trip(doc in processor_json()) {
+            let p = Processor::from_json(&doc.to_string()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let again = Processor::from_json(&p.to_json()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(again, p);
+        }
+    }
+}

@@ -159,7 +159,9 @@ impl BrigadeExecutor {
                     () = token.cancelled() => None,
                 };
                 let Some(WorkItem(msg)) = item else { break };
-                let outcome = run(&config, &processor, &msg, &name, &token).await;
+                // One container name per item: a killed item's container may still be removed.
+                let item_name = format!("{name}-{}-{}", msg.partition, msg.offset);
+                let outcome = run(&config, &processor, &msg, &item_name, &token).await;
                 if token.is_cancelled() {
                     // The item's result is lost with the worker; the scheduler re-runs it.
                     break;

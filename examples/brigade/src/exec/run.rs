@@ -438,6 +438,30 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn unread_input_and_long_stderr() {
+        // A processor that ignores a large stdin still succeeds (the write side sees EPIPE).
+        let ignore = processor(r#","command":"echo hi""#);
+        let big = vec![b'a'; 4 << 20];
+        assert_eq!(
+            go(&ignore, &big).await,
+            RunOutcome::Output(b"hi\n".to_vec())
+        );
+        // Only the tail of stderr is kept.
+        let noisy = processor(
+            r#","command":"i=0; while [ $i -lt 500 ]; do echo line$i >&2; i=$((i+1)); done; exit 1""#,
+        );
+        let config = RunConfig {
+            stderr_tail: 16,
+            ..RunConfig::default()
+        };
+        let out = run(&config, &noisy, &msg(b""), "x", &CancellationToken::new()).await;
+        let RunOutcome::Failed { message, .. } = out else {
+            panic!("expected a failure")
+        };
+        assert_eq!(message, "exited with status 1; stderr: line498\nline499");
+    }
+
     #[test]
     fn docker_command_line() {
         let p = processor(

@@ -34,7 +34,9 @@ pub async fn create_topics(
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
-                return Err(KafkaError::Client(format!("creating topic {topic}: {code}")));
+                return Err(KafkaError::Client(format!(
+                    "creating topic {topic}: {code}"
+                )));
             }
         }
     }

@@ -77,22 +77,55 @@ impl std::fmt::Debug for InputConsumer {
 }
 
 impl InputConsumer {
-    /// Joins consumer group `group` and subscribes to `topic`. Offsets are committed only by
-    /// [`commit`](Self::commit); a group without committed offsets starts at the earliest.
-    pub fn new(config: &KafkaConfig, group: &str, topic: &str) -> Result<Self, KafkaError> {
+    /// A consumer of every partition of `topic`, reading from group `group`'s committed
+    /// offsets (the earliest where none is committed). Offsets are committed only by
+    /// [`commit`](Self::commit) / [`commit_sync`](Self::commit_sync).
+    ///
+    /// The partitions are assigned by the consumer itself rather than by group rebalancing: one
+    /// process scheduler per processor is active at a time (its Mesos framework has a single
+    /// subscriber), and a restarted scheduler must not wait until the killed instance's group
+    /// session expires. Blocking (it reads the topic's metadata): call it from
+    /// `spawn_blocking` in async code.
+    ///
+    /// `start` overrides the starting offset of partitions (the offsets the scheduler itself
+    /// recorded as committed, which win over the group's when they are ahead).
+    pub fn new(
+        config: &KafkaConfig,
+        group: &str,
+        topic: &str,
+        start: &std::collections::HashMap<i32, i64>,
+    ) -> Result<Self, KafkaError> {
         let consumer: StreamConsumer = config
             .base()
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "10000")
             .set("enable.partition.eof", "false")
             .create()
             .map_err(|e| KafkaError::Client(format!("consumer for {topic}: {e}")))?;
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(15))
+            .map_err(|e| KafkaError::Client(format!("metadata of {topic}: {e}")))?;
+        let mut assignment = TopicPartitionList::new();
+        for t in metadata.topics().iter().filter(|t| t.name() == topic) {
+            for partition in t.partitions() {
+                let offset = start
+                    .get(&partition.id())
+                    .map_or(Offset::Stored, |o| Offset::Offset(*o));
+                assignment
+                    .add_partition_offset(topic, partition.id(), offset)
+                    .map_err(|e| KafkaError::Client(format!("assignment: {e}")))?;
+            }
+        }
+        if assignment.count() == 0 {
+            return Err(KafkaError::Client(format!(
+                "topic {topic} has no partitions"
+            )));
+        }
         consumer
-            .subscribe(&[topic])
-            .map_err(|e| KafkaError::Client(format!("subscribing to {topic}: {e}")))?;
+            .assign(&assignment)
+            .map_err(|e| KafkaError::Client(format!("assigning {topic}: {e}")))?;
         Ok(Self {
             consumer,
             topic: topic.to_string(),

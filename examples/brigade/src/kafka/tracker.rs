@@ -59,11 +59,15 @@ impl OffsetTracker {
         Self::default()
     }
 
-    /// Records that `offset` of `tp` was consumed and now waits for its record. Answers false
-    /// when the offset was already open (consumed twice without completing, e.g. after a seek).
+    /// Records that `offset` of `tp` was consumed and now waits for its record. Answers false,
+    /// changing nothing, when the offset was seen before (still open, or already completed: a
+    /// partition delivers in order, so an offset below the highest seen is a redelivery).
     pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) -> bool {
         let state = self.partitions.entry(tp.clone()).or_default();
-        state.next = Some(state.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        if state.next.is_some_and(|next| offset < next) {
+            return false;
+        }
+        state.next = Some(offset + 1);
         state.open.insert(offset)
     }
 
@@ -140,6 +144,8 @@ mod tests {
         t.completed(&tp(), 3);
         t.completed(&tp(), 4);
         assert_eq!(t.committable(), vec![(tp(), 5)]);
+        assert_eq!(t.open(), 0);
+        assert!(!t.consumed(&tp(), 3), "a redelivery is refused");
         assert_eq!(t.open(), 0);
     }
 

@@ -38,23 +38,15 @@ pub struct Brigade {
     schedulers: Mutex<BTreeMap<String, ProcessScheduler>>,
 }
 
-/// Where `brigade-executor` is by default: next to the current executable (for a test binary
-/// under `target/*/deps`, one directory up).
+/// Where `brigade-executor` is by default ([`crate::exec::executor_binary`]: `$BRIGADE_EXECUTOR`,
+/// or next to the current executable).
 pub fn default_executor_path() -> Result<PathBuf, PipelineError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| PipelineError::Config(format!("current executable: {e}")))?;
-    let dir = exe
-        .parent()
-        .ok_or_else(|| PipelineError::Config("current executable has no directory".into()))?;
-    for candidate in [dir.join(EXECUTOR_ARTIFACT), dir.join("..").join(EXECUTOR_ARTIFACT)] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    Err(PipelineError::Config(format!(
-        "no {EXECUTOR_ARTIFACT} next to {} (pass its path)",
-        exe.display()
-    )))
+    crate::exec::executor_binary().ok_or_else(|| {
+        PipelineError::Config(format!(
+            "no {EXECUTOR_ARTIFACT} found (set BRIGADE_EXECUTOR or pass its path; \
+             `cargo build -p brigade` builds it)"
+        ))
+    })
 }
 
 impl Brigade {
@@ -91,6 +83,7 @@ impl Brigade {
             .uri(EXECUTOR_ARTIFACT)
             .map_err(|e| PipelineError::Server(e.to_string()))?
             .executable(true)
+            .cache(true)
             .build();
         let mut template = config.scheduler;
         template.executor_uri = uri;

@@ -55,7 +55,9 @@ macro_rules! bump {
 }
 
 impl Counters {
-    bump!(consumed, launched, outputs, errors, retries, duplicates, recovered);
+    bump!(
+        consumed, launched, outputs, errors, retries, duplicates, recovered
+    );
 
     /// Sets the in-flight gauge (and the high-water mark of tasks pending or running).
     pub fn set_in_flight(&self, open: u64, tasks: u64) {

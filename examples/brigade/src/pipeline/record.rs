@@ -87,6 +87,47 @@ impl Records {
         Ok(())
     }
 
+    /// The input offsets this processor committed, per partition of `topic`.
+    pub async fn committed(
+        &self,
+        topic: &str,
+    ) -> Result<std::collections::HashMap<i32, i64>, PipelineError> {
+        let prefix = format!("{}committed/{topic}/", self.prefix);
+        let page = self.store.range(&prefix, RangeRequest::all()).await?;
+        let mut out = std::collections::HashMap::new();
+        for kv in &page.kvs {
+            let partition = kv
+                .key
+                .rsplit('/')
+                .next()
+                .and_then(|p| p.parse::<i32>().ok());
+            match (partition, decode_json::<i64>(kv)) {
+                (Some(partition), Ok(offset)) => {
+                    out.insert(partition, offset);
+                }
+                _ => tracing::warn!(key = %kv.key, "unreadable committed offset"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that `offset` of `topic`/`partition` was committed to Kafka.
+    pub async fn set_committed(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), PipelineError> {
+        self.store
+            .put_json(
+                &format!("{}committed/{topic}/{partition}", self.prefix),
+                &offset,
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Writes `records` in one transaction.
     pub async fn put_all(&self, records: &[TaskRecord]) -> Result<(), PipelineError> {
         if records.is_empty() {
@@ -141,5 +182,56 @@ impl Records {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesos_sdk::storage::MemoryStore;
+
+    fn record(id: &str, offset: i64, stage: Stage) -> TaskRecord {
+        TaskRecord {
+            task_id: id.into(),
+            agent_id: Some("a1".into()),
+            topic: "in".into(),
+            partition: 0,
+            offset,
+            key: Some(b"k".to_vec()),
+            attempt: 1,
+            stage,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_round_trip_and_stay_per_processor() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let a = Records::new(store.clone(), "a");
+        let b = Records::new(store, "b");
+        assert_eq!(a.framework_id().await.unwrap(), None);
+        a.set_framework_id("fw-1").await.unwrap();
+        assert_eq!(a.framework_id().await.unwrap().as_deref(), Some("fw-1"));
+        assert_eq!(b.framework_id().await.unwrap(), None);
+
+        let records: Vec<TaskRecord> = (0..700)
+            .map(|i| record(&format!("t{i}"), i, Stage::Launched))
+            .collect();
+        a.put_all(&records).await.unwrap();
+        a.put(&record("t3", 3, Stage::Produced)).await.unwrap();
+        let loaded = a.load().await.unwrap();
+        assert_eq!(loaded.len(), 700, "paged reads see every record");
+        assert!(loaded.contains(&record("t3", 3, Stage::Produced)));
+        assert!(b.load().await.unwrap().is_empty());
+
+        let ids: Vec<String> = (0..650).map(|i| format!("t{i}")).collect();
+        a.delete_all(&ids).await.unwrap();
+        assert_eq!(a.load().await.unwrap().len(), 50);
+
+        a.set_committed("in", 0, 42).await.unwrap();
+        a.set_committed("in", 3, 7).await.unwrap();
+        let committed = a.committed("in").await.unwrap();
+        assert_eq!(committed.get(&0), Some(&42));
+        assert_eq!(committed.get(&3), Some(&7));
+        assert!(a.committed("other").await.unwrap().is_empty());
     }
 }

@@ -68,13 +68,27 @@ pub struct ProcessScheduler {
 impl ProcessScheduler {
     /// Starts the process scheduler of `processor`: reads its records, subscribes its
     /// framework (`brigade-<name>`, resuming a persisted framework id) and starts consuming.
-    pub async fn start(processor: Processor, config: SchedulerConfig) -> Result<Self, PipelineError> {
+    pub async fn start(
+        processor: Processor,
+        config: SchedulerConfig,
+    ) -> Result<Self, PipelineError> {
         let name = processor.name().to_string();
         let records = Records::new(config.store.clone(), &name);
         let framework_id = records.framework_id().await?;
         let recovered = records.load().await?;
         let group = format!("brigade-{name}");
-        let consumer = Arc::new(InputConsumer::new(&config.kafka, &group, processor.input())?);
+        let start = records.committed(processor.input()).await?;
+        let consumer = {
+            let (kafka, group, topic) = (
+                config.kafka.clone(),
+                group.clone(),
+                processor.input().to_string(),
+            );
+            tokio::task::spawn_blocking(move || InputConsumer::new(&kafka, &group, &topic, &start))
+                .await
+                .map_err(|e| PipelineError::Config(format!("consumer start: {e}")))??
+        };
+        let consumer = Arc::new(consumer);
         let producer = ResultProducer::new(&config.kafka)?;
         let client = Client::builder().endpoint(config.master.as_str()).build()?;
         let mut framework = FrameworkInfoBuilder::new(config.user.clone(), group.clone())
@@ -220,6 +234,9 @@ struct Runner {
     suppressed: bool,
     filtered: bool,
     revive_bucket: TokenBucket,
+    /// Offers kept while every slot is taken and messages wait: launched on as soon as a task
+    /// ends, instead of declining them and waiting for a REVIVE.
+    held: Vec<Offer>,
     stopping: bool,
 }
 
@@ -259,6 +276,7 @@ impl Runner {
             filtered: false,
             revive_bucket,
             stopping: false,
+            held: Vec::new(),
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);
@@ -394,7 +412,7 @@ impl Runner {
         self.counters.consumed();
         let tp = TopicPartition::new(msg.topic.clone(), msg.partition);
         if !self.tracker.consumed(&tp, msg.offset) {
-            tracing::debug!(offset = msg.offset, "message consumed twice; already in flight");
+            tracing::debug!(offset = msg.offset, "message delivered again; already seen");
             return;
         }
         let key = key_of(&msg.topic, msg.partition, msg.offset);
@@ -432,7 +450,12 @@ impl Runner {
                 self.etiquette();
             }
             SchedulerEvent::Offers(offers) => self.on_offers(offers).await?,
-            SchedulerEvent::Update { status, ack } => self.on_update(*status, ack).await,
+            SchedulerEvent::Update { status, ack } => {
+                self.on_update(*status, ack).await;
+                self.launch_held().await?;
+            }
+            SchedulerEvent::Rescind(offer_id) => self.held.retain(|o| o.id != offer_id),
+            SchedulerEvent::OffersInvalidated { .. } => self.held.clear(),
             SchedulerEvent::Failure {
                 agent_id,
                 executor_id,
@@ -447,7 +470,10 @@ impl Runner {
                 tracing::warn!(processor = %self.name(), %reason, "disconnected; resubscribing");
             }
             SchedulerEvent::Terminated(why) => {
-                if matches!(why, mesos_sdk::scheduler::Termination::FrameworkRemoved { .. }) {
+                if matches!(
+                    why,
+                    mesos_sdk::scheduler::Termination::FrameworkRemoved { .. }
+                ) {
                     self.records.clear_framework_id().await?;
                 }
                 return Err(PipelineError::Scheduler(
@@ -527,24 +553,15 @@ impl Runner {
         for offer in offers {
             let mut room = OfferResources::new(&offer);
             let mut tasks = Vec::new();
-            while self.running.len() < self.max_in_flight() {
+            while self.running.len() < self.max_in_flight()
+                && tasks.len() < self.config.max_tasks_per_offer.max(1)
+            {
                 let Some(position) = self.pending.iter().position(|a| a.not_before <= now) else {
                     break;
                 };
                 let Some(framework_id) = framework_id.clone() else {
                     break;
                 };
-                let Some(attempt) = self.pending.get(position) else {
-                    break;
-                };
-                let msg = attempt.msg.clone();
-                let task_id = protocol::task_id(self.processor.name(), msg.partition, msg.offset);
-                let mut executor = protocol::executor_info(
-                    &framework_id,
-                    &task_id,
-                    self.config.executor_uri.clone(),
-                    &self.processor,
-                );
                 let mut trial = room.clone();
                 let Ok(executor_resources) = trial.take(&executor_request) else {
                     break;
@@ -552,30 +569,46 @@ impl Runner {
                 let Ok(task_resources) = trial.take(&task_request) else {
                     break;
                 };
-                room = trial;
-                executor.resources = executor_resources;
                 let Some(attempt) = self.pending.remove(position) else {
                     break;
                 };
-                let mut task = TaskInfo {
-                    name: format!("brigade {} {}/{}", self.processor.name(), msg.partition, msg.offset),
-                    task_id: TaskId {
-                        value: task_id.clone(),
-                    },
-                    agent_id: offer.agent_id.clone(),
-                    resources: task_resources,
-                    executor: Some(executor),
-                    ..Default::default()
+                let msg = attempt.msg.clone();
+                let mut task = match protocol::message_task(
+                    &framework_id,
+                    self.config.executor_uri.clone(),
+                    &self.processor,
+                    &msg,
+                ) {
+                    Ok(task) => task,
+                    Err(e) => {
+                        // The message cannot travel in a task: it goes to the error topic.
+                        let id =
+                            protocol::task_id(self.processor.name(), msg.partition, msg.offset);
+                        let record = self.record_for(&id, None, &msg, attempt.attempt);
+                        self.start_produce(record, ResultKind::Error(format!("{e}")), None);
+                        continue;
+                    }
                 };
-                if let Err(e) = protocol::encode_task(&mut task, &self.processor, &msg) {
-                    // The message cannot travel in a task: it goes to the error topic.
-                    let record = self.record_for(&task_id, None, &msg, attempt.attempt);
-                    self.start_produce(record, ResultKind::Error(format!("{e}")), None);
-                    continue;
+                room = trial;
+                task.agent_id = offer.agent_id.clone();
+                task.resources = task_resources;
+                if let Some(executor) = task.executor.as_mut() {
+                    executor.resources = executor_resources;
+                    if let (Some(path), Some(command)) =
+                        (&self.config.executor_on_agent, executor.command.as_mut())
+                    {
+                        command.uris.clear();
+                        command.value = Some(format!("exec '{}'", path.display()));
+                    }
                 }
-                let record = self.record_for(&task_id, Some(&offer.agent_id), &msg, attempt.attempt);
+                let task_id = task.task_id.value.clone();
+                let record =
+                    self.record_for(&task_id, Some(&offer.agent_id), &msg, attempt.attempt);
                 records.push(record.clone());
-                self.by_offset.insert(key_of(&msg.topic, msg.partition, msg.offset), task_id.clone());
+                self.by_offset.insert(
+                    key_of(&msg.topic, msg.partition, msg.offset),
+                    task_id.clone(),
+                );
                 self.running.insert(
                     task_id,
                     Running {
@@ -588,7 +621,7 @@ impl Runner {
                 tasks.push(task);
             }
             if tasks.is_empty() {
-                unused.push(offer.id.clone());
+                unused.push(offer);
             } else {
                 accepts.push((offer.id.clone(), tasks));
             }
@@ -598,7 +631,8 @@ impl Runner {
             tracing::warn!(error = %e, "cannot write task records; not launching");
             for record in records {
                 if let Some(running) = self.running.remove(&record.task_id) {
-                    self.by_offset.remove(&key_of(&record.topic, record.partition, record.offset));
+                    self.by_offset
+                        .remove(&key_of(&record.topic, record.partition, record.offset));
                     if let Some(msg) = running.msg {
                         self.pending.push_front(Attempt {
                             msg,
@@ -608,9 +642,8 @@ impl Runner {
                     }
                 }
             }
-            for (offer, _) in accepts {
-                unused.push(offer);
-            }
+            let ids: Vec<v1::OfferId> = accepts.into_iter().map(|(offer, _)| offer).collect();
+            self.send(calls::decline(ids, None));
             accepts = Vec::new();
         }
         for (offer_id, tasks) in accepts {
@@ -620,17 +653,40 @@ impl Runner {
                 vec![calls::operations::launch(tasks)],
                 Some(Duration::ZERO),
             );
+            tracing::debug!(processor = %self.processor.name(), tasks = count, "launching");
             for _ in 0..count {
                 self.counters.launched();
             }
             self.send(call);
         }
-        if !unused.is_empty() {
+        let backlog = self.pending.iter().any(|a| a.not_before <= now);
+        if backlog && self.running.len() >= self.max_in_flight() {
+            self.held.extend(unused);
+        } else if !unused.is_empty() {
             self.filtered = true;
-            self.send(calls::decline(unused, Some(self.config.decline_refuse)));
+            let ids = unused.into_iter().map(|o| o.id).collect();
+            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
         }
         self.etiquette();
         Ok(())
+    }
+
+    /// Launches waiting messages on the held offers once slots are free; declines the held
+    /// offers when nothing waits any more.
+    async fn launch_held(&mut self) -> Result<(), PipelineError> {
+        if self.held.is_empty() || self.running.len() >= self.max_in_flight() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        if self.pending.iter().any(|a| a.not_before <= now) {
+            let held = std::mem::take(&mut self.held);
+            self.on_offers(held).await
+        } else {
+            let ids: Vec<v1::OfferId> = self.held.drain(..).map(|o| o.id).collect();
+            self.filtered = true;
+            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
+            Ok(())
+        }
     }
 
     fn record_for(
@@ -675,7 +731,11 @@ impl Runner {
             } else if !self.produced_tasks.contains(&task_id) && !self.stopping {
                 // A live task this scheduler does not know (its record is gone): kill it.
                 tracing::info!(task = %task_id, ?state, "killing an unknown task");
-                self.send(calls::kill(status.task_id.clone(), status.agent_id.clone(), None));
+                self.send(calls::kill(
+                    status.task_id.clone(),
+                    status.agent_id.clone(),
+                    None,
+                ));
             }
             self.acknowledge(ack);
             return;
@@ -688,8 +748,8 @@ impl Runner {
             // A resend while its record is being produced: not acknowledged before the record.
             return;
         }
-        let from_reconciliation = ack.is_none()
-            && status.reason() == v1::task_status::Reason::Reconciliation;
+        let from_reconciliation =
+            ack.is_none() && status.reason() == v1::task_status::Reason::Reconciliation;
         if from_reconciliation && state == TaskState::TaskFinished {
             // The master's answer carries no output; the agent resends the real update.
             return;
@@ -706,7 +766,16 @@ impl Runner {
                 self.start_produce(record, ResultKind::Output(output), ack);
             }
             Outcome::Failed { reason } => {
-                let retries = self.processor.retries();
+                // Failures of the infrastructure (executor lost, agent gone, ...) are not the
+                // processor's: they get extra attempts beyond the processor's own retries.
+                let infrastructure = protocol::failure_cause(&status)
+                    == Some(protocol::FailureCause::Infrastructure);
+                let retries = self.processor.retries()
+                    + if infrastructure {
+                        self.config.infrastructure_retries
+                    } else {
+                        0
+                    };
                 if record.attempt <= retries {
                     self.counters.retries();
                     let backoff = self.processor.backoff_for(record.attempt);
@@ -835,6 +904,9 @@ impl Runner {
 
     async fn on_tick(&mut self) {
         self.commit().await;
+        if let Err(e) = self.launch_held().await {
+            tracing::warn!(error = %e, "launching on held offers");
+        }
         self.etiquette();
         // Tasks far past their timeout are killed (the executor should have ended them).
         let limit = self.processor.timeout() + self.config.kill_grace;
@@ -880,6 +952,16 @@ impl Runner {
             }
         }
         for (tp, offset) in &offsets {
+            // The store's copy of the position: a restart starts there even if the group's
+            // committed offset were older, so records deleted below never come back.
+            if let Err(e) = self
+                .records
+                .set_committed(&tp.topic, tp.partition, *offset)
+                .await
+            {
+                tracing::warn!(error = %e, "recording the committed offset failed; retrying later");
+                return;
+            }
             self.tracker.mark_committed(tp, *offset);
         }
         let mut delete = Vec::new();

@@ -88,7 +88,9 @@ pub async fn read(brokers: &str, topic: &str, count: usize, timeout: Duration) -
 pub fn by_offset(records: &[Record]) -> BTreeMap<i64, Vec<Record>> {
     let mut map: BTreeMap<i64, Vec<Record>> = BTreeMap::new();
     for record in records {
-        let offset = record.source_offset.expect("record carries its source offset");
+        let offset = record
+            .source_offset
+            .expect("record carries its source offset");
         map.entry(offset).or_default().push(record.clone());
     }
     map

@@ -34,9 +34,14 @@ pub async fn local_cluster(work_dir: &std::path::Path) -> LocalCluster {
 }
 
 /// Scheduler settings for tests against `master` and `brokers`, with `store`.
-pub fn scheduler_config(master: &str, brokers: &str, store: Option<Arc<dyn Store>>) -> SchedulerConfig {
+pub fn scheduler_config(
+    master: &str,
+    brokers: &str,
+    store: Option<Arc<dyn Store>>,
+) -> SchedulerConfig {
     let store = store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
-    let mut config = SchedulerConfig::new(master, KafkaConfig::new(brokers), store, Default::default());
+    let mut config =
+        SchedulerConfig::new(master, KafkaConfig::new(brokers), store, Default::default());
     config.heartbeat_interval = Some(Duration::from_millis(500));
     config.revive_interval = Duration::from_millis(100);
     config.decline_refuse = Duration::from_secs(5);
