@@ -93,9 +93,16 @@ impl Shared {
     }
 
     /// Records a recent error of `processor`.
+    /// The same error again (a start retried every round) only refreshes its time.
     pub fn record_error(&self, processor: &str, error: RecentError) {
         if let Ok(mut recent) = self.recent.lock() {
-            status::push_recent(recent.entry(processor.to_string()).or_default(), error);
+            let list = recent.entry(processor.to_string()).or_default();
+            match list.back_mut() {
+                Some(last) if last.message == error.message && last.source == error.source => {
+                    last.at_ms = error.at_ms;
+                }
+                _ => status::push_recent(list, error),
+            }
         }
     }
 
