@@ -48,7 +48,11 @@ async fn setup() -> Setup {
     config.drain_timeout = Duration::from_secs(5);
     if kafka_up {
         for name in ["alpha", "doc"] {
-            let topics = [format!("{name}-in"), format!("{name}-out"), format!("{name}-err")];
+            let topics = [
+                format!("{name}-in"),
+                format!("{name}-out"),
+                format!("{name}-err"),
+            ];
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
             brigade::kafka::create_topics(&brigade::kafka::KafkaConfig::new(&brokers), &topics, 1)
                 .await
@@ -293,7 +297,9 @@ async fn every_route_answers_as_documented() {
         assert_eq!(metrics.status(), StatusCode::OK);
         let text = metrics.text().await.unwrap();
         if text.contains("brigade_messages_consumed_total{processor=\"alpha\"}")
-            && text.contains(&format!("brigade_processor_state{{processor=\"alpha\",state=\"{want}\"}} 1"))
+            && text.contains(&format!(
+                "brigade_processor_state{{processor=\"alpha\",state=\"{want}\"}} 1"
+            ))
         {
             assert!(
                 text.contains("mesos_sdk_artifact_requests"),

@@ -197,7 +197,11 @@ async fn every_processor_command_against_a_running_scheduler() {
     assert_eq!(v.as_array().unwrap().len(), 2);
 
     // Status reaches running (failed, with the reason, without Kafka).
-    let want = if broker.is_some() { "running" } else { "failed" };
+    let want = if broker.is_some() {
+        "running"
+    } else {
+        "failed"
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let o = run(s(&["status", "upper", "--json"]), None).await.unwrap();
