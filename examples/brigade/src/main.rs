@@ -102,7 +102,10 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     if cli.log_format == "json" {
-        logs.json().flatten_event(true).with_current_span(true).init();
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
         logs.init();
     }

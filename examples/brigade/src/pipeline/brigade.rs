@@ -143,7 +143,11 @@ impl Brigade {
     /// Whether the process scheduler of `name` runs (`None`: there is none; `Some(false)`: its
     /// event loop ended, stopped or failed for good).
     pub async fn is_running(&self, name: &str) -> Option<bool> {
-        self.schedulers.lock().await.get(name).map(|s| !s.is_finished())
+        self.schedulers
+            .lock()
+            .await
+            .get(name)
+            .map(|s| !s.is_finished())
     }
 
     /// The persisted framework id of the processor `name`, if it subscribed once.
