@@ -13,7 +13,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::{Counters, Shared};
+use super::lag::LagReader;
+use super::{Counters, Shared, State};
+
+/// How often consumer lag is read.
+const LAG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The label of per-processor metrics.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +44,7 @@ pub struct ProcessorMetrics {
     retries: Family<ProcessorLabel, Counter>,
     duplicated: Family<ProcessorLabel, Counter>,
     in_flight: Family<ProcessorLabel, Gauge>,
+    lag: Family<ProcessorLabel, Gauge>,
     state: Family<StateLabel, Gauge>,
 }
 
@@ -78,6 +83,11 @@ impl ProcessorMetrics {
             m.in_flight.clone(),
         );
         metrics.register(
+            "brigade_consumer_lag",
+            "Input messages not yet committed by the processor's consumer group",
+            m.lag.clone(),
+        );
+        metrics.register(
             "brigade_processor_state",
             "1 for the processor's current state",
             m.state.clone(),
@@ -85,12 +95,55 @@ impl ProcessorMetrics {
         m
     }
 
+    /// Reads the consumer lag of every running processor.
+    async fn sample_lag(&self, shared: &Shared, readers: &mut HashMap<String, Arc<LagReader>>) {
+        let statuses = shared.statuses().await;
+        readers.retain(|name, _| statuses.contains_key(name));
+        for (name, status) in statuses {
+            if status.state != State::Running {
+                continue;
+            }
+            let Some(topic) = status.config.as_ref().and_then(|c| c["input"].as_str()) else {
+                continue;
+            };
+            let reader = match readers.get(&name) {
+                Some(reader) => reader.clone(),
+                None => match LagReader::new(&shared.brokers, &format!("brigade-{name}"), topic) {
+                    Ok(reader) => {
+                        let reader = Arc::new(reader);
+                        readers.insert(name.clone(), reader.clone());
+                        reader
+                    }
+                    Err(e) => {
+                        tracing::debug!(processor = %name, error = %e, "no lag reader");
+                        continue;
+                    }
+                },
+            };
+            match tokio::task::spawn_blocking(move || reader.lag()).await {
+                Ok(Ok(lag)) => {
+                    self.lag
+                        .get_or_create(&ProcessorLabel { processor: name })
+                        .set(lag);
+                }
+                Ok(Err(e)) => tracing::debug!(processor = %name, error = %e, "lag"),
+                Err(e) => tracing::debug!(processor = %name, error = %e, "lag task"),
+            }
+        }
+    }
+
     /// Samples `shared` every `interval` until the task is aborted.
     pub fn sample(self, shared: Arc<Shared>, interval: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut last: HashMap<String, Counters> = HashMap::new();
             let mut states: HashMap<String, String> = HashMap::new();
+            let mut lag_readers: HashMap<String, Arc<LagReader>> = HashMap::new();
+            let mut last_lag = std::time::Instant::now() - LAG_INTERVAL;
             loop {
+                if last_lag.elapsed() >= LAG_INTERVAL {
+                    last_lag = std::time::Instant::now();
+                    self.sample_lag(&shared, &mut lag_readers).await;
+                }
                 for (name, status) in shared.statuses().await {
                     let label = ProcessorLabel {
                         processor: name.clone(),

@@ -11,10 +11,12 @@
 //! - [`status`]: what is reported per processor.
 //! - [`reconcile`]: the loop that makes the running schedulers match the source.
 //! - [`metrics`]: per-processor Prometheus metrics.
+//! - [`lag`]: consumer lag of a processor's group.
 //! - [`ha`]: leader election between instances (only the leader runs process schedulers).
 //! - [`watch`]: the file watcher.
 
 pub mod ha;
+pub mod lag;
 pub mod metrics;
 pub mod reconcile;
 pub mod source;
