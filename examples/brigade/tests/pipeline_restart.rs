@@ -114,7 +114,9 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     let offsets = produce(&brokers, "crash-in", &payloads).await;
 
     // Kill it once a third of the outputs are in.
-    let deadline = Instant::now() + Duration::from_secs(120);
+    // Deadlines grow with the message count (a few messages per second on a loaded machine).
+    let per_message = Duration::from_millis(250);
+    let deadline = Instant::now() + Duration::from_secs(120) + per_message * (n as u32 / 3);
     loop {
         let seen = read(&brokers, "crash-out", n / 3, Duration::from_secs(2))
             .await
@@ -132,7 +134,7 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     eprintln!("killed the scheduler with SIGKILL; restarting it");
     let _restarted = Scheduler::start(&master, &brokers, &etcd.endpoint(), &processor, &log);
 
-    let deadline = Instant::now() + Duration::from_secs(240);
+    let deadline = Instant::now() + Duration::from_secs(240) + per_message * n as u32;
     let mut outputs;
     loop {
         outputs = read(&brokers, "crash-out", usize::MAX, Duration::from_secs(3)).await;
