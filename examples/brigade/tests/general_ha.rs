@@ -192,8 +192,22 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
             .collect::<Vec<_>>(),
     )
     .await;
-    let records = read(&brokers, "ha-out", 40, WAIT).await;
-    let map = by_offset(&records);
+    // Read until every offset has its output (duplicates make the count alone misleading).
+    let deadline = Instant::now() + WAIT;
+    let (records, map) = loop {
+        let records = read(&brokers, "ha-out", 40, WAIT).await;
+        let records = if records.len() >= 40 {
+            // Everything produced so far, duplicates included.
+            read(&brokers, "ha-out", 1000, Duration::from_secs(2)).await
+        } else {
+            records
+        };
+        let map = by_offset(&records);
+        if first.iter().chain(&second).all(|o| map.contains_key(o)) || Instant::now() > deadline {
+            break (records, map);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     for offset in first.iter().chain(&second) {
         assert!(
             map.contains_key(offset),
