@@ -14,10 +14,18 @@
 //!   when every message up to it has its output or error record acknowledged.
 //! - [`pipeline`]: the process scheduler, one Mesos framework per processor.
 //! - [`demo`]: `brigade demo`, everything in-process on embedded defaults.
+//! - [`general`]: the meta scheduler (processors from files or etcd, reconciled live).
+//! - [`api`]: the REST API over the meta scheduler, with its OpenAPI document.
+//! - [`cli`]: `brigade scheduler` and the `brigade processor ...` client commands.
+//! - [`ui`]: the web UI (embedded HTML, JavaScript and CSS).
 
+pub mod api;
+pub mod cli;
 pub mod demo;
 pub mod exec;
+pub mod general;
 pub mod kafka;
 pub mod pipeline;
 pub mod processor;
 pub mod protocol;
+pub mod ui;

@@ -1,0 +1,318 @@
+//! Results: terminal status updates become output or error records (or retries), produced in
+//! the background; acknowledgements follow the records; offsets are committed behind them.
+
+use std::time::{Duration, Instant};
+
+use mesos_sdk::scheduler::{AckToken, calls};
+use mesos_sdk::v1::{self, AgentId, TaskId, TaskState, TaskStatus};
+
+use super::super::record::{Stage, TaskRecord};
+use super::{Attempt, Produced, ResultEvent, ResultKind, Runner, key_of};
+use crate::kafka::{Source, TopicPartition};
+use crate::protocol::{self, InputMessage, Outcome};
+
+impl Runner {
+    pub(super) fn acknowledge(&self, token: Option<AckToken>) {
+        if let Some(token) = token {
+            let scheduler = self.scheduler.clone();
+            tokio::spawn(async move {
+                if let Err(e) = scheduler.acknowledge(token).await {
+                    tracing::debug!(error = %e, "acknowledgement failed; the agent resends");
+                }
+            });
+        }
+    }
+
+    pub(super) async fn on_update(&mut self, status: TaskStatus, ack: Option<AckToken>) {
+        let task_id = status.task_id.value.clone();
+        let state = status.state();
+        let Some(outcome) = protocol::outcome(&status) else {
+            // Not terminal.
+            if let Some(running) = self.running.get_mut(&task_id) {
+                if running.record.agent_id.is_none() {
+                    running.record.agent_id = status.agent_id.as_ref().map(|a| a.value.clone());
+                }
+            } else if !self.produced_tasks.contains(&task_id) && !self.stopping {
+                // A live task this scheduler does not know (its record is gone): kill it.
+                tracing::info!(task = %task_id, ?state, "killing an unknown task");
+                self.send(calls::kill(
+                    status.task_id.clone(),
+                    status.agent_id.clone(),
+                    None,
+                ));
+            }
+            self.acknowledge(ack);
+            return;
+        };
+        if self.produced_tasks.contains(&task_id) {
+            self.acknowledge(ack);
+            return;
+        }
+        if self.producing_tasks.contains(&task_id) {
+            // A resend while its record is being produced: not acknowledged before the record.
+            return;
+        }
+        let from_reconciliation =
+            ack.is_none() && status.reason() == v1::task_status::Reason::Reconciliation;
+        if from_reconciliation && state == TaskState::TaskFinished {
+            // The master's answer carries no output; the agent resends the real update.
+            return;
+        }
+        let Some(running) = self.running.remove(&task_id) else {
+            self.acknowledge(ack);
+            return;
+        };
+        let record = running.record;
+        let key = key_of(&record.topic, record.partition, record.offset);
+        self.by_offset.remove(&key);
+        match outcome {
+            Outcome::Output(output) => {
+                self.start_produce(record, ResultKind::Output(output), ack);
+            }
+            Outcome::Failed { reason } => {
+                // Failures of the infrastructure (executor lost, agent gone, ...) are not the
+                // processor's: they get extra attempts beyond the processor's own retries.
+                let infrastructure = protocol::failure_cause(&status)
+                    == Some(protocol::FailureCause::Infrastructure);
+                let retries = self.processor.retries()
+                    + if infrastructure {
+                        self.config.infrastructure_retries
+                    } else {
+                        0
+                    };
+                if record.attempt <= retries {
+                    self.counters.retries();
+                    let backoff = self.processor.backoff_for(record.attempt);
+                    tracing::info!(task = %task_id, attempt = record.attempt, ?backoff, %reason, "task failed; retrying");
+                    let records = self.records.clone();
+                    let id = record.task_id.clone();
+                    match running.msg {
+                        Some(msg) => {
+                            self.pending.push_back(Attempt {
+                                msg,
+                                attempt: record.attempt + 1,
+                                not_before: Instant::now() + backoff,
+                            });
+                        }
+                        None => {
+                            // Not consumed again yet: it launches when it is.
+                        }
+                    }
+                    let token = ack;
+                    let scheduler = self.scheduler.clone();
+                    tokio::spawn(async move {
+                        let _ = records.delete_all(&[id]).await;
+                        if let Some(token) = token {
+                            let _ = scheduler.acknowledge(token).await;
+                        }
+                    });
+                    self.etiquette();
+                } else {
+                    self.start_produce(record, ResultKind::Error(reason), ack);
+                }
+            }
+        }
+    }
+
+    /// Produces the record of a finished message in the background: marks it producing,
+    /// produces, marks it produced (retrying each step until it succeeds or the scheduler stops).
+    pub(super) fn start_produce(
+        &mut self,
+        record: TaskRecord,
+        kind: ResultKind,
+        token: Option<AckToken>,
+    ) {
+        if self.maybe_produced.remove(&record.task_id) {
+            self.counters.duplicates();
+            tracing::warn!(
+                processor = %self.name(),
+                offset = record.offset,
+                partition = record.partition,
+                "a record that may already be in Kafka is produced again (duplicate)"
+            );
+        }
+        self.producing_tasks.insert(record.task_id.clone());
+        let processor = self.processor.clone();
+        let producer = self.producer.clone();
+        let records = self.records.clone();
+        self.producing.spawn(async move {
+            let mut record = record;
+            record.stage = Stage::Producing;
+            retry_forever("marking producing", || records.put(&record)).await;
+            let msg = InputMessage {
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                key: record.key.clone(),
+                payload: Vec::new(),
+            };
+            let source = Source {
+                processor: processor.name(),
+                message: &msg,
+                attempts: record.attempt,
+            };
+            match &kind {
+                ResultKind::Output(output) => {
+                    if let Some(topic) = processor.output() {
+                        retry_forever("producing output", || {
+                            producer.produce_output(topic, &source, output)
+                        })
+                        .await;
+                    }
+                }
+                ResultKind::Error(reason) => {
+                    retry_forever("producing error", || {
+                        producer.produce_error(processor.error(), &source, reason)
+                    })
+                    .await;
+                }
+            }
+            record.stage = Stage::Produced;
+            retry_forever("marking produced", || records.put(&record)).await;
+            Produced {
+                record,
+                kind,
+                token,
+            }
+        });
+    }
+
+    pub(super) fn on_produced(&mut self, done: Produced) {
+        let Produced {
+            record,
+            kind,
+            token,
+        } = done;
+        self.acknowledge(token);
+        match &kind {
+            ResultKind::Output(_) => self.counters.outputs(),
+            ResultKind::Error(_) => self.counters.errors(),
+        }
+        let tp = TopicPartition::new(record.topic.clone(), record.partition);
+        let key = key_of(&record.topic, record.partition, record.offset);
+        if !self.tracker.completed(&tp, record.offset) {
+            // Recovered from an earlier incarnation; not consumed again yet.
+            self.counters.recovered();
+            self.finished.insert(key.clone());
+        }
+        self.producing_tasks.remove(&record.task_id);
+        self.produced_tasks.insert(record.task_id.clone());
+        self.done.push((key, record.task_id.clone()));
+        if let Some(results) = &self.config.results {
+            let _ = results.send(ResultEvent {
+                processor: self.processor.name().to_string(),
+                topic: record.topic.clone(),
+                partition: record.partition,
+                offset: record.offset,
+                attempts: record.attempt,
+                kind,
+            });
+        }
+        self.etiquette();
+    }
+
+    pub(super) async fn on_tick(&mut self) {
+        self.commit().await;
+        if let Err(e) = self.launch_held().await {
+            tracing::warn!(error = %e, "launching on held offers");
+        }
+        self.etiquette();
+        // Tasks far past their timeout are killed (the executor should have ended them).
+        let limit = self.processor.timeout() + self.config.kill_grace;
+        let now = Instant::now();
+        let overdue: Vec<(TaskId, Option<AgentId>)> = self
+            .running
+            .values_mut()
+            .filter(|r| !r.kill_sent && now.duration_since(r.launched_at) > limit)
+            .map(|r| {
+                r.kill_sent = true;
+                (
+                    TaskId {
+                        value: r.record.task_id.clone(),
+                    },
+                    r.record.agent_id.clone().map(|value| AgentId { value }),
+                )
+            })
+            .collect();
+        for (task_id, agent_id) in overdue {
+            tracing::warn!(task = %task_id.value, "task overdue; killing it");
+            self.send(calls::kill(task_id, agent_id, None));
+        }
+    }
+
+    /// Commits what the tracker allows, then deletes the records of committed messages.
+    pub(super) async fn commit(&mut self) {
+        let offsets = self.tracker.committable();
+        if offsets.is_empty() {
+            return;
+        }
+        let consumer = self.consumer.clone();
+        let list = offsets.clone();
+        let committed = tokio::task::spawn_blocking(move || consumer.commit_sync(&list)).await;
+        match committed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "commit failed; retrying later");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "commit task failed");
+                return;
+            }
+        }
+        for (tp, offset) in &offsets {
+            // The store's copy of the position: a restart starts there even if the group's
+            // committed offset were older, so records deleted below never come back.
+            if let Err(e) = self
+                .records
+                .set_committed(&tp.topic, tp.partition, *offset)
+                .await
+            {
+                tracing::warn!(error = %e, "recording the committed offset failed; retrying later");
+                return;
+            }
+            self.tracker.mark_committed(tp, *offset);
+        }
+        let mut delete = Vec::new();
+        self.done.retain(|((topic, partition, offset), task_id)| {
+            let committed = offsets
+                .iter()
+                .any(|(tp, c)| &tp.topic == topic && tp.partition == *partition && offset < c);
+            if committed {
+                delete.push(task_id.clone());
+            }
+            !committed
+        });
+        if !delete.is_empty() {
+            for id in &delete {
+                self.produced_tasks.remove(id);
+            }
+            let records = self.records.clone();
+            tokio::spawn(async move {
+                if let Err(e) = records.delete_all(&delete).await {
+                    tracing::debug!(error = %e, "deleting committed task records");
+                }
+            });
+        }
+    }
+}
+
+/// Runs `step` until it succeeds, waiting a little longer after each failure (at most 5 s).
+async fn retry_forever<T, E, F, Fut>(what: &str, mut step: F) -> T
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match step().await {
+            Ok(value) => return value,
+            Err(e) => {
+                tracing::warn!(error = %e, "{what} failed; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
