@@ -12,12 +12,21 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 # kill(1) for the tests that SIGSTOP/SIGCONT etcd and scheduler processes.
 { [ -x /usr/bin/kill ] || [ -x /bin/kill ]; } || need_apt+=(procps)
+# A static busybox: the Docker tests build their images FROM scratch with it (no registry is
+# reachable); they skip with a printed reason where no Docker engine answers.
+{ [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; } || need_apt+=(busybox-static)
+# Headless Chromium for Brigade's web UI test.
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
+
+# The Kafka-protocol broker Brigade's tests start (tansu, from crates.io), built once into
+# target/tools and kept there.
+bash examples/brigade/scripts/install-tansu.sh
 
 cargo build --workspace --all-targets --all-features
 cargo test --workspace --all-features --no-fail-fast
