@@ -107,7 +107,9 @@ fn main() -> ExitCode {
             .with_current_span(true)
             .init();
     } else {
-        logs.init();
+        // No colour codes where stderr is a file or a pipe.
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
