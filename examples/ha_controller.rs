@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Options (all `--name value`): `master`, `etcd` (comma-separated), `id` (default `a`),
-//! `tasks` (default 3).
+//! `tasks` (default 3), `ttl-ms` (the election's TTL; default the SDK's). Each term prints
+//! `LEADING <id>` on stdout (the process test reads it).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -166,8 +167,16 @@ async fn deployed(etcd: &str, tasks: u32) -> Result<(), BoxError> {
     let store = mesos_sdk::storage::EtcdStore::builder(etcd.split(','))
         .connect()
         .await?;
-    let runner = runner(store, &master, &id, mesos_sdk::ha::DEFAULT_TTL)?;
-    let end = Framework::run_ha(&runner, || term(&master, tasks)).await?;
+    let ttl = match option("ttl-ms") {
+        Some(ms) => Duration::from_millis(ms.parse()?),
+        None => mesos_sdk::ha::DEFAULT_TTL,
+    };
+    let runner = runner(store, &master, &id, ttl)?;
+    let end = Framework::run_ha(&runner, || {
+        println!("LEADING {id}");
+        term(&master, tasks)
+    })
+    .await?;
     println!("ha_controller: {end:?}");
     Ok(())
 }
