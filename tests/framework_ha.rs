@@ -306,3 +306,67 @@ fn term_builder(url: &str) -> FrameworkBuilder {
             ..EtiquetteConfig::default()
         })
 }
+
+/// The framework's server on a fixed port across terms: the first term's server is shut down
+/// before the second term starts its own on the same port.
+#[cfg(feature = "server")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_of_each_term_listens_on_the_same_port() {
+    use mesos_sdk::server::Server;
+
+    let cluster = cluster().await;
+    let store = MemoryStore::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let a = runner(&cluster, &store, "a", AfterTerm::Campaign);
+    let terms = Arc::new(AtomicU32::new(0));
+    let url = cluster.master_url();
+    let run = {
+        let terms = terms.clone();
+        tokio::spawn(async move {
+            Framework::run_ha(&a, move || {
+                let builder = term_builder(&url).server(Server::builder().bind(addr));
+                (builder, Counting(terms.clone()))
+            })
+            .await
+        })
+    };
+    let health = || async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        stream
+            .write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await
+            .ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        String::from_utf8_lossy(&response)
+            .starts_with("HTTP/1.0 200")
+            .then_some(())
+    };
+    until("the first term subscribed and serves", || async {
+        if terms.load(Ordering::SeqCst) >= 1 {
+            health().await
+        } else {
+            None
+        }
+    })
+    .await;
+    store
+        .delete(&namespace().key("leader"))
+        .await
+        .expect("delete the leader key");
+    until("the second term subscribed and serves", || async {
+        if terms.load(Ordering::SeqCst) >= 2 {
+            health().await
+        } else {
+            None
+        }
+    })
+    .await;
+    assert!(!run.is_finished(), "run_ha ended: {:?}", run.await);
+    run.abort();
+    cluster.shutdown().await;
+}

@@ -6,7 +6,8 @@
 //! A new leader loads the task records its predecessors wrote (intents included) and
 //! reconciles them before it launches anything, so a takeover launches no duplicate. The
 //! per-term state (task manager, placement, the HTTP server of [`FrameworkBuilder::server`])
-//! lives only as long as the term; a standby holds none of it.
+//! lives only as long as the term; a standby holds none of it. The term's server is shut down
+//! (its port free again) before the next campaign.
 //!
 //! [`HaConfig::after_term`]: crate::ha::HaConfig::after_term
 
@@ -62,7 +63,8 @@ impl Framework {
                 revision = lead.fence().revision,
                 "leading: running the framework for this term"
             );
-            let handle = builder.run_term(lead, controller).await?;
+            #[allow(unused_mut)]
+            let mut handle = builder.run_term(lead, controller).await?;
             let termination = handle.wait().await;
             // The event loop ends with the term's events; should it end first (it owned the
             // term, which stops the scheduler when dropped), the term ends right after.
@@ -71,6 +73,11 @@ impl Framework {
                 Err(_) => None,
             }
             .unwrap_or(TermEnd::Stopped(termination));
+            // The next term may bind the same port: wait until this term's server is gone.
+            #[cfg(feature = "server")]
+            if let Some(server) = handle.take_server() {
+                server.shutdown().await;
+            }
             drop(handle);
             tracing::info!(?end, "framework term ended");
             if runner.config().after_term == AfterTerm::Exit {

@@ -440,6 +440,12 @@ impl FrameworkHandle {
         self.server.as_ref()
     }
 
+    /// Takes the server out of the handle (to shut it down and wait, freeing its port).
+    #[cfg(feature = "server")]
+    pub(crate) fn take_server(&mut self) -> Option<crate::server::Server> {
+        self.server.take()
+    }
+
     /// The task manager (add specs, scale, kill, query, watch changes).
     pub fn tasks(&self) -> &TaskManager {
         &self.tasks
