@@ -316,10 +316,13 @@ async fn the_server_of_each_term_listens_on_the_same_port() {
 
     let cluster = cluster().await;
     let store = MemoryStore::new();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    // A fixed port as deployments use, below Linux's ephemeral range (32768-60999): a port
+    // from that range, once free, may become the local port of an outgoing connection (the
+    // next term's SUBSCRIBE) and then cannot be bound again.
+    let start = 20_000 + (std::process::id() % 5_000) as u16;
+    let port = (start..30_000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range");
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let a = runner(&cluster, &store, "a", AfterTerm::Campaign);
     let terms = Arc::new(AtomicU32::new(0));

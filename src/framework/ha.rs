@@ -64,7 +64,13 @@ impl Framework {
                 "leading: running the framework for this term"
             );
             #[allow(unused_mut)]
-            let mut handle = builder.run_term(lead, controller).await?;
+            let mut handle = match builder.run_term(lead, controller).await {
+                Ok(handle) => handle,
+                Err(error) => {
+                    tracing::error!(%error, "the term could not start; handing leadership over");
+                    return Err(error);
+                }
+            };
             let termination = handle.wait().await;
             // The event loop ends with the term's events; should it end first (it owned the
             // term, which stops the scheduler when dropped), the term ends right after.
