@@ -27,7 +27,8 @@
 //! - [`FrameworkHandle::stop`] leaves the tasks running (no TEARDOWN);
 //!   [`FrameworkHandle::teardown`] ends the framework and its tasks.
 //! - HA: [`FrameworkBuilder::run_term`] runs the controller for one leadership term of
-//!   [`crate::ha::HaRunner`], every write through the term's fenced store.
+//!   [`crate::ha::HaRunner`], every write through the term's fenced store;
+//!   [`Framework::run_ha`] does that term after term (campaign, lead, stand by again).
 //! - Instances reported `TASK_UNREACHABLE` (their agent is partitioned or was removed) are
 //!   replaced after [`FrameworkBuilder::unreachable_timeout`] (default 60 s); the old task, if
 //!   it comes back after its replacement was launched, is killed.
@@ -37,6 +38,7 @@
 //!   its state and reason, pending instances with their placement's reason).
 
 mod controller;
+mod ha;
 mod placement;
 mod runtime;
 mod state;
@@ -88,6 +90,9 @@ pub enum FrameworkError {
     /// A scheduler call failed.
     #[error(transparent)]
     Scheduler(#[from] SchedulerError),
+    /// Leader election or the HA runner failed ([`Framework::run_ha`]).
+    #[error(transparent)]
+    Ha(#[from] crate::ha::HaError),
     /// The HTTP server could not start.
     #[cfg(feature = "server")]
     #[error("server: {0}")]
@@ -433,6 +438,12 @@ impl FrameworkHandle {
     #[cfg(feature = "server")]
     pub fn server(&self) -> Option<&crate::server::Server> {
         self.server.as_ref()
+    }
+
+    /// Takes the server out of the handle (to shut it down and wait, freeing its port).
+    #[cfg(feature = "server")]
+    pub(crate) fn take_server(&mut self) -> Option<crate::server::Server> {
+        self.server.take()
     }
 
     /// The task manager (add specs, scale, kill, query, watch changes).

@@ -146,6 +146,11 @@ impl<S: Store + Clone + 'static> Term<S> {
         self.end.borrow().clone()
     }
 
+    /// A receiver of the term's end, usable after the term was handed away.
+    pub(crate) fn end_watch(&self) -> watch::Receiver<Option<TermEnd>> {
+        self.end.clone()
+    }
+
     /// Resolves when the term ends.
     pub async fn ended(&self) -> TermEnd {
         let mut end = self.end.clone();
@@ -219,6 +224,11 @@ impl<S: Store + Clone + 'static> HaRunner<S> {
     /// How many times the master said the framework was removed.
     pub fn frameworks_removed(&self) -> u64 {
         self.removed.load(Ordering::Relaxed)
+    }
+
+    /// The runner's settings.
+    pub fn config(&self) -> &HaConfig {
+        &self.config
     }
 
     /// The election.
