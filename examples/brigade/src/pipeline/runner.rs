@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use mesos_sdk::client::Client;
 use mesos_sdk::resourcemgr::etiquette::TokenBucket;
+use mesos_sdk::resourcemgr::placement::{Placer, PlacerConfig};
 use mesos_sdk::scheduler::{
     AckMode, AckToken, FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents, calls,
 };
@@ -240,6 +241,11 @@ struct Runner {
     /// ends, instead of declining them and waiting for a REVIVE.
     held: Vec<Offer>,
     stopping: bool,
+    /// The resource manager's placer (constraints, preferences; its ledger knows what runs
+    /// where).
+    placer: Placer,
+    /// The placer's last reason for a message left unplaced (cleared once one is placed).
+    unplaced_reason: Option<String>,
 }
 
 impl Runner {
@@ -279,6 +285,8 @@ impl Runner {
             revive_bucket,
             stopping: false,
             held: Vec::new(),
+            placer: Placer::new(PlacerConfig::default()),
+            unplaced_reason: None,
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);

@@ -62,6 +62,7 @@ impl Runner {
             self.acknowledge(ack);
             return;
         };
+        self.placer.ledger_mut().ended(&task_id);
         let record = running.record;
         let key = key_of(&record.topic, record.partition, record.offset);
         self.by_offset.remove(&key);
