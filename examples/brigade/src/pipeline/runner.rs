@@ -26,6 +26,7 @@ mod offers;
 mod results;
 
 use super::counters::{Counters, CountersSnapshot};
+use super::latency::LatencySnapshot;
 use super::record::{Records, Stage, TaskRecord};
 use super::{PipelineError, SchedulerConfig};
 use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer, TopicPartition};
@@ -140,6 +141,16 @@ impl ProcessScheduler {
         self.counters.snapshot()
     }
 
+    /// The task latency log now.
+    pub fn latency(&self) -> LatencySnapshot {
+        self.counters.latency()
+    }
+
+    /// The placer's reason for a message left unplaced, while none was placed since.
+    pub fn unplaced(&self) -> Option<String> {
+        self.counters.unplaced()
+    }
+
     /// Whether the event loop has ended (stopped, or failed for good).
     pub fn is_finished(&self) -> bool {
         self.join.is_finished()
@@ -200,6 +211,8 @@ struct Running {
 /// A produce that finished (its record is acknowledged by Kafka and marked produced).
 struct Produced {
     record: TaskRecord,
+    /// When its task was launched (by this incarnation), for the latency.
+    started: Option<Instant>,
     kind: ResultKind,
     token: Option<AckToken>,
 }
@@ -244,8 +257,6 @@ struct Runner {
     /// The resource manager's placer (constraints, preferences; its ledger knows what runs
     /// where).
     placer: Placer,
-    /// The placer's last reason for a message left unplaced (cleared once one is placed).
-    unplaced_reason: Option<String>,
 }
 
 impl Runner {
@@ -286,7 +297,6 @@ impl Runner {
             stopping: false,
             held: Vec::new(),
             placer: Placer::new(PlacerConfig::default()),
-            unplaced_reason: None,
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);

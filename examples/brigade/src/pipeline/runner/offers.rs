@@ -77,7 +77,7 @@ impl Runner {
                         let id =
                             protocol::task_id(self.processor.name(), msg.partition, msg.offset);
                         let record = self.record_for(&id, None, &msg, attempt.attempt);
-                        self.start_produce(record, ResultKind::Error(format!("{e}")), None);
+                        self.start_produce(record, ResultKind::Error(format!("{e}")), None, None);
                         continue;
                     }
                 };
@@ -110,13 +110,13 @@ impl Runner {
             let placement = self.placer.place(&mut pool, requests, now);
             for unplaced in &placement.unplaced {
                 let reason = unplaced.to_string();
-                if self.unplaced_reason.as_deref() != Some(reason.as_str()) {
+                if self.counters.unplaced().as_deref() != Some(reason.as_str()) {
                     tracing::warn!(processor = %self.processor.name(), %reason, "message not placed");
                 }
-                self.unplaced_reason = Some(reason);
+                self.counters.set_unplaced(Some(reason));
             }
             if !placement.placed.is_empty() {
-                self.unplaced_reason = None;
+                self.counters.set_unplaced(None);
             }
             // The unplaced messages wait again, in their order.
             for request in placement.pending.iter().rev() {

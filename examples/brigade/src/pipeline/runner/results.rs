@@ -63,12 +63,13 @@ impl Runner {
             return;
         };
         self.placer.ledger_mut().ended(&task_id);
+        let started = running.msg.is_some().then_some(running.launched_at);
         let record = running.record;
         let key = key_of(&record.topic, record.partition, record.offset);
         self.by_offset.remove(&key);
         match outcome {
             Outcome::Output(output) => {
-                self.start_produce(record, ResultKind::Output(output), ack);
+                self.start_produce(record, ResultKind::Output(output), ack, started);
             }
             Outcome::Failed { reason } => {
                 // Failures of the infrastructure (executor lost, agent gone, ...) are not the
@@ -109,7 +110,7 @@ impl Runner {
                     });
                     self.etiquette();
                 } else {
-                    self.start_produce(record, ResultKind::Error(reason), ack);
+                    self.start_produce(record, ResultKind::Error(reason), ack, started);
                 }
             }
         }
@@ -122,6 +123,7 @@ impl Runner {
         record: TaskRecord,
         kind: ResultKind,
         token: Option<AckToken>,
+        started: Option<Instant>,
     ) {
         if self.maybe_produced.remove(&record.task_id) {
             self.counters.duplicates();
@@ -172,6 +174,7 @@ impl Runner {
             retry_forever("marking produced", || records.put(&record)).await;
             Produced {
                 record,
+                started,
                 kind,
                 token,
             }
@@ -181,10 +184,14 @@ impl Runner {
     pub(super) fn on_produced(&mut self, done: Produced) {
         let Produced {
             record,
+            started,
             kind,
             token,
         } = done;
         self.acknowledge(token);
+        if let Some(started) = started {
+            self.counters.observe_latency(started.elapsed());
+        }
         match &kind {
             ResultKind::Output(_) => self.counters.outputs(),
             ResultKind::Error(_) => self.counters.errors(),
