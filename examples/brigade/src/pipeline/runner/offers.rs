@@ -17,6 +17,12 @@ use super::super::record::{Stage, TaskRecord};
 use super::{Attempt, ResultKind, Runner, Running, key_of};
 use crate::protocol::{self, InputMessage};
 
+/// The placement request id of a message: stable across its attempts, so the placer's delay
+/// scheduling (soft preferences) counts from the first attempt.
+pub(super) fn request_id(topic: &str, partition: i32, offset: i64) -> String {
+    format!("{topic}/{partition}/{offset}")
+}
+
 impl Runner {
     pub(super) async fn on_offers(&mut self, offers: Vec<Offer>) -> Result<(), PipelineError> {
         let now = Instant::now();
@@ -88,7 +94,7 @@ impl Runner {
                     command.uris.clear();
                     command.value = Some(format!("exec '{}'", path.display()));
                 }
-                let id = task.task_id.value.clone();
+                let id = request_id(&msg.topic, msg.partition, msg.offset);
                 let mut request = Request::task(&id, &self.config.role, task, demand.clone())
                     .app(self.processor.name());
                 request.constraints = constraints.clone();
@@ -125,6 +131,15 @@ impl Runner {
                 }
             }
             decline.extend(placement.decline.iter().cloned());
+            let placed: HashMap<String, String> = placement
+                .placed
+                .iter()
+                .flat_map(|p| {
+                    p.task_ids
+                        .iter()
+                        .map(|t| (t.value.clone(), p.request_id.clone()))
+                })
+                .collect();
             for call in placement.accepts {
                 let Some(accept) = call.accept else {
                     continue;
@@ -136,7 +151,10 @@ impl Runner {
                     };
                     for mut task in launch.task_infos {
                         let task_id = task.task_id.value.clone();
-                        let Some(attempt) = waiting.remove(&task_id) else {
+                        let Some(id) = placed.get(&task_id) else {
+                            continue;
+                        };
+                        let Some(attempt) = waiting.remove(id) else {
                             continue;
                         };
                         // Split the placer's cut between the executor and the task.
@@ -149,7 +167,7 @@ impl Runner {
                         let (Ok(executor_resources), Ok(task_resources)) =
                             (room.take(&executor_request), room.take(&task_request))
                         else {
-                            self.placer.ledger_mut().ended(&task_id);
+                            self.placer.ledger_mut().forget(id);
                             self.pending.push_front(attempt);
                             continue;
                         };
@@ -193,7 +211,11 @@ impl Runner {
         if let Err(e) = self.records.put_all(&records).await {
             tracing::warn!(error = %e, "cannot write task records; not launching");
             for record in records {
-                self.placer.ledger_mut().ended(&record.task_id);
+                self.placer.ledger_mut().forget(&request_id(
+                    &record.topic,
+                    record.partition,
+                    record.offset,
+                ));
                 if let Some(running) = self.running.remove(&record.task_id) {
                     self.by_offset
                         .remove(&key_of(&record.topic, record.partition, record.offset));

@@ -62,9 +62,13 @@ impl Runner {
             self.acknowledge(ack);
             return;
         };
-        self.placer.ledger_mut().ended(&task_id);
         let started = running.msg.is_some().then_some(running.launched_at);
         let record = running.record;
+        self.placer.ledger_mut().forget(&super::offers::request_id(
+            &record.topic,
+            record.partition,
+            record.offset,
+        ));
         let key = key_of(&record.topic, record.partition, record.offset);
         self.by_offset.remove(&key);
         match outcome {
