@@ -107,6 +107,11 @@ impl Runner {
         let unused = if requests.is_empty() {
             offers
         } else {
+            // The offers the placer leaves unused go through the same hold-or-decline below.
+            let mut by_id: HashMap<String, Offer> = offers
+                .iter()
+                .map(|o| (o.id.value.clone(), o.clone()))
+                .collect();
             let mut pool = OfferPool::new();
             for offer in offers {
                 if let Err(error) = pool.add(offer, now) {
@@ -130,7 +135,11 @@ impl Runner {
                     self.pending.push_front(attempt);
                 }
             }
-            decline.extend(placement.decline.iter().cloned());
+            let mut left: Vec<Offer> = placement
+                .decline
+                .iter()
+                .filter_map(|id| by_id.remove(&id.value))
+                .collect();
             let placed: HashMap<String, String> = placement
                 .placed
                 .iter()
@@ -196,12 +205,18 @@ impl Runner {
                     }
                 }
                 if tasks.is_empty() {
-                    decline.extend(accept.offer_ids);
+                    left.extend(
+                        accept
+                            .offer_ids
+                            .iter()
+                            .filter_map(|id| by_id.remove(&id.value)),
+                    );
                 } else {
                     accepts.push((accept.offer_ids, tasks));
                 }
             }
-            pool.take_all()
+            left.extend(pool.take_all());
+            left
         };
         // Anything left in `waiting` (not expected) waits again.
         for (_, attempt) in waiting {
