@@ -10,6 +10,7 @@
 
 pub mod brigade;
 pub mod counters;
+pub mod latency;
 pub mod record;
 pub mod runner;
 
@@ -21,6 +22,7 @@ use mesos_sdk::v1;
 
 pub use brigade::{Brigade, BrigadeConfig};
 pub use counters::{Counters, CountersSnapshot};
+pub use latency::{LatencySnapshot, LatencySummary};
 pub use runner::{ProcessScheduler, ResultEvent, ResultKind};
 
 use crate::kafka::{KafkaConfig, KafkaError};

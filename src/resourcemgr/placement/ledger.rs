@@ -68,6 +68,14 @@ impl Ledger {
         }
     }
 
+    /// Forgets request `request_id` entirely (running, last agent, first seen): for callers
+    /// whose request ids are one-off (one per message) and need no stickiness.
+    pub fn forget(&mut self, request_id: &str) {
+        self.running.remove(request_id);
+        self.last_agent.remove(request_id);
+        self.first_seen.remove(request_id);
+    }
+
     /// Number of our tasks running on the agent.
     pub fn tasks_on(&self, agent_id: &str) -> usize {
         self.running

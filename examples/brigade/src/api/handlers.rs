@@ -49,6 +49,8 @@ fn fresh_status(entry: &Entry) -> ProcessorStatus {
         config,
         validation_errors,
         recent_errors: Vec::new(),
+        latency: None,
+        unplaced: None,
     }
 }
 

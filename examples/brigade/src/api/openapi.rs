@@ -23,7 +23,7 @@ use crate::general::{Counters, FieldProblem, ProcessorStatus, RecentError, State
         handlers::validate,
         ready::ready,
     ),
-    components(schemas(handlers::Validation, ProcessorStatus, State, Counters, FieldProblem, RecentError, ApiError, ready::Readiness)),
+    components(schemas(handlers::Validation, ProcessorStatus, crate::pipeline::LatencySummary, State, Counters, FieldProblem, RecentError, ApiError, ready::Readiness)),
     tags(
         (name = "processors", description = "Processors and their status"),
         (name = "health", description = "Readiness"),

@@ -1,7 +1,10 @@
 //! Per-processor Prometheus metrics, registered in the SDK server's registry (served at
 //! `/metrics` beside the SDK's own): messages consumed, records produced and failed, retries,
-//! duplicates (counters) and messages in flight and the processor's state (gauges), sampled
-//! from the meta scheduler's statuses.
+//! duplicates (counters), messages in flight and the processor's state (gauges), sampled
+//! from the meta scheduler's statuses, and the task latency histogram
+//! (`brigade_task_latency_seconds`), fed from the process schedulers' latency logs: every
+//! sample adds the tasks measured since the last one (from the log's window of recent
+//! samples, so a burst larger than the window between two samples loses the oldest).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +15,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use super::lag::LagReader;
 use super::{Counters, Shared, State};
@@ -35,9 +39,15 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// A latency histogram: 5 ms to about 80 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 15))
+}
+
 /// The registered metric families.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProcessorMetrics {
+    latency: Family<ProcessorLabel, Histogram, fn() -> Histogram>,
     consumed: Family<ProcessorLabel, Counter>,
     produced: Family<ProcessorLabel, Counter>,
     failed: Family<ProcessorLabel, Counter>,
@@ -51,7 +61,22 @@ pub struct ProcessorMetrics {
 impl ProcessorMetrics {
     /// Registers the families in `metrics`.
     pub fn register(metrics: &Metrics) -> Self {
-        let m = Self::default();
+        let m = Self {
+            latency: Family::new_with_constructor(latency_histogram),
+            consumed: Family::default(),
+            produced: Family::default(),
+            failed: Family::default(),
+            retries: Family::default(),
+            duplicated: Family::default(),
+            in_flight: Family::default(),
+            lag: Family::default(),
+            state: Family::default(),
+        };
+        metrics.register(
+            "brigade_task_latency_seconds",
+            "Task latency per processor, from launch to the result record acknowledged by Kafka",
+            m.latency.clone(),
+        );
         metrics.register(
             "brigade_messages_consumed",
             "Input messages received from Kafka",
@@ -132,6 +157,33 @@ impl ProcessorMetrics {
         }
     }
 
+    /// Adds the tasks measured since the last call to the latency histograms; `seen` holds
+    /// each processor's count at the last call.
+    async fn sample_latency(&self, shared: &Shared, seen: &mut HashMap<String, u64>) {
+        let Some(brigade) = shared.brigade() else {
+            return;
+        };
+        for (name, log) in brigade.latencies().await {
+            let before = seen.entry(name.clone()).or_default();
+            // A new incarnation of the process scheduler starts counting from zero.
+            let new = if log.count < *before {
+                log.count
+            } else {
+                log.count - *before
+            };
+            *before = log.count;
+            let histogram = self
+                .latency
+                .get_or_create(&ProcessorLabel { processor: name });
+            let take = usize::try_from(new)
+                .unwrap_or(usize::MAX)
+                .min(log.recent.len());
+            for seconds in &log.recent[log.recent.len() - take..] {
+                histogram.observe(*seconds);
+            }
+        }
+    }
+
     /// Samples `shared` every `interval` until the task is aborted.
     pub fn sample(self, shared: Arc<Shared>, interval: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
@@ -139,7 +191,9 @@ impl ProcessorMetrics {
             let mut states: HashMap<String, String> = HashMap::new();
             let mut lag_readers: HashMap<String, Arc<LagReader>> = HashMap::new();
             let mut last_lag = std::time::Instant::now() - LAG_INTERVAL;
+            let mut latency_seen: HashMap<String, u64> = HashMap::new();
             loop {
+                self.sample_latency(&shared, &mut latency_seen).await;
                 if last_lag.elapsed() >= LAG_INTERVAL {
                     last_lag = std::time::Instant::now();
                     self.sample_lag(&shared, &mut lag_readers).await;

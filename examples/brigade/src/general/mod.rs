@@ -117,9 +117,13 @@ impl Shared {
     pub async fn statuses(&self) -> BTreeMap<String, ProcessorStatus> {
         let known = self.known.read().await.clone();
         let brigade = self.brigade();
-        let counters = match &brigade {
-            Some(brigade) => brigade.counters().await,
-            None => BTreeMap::new(),
+        let (counters, latencies, unplaced) = match &brigade {
+            Some(brigade) => (
+                brigade.counters().await,
+                brigade.latencies().await,
+                brigade.unplaced().await,
+            ),
+            None => (BTreeMap::new(), BTreeMap::new(), BTreeMap::new()),
         };
         let mut out = BTreeMap::new();
         for (name, k) in known {
@@ -158,6 +162,8 @@ impl Shared {
                         .unwrap_or_default()
                 })
                 .unwrap_or_default();
+            let latency = latencies.get(&name).and_then(|l| l.summary());
+            let why_unplaced = unplaced.get(&name).cloned();
             out.insert(
                 name.clone(),
                 ProcessorStatus {
@@ -170,6 +176,8 @@ impl Shared {
                     config: config.map(|p| source::document(&p, false)),
                     validation_errors,
                     recent_errors,
+                    latency,
+                    unplaced: why_unplaced,
                 },
             );
         }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::pipeline::CountersSnapshot;
+use crate::pipeline::{CountersSnapshot, LatencySummary};
 
 /// How many recent errors are kept per processor.
 pub const RECENT_ERRORS: usize = 20;
@@ -155,4 +155,12 @@ pub struct ProcessorStatus {
     /// Its recent errors, oldest first.
     #[serde(default)]
     pub recent_errors: Vec<RecentError>,
+    /// Task latency (launch to result record acknowledged) over its recent tasks, once some
+    /// finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencySummary>,
+    /// Why its next message cannot be placed on the offers (the resource manager's reason),
+    /// while none could.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplaced: Option<String>,
 }

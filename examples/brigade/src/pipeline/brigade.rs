@@ -9,6 +9,7 @@ use mesos_sdk::server::Server;
 use tokio::sync::Mutex;
 
 use super::counters::CountersSnapshot;
+use super::latency::LatencySnapshot;
 use super::runner::ProcessScheduler;
 use super::{PipelineError, SchedulerConfig};
 use crate::processor::Processor;
@@ -175,6 +176,27 @@ impl Brigade {
             .await
             .iter()
             .map(|(name, s)| (name.clone(), s.counters()))
+            .collect()
+    }
+
+    /// The task latency log of every process scheduler, by processor name.
+    pub async fn latencies(&self) -> BTreeMap<String, LatencySnapshot> {
+        self.schedulers
+            .lock()
+            .await
+            .iter()
+            .map(|(name, s)| (name.clone(), s.latency()))
+            .collect()
+    }
+
+    /// The placer's reason for a message left unplaced, by processor name (only processors
+    /// with one).
+    pub async fn unplaced(&self) -> BTreeMap<String, String> {
+        self.schedulers
+            .lock()
+            .await
+            .iter()
+            .filter_map(|(name, s)| s.unplaced().map(|r| (name.clone(), r)))
             .collect()
     }
 

@@ -1,9 +1,14 @@
 //! The counters of one process scheduler (messages consumed, tasks launched, records produced,
-//! retries, duplicates), shared between its event loop and whoever reports them.
+//! retries, duplicates, task latency, the placer's reason for a message left unplaced),
+//! shared between its event loop and whoever reports them.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Serialize;
+
+use super::latency::{LatencyLog, LatencySnapshot};
 
 /// Live counters; see [`CountersSnapshot`] for their meaning.
 #[derive(Debug, Default)]
@@ -17,6 +22,8 @@ pub struct Counters {
     in_flight: AtomicU64,
     max_in_flight_seen: AtomicU64,
     recovered: AtomicU64,
+    latency: Mutex<LatencyLog>,
+    unplaced: Mutex<Option<String>>,
 }
 
 /// A copy of the counters at one moment.
@@ -63,6 +70,33 @@ impl Counters {
     pub fn set_in_flight(&self, open: u64, tasks: u64) {
         self.in_flight.store(open, Ordering::Relaxed);
         self.max_in_flight_seen.fetch_max(tasks, Ordering::Relaxed);
+    }
+
+    /// Records one task's latency (launch to result record acknowledged).
+    pub fn observe_latency(&self, latency: Duration) {
+        if let Ok(mut log) = self.latency.lock() {
+            log.observe(latency);
+        }
+    }
+
+    /// A copy of the latency log.
+    pub fn latency(&self) -> LatencySnapshot {
+        self.latency
+            .lock()
+            .map(|log| log.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Sets (or clears) the placer's reason for a message left unplaced.
+    pub fn set_unplaced(&self, reason: Option<String>) {
+        if let Ok(mut unplaced) = self.unplaced.lock() {
+            *unplaced = reason;
+        }
+    }
+
+    /// The placer's last reason for a message left unplaced, while none was placed since.
+    pub fn unplaced(&self) -> Option<String> {
+        self.unplaced.lock().ok().and_then(|u| u.clone())
     }
 
     /// A copy of the counters.

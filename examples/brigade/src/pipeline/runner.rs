@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use mesos_sdk::client::Client;
 use mesos_sdk::resourcemgr::etiquette::TokenBucket;
+use mesos_sdk::resourcemgr::placement::{Placer, PlacerConfig};
 use mesos_sdk::scheduler::{
     AckMode, AckToken, FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents, calls,
 };
@@ -25,6 +26,7 @@ mod offers;
 mod results;
 
 use super::counters::{Counters, CountersSnapshot};
+use super::latency::LatencySnapshot;
 use super::record::{Records, Stage, TaskRecord};
 use super::{PipelineError, SchedulerConfig};
 use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer, TopicPartition};
@@ -139,6 +141,16 @@ impl ProcessScheduler {
         self.counters.snapshot()
     }
 
+    /// The task latency log now.
+    pub fn latency(&self) -> LatencySnapshot {
+        self.counters.latency()
+    }
+
+    /// The placer's reason for a message left unplaced, while none was placed since.
+    pub fn unplaced(&self) -> Option<String> {
+        self.counters.unplaced()
+    }
+
     /// Whether the event loop has ended (stopped, or failed for good).
     pub fn is_finished(&self) -> bool {
         self.join.is_finished()
@@ -199,6 +211,8 @@ struct Running {
 /// A produce that finished (its record is acknowledged by Kafka and marked produced).
 struct Produced {
     record: TaskRecord,
+    /// When its task was launched (by this incarnation), for the latency.
+    started: Option<Instant>,
     kind: ResultKind,
     token: Option<AckToken>,
 }
@@ -240,6 +254,9 @@ struct Runner {
     /// ends, instead of declining them and waiting for a REVIVE.
     held: Vec<Offer>,
     stopping: bool,
+    /// The resource manager's placer (constraints, preferences; its ledger knows what runs
+    /// where).
+    placer: Placer,
 }
 
 impl Runner {
@@ -279,6 +296,7 @@ impl Runner {
             revive_bucket,
             stopping: false,
             held: Vec::new(),
+            placer: Placer::new(PlacerConfig::default()),
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);

@@ -1,8 +1,13 @@
-//! Launching: sizing pending messages onto offers as tasks (records written first), holding
-//! offers while every slot is taken, declining the rest.
+//! Launching: placing pending messages onto offers as tasks through the SDK's resource manager
+//! (the processor's hard constraints hold, its soft preferences apply; records written first),
+//! holding offers while every slot is taken, declining the rest. A message the placer cannot
+//! place stays pending, and the placer's reason is logged and kept for the status.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use mesos_sdk::resourcemgr::placement::{Demand, Request};
+use mesos_sdk::resourcemgr::pool::OfferPool;
 use mesos_sdk::resourcemgr::{OfferResources, Resources};
 use mesos_sdk::scheduler::calls;
 use mesos_sdk::v1::{self, AgentId, Offer, TaskInfo};
@@ -12,13 +17,18 @@ use super::super::record::{Stage, TaskRecord};
 use super::{Attempt, ResultKind, Runner, Running, key_of};
 use crate::protocol::{self, InputMessage};
 
+/// The placement request id of a message: stable across its attempts, so the placer's delay
+/// scheduling (soft preferences) counts from the first attempt.
+pub(super) fn request_id(topic: &str, partition: i32, offset: i64) -> String {
+    format!("{topic}/{partition}/{offset}")
+}
+
 impl Runner {
     pub(super) async fn on_offers(&mut self, offers: Vec<Offer>) -> Result<(), PipelineError> {
         let now = Instant::now();
         let framework_id = self.scheduler.framework_id();
-        let mut unused = Vec::new();
         let mut records = Vec::new();
-        let mut accepts: Vec<(v1::OfferId, Vec<TaskInfo>)> = Vec::new();
+        let mut accepts: Vec<(Vec<v1::OfferId>, Vec<TaskInfo>)> = Vec::new();
         let task_request = Resources::builder()
             .cpus(self.processor.cpus())
             .mem(self.processor.mem())
@@ -29,23 +39,32 @@ impl Runner {
             .mem(self.config.executor_mem)
             .build()
             .into_vec();
-        for offer in offers {
-            let mut room = OfferResources::new(&offer);
-            let mut tasks = Vec::new();
-            while self.running.len() < self.max_in_flight()
-                && tasks.len() < self.config.max_tasks_per_offer.max(1)
-            {
+        // One request per ready message while slots are free: the task with its executor's
+        // share (split again once placed; a LAUNCH with a custom executor, not a task group).
+        let demand = Demand {
+            scalars: vec![
+                (
+                    "cpus".to_string(),
+                    self.processor.cpus() + self.config.executor_cpus,
+                ),
+                (
+                    "mem".to_string(),
+                    self.processor.mem() + self.config.executor_mem,
+                ),
+            ],
+            ..Demand::default()
+        };
+        let slots = self
+            .max_in_flight()
+            .saturating_sub(self.running.len())
+            .min(self.config.max_tasks_per_offer.max(1) * offers.len());
+        let constraints = self.processor.hard_constraints();
+        let preferences = self.processor.preferences();
+        let mut waiting: HashMap<String, Attempt> = HashMap::new();
+        let mut requests = Vec::new();
+        if let Some(framework_id) = framework_id.clone() {
+            while requests.len() < slots {
                 let Some(position) = self.pending.iter().position(|a| a.not_before <= now) else {
-                    break;
-                };
-                let Some(framework_id) = framework_id.clone() else {
-                    break;
-                };
-                let mut trial = room.clone();
-                let Ok(executor_resources) = trial.take(&executor_request) else {
-                    break;
-                };
-                let Ok(task_resources) = trial.take(&task_request) else {
                     break;
                 };
                 let Some(attempt) = self.pending.remove(position) else {
@@ -64,51 +83,154 @@ impl Runner {
                         let id =
                             protocol::task_id(self.processor.name(), msg.partition, msg.offset);
                         let record = self.record_for(&id, None, &msg, attempt.attempt);
-                        self.start_produce(record, ResultKind::Error(format!("{e}")), None);
+                        self.start_produce(record, ResultKind::Error(format!("{e}")), None, None);
                         continue;
                     }
                 };
-                room = trial;
-                task.agent_id = offer.agent_id.clone();
-                task.resources = task_resources;
-                if let Some(executor) = task.executor.as_mut() {
-                    executor.resources = executor_resources;
-                    if let (Some(path), Some(command)) =
+                if let Some(executor) = task.executor.as_mut()
+                    && let (Some(path), Some(command)) =
                         (&self.config.executor_on_agent, executor.command.as_mut())
-                    {
-                        command.uris.clear();
-                        command.value = Some(format!("exec '{}'", path.display()));
+                {
+                    command.uris.clear();
+                    command.value = Some(format!("exec '{}'", path.display()));
+                }
+                let id = request_id(&msg.topic, msg.partition, msg.offset);
+                let mut request = Request::task(&id, &self.config.role, task, demand.clone())
+                    .app(self.processor.name());
+                request.constraints = constraints.clone();
+                request.preferences = preferences.clone();
+                waiting.insert(id, attempt);
+                requests.push(request);
+            }
+        }
+        let mut decline = Vec::new();
+        let unused = if requests.is_empty() {
+            offers
+        } else {
+            // The offers the placer leaves unused go through the same hold-or-decline below.
+            let mut by_id: HashMap<String, Offer> = offers
+                .iter()
+                .map(|o| (o.id.value.clone(), o.clone()))
+                .collect();
+            let mut pool = OfferPool::new();
+            for offer in offers {
+                if let Err(error) = pool.add(offer, now) {
+                    tracing::warn!(%error, "offer not pooled");
+                }
+            }
+            let placement = self.placer.place(&mut pool, requests, now);
+            for unplaced in &placement.unplaced {
+                let reason = unplaced.to_string();
+                if self.counters.unplaced().as_deref() != Some(reason.as_str()) {
+                    tracing::warn!(processor = %self.processor.name(), %reason, "message not placed");
+                }
+                self.counters.set_unplaced(Some(reason));
+            }
+            if !placement.placed.is_empty() {
+                self.counters.set_unplaced(None);
+            }
+            // The unplaced messages wait again, in their order.
+            for request in placement.pending.iter().rev() {
+                if let Some(attempt) = waiting.remove(&request.id) {
+                    self.pending.push_front(attempt);
+                }
+            }
+            let mut left: Vec<Offer> = placement
+                .decline
+                .iter()
+                .filter_map(|id| by_id.remove(&id.value))
+                .collect();
+            let placed: HashMap<String, String> = placement
+                .placed
+                .iter()
+                .flat_map(|p| {
+                    p.task_ids
+                        .iter()
+                        .map(|t| (t.value.clone(), p.request_id.clone()))
+                })
+                .collect();
+            for call in placement.accepts {
+                let Some(accept) = call.accept else {
+                    continue;
+                };
+                let mut tasks = Vec::new();
+                for operation in accept.operations {
+                    let Some(launch) = operation.launch else {
+                        continue;
+                    };
+                    for mut task in launch.task_infos {
+                        let task_id = task.task_id.value.clone();
+                        let Some(id) = placed.get(&task_id) else {
+                            continue;
+                        };
+                        let Some(attempt) = waiting.remove(id) else {
+                            continue;
+                        };
+                        // Split the placer's cut between the executor and the task.
+                        let cut = Offer {
+                            agent_id: task.agent_id.clone(),
+                            resources: std::mem::take(&mut task.resources),
+                            ..Offer::default()
+                        };
+                        let mut room = OfferResources::new(&cut);
+                        let (Ok(executor_resources), Ok(task_resources)) =
+                            (room.take(&executor_request), room.take(&task_request))
+                        else {
+                            self.placer.ledger_mut().forget(id);
+                            self.pending.push_front(attempt);
+                            continue;
+                        };
+                        task.resources = task_resources;
+                        if let Some(executor) = task.executor.as_mut() {
+                            executor.resources = executor_resources;
+                        }
+                        let msg = attempt.msg.clone();
+                        let record =
+                            self.record_for(&task_id, Some(&task.agent_id), &msg, attempt.attempt);
+                        records.push(record.clone());
+                        self.by_offset.insert(
+                            key_of(&msg.topic, msg.partition, msg.offset),
+                            task_id.clone(),
+                        );
+                        self.running.insert(
+                            task_id,
+                            Running {
+                                record,
+                                msg: Some(msg),
+                                launched_at: now,
+                                kill_sent: false,
+                            },
+                        );
+                        tasks.push(task);
                     }
                 }
-                let task_id = task.task_id.value.clone();
-                let record =
-                    self.record_for(&task_id, Some(&offer.agent_id), &msg, attempt.attempt);
-                records.push(record.clone());
-                self.by_offset.insert(
-                    key_of(&msg.topic, msg.partition, msg.offset),
-                    task_id.clone(),
-                );
-                self.running.insert(
-                    task_id,
-                    Running {
-                        record,
-                        msg: Some(msg),
-                        launched_at: now,
-                        kill_sent: false,
-                    },
-                );
-                tasks.push(task);
+                if tasks.is_empty() {
+                    left.extend(
+                        accept
+                            .offer_ids
+                            .iter()
+                            .filter_map(|id| by_id.remove(&id.value)),
+                    );
+                } else {
+                    accepts.push((accept.offer_ids, tasks));
+                }
             }
-            if tasks.is_empty() {
-                unused.push(offer);
-            } else {
-                accepts.push((offer.id.clone(), tasks));
-            }
+            left.extend(pool.take_all());
+            left
+        };
+        // Anything left in `waiting` (not expected) waits again.
+        for (_, attempt) in waiting {
+            self.pending.push_front(attempt);
         }
         // The records first: a task is never launched without its record.
         if let Err(e) = self.records.put_all(&records).await {
             tracing::warn!(error = %e, "cannot write task records; not launching");
             for record in records {
+                self.placer.ledger_mut().forget(&request_id(
+                    &record.topic,
+                    record.partition,
+                    record.offset,
+                ));
                 if let Some(running) = self.running.remove(&record.task_id) {
                     self.by_offset
                         .remove(&key_of(&record.topic, record.partition, record.offset));
@@ -121,14 +243,15 @@ impl Runner {
                     }
                 }
             }
-            let ids: Vec<v1::OfferId> = accepts.into_iter().map(|(offer, _)| offer).collect();
-            self.send(calls::decline(ids, None));
+            for (ids, _) in accepts {
+                decline.extend(ids);
+            }
             accepts = Vec::new();
         }
-        for (offer_id, tasks) in accepts {
+        for (offer_ids, tasks) in accepts {
             let count = tasks.len();
             let call = calls::accept(
-                vec![offer_id],
+                offer_ids,
                 vec![calls::operations::launch(tasks)],
                 Some(Duration::ZERO),
             );
@@ -137,6 +260,9 @@ impl Runner {
                 self.counters.launched();
             }
             self.send(call);
+        }
+        if !decline.is_empty() {
+            self.send(calls::decline(decline, None));
         }
         let backlog = self.pending.iter().any(|a| a.not_before <= now);
         if backlog && self.running.len() >= self.max_in_flight() {

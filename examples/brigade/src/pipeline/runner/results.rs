@@ -62,12 +62,18 @@ impl Runner {
             self.acknowledge(ack);
             return;
         };
+        let started = running.msg.is_some().then_some(running.launched_at);
         let record = running.record;
+        self.placer.ledger_mut().forget(&super::offers::request_id(
+            &record.topic,
+            record.partition,
+            record.offset,
+        ));
         let key = key_of(&record.topic, record.partition, record.offset);
         self.by_offset.remove(&key);
         match outcome {
             Outcome::Output(output) => {
-                self.start_produce(record, ResultKind::Output(output), ack);
+                self.start_produce(record, ResultKind::Output(output), ack, started);
             }
             Outcome::Failed { reason } => {
                 // Failures of the infrastructure (executor lost, agent gone, ...) are not the
@@ -108,7 +114,7 @@ impl Runner {
                     });
                     self.etiquette();
                 } else {
-                    self.start_produce(record, ResultKind::Error(reason), ack);
+                    self.start_produce(record, ResultKind::Error(reason), ack, started);
                 }
             }
         }
@@ -121,6 +127,7 @@ impl Runner {
         record: TaskRecord,
         kind: ResultKind,
         token: Option<AckToken>,
+        started: Option<Instant>,
     ) {
         if self.maybe_produced.remove(&record.task_id) {
             self.counters.duplicates();
@@ -171,6 +178,7 @@ impl Runner {
             retry_forever("marking produced", || records.put(&record)).await;
             Produced {
                 record,
+                started,
                 kind,
                 token,
             }
@@ -180,10 +188,14 @@ impl Runner {
     pub(super) fn on_produced(&mut self, done: Produced) {
         let Produced {
             record,
+            started,
             kind,
             token,
         } = done;
         self.acknowledge(token);
+        if let Some(started) = started {
+            self.counters.observe_latency(started.elapsed());
+        }
         match &kind {
             ResultKind::Output(_) => self.counters.outputs(),
             ResultKind::Error(_) => self.counters.errors(),
