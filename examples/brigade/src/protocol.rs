@@ -297,20 +297,7 @@ pub fn decode_task(task: &v1::TaskInfo) -> Result<(Processor, InputMessage), Pro
     let labels = task.labels.as_ref();
     let processor = Processor::from_json(need(labels, LABEL_PROCESSOR)?)
         .map_err(ProtocolError::InvalidProcessor)?;
-    let topic = need(labels, LABEL_TOPIC)?.to_string();
-    let partition =
-        need(labels, LABEL_PARTITION)?
-            .parse()
-            .map_err(|e| ProtocolError::BadLabel {
-                label: LABEL_PARTITION,
-                reason: format!("{e}"),
-            })?;
-    let offset = need(labels, LABEL_OFFSET)?
-        .parse()
-        .map_err(|e| ProtocolError::BadLabel {
-            label: LABEL_OFFSET,
-            reason: format!("{e}"),
-        })?;
+    let (topic, partition, offset) = task_source(task)?;
     let key = match label(labels, LABEL_KEY) {
         None => None,
         Some(k) => Some(BASE64.decode(k).map_err(|e| ProtocolError::BadLabel {

@@ -155,22 +155,20 @@ impl InputConsumer {
 
     /// Commits `offsets` (next offsets to read) asynchronously.
     pub fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
-        if offsets.is_empty() {
-            return Ok(());
-        }
-        let mut list = TopicPartitionList::new();
-        for (tp, offset) in offsets {
-            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*offset))
-                .map_err(|e| KafkaError::Client(format!("commit list: {e}")))?;
-        }
-        self.consumer
-            .commit(&list, CommitMode::Async)
-            .map_err(|e| KafkaError::Client(format!("committing offsets: {e}")))
+        self.commit_in(offsets, CommitMode::Async)
     }
 
     /// Commits `offsets` and waits for the group coordinator's answer (blocking: call it from
     /// `spawn_blocking`).
     pub fn commit_sync(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
+        self.commit_in(offsets, CommitMode::Sync)
+    }
+
+    fn commit_in(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        mode: CommitMode,
+    ) -> Result<(), KafkaError> {
         if offsets.is_empty() {
             return Ok(());
         }
@@ -180,7 +178,7 @@ impl InputConsumer {
                 .map_err(|e| KafkaError::Client(format!("commit list: {e}")))?;
         }
         self.consumer
-            .commit(&list, CommitMode::Sync)
+            .commit(&list, mode)
             .map_err(|e| KafkaError::Client(format!("committing offsets: {e}")))
     }
 
