@@ -6,9 +6,8 @@
 //! the framework alive anywhere, and the master's running tasks are exactly the attempts the
 //! store records (no orphan, no duplicate). Counted and asserted.
 //!
-//! The 1,000-instance case takes about two minutes on a loaded 2-core machine and starts 1,000
-//! processes, so it is `#[ignore]`d: `cargo test --features etcd --test framework_crash --
-//! --ignored --nocapture`. The same scenario with 200 instances runs by default.
+//! It starts 1,000 task processes and takes about a minute on a quiet 2-core machine (two on a
+//! loaded one).
 #![cfg(feature = "etcd")]
 
 #[path = "common/etcd.rs"]
@@ -169,12 +168,6 @@ async fn live_tasks(cluster: &LocalCluster) -> BTreeMap<String, String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_of_the_scheduler_process_during_200_launches() {
-    kill_9_during_launches(200).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "two minutes and 1,000 processes; run with --ignored"]
 async fn kill_9_of_the_scheduler_process_during_1000_launches() {
     kill_9_during_launches(1000).await;
 }
