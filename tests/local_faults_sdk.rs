@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use mesos_local::cluster::LocalCluster;
-use mesos_sdk::framework::{DefaultController, Framework, FrameworkHandle};
+use mesos_sdk::framework::{DefaultController, Framework, FrameworkBuilder, FrameworkHandle};
 use mesos_sdk::resourcemgr::etiquette::EtiquetteConfig;
 use mesos_sdk::taskmgr::spec::{RestartPolicy, TaskSpec};
 use mesos_sdk::taskmgr::{Phase, ReconcileConfig, TaskRecord};
@@ -32,6 +32,14 @@ async fn cluster(agents: usize) -> LocalCluster {
 }
 
 async fn framework(cluster: &LocalCluster, name: &str) -> FrameworkHandle {
+    framework_with(cluster, name, |b| b).await
+}
+
+async fn framework_with(
+    cluster: &LocalCluster,
+    name: &str,
+    tweak: impl FnOnce(FrameworkBuilder) -> FrameworkBuilder,
+) -> FrameworkHandle {
     let spec = TaskSpec::new("sleeper")
         .shell("sleep 1000")
         .cpus(0.1)
@@ -41,7 +49,7 @@ async fn framework(cluster: &LocalCluster, name: &str) -> FrameworkHandle {
                 .max_retries(5)
                 .backoff(Duration::from_millis(20), Duration::from_millis(50)),
         );
-    Framework::builder(cluster.master_url(), name)
+    let builder = Framework::builder(cluster.master_url(), name)
         .tick(Duration::from_millis(50))
         .reconcile(ReconcileConfig {
             retry_min: Duration::from_millis(200),
@@ -56,7 +64,8 @@ async fn framework(cluster: &LocalCluster, name: &str) -> FrameworkHandle {
             ..EtiquetteConfig::default()
         })
         .scheduler(|s| s.reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200)))
-        .task(spec)
+        .task(spec);
+    tweak(builder)
         .start(DefaultController)
         .await
         .expect("framework starts")
@@ -149,6 +158,78 @@ async fn a_task_behind_a_partition_is_unreachable_then_runs_again() {
     let back = until(&framework, "the task runs again", running).await;
     assert_eq!(back.task_id, first.task_id);
     assert_eq!(back.restarts, 0);
+    framework.teardown().await.expect("teardown");
+    cluster.shutdown().await;
+}
+
+/// The state of task `id` on the master: among the frameworks' live tasks or completed ones.
+async fn master_task_state(cluster: &LocalCluster, id: &str) -> Option<String> {
+    let state = master_state(cluster).await;
+    for framework in state["frameworks"].as_array().into_iter().flatten() {
+        for list in ["tasks", "completed_tasks", "unreachable_tasks"] {
+            for task in framework[list].as_array().into_iter().flatten() {
+                if task["id"] == id {
+                    return task["state"].as_str().map(str::to_owned);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Unreachable past the timeout: the instance is replaced on the other agent; when the
+/// partition heals, the old task comes back and is killed as a duplicate (as Marathon does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_task_is_replaced_and_killed_when_it_comes_back() {
+    let cluster = cluster(2).await;
+    let framework = framework_with(&cluster, "replaced", |b| {
+        b.unreachable_timeout(Some(Duration::from_millis(500)))
+    })
+    .await;
+    let first = until(&framework, "the task runs", running).await;
+    let first_id = first.task_id.clone().expect("a task id");
+    let agent = first.agent_id.clone().expect("an agent");
+    let index = cluster
+        .agents()
+        .iter()
+        .position(|a| a.id().value == agent)
+        .expect("a known agent");
+    cluster.partition_agent(index, None).expect("partition");
+    // Unreachable past the timeout: a replacement runs on the other agent.
+    let replacement = until(&framework, "a replacement runs", |r| {
+        running(r) && r.task_id.as_deref() != Some(first_id.as_str())
+    })
+    .await;
+    assert_ne!(replacement.agent_id.as_deref(), Some(agent.as_str()));
+    // The partition heals: the old task comes back and is killed, the replacement stays.
+    assert!(cluster.heal_agent(index).expect("heal"));
+    let killed = async {
+        loop {
+            if master_task_state(&cluster, &first_id).await.as_deref() == Some("TASK_KILLED") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if timeout(WAIT, killed).await.is_err() {
+        panic!(
+            "the returning task was not killed: {:?}",
+            master_task_state(&cluster, &first_id).await
+        );
+    }
+    let replacement_id = replacement.task_id.clone().expect("a task id");
+    assert_eq!(
+        master_task_state(&cluster, &replacement_id)
+            .await
+            .as_deref(),
+        Some("TASK_RUNNING")
+    );
+    let records = framework.tasks().tasks().await;
+    assert_eq!(
+        records.iter().filter(|r| running(r)).count(),
+        1,
+        "{records:#?}"
+    );
     framework.teardown().await.expect("teardown");
     cluster.shutdown().await;
 }

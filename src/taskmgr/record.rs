@@ -215,6 +215,10 @@ impl TaskRecord {
         }
         let ended_already = matches!(self.phase, Phase::Pending | Phase::Done | Phase::GivenUp);
         match ending(state) {
+            // An attempt concluded while unreachable (replaced after the unreachable timeout)
+            // is still reported unreachable by reconciliation: no news, no resurrection. Only
+            // a sign of life (RUNNING, STARTING, ...) brings it back.
+            None if ended_already && state == TaskState::TaskUnreachable => Transition::Ignored,
             None => {
                 self.state = Some(state.as_str_name().to_owned());
                 self.reason = reason;
@@ -280,6 +284,24 @@ mod tests {
         assert_eq!(ending(TaskState::TaskGoneByOperator), Some(Ending::Lost));
         assert_eq!(ending(TaskState::TaskUnknown), Some(Ending::Lost));
         assert_eq!(ending(TaskState::TaskKilled), Some(Ending::Killed));
+    }
+
+    #[test]
+    fn unreachable_again_does_not_resurrect_a_concluded_attempt() {
+        let (mut record, id) = launched();
+        record.apply(&id, TaskState::TaskRunning, None, None);
+        record.apply(&id, TaskState::TaskUnreachable, None, None);
+        assert_eq!(record.phase, Phase::Active);
+        record.phase = Phase::Pending; // concluded as lost after the unreachable timeout
+        assert_eq!(
+            record.apply(&id, TaskState::TaskUnreachable, None, None),
+            Transition::Ignored
+        );
+        assert_eq!(record.phase, Phase::Pending);
+        assert_eq!(
+            record.apply(&id, TaskState::TaskRunning, None, None),
+            Transition::Active { resurrected: true }
+        );
     }
 
     #[test]
