@@ -101,6 +101,10 @@ pub struct SchedulerConfig {
     pub executor_cpus: f64,
     /// Memory (MB) of each task's executor.
     pub executor_mem: f64,
+    /// How long an agent's shared executor may stay without a task before the scheduler shuts
+    /// it down (the next message on that agent starts a new one). Per-message tasks on one
+    /// agent share one `brigade-executor` process; see `pipeline::runner` executors.
+    pub executor_idle: Duration,
     /// Where every result is announced (the demo prints them), if anywhere.
     pub results: Option<tokio::sync::mpsc::UnboundedSender<ResultEvent>>,
 }
@@ -141,6 +145,7 @@ impl SchedulerConfig {
             max_tasks_per_offer: 32,
             executor_cpus: crate::protocol::EXECUTOR_CPUS,
             executor_mem: crate::protocol::EXECUTOR_MEM,
+            executor_idle: Duration::from_secs(10),
             results: None,
         }
     }

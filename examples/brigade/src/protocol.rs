@@ -451,9 +451,10 @@ pub fn executor_command() -> String {
     )
 }
 
-/// A per-message task for `msg`: a fresh [`task_id`] (also its name and its executor's id), the
-/// executor from [`executor_info`], and the processor and message from [`encode_task`]. The
-/// caller (the placer) fills in `agent_id` and the task's and executor's resources.
+/// A per-message task for `msg`: a fresh [`task_id`] (also its name, and the id of the
+/// executor from [`executor_info`] it carries), and the processor and message from
+/// [`encode_task`]. The caller (the placer) fills in `agent_id` and the resources; Brigade's
+/// scheduler replaces the executor by the agent's shared one.
 pub fn message_task(
     framework_id: &v1::FrameworkId,
     uri: v1::command_info::Uri,

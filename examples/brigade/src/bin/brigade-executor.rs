@@ -1,10 +1,11 @@
 //! `brigade-executor`: the custom Mesos executor of Brigade's processor tasks, started by the
 //! agent (after the fetcher downloaded it from the scheduler's artifact server) with the
 //! `MESOS_*` environment. It runs each task's processor on its message and reports the result
-//! (see `brigade::protocol`), then exits once its task is done and acknowledged.
+//! (see `brigade::protocol`), then exits once idle (see `brigade::exec`).
 //!
 //! Settings from the environment: `BRIGADE_DOCKER` (docker CLI), `BRIGADE_SHELL`,
-//! `BRIGADE_STDERR_TAIL` (bytes of stderr in a failure message); logs go to stderr, filtered by
+//! `BRIGADE_STDERR_TAIL` (bytes of stderr in a failure message), `BRIGADE_EXECUTOR_IDLE_MS`
+//! (how long to wait idle for another task before stopping); logs go to stderr, filtered by
 //! `RUST_LOG` (default `info`).
 
 use std::process::ExitCode;
@@ -28,7 +29,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match executor::run(BrigadeExecutor::new(RunConfig::from_env()), config).await {
+    // How long to wait idle for the scheduler's SHUTDOWN (set by the scheduler on the shared
+    // executor of per-message mode; unset: stop as soon as the last task is done).
+    let idle_stop = std::env::var(brigade::pipeline::runner::EXECUTOR_IDLE_ENV)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or_default();
+    let brigade = BrigadeExecutor::new(RunConfig::from_env()).idle_stop(idle_stop);
+    match executor::run(brigade, config).await {
         Ok(outcome) => {
             tracing::info!(?outcome, "brigade-executor done");
             ExitCode::SUCCESS

@@ -3,8 +3,11 @@
 //! reason) and warm workers (a long-lived task that runs every MESSAGE's work item in turn and
 //! answers each with a MESSAGE).
 //!
-//! Lifecycle: once every task has its terminal update acknowledged by the agent and nothing
-//! runs, the executor stops itself (one executor per task in per-message mode).
+//! Lifecycle: per-message tasks on one agent share one executor (the scheduler reuses it for
+//! every task it launches there). Once every task has its terminal update acknowledged by the
+//! agent and nothing runs, the executor waits [`BrigadeExecutor::idle_stop`] for another task
+//! (the scheduler normally sends SHUTDOWN first), then stops itself. Processes of one executor
+//! share its sandbox as their working directory.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +33,8 @@ struct State {
     warm: Option<mpsc::UnboundedSender<WorkItem>>,
     /// Whether some task was launched (the executor does not stop before its first task).
     launched: bool,
+    /// Bumped by every launch: an idle timer that sees it changed does not stop the executor.
+    epoch: u64,
 }
 
 type Shared = Arc<Mutex<State>>;
@@ -45,6 +50,7 @@ pub struct BrigadeExecutor {
     config: Arc<RunConfig>,
     state: Shared,
     stop_when_idle: bool,
+    idle_stop: std::time::Duration,
 }
 
 impl BrigadeExecutor {
@@ -54,7 +60,14 @@ impl BrigadeExecutor {
             config: Arc::new(config),
             state: Shared::default(),
             stop_when_idle: true,
+            idle_stop: std::time::Duration::ZERO,
         }
+    }
+
+    /// How long to stay up with nothing to run before stopping (default: stop at once).
+    pub fn idle_stop(mut self, wait: std::time::Duration) -> Self {
+        self.idle_stop = wait;
+        self
     }
 
     /// Keep running when idle (the agent's SHUTDOWN ends it).
@@ -196,7 +209,11 @@ impl BrigadeExecutor {
 
 impl Executor for BrigadeExecutor {
     async fn launch(&mut self, handle: &ExecutorHandle, task: TaskInfo) {
-        lock(&self.state).launched = true;
+        {
+            let mut s = lock(&self.state);
+            s.launched = true;
+            s.epoch += 1;
+        }
         if is_worker(&task) {
             self.launch_worker(handle, task);
             return;
@@ -263,15 +280,32 @@ impl Executor for BrigadeExecutor {
     }
 
     async fn acknowledged(&mut self, handle: &ExecutorHandle, _: &TaskId, uuid: Uuid) {
-        let idle = {
+        let (idle, epoch) = {
             let mut s = lock(&self.state);
             s.unacked_terminal.remove(&uuid);
-            s.launched && s.running.is_empty() && s.unacked_terminal.is_empty()
+            let idle = s.launched && s.running.is_empty() && s.unacked_terminal.is_empty();
+            (idle, s.epoch)
         };
-        if idle && self.stop_when_idle {
+        if !idle || !self.stop_when_idle {
+            return;
+        }
+        if self.idle_stop.is_zero() {
             tracing::info!("every task is done and acknowledged: stopping");
             let _ = handle.stop();
+            return;
         }
+        let (state, handle, wait) = (Arc::clone(&self.state), handle.clone(), self.idle_stop);
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            let still_idle = {
+                let s = lock(&state);
+                s.epoch == epoch && s.running.is_empty() && s.unacked_terminal.is_empty()
+            };
+            if still_idle {
+                tracing::info!(?wait, "idle with no SHUTDOWN from the scheduler: stopping");
+                let _ = handle.stop();
+            }
+        });
     }
 
     async fn shutdown(&mut self, _: &ExecutorHandle) {

@@ -22,8 +22,11 @@ use mesos_sdk::v1::{self, AgentId, Offer, TaskId};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+mod executors;
 mod offers;
 mod results;
+
+pub use executors::{EXECUTOR_IDLE_ENV, self_stop_after};
 
 use super::counters::{Counters, CountersSnapshot};
 use super::latency::LatencySnapshot;
@@ -257,6 +260,8 @@ struct Runner {
     /// The resource manager's placer (constraints, preferences; its ledger knows what runs
     /// where).
     placer: Placer,
+    /// The shared executor of each agent (per-message tasks reuse it).
+    executors: executors::Executors,
 }
 
 impl Runner {
@@ -297,6 +302,7 @@ impl Runner {
             stopping: false,
             held: Vec::new(),
             placer: Placer::new(PlacerConfig::default()),
+            executors: executors::Executors::default(),
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);
@@ -482,6 +488,13 @@ impl Runner {
                 status,
             } => {
                 tracing::debug!(?agent_id, ?executor_id, ?status, "failure");
+                match (executor_id, agent_id) {
+                    (Some(executor_id), _) => self.executors.forget_executor(&executor_id),
+                    (None, Some(agent_id)) => {
+                        self.executors.forget_agent(&agent_id.value);
+                    }
+                    (None, None) => {}
+                }
             }
             SchedulerEvent::Error(message) => {
                 tracing::warn!(processor = %self.name(), %message, "master error");

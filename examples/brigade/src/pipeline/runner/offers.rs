@@ -14,7 +14,7 @@ use mesos_sdk::v1::{self, AgentId, Offer, TaskInfo};
 
 use super::super::PipelineError;
 use super::super::record::{Stage, TaskRecord};
-use super::{Attempt, ResultKind, Runner, Running, key_of};
+use super::{Attempt, ResultKind, Runner, Running, executors, key_of};
 use crate::protocol::{self, InputMessage};
 
 /// The placement request id of a message: stable across its attempts, so the placer's delay
@@ -29,28 +29,18 @@ impl Runner {
         let framework_id = self.scheduler.framework_id();
         let mut records = Vec::new();
         let mut accepts: Vec<(Vec<v1::OfferId>, Vec<TaskInfo>)> = Vec::new();
-        let task_request = Resources::builder()
-            .cpus(self.processor.cpus())
-            .mem(self.processor.mem())
-            .build()
-            .into_vec();
         let executor_request = Resources::builder()
             .cpus(self.config.executor_cpus)
             .mem(self.config.executor_mem)
             .build()
             .into_vec();
-        // One request per ready message while slots are free: the task with its executor's
-        // share (split again once placed; a LAUNCH with a custom executor, not a task group).
+        // One request per ready message while slots are free: the task's own resources. The
+        // executor's share is carved out of the offers of agents that have no executor of ours
+        // yet (see `executors`), before placement.
         let demand = Demand {
             scalars: vec![
-                (
-                    "cpus".to_string(),
-                    self.processor.cpus() + self.config.executor_cpus,
-                ),
-                (
-                    "mem".to_string(),
-                    self.processor.mem() + self.config.executor_mem,
-                ),
+                ("cpus".to_string(), self.processor.cpus()),
+                ("mem".to_string(), self.processor.mem()),
             ],
             ..Demand::default()
         };
@@ -61,6 +51,7 @@ impl Runner {
         let constraints = self.processor.hard_constraints();
         let preferences = self.processor.preferences();
         let mut waiting: HashMap<String, Attempt> = HashMap::new();
+        let mut new_executors: Vec<String> = Vec::new();
         let mut requests = Vec::new();
         if let Some(framework_id) = framework_id.clone() {
             while requests.len() < slots {
@@ -71,7 +62,7 @@ impl Runner {
                     break;
                 };
                 let msg = attempt.msg.clone();
-                let mut task = match protocol::message_task(
+                let task = match protocol::message_task(
                     &framework_id,
                     self.config.executor_uri.clone(),
                     &self.processor,
@@ -87,13 +78,6 @@ impl Runner {
                         continue;
                     }
                 };
-                if let Some(executor) = task.executor.as_mut()
-                    && let (Some(path), Some(command)) =
-                        (&self.config.executor_on_agent, executor.command.as_mut())
-                {
-                    command.uris.clear();
-                    command.value = Some(format!("exec '{}'", path.display()));
-                }
                 let id = request_id(&msg.topic, msg.partition, msg.offset);
                 let mut request = Request::task(&id, &self.config.role, task, demand.clone())
                     .app(self.processor.name());
@@ -113,7 +97,21 @@ impl Runner {
                 .map(|o| (o.id.value.clone(), o.clone()))
                 .collect();
             let mut pool = OfferPool::new();
-            for offer in offers {
+            // Agents without an executor of ours: the executor's resources come out of their
+            // first offer that holds them (an offer too small for them is left unused).
+            let mut carved: HashMap<String, Vec<v1::Resource>> = HashMap::new();
+            for mut offer in offers {
+                let agent = offer.agent_id.value.clone();
+                if self.executors.on_agent(&agent).is_none() && !carved.contains_key(&agent) {
+                    let mut room = OfferResources::new(&offer);
+                    match room.take(&executor_request) {
+                        Ok(resources) => {
+                            carved.insert(agent, resources);
+                            offer.resources = room.remaining().to_vec();
+                        }
+                        Err(_) => continue,
+                    }
+                }
                 if let Err(error) = pool.add(offer, now) {
                     tracing::warn!(%error, "offer not pooled");
                 }
@@ -135,11 +133,6 @@ impl Runner {
                     self.pending.push_front(attempt);
                 }
             }
-            let mut left: Vec<Offer> = placement
-                .decline
-                .iter()
-                .filter_map(|id| by_id.remove(&id.value))
-                .collect();
             let placed: HashMap<String, String> = placement
                 .placed
                 .iter()
@@ -166,24 +159,25 @@ impl Runner {
                         let Some(attempt) = waiting.remove(id) else {
                             continue;
                         };
-                        // Split the placer's cut between the executor and the task.
-                        let cut = Offer {
-                            agent_id: task.agent_id.clone(),
-                            resources: std::mem::take(&mut task.resources),
-                            ..Offer::default()
+                        let agent = task.agent_id.value.clone();
+                        let executor = match self.executors.on_agent(&agent) {
+                            Some(info) => info.clone(),
+                            None => {
+                                let (Some(resources), Some(framework_id)) =
+                                    (carved.remove(&agent), framework_id.as_ref())
+                                else {
+                                    // Not expected: the placer used an offer not carved.
+                                    self.placer.ledger_mut().forget(id);
+                                    self.pending.push_front(attempt);
+                                    continue;
+                                };
+                                let info = self.new_executor(framework_id, resources);
+                                self.executors.started(&agent, info.clone());
+                                new_executors.push(agent.clone());
+                                info
+                            }
                         };
-                        let mut room = OfferResources::new(&cut);
-                        let (Ok(executor_resources), Ok(task_resources)) =
-                            (room.take(&executor_request), room.take(&task_request))
-                        else {
-                            self.placer.ledger_mut().forget(id);
-                            self.pending.push_front(attempt);
-                            continue;
-                        };
-                        task.resources = task_resources;
-                        if let Some(executor) = task.executor.as_mut() {
-                            executor.resources = executor_resources;
-                        }
+                        task.executor = Some(executor);
                         let msg = attempt.msg.clone();
                         let record =
                             self.record_for(&task_id, Some(&task.agent_id), &msg, attempt.attempt);
@@ -204,19 +198,15 @@ impl Runner {
                         tasks.push(task);
                     }
                 }
-                if tasks.is_empty() {
-                    left.extend(
-                        accept
-                            .offer_ids
-                            .iter()
-                            .filter_map(|id| by_id.remove(&id.value)),
-                    );
-                } else {
+                if !tasks.is_empty() {
+                    for id in &accept.offer_ids {
+                        by_id.remove(&id.value);
+                    }
                     accepts.push((accept.offer_ids, tasks));
                 }
             }
-            left.extend(pool.take_all());
-            left
+            // Every offer not accepted, as offered (the executor's share not carved out).
+            by_id.into_values().collect()
         };
         // Anything left in `waiting` (not expected) waits again.
         for (_, attempt) in waiting {
@@ -242,6 +232,9 @@ impl Runner {
                         });
                     }
                 }
+            }
+            for agent in &new_executors {
+                self.executors.forget_agent(agent);
             }
             for (ids, _) in accepts {
                 decline.extend(ids);
@@ -292,6 +285,44 @@ impl Runner {
             self.send(calls::decline(ids, Some(self.config.decline_refuse)));
             Ok(())
         }
+    }
+
+    /// A new shared executor (fresh id) with `resources`: fetched from the artifact server, or
+    /// run from `executor_on_agent`; told how long to wait idle for its SHUTDOWN.
+    fn new_executor(
+        &self,
+        framework_id: &v1::FrameworkId,
+        resources: Vec<v1::Resource>,
+    ) -> v1::ExecutorInfo {
+        let id = format!(
+            "brigade-{}-{}",
+            self.processor.name(),
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut info = protocol::executor_info(
+            framework_id,
+            &id,
+            self.config.executor_uri.clone(),
+            &self.processor,
+        );
+        info.resources = resources;
+        if let Some(command) = info.command.as_mut() {
+            if let Some(path) = &self.config.executor_on_agent {
+                command.uris.clear();
+                command.value = Some(format!("exec '{}'", path.display()));
+            }
+            let stop_after = executors::self_stop_after(self.config.executor_idle);
+            command
+                .environment
+                .get_or_insert_with(v1::Environment::default)
+                .variables
+                .push(v1::environment::Variable {
+                    name: executors::EXECUTOR_IDLE_ENV.to_string(),
+                    value: Some(stop_after.as_millis().to_string()),
+                    ..Default::default()
+                });
+        }
+        info
     }
 
     pub(super) fn record_for(

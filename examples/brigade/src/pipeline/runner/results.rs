@@ -1,6 +1,7 @@
 //! Results: terminal status updates become output or error records (or retries), produced in
 //! the background; acknowledgements follow the records; offsets are committed behind them.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mesos_sdk::scheduler::{AckToken, calls};
@@ -44,6 +45,12 @@ impl Runner {
             self.acknowledge(ack);
             return;
         };
+        if super::executors::executor_gone(&status)
+            && let Some(agent) = status.agent_id.as_ref()
+        {
+            // The next task on that agent starts a fresh executor.
+            self.executors.forget_agent(&agent.value);
+        }
         if self.produced_tasks.contains(&task_id) {
             self.acknowledge(ack);
             return;
@@ -229,9 +236,20 @@ impl Runner {
             tracing::warn!(error = %e, "launching on held offers");
         }
         self.etiquette();
+        let now = Instant::now();
+        // Shared executors idle for long enough are shut down.
+        let busy: HashSet<&str> = self
+            .running
+            .values()
+            .filter_map(|r| r.record.agent_id.as_deref())
+            .collect();
+        let expired = self.executors.expire(&busy, self.config.executor_idle, now);
+        for (executor_id, agent_id) in expired {
+            tracing::debug!(executor = %executor_id.value, "shutting down an idle executor");
+            self.send(calls::shutdown(executor_id, agent_id));
+        }
         // Tasks far past their timeout are killed (the executor should have ended them).
         let limit = self.processor.timeout() + self.config.kill_grace;
-        let now = Instant::now();
         let overdue: Vec<(TaskId, Option<AgentId>)> = self
             .running
             .values_mut()
