@@ -76,7 +76,7 @@ pub struct Shared {
     pub brokers: String,
     /// Whether this instance leads (always, without leader election).
     pub leader: std::sync::atomic::AtomicBool,
-    /// The leader's address, when known (standbys redirect API requests there).
+    /// The leader's address, when known (standbys proxy API requests there).
     pub leader_url: std::sync::Mutex<Option<String>>,
 }
 
