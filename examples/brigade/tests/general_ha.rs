@@ -1,6 +1,6 @@
 //! Three `brigade scheduler --ha` processes against real etcd (processors and leader key),
-//! mesos-local and tansu: one leads and runs the processor, the standbys redirect the API to
-//! it (307); the leader is SIGKILLed mid-stream; a standby leads within the lease TTL, resumes
+//! mesos-local and tansu: one leads and runs the processor, the standbys proxy the API to it
+//! (or answer 307 when asked); the leader is SIGKILLed mid-stream; a standby leads within the lease TTL, resumes
 //! the processor's framework, and every input message gets its output (duplicates printed).
 
 mod support;
@@ -149,10 +149,24 @@ async fn a_standby_takes_over_when_the_leader_is_killed() {
     let all: Vec<&Instance> = instances.iter().flatten().collect();
     let leader = one_leader(&http, &all).await;
     let leader_url = all[leader].url.clone();
-    // A standby redirects the API to the leader.
+    // A standby proxies the API to the leader; asked to, it redirects instead.
     let standby = all[(leader + 1) % 3];
     let r = http
+        .get(format!("{}/api/processors/ha", standby.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        r.headers()["x-brigade-leader"].to_str().unwrap(),
+        leader_url
+    );
+    let proxied: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(proxied["name"], "ha", "{proxied}");
+    assert_ne!(proxied["state"], "standby", "the leader's view: {proxied}");
+    let r = http
         .get(format!("{}/api/processors", standby.url))
+        .header("x-brigade-redirect", "1")
         .send()
         .await
         .unwrap();

@@ -4,10 +4,12 @@
 //! annotations ([`openapi`]). Writes go to the meta scheduler's source (files or etcd), the one
 //! source of truth; the reconcile loop is woken after each.
 //!
-//! On a standby instance `/api/*` answers 307 to the leader ([`standby`]).
+//! On a standby instance `/api/*` is proxied to the leader, or answers 307 to it for clients
+//! that ask ([`standby`]).
 //!
 //! Errors are JSON [`ApiError`]s: 400 with every field's problem for an invalid processor,
-//! 404 for an unknown processor, 409 for a conflict, 500 when the source fails.
+//! 404 for an unknown processor, 409 for a conflict, 503 when this instance lost leadership
+//! while writing (the write was fenced; retry), 500 when the source fails.
 
 pub mod handlers;
 pub mod openapi;
@@ -103,6 +105,10 @@ impl From<SourceError> for Failure {
             SourceError::Unknown(name) => Self::unknown(name),
             SourceError::Exists(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
             SourceError::Unsupported(_) => Self::new(StatusCode::CONFLICT, e.to_string()),
+            SourceError::Store(mesos_sdk::storage::Error::NotLeader { .. }) => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not the leader any more, nothing written ({e}); retry"),
+            ),
             _ => Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
     }

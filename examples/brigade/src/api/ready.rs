@@ -1,5 +1,7 @@
-//! `GET /ready`: whether this instance can do its job (it leads, the Mesos master and Kafka
-//! answer, the processor source reads, no processor failed), with the reasons when not.
+//! `GET /ready`: whether this instance can do its job (a leader is elected: this instance, or
+//! the one a standby proxies the API to; the Mesos master and Kafka answer, the processor
+//! source reads, no processor failed), with the reasons when not. A standby that knows the
+//! leader is ready: it serves the API and the UI through the leader.
 //! Liveness is the SDK server's own `GET /health`.
 
 use std::sync::Arc;
@@ -22,7 +24,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct Readiness {
     /// Whether every check passed.
     pub ready: bool,
-    /// Whether this instance leads.
+    /// Whether this instance leads (a ready standby proxies the API to the leader).
     pub leader: bool,
     /// Whether the Mesos master answers.
     pub mesos: bool,
@@ -58,8 +60,10 @@ async fn reachable(address: &str) -> Result<(), String> {
 pub async fn ready(AxState(shared): AxState<Arc<Shared>>) -> (StatusCode, Json<Readiness>) {
     let mut reasons = Vec::new();
     let leader = shared.leader.load(Ordering::Relaxed);
-    if !leader {
-        reasons.push("not the leader".to_string());
+    // A standby serves the API through the leader, so it is ready once a leader is known.
+    let leader_known = leader || shared.leader_url.lock().is_ok_and(|url| url.is_some());
+    if !leader_known {
+        reasons.push("no leader elected".to_string());
     }
     let mesos = match reachable(&shared.master).await {
         Ok(()) => true,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mesos_sdk::storage::{EtcdStore, MemoryStore, Store};
 
-use crate::general::{FileSource, General, GeneralConfig, ProcessorSource, StoreSource};
+use crate::general::{FileSource, General, GeneralConfig, ProcessorSource, StoreSource, TermStore};
 use crate::kafka::KafkaConfig;
 use crate::pipeline::{BrigadeConfig, SchedulerConfig};
 
@@ -49,7 +49,8 @@ pub struct SchedulerArgs {
     #[arg(long, default_value_t = 60)]
     pub drain_timeout_secs: u64,
     /// Run as one of several instances with leader election in etcd (needs --etcd): only the
-    /// leader runs process schedulers; standbys redirect the API to it.
+    /// leader runs process schedulers and writes, fenced by its term; standbys proxy the API
+    /// to it.
     #[arg(long, requires = "etcd")]
     pub ha: bool,
     /// The leader key in etcd.
@@ -71,9 +72,20 @@ pub async fn run(args: SchedulerArgs) -> Result<(), String> {
         ),
         None => None,
     };
-    let etcd: Option<Arc<dyn Store>> = etcd_store
-        .clone()
-        .map(|store| Arc::new(store) as Arc<dyn Store>);
+    // With leader election every write (task records, framework ids, positions, processor
+    // documents) goes through the fenced view of the current term.
+    let fenced = match (&etcd_store, args.ha) {
+        (Some(store), true) => Some(TermStore::new(
+            Arc::new(store.clone()) as Arc<dyn Store>,
+            args.leader_key.clone(),
+        )),
+        _ => None,
+    };
+    let etcd: Option<Arc<dyn Store>> = match (&fenced, &etcd_store) {
+        (Some(fenced), _) => Some(Arc::new(fenced.clone()) as Arc<dyn Store>),
+        (None, Some(store)) => Some(Arc::new(store.clone()) as Arc<dyn Store>),
+        (None, None) => None,
+    };
     let store: Arc<dyn Store> = etcd.clone().unwrap_or_else(|| Arc::new(MemoryStore::new()));
     let (source, watch_path, watch_store): (Arc<dyn ProcessorSource>, _, _) =
         match (&args.processors, &etcd) {
@@ -108,9 +120,9 @@ pub async fn run(args: SchedulerArgs) -> Result<(), String> {
     let general = General::start(config, |shared| Some(super::routes(shared)))
         .await
         .map_err(|e| e.to_string())?;
-    let election = match (args.ha, etcd_store) {
-        (true, Some(store)) => crate::general::ha::run_election(
-            store,
+    let election = match fenced {
+        Some(writes) => crate::general::ha::run_election(
+            writes,
             general.shared().clone(),
             &args.leader_key,
             general.url(),

@@ -13,8 +13,10 @@
 //! - [`metrics`]: per-processor Prometheus metrics.
 //! - [`lag`]: consumer lag of a processor's group.
 //! - [`ha`]: leader election between instances (only the leader runs process schedulers).
+//! - [`fenced`]: the store view whose writes hold only while this instance leads.
 //! - [`watch`]: the file watcher.
 
+pub mod fenced;
 pub mod ha;
 pub mod lag;
 pub mod metrics;
@@ -30,6 +32,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, RwLock};
 
+pub use fenced::TermStore;
 pub use reconcile::{General, GeneralConfig};
 pub use source::{Entry, FileSource, ProcessorSource, SourceError};
 pub use status::{Counters, FieldProblem, ProcessorStatus, RecentError, State};
@@ -73,7 +76,7 @@ pub struct Shared {
     pub brokers: String,
     /// Whether this instance leads (always, without leader election).
     pub leader: std::sync::atomic::AtomicBool,
-    /// The leader's address, when known (standbys redirect API requests there).
+    /// The leader's address, when known (standbys proxy API requests there).
     pub leader_url: std::sync::Mutex<Option<String>>,
 }
 

@@ -1,5 +1,6 @@
 // Brigade's web UI: polls the REST API for processors and readiness, and adds, edits,
-// stops, starts and removes processors through it. No build step, no dependencies.
+// stops, starts and removes processors through it. No build step, no dependencies. Served by
+// a standby, the same calls reach the leader through the standby's proxy (same origin).
 "use strict";
 
 const POLL_MS = 1000;
@@ -24,7 +25,8 @@ async function api(method, path, body) {
   const text = await response.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = { error: text }; }
-  return { ok: response.ok, status: response.status, data };
+  // A standby proxies the API to the leader and names it.
+  return { ok: response.ok, status: response.status, data, leader: response.headers.get("x-brigade-leader") };
 }
 
 function setPill(id, ok, text) {
@@ -37,9 +39,16 @@ function counter(name, value) {
   return el("div", {}, el("dt", {}, name), el("dd", { "data-counter": name }, value ?? 0));
 }
 
+// Seconds as a person reads them: "850 ms", "2.4 s"; "–" before any task finished.
+function duration(seconds) {
+  if (typeof seconds !== "number") return "–";
+  return seconds < 1 ? Math.round(seconds * 1000) + " ms" : seconds.toFixed(seconds < 10 ? 2 : 1) + " s";
+}
+
 function card(p) {
   const c = p.counters || {};
   const cfg = p.config || {};
+  const lat = p.latency || {};
   const runs = cfg.command ? "command: " + cfg.command : cfg.docker ? "docker: " + cfg.docker : "";
   const buttons = el("div", { class: "row" });
   if (p.config) buttons.append(el("button", { type: "button", onclick: () => openEditor(p) }, "Edit"));
@@ -54,7 +63,9 @@ function card(p) {
     runs ? el("p", { class: "meta" }, runs) : "",
     el("dl", { class: "counters" },
       counter("consumed", c.consumed), counter("produced", c.produced), counter("failed", c.failed),
-      counter("in flight", c.in_flight), counter("retries", c.retries), counter("duplicated", c.duplicated)),
+      counter("in flight", c.in_flight), counter("retries", c.retries), counter("duplicated", c.duplicated),
+      counter("latency p50", duration(lat.p50_seconds)), counter("latency p99", duration(lat.p99_seconds))),
+    p.unplaced ? el("p", { class: "warning", role: "status", "data-unplaced": "" }, "Not placed: " + p.unplaced) : "",
     p.framework_id ? el("p", { class: "meta" }, "framework " + p.framework_id) : "",
   );
   const problems = (p.validation_errors || []).map((e) => (e.field ? e.field + ": " : "") + e.message);
@@ -70,7 +81,8 @@ async function refresh() {
     const [list, ready] = await Promise.all([api("GET", "/api/processors"), api("GET", "/ready")]);
     setPill("conn", list.ok, list.ok ? "connected" : "API error " + list.status);
     if (ready.data) {
-      setPill("leader", ready.data.leader, ready.data.leader ? "leader" : "standby");
+      const via = list.leader ? " via leader " + list.leader : "";
+      setPill("leader", ready.data.leader || !!list.leader, ready.data.leader ? "leader" : "standby" + via);
       setPill("mesos", ready.data.mesos, ready.data.mesos ? "Mesos up" : "Mesos down");
       setPill("kafka", ready.data.kafka, ready.data.kafka ? "Kafka up" : "Kafka down");
       const reasons = ready.data.reasons || [];
