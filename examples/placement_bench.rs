@@ -12,6 +12,8 @@
 //! compare the ratios printed in one run). Each size runs several times: the fastest wall time
 //! and the mean CPU time of the thread (which a loaded machine disturbs less) are printed,
 //! for the placer and for the naive first-fit loop, with their ratios.
+//! `placement_bench 10000 once` runs each size up to 10k once, without the other policies:
+//! for instruction counts under `valgrind --tool=callgrind`, which a loaded machine leaves alone.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -241,11 +243,14 @@ fn main() {
         "bound",
         "used/lb"
     );
-    // An optional argument caps the sizes run (e.g. `10000`).
+    // An optional argument caps the sizes run (e.g. `10000`); a second, `once`, runs each
+    // size once and skips the other policies (for instruction counts under
+    // `valgrind --tool=callgrind`, which are the same on a loaded machine).
     let cap: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(usize::MAX);
+    let once = std::env::args().nth(2).is_some_and(|a| a == "once");
     let mut base: Option<(usize, Duration)> = None;
     for &(n, agents) in &[(1_000usize, 100usize), (10_000, 1_000), (100_000, 10_000)] {
         if n > cap {
@@ -258,7 +263,13 @@ fn main() {
         let mut result = None;
         // Several runs, the fastest reported (the first warms the allocator; the others lose
         // less to whatever else runs on the machine).
-        let runs = if n <= 10_000 { 9 } else { 3 };
+        let runs = if once {
+            1
+        } else if n <= 10_000 {
+            9
+        } else {
+            3
+        };
         let mut cpu = CpuTime::default();
         for _ in 0..runs {
             // The previous answer is freed first, so each run starts from the same heap.
@@ -283,7 +294,7 @@ fn main() {
         let Some(out) = result else { continue };
         // Best fit is quadratic-ish on this workload (it strands resources it then skips):
         // measured up to 10k tasks only.
-        let best_fit = (n <= 10_000).then(|| {
+        let best_fit = (n <= 10_000 && !once).then(|| {
             let mut pool = OfferPool::new();
             let now = Instant::now();
             for o in offers(agents) {
@@ -320,7 +331,7 @@ fn main() {
             lb,
             out.agents_used() as f64 / lb as f64
         );
-        let decreasing = {
+        let decreasing = (!once).then(|| {
             let mut pool = OfferPool::new();
             let now = Instant::now();
             for o in offers(agents) {
@@ -334,12 +345,13 @@ fn main() {
             })
             .place(&mut pool, batch, now);
             (out.agents_used(), start.elapsed())
-        };
-        println!(
-            "         first fit decreasing (largest_first): {} agents in {:.1}ms",
-            decreasing.0,
-            decreasing.1.as_secs_f64() * 1e3
-        );
+        });
+        if let Some((used, took)) = decreasing {
+            println!(
+                "         first fit decreasing (largest_first): {used} agents in {:.1}ms",
+                took.as_secs_f64() * 1e3
+            );
+        }
         if let Some((used, took)) = best_fit {
             println!(
                 "         best fit on the dominant resource: {used} agents in {:.1}ms",

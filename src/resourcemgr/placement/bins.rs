@@ -430,30 +430,31 @@ impl Carver<'_> {
             }
         }
         if !ports.is_empty() {
-            for piece in self.pieces.iter() {
+            for piece in self.pieces.iter_mut() {
                 if piece.resource.name != "ports"
                     || !matches!(piece.class, Class::Reserved | Class::Unreserved)
                 {
                     continue;
                 }
-                let inside: Vec<u64> = ports
-                    .iter()
-                    .copied()
-                    .filter(|p| {
-                        piece
-                            .resource
-                            .ranges
-                            .iter()
-                            .flat_map(|r| &r.range)
-                            .any(|r| r.begin <= *p && *p <= r.end)
-                    })
-                    .collect();
-                if inside.is_empty() {
+                let held = |p: &u64| {
+                    piece
+                        .resource
+                        .ranges
+                        .iter()
+                        .flat_map(|r| &r.range)
+                        .any(|r| r.begin <= *p && *p <= r.end)
+                };
+                let mut pairs: Vec<(u64, u64)> =
+                    ports.iter().copied().filter(held).map(|p| (p, p)).collect();
+                if pairs.is_empty() {
                     continue;
                 }
-                let mut pairs: Vec<(u64, u64)> = inside.iter().map(|p| (*p, *p)).collect();
                 pairs.sort_unstable();
+                // The cut is the piece without its ranges (not copied only to be replaced),
+                // then the ports taken.
+                let offered = piece.resource.ranges.take();
                 let mut cut = piece.resource.clone();
+                piece.resource.ranges = offered;
                 cut.ranges = Some(Ranges {
                     range: merge(pairs)
                         .into_iter()

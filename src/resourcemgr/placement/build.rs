@@ -6,11 +6,16 @@
 use super::*;
 
 impl Placer {
+    /// Builds the answer of a round from the search's choices. The placed requests are taken
+    /// apart: their `TaskInfo`s, executors, ids and port names move into the answer (nothing
+    /// of them is copied but the task ids kept in [`Placed`]); the others come back in
+    /// [`Placement::pending`]. `apps` is each request's app number and the number of apps.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn finish(
         &mut self,
         pool: &mut OfferPool,
         mut requests: Vec<Request>,
+        (req_app, apps): (&[u32], usize),
         compiled: &[Compiled],
         dims: &Dims,
         mut bins: Vec<Bin>,
@@ -20,6 +25,7 @@ impl Placer {
     ) -> Placement {
         // Per bin: (request index, ports per task, disk piece).
         type Item = (usize, Vec<Vec<u64>>, Option<usize>);
+        let placed_count = placed.len();
         let mut per_bin: Vec<Vec<Item>> = vec![Vec::new(); bins.len()];
         for (ri, bi, ports, disk) in placed {
             per_bin[bi].push((ri, ports, disk));
@@ -28,13 +34,16 @@ impl Placer {
         let mut out = Placement {
             unplaced,
             accepts: Vec::with_capacity(used_bins),
-            placed: Vec::with_capacity(requests.len()),
+            placed: Vec::with_capacity(placed_count),
             decline: Vec::new(),
             pending: Vec::new(),
         };
         let mut is_placed = vec![false; requests.len()];
         let principal = self.config.principal.clone();
         let mut gone: Vec<OfferId> = Vec::new();
+        // Each app's name, shared by the ledger entries of its tasks (one copy per round).
+        let mut app_names: Vec<Option<Arc<str>>> = vec![None; apps];
+        self.ledger.reserve(placed_count);
         for (bi, items) in per_bin.into_iter().enumerate() {
             let bin = &mut bins[bi];
             if items.is_empty() {
@@ -44,11 +53,18 @@ impl Placer {
                 continue;
             }
             gone.extend(bin.offer_ids.iter().cloned());
+            self.ledger.note_agent(&bin.view);
             let mut reserves: Vec<Operation> = Vec::new();
             let mut creates: Vec<Operation> = Vec::new();
-            let mut launches: Vec<TaskInfo> = Vec::with_capacity(items.len());
+            let mut launches: Vec<TaskInfo> = Vec::with_capacity(
+                items
+                    .iter()
+                    .filter(|(ri, ..)| !requests[*ri].is_group())
+                    .map(|(ri, ..)| requests[*ri].tasks.len())
+                    .sum(),
+            );
             let mut groups: Vec<Operation> = Vec::new();
-            let volumes = bin.volumes.clone();
+            let volumes = &bin.volumes;
             let shared = std::mem::take(&mut bin.shared);
             let mut carver = Carver {
                 pieces: &mut bin.pieces,
@@ -56,17 +72,28 @@ impl Placer {
             };
             for (ri, ports, disk_piece) in items {
                 is_placed[ri] = true;
-                let r = &requests[ri];
                 let c = &compiled[ri];
-                let mut task_resources: Vec<Vec<Resource>> = Vec::with_capacity(r.tasks.len());
+                let r = &mut requests[ri];
+                let group = r.is_group();
+                // The request is placed: its tasks and executor move into the ACCEPT.
+                let specs = std::mem::take(&mut r.tasks);
+                let executor_template = r.executor.take().map(|(e, _)| e);
                 let mut reservation = None;
-                for ti in 0..r.tasks.len() {
-                    let task_ports = ports.get(ti).cloned().unwrap_or_default();
+                let mut group_tasks = Vec::new();
+                let dest = if group {
+                    &mut group_tasks
+                } else {
+                    &mut launches
+                };
+                let first = dest.len();
+                let mut named = Vec::with_capacity(specs.len());
+                for (ti, TaskSpec { task, demand }) in specs.into_iter().enumerate() {
+                    let task_ports: &[u64] = ports.get(ti).map_or(&[], Vec::as_slice);
                     let mut resources = match (&c.bound, &r.reservation) {
                         (Some(id), _) => {
                             reservation = Some((id.clone(), false));
                             let mut rs = carver.take(&c.per_task[ti], &[], From::Reservation(id));
-                            rs.extend(carver.take(&[], &task_ports, From::Ordinary));
+                            rs.extend(carver.take(&[], task_ports, From::Ordinary));
                             if let Some(v) = volumes.get(id) {
                                 rs.push(v.clone());
                             }
@@ -107,7 +134,7 @@ impl Placer {
                                 }
                             }
                             reserves.push(operations::reserve(to_reserve));
-                            rs.extend(carver.take(&[], &task_ports, From::Ordinary));
+                            rs.extend(carver.take(&[], task_ports, From::Ordinary));
                             rs
                         }
                         (None, None) => {
@@ -116,7 +143,7 @@ impl Placer {
                             } else {
                                 From::Ordinary
                             };
-                            let mut rs = carver.take(&c.per_task[ti], &task_ports, from);
+                            let mut rs = carver.take(&c.per_task[ti], task_ports, from);
                             if let (Some(piece), Some((_, amount))) = (disk_piece, c.disk) {
                                 rs.extend(carver.take_piece(piece, amount));
                             }
@@ -132,29 +159,23 @@ impl Placer {
                     if has_duplicate_kinds(&resources) {
                         resources = Resources::from_slice(&resources).into_vec();
                     }
-                    task_resources.push(resources);
-                }
-                // The templates move into the ACCEPT (each copied once, into its place there);
-                // `r.tasks` keeps the demands.
-                let r = &mut requests[ri];
-                let group = r.is_group();
-                let mut group_tasks = Vec::new();
-                let dest = if group {
-                    &mut group_tasks
-                } else {
-                    &mut launches
-                };
-                let first = dest.len();
-                for (spec, resources) in r.tasks.iter_mut().zip(task_resources) {
-                    dest.push(std::mem::take(&mut spec.task));
+                    named.push(
+                        demand
+                            .ports
+                            .into_iter()
+                            .map(|s| s.name)
+                            .zip(task_ports.iter().copied())
+                            .collect(),
+                    );
+                    // The template moves into its place in the ACCEPT; only the agent and the
+                    // resources are written.
+                    dest.push(task);
                     if let Some(task) = dest.last_mut() {
                         task.agent_id = bin.view.agent_id.clone();
                         task.resources = resources;
                     }
                 }
                 let task_ids = dest[first..].iter().map(|t| t.task_id.clone()).collect();
-                let executor_template = r.executor.as_mut().map(|(e, _)| std::mem::take(e));
-                let r = &*r;
                 let executor = executor_template.map(|mut e| {
                     e.resources =
                         Resources::from_slice(&carver.take(&c.executor, &[], From::Ordinary))
@@ -170,22 +191,13 @@ impl Placer {
                 if let Some((id, true)) = &reservation {
                     self.ledger.reserved(id, &bin.view.agent_id.value);
                 }
-                self.ledger.record_shared(&r.id, r.app_key(), &bin.view);
-                let named = r
-                    .tasks
-                    .iter()
-                    .zip(&ports)
-                    .map(|(t, ps)| {
-                        t.demand
-                            .ports
-                            .iter()
-                            .map(|s| s.name.clone())
-                            .zip(ps.iter().copied())
-                            .collect()
-                    })
-                    .collect();
+                let app = match req_app.get(ri).and_then(|a| app_names.get_mut(*a as usize)) {
+                    Some(slot) => Arc::clone(slot.get_or_insert_with(|| Arc::from(r.app_key()))),
+                    None => Arc::from(r.app_key()),
+                };
+                self.ledger.record_running(r.id.clone(), &app, &bin.view);
                 out.placed.push(Placed {
-                    request_id: r.id.clone(),
+                    request_id: std::mem::take(&mut r.id),
                     agent: Arc::clone(&bin.view),
                     accept: out.accepts.len(),
                     task_ids,
@@ -216,11 +228,10 @@ impl Placer {
             declined = out.decline.len(),
             "placement round"
         );
-        out.pending = requests
-            .into_iter()
-            .zip(is_placed)
-            .filter_map(|(r, placed)| (!placed).then_some(r))
-            .collect();
+        // The placed requests (emptied above) are dropped; the others stay, in order.
+        let mut placed_flags = is_placed.into_iter();
+        requests.retain(|_| !placed_flags.next().unwrap_or(false));
+        out.pending = requests;
         gone.extend(out.decline.iter().cloned());
         gone.sort_by(|a, b| a.value.cmp(&b.value));
         gone.dedup();

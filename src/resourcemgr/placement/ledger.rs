@@ -12,10 +12,12 @@ use std::time::Instant;
 
 use crate::resourcemgr::pool::AgentView;
 
+/// A running request: its app and its agent (shared: one placement round records thousands
+/// of tasks on a few agents and apps without copying their names).
 #[derive(Debug, Clone)]
 struct Running {
-    app: String,
-    agent_id: String,
+    app: Arc<str>,
+    agent: Arc<AgentView>,
 }
 
 /// See the module doc.
@@ -37,10 +39,14 @@ impl Ledger {
     /// Records that request `request_id` of `app` runs on `agent` (the placer does this for
     /// what it places; call it for tasks found running after a restart).
     pub fn record(&mut self, request_id: &str, app: &str, agent: &AgentView) {
-        self.record_shared(request_id, app, &Arc::new(agent.clone()));
+        let agent = Arc::new(agent.clone());
+        self.note_agent(&agent);
+        self.record_running(request_id.to_string(), &Arc::from(app), &agent);
     }
 
-    pub(crate) fn record_shared(&mut self, request_id: &str, app: &str, agent: &Arc<AgentView>) {
+    /// Makes `agent` the known view of its agent id (call before
+    /// [`record_running`](Self::record_running) with it).
+    pub(crate) fn note_agent(&mut self, agent: &Arc<AgentView>) {
         if !self
             .agents
             .get(&agent.agent_id.value)
@@ -49,22 +55,38 @@ impl Ledger {
             self.agents
                 .insert(agent.agent_id.value.clone(), Arc::clone(agent));
         }
+    }
+
+    /// Room for `n` more running requests.
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.running.reserve(n);
+    }
+
+    /// Records that request `request_id` of `app` runs on `agent`, whose view
+    /// [`note_agent`](Self::note_agent) was given.
+    pub(crate) fn record_running(
+        &mut self,
+        request_id: String,
+        app: &Arc<str>,
+        agent: &Arc<AgentView>,
+    ) {
+        if !self.first_seen.is_empty() {
+            self.first_seen.remove(&request_id);
+        }
         self.running.insert(
-            request_id.to_string(),
+            request_id,
             Running {
-                app: app.to_string(),
-                agent_id: agent.agent_id.value.clone(),
+                app: Arc::clone(app),
+                agent: Arc::clone(agent),
             },
         );
-        if !self.first_seen.is_empty() {
-            self.first_seen.remove(request_id);
-        }
     }
 
     /// Records that request `request_id` no longer runs (its agent is kept for stickiness).
     pub fn ended(&mut self, request_id: &str) {
         if let Some(r) = self.running.remove(request_id) {
-            self.last_agent.insert(request_id.to_string(), r.agent_id);
+            self.last_agent
+                .insert(request_id.to_string(), r.agent.agent_id.value.clone());
         }
     }
 
@@ -80,7 +102,7 @@ impl Ledger {
     pub fn tasks_on(&self, agent_id: &str) -> usize {
         self.running
             .values()
-            .filter(|r| r.agent_id == agent_id)
+            .filter(|r| r.agent.agent_id.value == agent_id)
             .count()
     }
 
@@ -88,7 +110,7 @@ impl Ledger {
     pub fn last_agent(&self, request_id: &str) -> Option<&str> {
         self.running
             .get(request_id)
-            .map(|r| r.agent_id.as_str())
+            .map(|r| r.agent.agent_id.value.as_str())
             .or_else(|| self.last_agent.get(request_id).map(String::as_str))
     }
 
@@ -115,8 +137,10 @@ impl Ledger {
 
     /// For each running task: its app and the agent it runs on.
     pub(crate) fn running(&self) -> impl Iterator<Item = (&str, &AgentView)> {
-        self.running
-            .values()
-            .filter_map(|r| self.agents.get(&r.agent_id).map(|a| (r.app.as_str(), &**a)))
+        self.running.values().filter_map(|r| {
+            self.agents
+                .get(&r.agent.agent_id.value)
+                .map(|a| (&*r.app, &**a))
+        })
     }
 }

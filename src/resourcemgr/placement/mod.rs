@@ -72,8 +72,8 @@ use crate::v1::offer::Operation;
 use crate::v1::scheduler::Call;
 use crate::v1::{ExecutorInfo, OfferId, Resource, TaskGroupInfo, TaskId, TaskInfo};
 
-/// Where the search put a request: (request index, bin index, ports per task, the PATH or
-/// MOUNT disk piece it takes).
+/// Where the search put a request: (request index, bin index, ports per task (empty when it
+/// asks for none), the PATH or MOUNT disk piece it takes).
 type Choice = (usize, usize, Vec<Vec<u64>>, Option<usize>);
 
 /// Label key of the reservations the placer makes (value: the reservation id).
@@ -460,10 +460,15 @@ impl Placer {
                 index[0].remove(&(b.free[CPUS], bi as u32));
                 index[1].remove(&(b.free[MEM], bi as u32));
             }
-            let mut task_ports = Vec::new();
-            for t in &r.tasks {
-                task_ports.push(b.ports.assign(&t.demand.ports));
-            }
+            // Ports per task (none allocated for a request without ports).
+            let task_ports: Vec<Vec<u64>> = if c.ports.is_empty() {
+                Vec::new()
+            } else {
+                r.tasks
+                    .iter()
+                    .map(|t| b.ports.assign(&t.demand.ports))
+                    .collect()
+            };
             match (&c.bound, &r.reservation) {
                 (Some(id), _) => {
                     if let Some(left) = b.reservations.get_mut(id) {
@@ -495,15 +500,23 @@ impl Placer {
             }
             for f in app_fields.get(&app).into_iter().flatten() {
                 if let (Some(v), Some(m)) = (b.values[*f].as_ref(), counts.get_mut(&(app, *f))) {
-                    *m.entry(v.clone()).or_insert(0) += 1;
+                    // The value's name is copied only the first time it is counted.
+                    match m.get_mut(v.as_str()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            m.insert(v.clone(), 1);
+                        }
+                    }
                 }
             }
             placed.push((ri, bi, task_ports, disk_piece));
         }
 
+        let apps = app_ids.len();
         self.finish(
             pool,
             owned,
+            (&req_app, apps),
             &compiled,
             &dims,
             bins,

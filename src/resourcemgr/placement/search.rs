@@ -38,8 +38,19 @@ impl MaxTree {
         self.max[i * w + self.dims] = i64::try_from(ports).unwrap_or(i64::MAX);
         while i > 1 {
             i /= 2;
-            for k in 0..w {
-                self.max[i * w + k] = self.max[2 * i * w + k].max(self.max[(2 * i + 1) * w + k]);
+            // The node's maxima from its two children; once a node is unchanged, so is every
+            // node above it.
+            let (head, tail) = self.max.split_at_mut(2 * i * w);
+            let node = &mut head[i * w..(i + 1) * w];
+            let (left, right) = tail[..2 * w].split_at(w);
+            let mut changed = false;
+            for ((m, l), r) in node.iter_mut().zip(left).zip(right) {
+                let v = (*l).max(*r);
+                changed |= *m != v;
+                *m = v;
+            }
+            if !changed {
+                break;
             }
         }
     }
@@ -58,8 +69,14 @@ impl MaxTree {
         visit: &mut dyn FnMut(usize) -> bool,
     ) -> bool {
         let ports = i64::try_from(ports).unwrap_or(i64::MAX);
-        let mut stack = vec![1usize];
-        while let Some(i) = stack.pop() {
+        // Depth-first, left child first: the stack holds at most one right sibling per level
+        // plus the node at hand, so a fixed array serves any tree (`leaves` < 2^64).
+        let mut stack = [0usize; 130];
+        stack[0] = 1;
+        let mut len = 1;
+        while len > 0 {
+            len -= 1;
+            let i = stack[len];
             if !self.can_hold(i, demand, ports) {
                 continue;
             }
@@ -68,8 +85,9 @@ impl MaxTree {
                     return true;
                 }
             } else {
-                stack.push(2 * i + 1);
-                stack.push(2 * i);
+                stack[len] = 2 * i + 1;
+                stack[len + 1] = 2 * i;
+                len += 2;
             }
         }
         false
