@@ -4,14 +4,20 @@
 use std::future::pending;
 use std::time::Duration;
 
+use std::collections::HashSet;
+
 use futures::StreamExt;
 use rand::Rng;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep_until, timeout_at};
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use super::bookkeeping::Bookkeeping;
+
+/// How many UPDATE calls (of different tasks) an executor has in flight at once.
+const UPDATE_WAVE: usize = 32;
 use super::config::{EXECUTOR_API_PATH, ExecutorConfig};
 use super::handle::{Command, ExecutorHandle, StatusUpdate};
 use super::{Error, Executor, Outcome};
@@ -95,6 +101,9 @@ impl Runtime {
             connected: false,
             subscribe_batch: Vec::new(),
             stop_requested: false,
+            sending: JoinSet::new(),
+            sending_tasks: HashSet::new(),
+            update_failed: false,
         }
         .drive()
         .await
@@ -139,7 +148,16 @@ struct Driver<E> {
     /// The updates carried by the last SUBSCRIBE call.
     subscribe_batch: Vec<Uuid>,
     stop_requested: bool,
+    /// UPDATE calls in flight (sent beside the event loop, one per task at a time).
+    sending: JoinSet<(Uuid, String, UpdateAnswer)>,
+    /// The tasks with an UPDATE call in flight.
+    sending_tasks: HashSet<String>,
+    /// An UPDATE call failed on this stream: no more are sent before the retry timer.
+    update_failed: bool,
 }
+
+/// The answer to an UPDATE call.
+type UpdateAnswer = Result<Result<(), client::Error>, Error>;
 
 impl<E: Executor> Driver<E> {
     async fn drive(mut self) -> Result<Outcome, Error> {
@@ -330,6 +348,11 @@ impl<E: Executor> Driver<E> {
     ) -> Result<StreamEnd, Error> {
         let mut events = subscription.into_events::<Event>();
         self.connected = false;
+        // Calls of an earlier stream are abandoned; their updates are resent.
+        self.sending.abort_all();
+        self.sending = JoinSet::new();
+        self.sending_tasks.clear();
+        self.update_failed = false;
         let retry_every = self
             .config
             .update_retry_interval
@@ -341,6 +364,7 @@ impl<E: Executor> Driver<E> {
         loop {
             if self.stop_requested {
                 if self.connected {
+                    self.wait_for_updates_in_flight().await?;
                     self.send_undelivered().await?;
                 }
                 return Ok(StreamEnd::Finished(Outcome::Stopped));
@@ -380,8 +404,21 @@ impl<E: Executor> Driver<E> {
                 command = self.commands.recv() => {
                     self.on_command(command).await?;
                 }
+                Some(sent) = self.sending.join_next(), if !self.sending.is_empty() => {
+                    match sent {
+                        Ok((uuid, task, answer)) => self.on_update_sent(uuid, task, answer)?,
+                        Err(e) => {
+                            // Not expected (the calls are never aborted on this stream).
+                            warn!(error = %e, "an UPDATE call ended abnormally; will retry");
+                            self.sending_tasks.clear();
+                            self.update_failed = true;
+                        }
+                    }
+                    self.send_updates();
+                }
                 _ = retry.tick(), if self.connected => {
-                    self.send_undelivered().await?;
+                    self.update_failed = false;
+                    self.send_updates();
                 }
                 _ = sleep_until_some((!self.connected).then_some(subscribed_by)) => {
                     return Ok(StreamEnd::Broken {
@@ -424,7 +461,7 @@ impl<E: Executor> Driver<E> {
                 for uuid in std::mem::take(&mut self.subscribe_batch) {
                     self.book.delivered(uuid);
                 }
-                self.send_undelivered().await?;
+                self.send_updates();
                 self.executor.subscribed(&self.handle, &info).await;
             }
             event::Type::Launch => {
@@ -497,7 +534,7 @@ impl<E: Executor> Driver<E> {
             Some(Command::Update(status)) => {
                 self.record(*status);
                 if self.connected {
-                    self.send_undelivered().await?;
+                    self.send_updates();
                 }
                 Ok(())
             }
@@ -526,6 +563,8 @@ impl<E: Executor> Driver<E> {
 
     /// Sends a MESSAGE call; failures other than 401 are logged (messages are unreliable).
     async fn send_message(&mut self, data: bytes::Bytes) -> Result<(), Error> {
+        // The executor's calls reach the agent in the order it made them.
+        self.wait_for_updates_in_flight().await?;
         let mut call = self.call(call::Type::Message);
         call.message = Some(call::Message { data });
         match self.send_call(call).await? {
@@ -538,8 +577,84 @@ impl<E: Executor> Driver<E> {
         }
     }
 
-    /// Sends the updates the agent has not accepted, in order, stopping at the first failure so
-    /// the agent never sees a task's updates out of order.
+    /// Starts UPDATE calls beside the event loop for the updates the agent has not accepted: a
+    /// task's updates one after another, in order (its next one once the agent accepted the
+    /// previous), different tasks' concurrently, at most [`UPDATE_WAVE`] at once. Events (a
+    /// LAUNCH, an acknowledgement) are handled while calls are in flight, so an executor running
+    /// many short tasks is not held to one round trip per update. After a failed call nothing
+    /// more is sent until the retry timer, so the agent never sees a task's updates out of
+    /// order.
+    fn send_updates(&mut self) {
+        if !self.connected || self.update_failed || self.sending.len() >= UPDATE_WAVE {
+            return;
+        }
+        for (uuid, update) in self.book.undelivered() {
+            if self.sending.len() >= UPDATE_WAVE {
+                break;
+            }
+            let task = update.status.task_id.value.clone();
+            if !self.sending_tasks.insert(task.clone()) {
+                continue;
+            }
+            let mut call = self.call(call::Type::Update);
+            call.update = Some(update);
+            let body = self.config.format.encode(&call);
+            let client = self.client.clone();
+            self.sending.spawn(async move {
+                let answer = match body {
+                    Ok(body) => Ok(client
+                        .call(CallRequest {
+                            path: EXECUTOR_API_PATH.to_owned(),
+                            body,
+                            stream_id: None,
+                        })
+                        .await
+                        .map(|_| ())),
+                    Err(e) => Err(e.into()),
+                };
+                (uuid, task, answer)
+            });
+        }
+    }
+
+    /// Waits for the UPDATE calls in flight to answer (a MESSAGE, or the stop, comes after the
+    /// updates made before it).
+    async fn wait_for_updates_in_flight(&mut self) -> Result<(), Error> {
+        while let Some(sent) = self.sending.join_next().await {
+            if let Ok((uuid, task, answer)) = sent {
+                self.on_update_sent(uuid, task, answer)?;
+            }
+        }
+        self.sending_tasks.clear();
+        Ok(())
+    }
+
+    /// Books the answer to an UPDATE call.
+    fn on_update_sent(
+        &mut self,
+        uuid: Uuid,
+        task: String,
+        answer: UpdateAnswer,
+    ) -> Result<(), Error> {
+        self.sending_tasks.remove(&task);
+        match answer? {
+            Ok(()) => {
+                debug!(%task, %uuid, "update delivered");
+                self.book.delivered(uuid);
+            }
+            Err(err) if err.kind() == ErrorKind::Unauthorized => {
+                return Err(Error::Unauthorized(err));
+            }
+            Err(err) => {
+                warn!(%task, error = %err, "UPDATE call failed; will retry");
+                self.update_failed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the updates the agent has not accepted, in order, one at a time, stopping at the
+    /// first failure (used when stopping, after the calls in flight have answered).
     async fn send_undelivered(&mut self) -> Result<(), Error> {
         for (uuid, update) in self.book.undelivered() {
             let state = update.status.state();

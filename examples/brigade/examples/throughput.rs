@@ -185,9 +185,13 @@ async fn main() {
         .start()
         .await
         .expect("mesos-local");
+    let mut kafka = KafkaConfig::new(&brokers);
+    if let Ok(wait) = std::env::var("FETCH_WAIT_MS") {
+        kafka.extra.insert("fetch.wait.max.ms".into(), wait);
+    }
     let mut config = SchedulerConfig::new(
         cluster.master_url(),
-        KafkaConfig::new(&brokers),
+        kafka,
         Arc::new(MemoryStore::new()),
         Default::default(),
     );
@@ -208,10 +212,14 @@ async fn main() {
     })
     .await
     .expect("brigade (build the executor first: cargo build -p brigade --release)");
-    let processor = Processor::from_json(
-        r#"{"name":"tp","input":"tp-in","output":"tp-out","error":"tp-err",
-            "command":"cat","cpus":0.01,"mem":8,"max_in_flight":64}"#,
-    )
+    let max_in_flight: u32 = std::env::var("MAX_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let processor = Processor::from_json(&format!(
+        r#"{{"name":"tp","input":"tp-in","output":"tp-out","error":"tp-err",
+            "command":"cat","cpus":0.01,"mem":8,"max_in_flight":{max_in_flight}}}"#
+    ))
     .expect("processor");
     let start = Instant::now();
     brigade.add(processor).await.expect("processor starts");
@@ -232,5 +240,9 @@ async fn main() {
     );
     brigade.shutdown().await;
     cluster.shutdown().await;
-    let _ = std::fs::remove_dir_all(&work);
+    if std::env::var_os("KEEP_WORK").is_some() {
+        println!("work directory kept: {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
 }
