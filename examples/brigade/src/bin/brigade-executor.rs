@@ -5,8 +5,9 @@
 //!
 //! Settings from the environment: `BRIGADE_DOCKER` (docker CLI), `BRIGADE_SHELL`,
 //! `BRIGADE_STDERR_TAIL` (bytes of stderr in a failure message), `BRIGADE_EXECUTOR_IDLE_MS`
-//! (how long to wait idle for another task before stopping); logs go to stderr, filtered by
-//! `RUST_LOG` (default `info`).
+//! (how long to wait idle for another task before stopping), `BRIGADE_RUNNING_AFTER_MS` (how long
+//! a processor runs before its task is reported TASK_RUNNING, default 200); logs go to stderr,
+//! filtered by `RUST_LOG` (default `info`).
 
 use std::process::ExitCode;
 
@@ -36,7 +37,13 @@ async fn main() -> ExitCode {
         .and_then(|v| v.parse::<u64>().ok())
         .map(std::time::Duration::from_millis)
         .unwrap_or_default();
-    let brigade = BrigadeExecutor::new(RunConfig::from_env()).idle_stop(idle_stop);
+    let mut brigade = BrigadeExecutor::new(RunConfig::from_env()).idle_stop(idle_stop);
+    if let Some(wait) = std::env::var("BRIGADE_RUNNING_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        brigade = brigade.running_after(std::time::Duration::from_millis(wait));
+    }
     match executor::run(brigade, config).await {
         Ok(outcome) => {
             tracing::info!(?outcome, "brigade-executor done");

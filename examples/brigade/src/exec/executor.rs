@@ -3,6 +3,10 @@
 //! reason) and warm workers (a long-lived task that runs every MESSAGE's work item in turn and
 //! answers each with a MESSAGE).
 //!
+//! A per-message task is reported TASK_RUNNING only when its processor is still running after
+//! [`BrigadeExecutor::running_after`] (200 ms by default): most messages take less, and go
+//! straight from STAGING to their terminal state (Mesos does not require the RUNNING step).
+//!
 //! Lifecycle: per-message tasks on one agent share one executor (the scheduler reuses it for
 //! every task it launches there). Once every task has its terminal update acknowledged by the
 //! agent and nothing runs, the executor waits [`BrigadeExecutor::idle_stop`] for another task
@@ -22,6 +26,9 @@ use uuid::Uuid;
 use super::run::{RunConfig, RunOutcome, container_name, run};
 use crate::protocol::warm::{WorkItem, WorkResult, decode_worker, is_worker};
 use crate::protocol::{FailureCause, LABEL_FAILURE, Outcome, decode_task};
+
+/// How long a per-message processor runs before its task is reported TASK_RUNNING.
+pub const DEFAULT_RUNNING_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Default)]
 struct State {
@@ -51,6 +58,7 @@ pub struct BrigadeExecutor {
     state: Shared,
     stop_when_idle: bool,
     idle_stop: std::time::Duration,
+    running_after: std::time::Duration,
 }
 
 impl BrigadeExecutor {
@@ -61,7 +69,15 @@ impl BrigadeExecutor {
             state: Shared::default(),
             stop_when_idle: true,
             idle_stop: std::time::Duration::ZERO,
+            running_after: DEFAULT_RUNNING_AFTER,
         }
+    }
+
+    /// Sends TASK_RUNNING for a per-message task only once its processor has run this long
+    /// (default [`DEFAULT_RUNNING_AFTER`]); zero sends it at once.
+    pub fn running_after(mut self, wait: std::time::Duration) -> Self {
+        self.running_after = wait;
+        self
     }
 
     /// How long to stay up with nothing to run before stopping (default: stop at once).
@@ -237,17 +253,28 @@ impl Executor for BrigadeExecutor {
         lock(&self.state)
             .running
             .insert(id.value.clone(), token.clone());
-        if let Err(e) = handle.send_status(id.clone(), TaskState::TaskRunning, "processing") {
-            tracing::warn!(error = %e, "cannot send TASK_RUNNING");
-        }
         let (handle, state, config) = (
             handle.clone(),
             Arc::clone(&self.state),
             Arc::clone(&self.config),
         );
+        let running_after = self.running_after;
         tokio::spawn(async move {
             let name = container_name(&id.value);
-            let outcome = run(&config, &processor, &msg, &name, &token).await;
+            let run = run(&config, &processor, &msg, &name, &token);
+            tokio::pin!(run);
+            // TASK_RUNNING only for a processor still running after `running_after`: a short
+            // one goes straight to its terminal state, which saves the agent, the master and
+            // the scheduler a status update and its acknowledgement per message.
+            let outcome = tokio::select! {
+                outcome = &mut run => outcome,
+                () = tokio::time::sleep(running_after) => {
+                    if let Err(e) = handle.send_status(id.clone(), TaskState::TaskRunning, "processing") {
+                        tracing::warn!(error = %e, "cannot send TASK_RUNNING");
+                    }
+                    run.await
+                }
+            };
             tracing::info!(task = %id.value, ok = matches!(outcome, RunOutcome::Output(_)), "processor done");
             let u = outcome_update(id.clone(), outcome);
             terminal(&state, &handle, &id.value, u);
