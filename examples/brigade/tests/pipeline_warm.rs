@@ -182,17 +182,14 @@ async fn warm_worker_killed_mid_stream_gets_its_messages_rerun() {
         })))
         .await
         .unwrap();
-    let n = 16;
+    let n = 30;
     let payloads = payloads("w", n);
     let offsets = produce(&brokers, "wk-in", &payloads).await;
     // Kill the worker once it has answered a few messages (others are in flight then).
     let deadline = Instant::now() + WAIT;
-    while read(&brokers, "wk-out", 2, Duration::from_millis(500))
-        .await
-        .len()
-        < 2
-    {
+    while brigade.counters().await["wk"].outputs < 2 {
         assert!(Instant::now() < deadline, "no progress before the kill");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let victims = support::procs::executors_of("wk");
     assert_eq!(victims.len(), 1, "one worker executor: {victims:?}");
@@ -202,9 +199,16 @@ async fn warm_worker_killed_mid_stream_gets_its_messages_rerun() {
         .expect("kill runs");
     eprintln!("killed warm worker executor pid {}: {status}", victims[0]);
 
-    let outputs = read(&brokers, "wk-out", usize::MAX, Duration::from_secs(5)).await;
     let deadline = Instant::now() + WAIT;
-    let mut outputs = outputs;
+    while brigade.counters().await["wk"].outputs < n as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            brigade.counters().await["wk"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut outputs = read(&brokers, "wk-out", usize::MAX, Duration::from_secs(10)).await;
     loop {
         let covered: BTreeSet<i64> = outputs.iter().filter_map(|r| r.source_offset).collect();
         if offsets.iter().all(|o| covered.contains(o)) {
@@ -272,18 +276,16 @@ async fn warm_pool_grows_with_the_backlog_and_shrinks_when_idle() {
     let offsets = produce(&brokers, "ws-in", &payloads("s", n)).await;
     let mut most = 0;
     let deadline = Instant::now() + WAIT;
-    let outputs = loop {
+    loop {
         most = most.max(support::procs::executors_of("ws").len());
-        let outputs = read(&brokers, "ws-out", n, Duration::from_millis(300)).await;
-        if outputs.len() >= n {
-            break outputs;
+        let counters = brigade.counters().await["ws"];
+        if counters.outputs >= n as u64 {
+            break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} outputs",
-            outputs.len()
-        );
-    };
+        assert!(Instant::now() < deadline, "{counters:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let outputs = read(&brokers, "ws-out", n, WAIT).await;
     let covered: BTreeSet<i64> = outputs.iter().filter_map(|r| r.source_offset).collect();
     assert!(offsets.iter().all(|o| covered.contains(o)));
     let counters = brigade.counters().await["ws"];

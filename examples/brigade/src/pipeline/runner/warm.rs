@@ -180,6 +180,7 @@ impl Runner {
                     },
                 );
             }
+            tracing::debug!(worker = %id, items = work.len(), "sending work items");
             calls_out.push(calls::message(
                 worker.agent_id.clone(),
                 worker.executor_id.clone(),
@@ -256,6 +257,7 @@ impl Runner {
                 return;
             }
         };
+        tracing::debug!(executor = %executor_id.value, results = results.len(), "warm results");
         let topic = self.processor.input().to_string();
         let now = Instant::now();
         let mut finished = Vec::new();
