@@ -299,7 +299,7 @@ async fn main() {
             "name": "tpw", "input": "tpw-in", "output": "tpw-out", "error": "tpw-err",
             "command": "cat", "cpus": 0.01, "mem": 8, "mode": "warm",
             "workers": {"min": WARM_WORKERS, "max": WARM_WORKERS},
-            "max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 4
+            "max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 8
         })
         .to_string(),
     )

@@ -105,7 +105,7 @@ pub struct SchedulerConfig {
     /// it down (the next message on that agent starts a new one). Per-message tasks on one
     /// agent share one `brigade-executor` process; see `pipeline::runner` executors.
     pub executor_idle: Duration,
-    /// Warm mode: how many messages one worker runs at once (it is sent up to twice as many,
+    /// Warm mode: how many messages one worker runs at once (it is sent up to four times as many,
     /// and charged this many times the processor's `cpus` and `mem`).
     pub warm_concurrency: usize,
     /// Warm mode: how long a worker above the processor's `workers.min` may stay idle before

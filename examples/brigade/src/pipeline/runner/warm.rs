@@ -5,8 +5,8 @@
 //! tracker, producing results, recording them and committing are shared with per-message mode.
 //!
 //! - A worker is its own task with its own `brigade-executor` (never a per-message executor);
-//!   it runs up to [`SchedulerConfig::warm_concurrency`] items at once and is sent up to twice
-//!   that (so it never waits for the next MESSAGE).
+//!   it runs up to [`SchedulerConfig::warm_concurrency`] items at once and is sent up to four
+//!   times that (so it never waits for the next MESSAGE).
 //! - Sizing: the pool holds between `workers.min` and `workers.max` workers, as many as the
 //!   items waiting or in flight need at that depth; a worker idle for
 //!   [`SchedulerConfig::warm_idle`] above the minimum is killed.
@@ -46,6 +46,10 @@ use crate::protocol::warm::{WorkItem, WorkResult};
 use crate::protocol::{self, FailureCause, InputMessage, Outcome};
 use pool::{Item, Pool, WorkerState};
 
+/// Items sent to a worker at most, per item it runs at once: enough that its queue does not run
+/// dry during a MESSAGE round trip through the master and agent.
+const PREFETCH: usize = 4;
+
 /// Warm mode's state in a process scheduler.
 #[derive(Debug)]
 pub(super) struct Warm {
@@ -74,7 +78,7 @@ impl Warm {
             min: workers.min as usize,
             max: (workers.max as usize).max(1),
             concurrency,
-            depth: concurrency * 2,
+            depth: concurrency * PREFETCH,
             idle,
         }
     }
