@@ -224,9 +224,8 @@ impl Runner {
             return None;
         }
         // The worker is gone: its items run again elsewhere.
-        let Some(worker) = warm.pool.workers.remove(&task_id) else {
-            return None;
-        };
+        // Present (found above); `None` here means "handled", as everywhere in this function.
+        let worker = warm.pool.workers.remove(&task_id)?;
         self.placer.ledger_mut().forget(&task_id);
         let reason = match protocol::outcome(status) {
             Some(Outcome::Failed { reason }) => reason,
