@@ -1,13 +1,17 @@
-//! Throughput and latency of the per-message pipeline, beside the limit of the same broker: a
-//! raw consume-transform-produce loop with rdkafka, measured in the same run.
+//! Throughput and latency of the per-message and warm pipelines, beside two limits measured on
+//! the same broker in the same run: a raw consume-transform-produce loop with rdkafka (no
+//! processing), and a process loop that does the work warm mode does without Mesos (consume, run
+//! the processor command once per message with the message on stdin, produce its stdout), with
+//! as many runs at once as the warm workers have.
 //!
 //! ```sh
 //! cargo run -p brigade --release --example throughput -- [MESSAGES] [BROKERS]
 //! ```
 //!
 //! Without BROKERS it runs librdkafka's mock cluster in-process. mesos-local runs in-process;
-//! the processor is `cat` (no-op). Prints messages/s end to end for both, their ratio, and the
-//! p50/p99 latency from produce to output record.
+//! the processor is `cat` (no-op). Prints messages/s end to end for each, the ratios to both
+//! baselines, and the p50/p99 latency from produce to output record. Warm mode runs
+//! [`WARM_WORKERS`] workers of [`WARM_CONCURRENCY`] concurrent items each.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,6 +27,11 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, Timestamp};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// Warm workers (min = max) in the warm section.
+const WARM_WORKERS: usize = 2;
+/// Items each warm worker runs at once (`SchedulerConfig::warm_concurrency`).
+const WARM_CONCURRENCY: usize = 4;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -77,11 +86,12 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
         .await;
 }
 
-/// Reads `n` records of `topic`; answers when the last arrived and the latencies (record
-/// timestamp minus the produce time in the payload).
-async fn collect(brokers: &str, topic: &str, n: usize) -> (Instant, Vec<i64>) {
+/// Reads `n` records of `topic`; answers when the first and the last arrived and the latencies
+/// (record timestamp minus the produce time in the payload).
+async fn collect(brokers: &str, topic: &str, n: usize) -> (Instant, Instant, Vec<i64>) {
     let consumer = consumer(brokers, topic);
     let mut latencies = Vec::with_capacity(n);
+    let mut first = None;
     while latencies.len() < n {
         let message = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
             .await
@@ -97,8 +107,69 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (Instant, Vec<i64>) {
             Timestamp::NotAvailable => now_ms(),
         };
         latencies.push(at - sent);
+        first.get_or_insert_with(Instant::now);
     }
-    (Instant::now(), latencies)
+    let end = Instant::now();
+    (first.unwrap_or(end), end, latencies)
+}
+
+/// Runs `cat` through the shell once with `payload` on stdin, as the executor does.
+async fn run_cat(payload: Vec<u8>) -> Vec<u8> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sh runs");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(&payload).await.expect("stdin");
+    }
+    let out = child.wait_with_output().await.expect("cat ends");
+    out.stdout
+}
+
+/// The process loop: consume `input`, run `cat` per message (at most `concurrency` at once),
+/// produce its stdout to `output`. Answers messages/s from the first message consumed.
+async fn process_loop(
+    brokers: &str,
+    input: &str,
+    output: &str,
+    n: usize,
+    concurrency: usize,
+) -> f64 {
+    let consumer = consumer(brokers, input);
+    let producer = producer(brokers);
+    let mut start = Instant::now();
+    let mut running = futures::stream::FuturesUnordered::new();
+    let mut consumed = 0;
+    let mut done = 0;
+    while done < n {
+        if consumed < n && running.len() < concurrency {
+            let message = consumer.recv().await.expect("input");
+            if consumed == 0 {
+                start = Instant::now();
+            }
+            consumed += 1;
+            let payload = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
+            let (producer, output) = (producer.clone(), output.to_string());
+            running.push(async move {
+                let out = run_cat(payload).await;
+                producer
+                    .send(
+                        FutureRecord::<(), _>::to(&output).payload(&out),
+                        Duration::from_secs(30),
+                    )
+                    .await
+                    .expect("process-loop produce");
+            });
+        } else if running.next().await.is_some() {
+            done += 1;
+        }
+    }
+    n as f64 / start.elapsed().as_secs_f64()
 }
 
 fn percentile(sorted: &[i64], p: f64) -> i64 {
@@ -130,19 +201,18 @@ async fn main() {
         .cloned()
         .or_else(|| mock.as_ref().map(|m| m.bootstrap_servers()))
         .expect("brokers");
-    for topic in ["tp-in", "tp-out", "tp-err", "raw-out"] {
+    let topics = [
+        "tp-in", "tp-out", "tp-err", "raw-out", "proc-out", "tpw-in", "tpw-out", "tpw-err",
+    ];
+    for topic in topics {
         if let Some(mock) = &mock {
             mock.create_topic(topic, 1, 1).expect("topic");
         }
     }
     if mock.is_none() {
-        brigade::kafka::create_topics(
-            &KafkaConfig::new(&brokers),
-            &["tp-in", "tp-out", "tp-err", "raw-out"],
-            1,
-        )
-        .await
-        .expect("topics");
+        brigade::kafka::create_topics(&KafkaConfig::new(&brokers), &topics, 1)
+            .await
+            .expect("topics");
     }
 
     // The limit: consume, transform, produce with rdkafka alone.
@@ -174,6 +244,11 @@ async fn main() {
     }
     let raw_rate = n as f64 / raw_start.elapsed().as_secs_f64();
 
+    // The fair limit of warm mode: the same work (one `cat` per message) without Mesos, with
+    // the concurrency of the warm workers.
+    let concurrency = WARM_WORKERS * WARM_CONCURRENCY;
+    let proc_rate = process_loop(&brokers, "tp-in", "proc-out", n, concurrency).await;
+
     // Brigade: the same messages through a `cat` processor, one Mesos task each.
     let work = std::env::temp_dir().join(format!("brigade-tp-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&work).expect("work dir");
@@ -196,6 +271,7 @@ async fn main() {
         Default::default(),
     );
     config.revive_interval = Duration::from_millis(50);
+    config.warm_concurrency = WARM_CONCURRENCY;
     let executor = std::env::current_exe()
         .ok()
         .and_then(|p| {
@@ -223,20 +299,62 @@ async fn main() {
     .expect("processor");
     let start = Instant::now();
     brigade.add(processor).await.expect("processor starts");
-    let (end, mut latencies) = collect(&brokers, "tp-out", n).await;
+    let (_, end, mut latencies) = collect(&brokers, "tp-out", n).await;
     let rate = n as f64 / end.duration_since(start).as_secs_f64();
     latencies.sort_unstable();
+
+    // Warm mode: fresh topics, the same `cat`, long-lived workers.
+    produce(&brokers, "tpw-in", n).await;
+    let warm = Processor::from_json(
+        &serde_json::json!({
+            "name": "tpw", "input": "tpw-in", "output": "tpw-out", "error": "tpw-err",
+            "command": "cat", "cpus": 0.01, "mem": 8, "mode": "warm",
+            "workers": {"min": WARM_WORKERS, "max": WARM_WORKERS},
+            "max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 8
+        })
+        .to_string(),
+    )
+    .expect("warm processor");
+    let warm_start = Instant::now();
+    brigade.add(warm).await.expect("warm processor starts");
+    let (warm_first, warm_end, mut warm_latencies) = collect(&brokers, "tpw-out", n).await;
+    let warm_rate = n as f64 / warm_end.duration_since(warm_start).as_secs_f64();
+    // Without the start-up (subscription, the workers' launch): first output to last.
+    let warm_steady = (n - 1) as f64 / warm_end.duration_since(warm_first).as_secs_f64();
+    warm_latencies.sort_unstable();
+
     println!("messages: {n}");
-    println!("raw consume-transform-produce: {raw_rate:.0} messages/s (baseline)");
+    println!("raw consume-transform-produce: {raw_rate:.0} messages/s (baseline 1: no processing)");
     println!(
-        "brigade per-message mode:      {rate:.0} messages/s = {:.3} x baseline",
-        rate / raw_rate
+        "process loop (sh -c cat, {concurrency} at once): {proc_rate:.0} messages/s = {:.3} x raw \
+         (baseline 2: the same work without Mesos)",
+        proc_rate / raw_rate
     );
     println!(
-        "brigade latency produce->output: p50 {} ms, p99 {} ms (includes the backlog: all {n} \
-         messages were queued before the processor started)",
+        "brigade per-message mode:      {rate:.0} messages/s = {:.3} x raw = {:.3} x process loop",
+        rate / raw_rate,
+        rate / proc_rate
+    );
+    println!(
+        "brigade warm mode ({WARM_WORKERS} workers x {WARM_CONCURRENCY}): {warm_rate:.0} messages/s = \
+         {:.3} x raw = {:.3} x process loop (target: 0.5 x process loop)",
+        warm_rate / raw_rate,
+        warm_rate / proc_rate
+    );
+    println!(
+        "brigade warm mode, first output to last: {warm_steady:.0} messages/s = {:.3} x raw = \
+         {:.3} x process loop",
+        warm_steady / raw_rate,
+        warm_steady / proc_rate
+    );
+    println!(
+        "latency produce->output, per-message: p50 {} ms, p99 {} ms; warm: p50 {} ms, p99 {} ms \
+         (includes the backlog: all {n} messages were queued before the processor started, and \
+         the workers' start for warm mode)",
         percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99)
+        percentile(&latencies, 0.99),
+        percentile(&warm_latencies, 0.50),
+        percentile(&warm_latencies, 0.99)
     );
     brigade.shutdown().await;
     cluster.shutdown().await;

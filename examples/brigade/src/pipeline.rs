@@ -105,6 +105,12 @@ pub struct SchedulerConfig {
     /// it down (the next message on that agent starts a new one). Per-message tasks on one
     /// agent share one `brigade-executor` process; see `pipeline::runner` executors.
     pub executor_idle: Duration,
+    /// Warm mode: how many messages one worker runs at once (it is sent up to four times as many,
+    /// and charged this many times the processor's `cpus` and `mem`).
+    pub warm_concurrency: usize,
+    /// Warm mode: how long a worker above the processor's `workers.min` may stay idle before
+    /// it is killed.
+    pub warm_idle: Duration,
     /// Where every result is announced (the demo prints them), if anywhere.
     pub results: Option<tokio::sync::mpsc::UnboundedSender<ResultEvent>>,
 }
@@ -146,6 +152,8 @@ impl SchedulerConfig {
             executor_cpus: crate::protocol::EXECUTOR_CPUS,
             executor_mem: crate::protocol::EXECUTOR_MEM,
             executor_idle: Duration::from_secs(10),
+            warm_concurrency: 4,
+            warm_idle: Duration::from_secs(30),
             results: None,
         }
     }

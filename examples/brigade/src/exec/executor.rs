@@ -1,7 +1,7 @@
 //! `brigade-executor`'s [`Executor`]: per-message tasks (decode the task, run the processor
 //! once, report `TASK_FINISHED` with stdout in `data` or `TASK_FAILED`/`TASK_KILLED` with the
-//! reason) and warm workers (a long-lived task that runs every MESSAGE's work item in turn and
-//! answers each with a MESSAGE).
+//! reason) and warm workers (a long-lived task that runs the work items of MESSAGEs, up to its
+//! concurrency at once, and answers with MESSAGEs, results finished together batched in one).
 //!
 //! A per-message task is reported TASK_RUNNING only when its processor is still running after
 //! [`BrigadeExecutor::running_after`] (200 ms by default): most messages take less, and go
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::run::{RunConfig, RunOutcome, container_name, run};
-use crate::protocol::warm::{WorkItem, WorkResult, decode_worker, is_worker};
+use crate::protocol::warm::{WorkItem, WorkResult, decode_worker, is_worker, worker_concurrency};
 use crate::protocol::{FailureCause, LABEL_FAILURE, Outcome, decode_task};
 
 /// How long a per-message processor runs before its task is reported TASK_RUNNING.
@@ -153,6 +153,7 @@ impl BrigadeExecutor {
                 return;
             }
         };
+        let processor = Arc::new(processor);
         let token = CancellationToken::new();
         let (tx, mut rx) = mpsc::unbounded_channel::<WorkItem>();
         {
@@ -180,37 +181,73 @@ impl BrigadeExecutor {
             Arc::clone(&self.state),
             Arc::clone(&self.config),
         );
+        let concurrency = worker_concurrency(&task);
         tokio::spawn(async move {
             let name = container_name(&id.value);
+            // Results finished together leave in one MESSAGE.
+            let (results_tx, mut results_rx) = mpsc::unbounded_channel::<WorkResult>();
+            let sender = {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    while let Some(first) = results_rx.recv().await {
+                        let mut batch = vec![first];
+                        while let Ok(more) = results_rx.try_recv() {
+                            batch.push(more);
+                        }
+                        if let Err(e) = handle.send_message(WorkResult::encode_batch(&batch)) {
+                            tracing::warn!(error = %e, "cannot send warm results");
+                        }
+                    }
+                })
+            };
+            let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            let mut runs = tokio::task::JoinSet::new();
             loop {
                 let item = tokio::select! {
                     item = rx.recv() => item,
                     () = token.cancelled() => None,
                 };
                 let Some(WorkItem(msg)) = item else { break };
+                let permit = tokio::select! {
+                    permit = slots.clone().acquire_owned() => permit,
+                    () = token.cancelled() => break,
+                };
+                let Ok(permit) = permit else { break };
+                while runs.try_join_next().is_some() {}
                 // One container name per item: a killed item's container may still be removed.
                 let item_name = format!("{name}-{}-{}", msg.partition, msg.offset);
-                let outcome = run(&config, &processor, &msg, &item_name, &token).await;
-                if token.is_cancelled() {
-                    // The item's result is lost with the worker; the scheduler re-runs it.
-                    break;
-                }
-                let (outcome, cause) = match outcome {
-                    RunOutcome::Output(o) => (Outcome::Output(o), None),
-                    RunOutcome::Failed { cause, message } => {
-                        (Outcome::Failed { reason: message }, Some(cause))
+                let (config, processor, token, results) = (
+                    Arc::clone(&config),
+                    Arc::clone(&processor),
+                    token.clone(),
+                    results_tx.clone(),
+                );
+                runs.spawn(async move {
+                    let outcome = run(&config, &processor, &msg, &item_name, &token).await;
+                    drop(permit);
+                    if token.is_cancelled() {
+                        // The item's result is lost with the worker; the scheduler re-runs it.
+                        return;
                     }
-                };
-                let result = WorkResult {
-                    partition: msg.partition,
-                    offset: msg.offset,
-                    outcome,
-                    cause,
-                };
-                if let Err(e) = handle.send_message(result.encode()) {
-                    tracing::warn!(error = %e, "cannot send a warm result");
-                }
+                    let (outcome, cause) = match outcome {
+                        RunOutcome::Output(o) => (Outcome::Output(o), None),
+                        RunOutcome::Failed { cause, message } => {
+                            (Outcome::Failed { reason: message }, Some(cause))
+                        }
+                    };
+                    let _ = results.send(WorkResult {
+                        partition: msg.partition,
+                        offset: msg.offset,
+                        outcome,
+                        cause,
+                    });
+                });
             }
+            // Killed: every run stops with the token (containers are removed), no result leaves.
+            token.cancel();
+            while runs.join_next().await.is_some() {}
+            drop(results_tx);
+            let _ = sender.await;
             lock(&state).warm = None;
             let u = failure_update(
                 id.clone(),
@@ -290,13 +327,15 @@ impl Executor for BrigadeExecutor {
     }
 
     async fn message(&mut self, _: &ExecutorHandle, data: Bytes) {
-        match WorkItem::decode(&data) {
-            Ok(item) => {
+        match WorkItem::decode_all(&data) {
+            Ok(items) => {
                 let queue = lock(&self.state).warm.clone();
                 match queue {
                     Some(q) => {
-                        if q.send(item).is_err() {
-                            tracing::warn!("work item for a stopped warm worker dropped");
+                        for item in items {
+                            if q.send(item).is_err() {
+                                tracing::warn!("work item for a stopped warm worker dropped");
+                            }
                         }
                     }
                     None => tracing::warn!("work item without a warm worker dropped"),

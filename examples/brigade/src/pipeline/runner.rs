@@ -25,6 +25,7 @@ use tokio::task::{JoinHandle, JoinSet};
 mod executors;
 mod offers;
 mod results;
+mod warm;
 
 pub use executors::{EXECUTOR_IDLE_ENV, self_stop_after};
 
@@ -262,6 +263,8 @@ struct Runner {
     placer: Placer,
     /// The shared executor of each agent (per-message tasks reuse it).
     executors: executors::Executors,
+    /// Warm mode's workers and queue (`None` in per-message mode); see `warm`.
+    warm: Option<warm::Warm>,
 }
 
 impl Runner {
@@ -303,6 +306,7 @@ impl Runner {
             held: Vec::new(),
             placer: Placer::new(PlacerConfig::default()),
             executors: executors::Executors::default(),
+            warm: None,
         };
         for record in recovered {
             let key = key_of(&record.topic, record.partition, record.offset);
@@ -329,6 +333,9 @@ impl Runner {
                 }
             }
         }
+        if runner.processor.mode() == crate::processor::Mode::Warm {
+            runner.init_warm();
+        }
         if !runner.running.is_empty() || !runner.done.is_empty() {
             tracing::info!(
                 processor = %runner.processor.name(),
@@ -354,7 +361,7 @@ impl Runner {
     }
 
     fn tasks(&self) -> usize {
-        self.pending.len() + self.running.len()
+        self.pending.len() + self.running.len() + self.warm.as_ref().map_or(0, warm::Warm::tasks)
     }
 
     async fn run(
@@ -407,13 +414,17 @@ impl Runner {
                         Err(e) => tracing::warn!(processor = %self.name(), error = %e, "consumer"),
                     }
                 }
-                _ = tick.tick() => self.on_tick().await,
+                _ = tick.tick() => {
+                    self.on_tick().await;
+                    self.warm_tick();
+                }
             }
             self.counters
                 .set_in_flight(self.open() as u64, self.tasks() as u64);
         };
         self.stopping = true;
         self.commit().await;
+        self.warm_stop().await;
         self.scheduler.stop();
         tracing::info!(processor = %self.name(), "process scheduler stopped");
         result
@@ -447,6 +458,10 @@ impl Runner {
             return;
         }
         let msg = Arc::new(msg);
+        if self.warm.is_some() {
+            self.warm_message(msg);
+            return;
+        }
         if let Some(task_id) = self.by_offset.get(&key) {
             if let Some(running) = self.running.get_mut(task_id) {
                 running.msg = Some(msg);
@@ -475,11 +490,20 @@ impl Runner {
                 }
                 self.etiquette();
             }
+            SchedulerEvent::Offers(offers) if self.warm.is_some() => {
+                self.warm_offers(offers).await?;
+            }
             SchedulerEvent::Offers(offers) => self.on_offers(offers).await?,
             SchedulerEvent::Update { status, ack } => {
-                self.on_update(*status, ack).await;
-                self.launch_held().await?;
+                // A warm worker's update is handled by warm mode; others come back.
+                if let Some(ack) = self.warm_update(&status, ack) {
+                    self.on_update(*status, ack).await;
+                    self.launch_held().await?;
+                }
             }
+            SchedulerEvent::Message {
+                executor_id, data, ..
+            } if self.warm.is_some() => self.warm_executor_message(&executor_id, &data),
             SchedulerEvent::Rescind(offer_id) => self.held.retain(|o| o.id != offer_id),
             SchedulerEvent::OffersInvalidated { .. } => self.held.clear(),
             SchedulerEvent::Failure {
@@ -544,6 +568,10 @@ impl Runner {
     /// SUPPRESS when idle, REVIVE (rate-limited) when messages wait and offers are suppressed or
     /// filtered.
     fn etiquette(&mut self) {
+        if self.warm.is_some() {
+            self.warm_etiquette();
+            return;
+        }
         let now = Instant::now();
         let ready = self.pending.iter().any(|a| a.not_before <= now);
         let role = vec![self.config.role.clone()];

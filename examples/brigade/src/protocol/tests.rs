@@ -272,6 +272,53 @@ fn warm_messages_round_trip_and_refuse_garbage() {
 }
 
 #[test]
+fn warm_batches_round_trip_and_single_forms_stay_readable() {
+    let items: Vec<WorkItem> = (0..3)
+        .map(|i| {
+            WorkItem(InputMessage {
+                topic: "in".into(),
+                partition: 0,
+                offset: i,
+                key: Some(vec![i as u8]),
+                payload: format!("p{i}").into_bytes(),
+            })
+        })
+        .collect();
+    let batch = WorkItem::encode_batch(&items);
+    assert!(String::from_utf8_lossy(&batch).contains("\"kind\":\"batch\""));
+    assert_eq!(WorkItem::decode_all(&batch).unwrap(), items);
+    assert!(WorkItem::decode(&batch).is_err());
+    // One item travels as `work`, which both readers take.
+    let single = WorkItem::encode_batch(&items[..1]);
+    assert_eq!(WorkItem::decode(&single).unwrap(), items[0]);
+    assert_eq!(WorkItem::decode_all(&single).unwrap(), items[..1].to_vec());
+    let results = vec![
+        WorkResult {
+            partition: 0,
+            offset: 1,
+            outcome: Outcome::Output(b"x".to_vec()),
+            cause: None,
+        },
+        WorkResult {
+            partition: 0,
+            offset: 2,
+            outcome: Outcome::Failed {
+                reason: "exit 1".into(),
+            },
+            cause: Some(FailureCause::Exit),
+        },
+    ];
+    let data = WorkResult::encode_batch(&results);
+    assert_eq!(WorkResult::decode_all(&data).unwrap(), results);
+    assert_eq!(
+        WorkResult::decode_all(&results[0].encode()).unwrap(),
+        results[..1].to_vec()
+    );
+    assert!(WorkResult::decode_all(&batch).is_err());
+    assert!(WorkItem::decode_all(&data).is_err());
+}
+
+#[test]
 fn warm_workers_carry_their_processor() {
     let mut t = task("w");
     super::warm::encode_worker(&mut t, &processor());

@@ -7,8 +7,13 @@
 //! - [`WorkResult`] (executor → scheduler): `{"kind":"result","partition":..,"offset":..,
 //!   "output":base64}` or `{..., "error": reason, "cause": "exit"|"timeout"|...}`.
 //!
-//! A worker runs one item at a time, in the order received. An item is identified by its
-//! partition and offset (the worker serves one processor, hence one topic).
+//! - A batch of items (scheduler → executor): `{"kind":"batch","items":[{..work fields..},..]}`.
+//! - A batch of results (executor → scheduler): `{"kind":"results","results":[{..},..]}`.
+//!
+//! A worker runs up to its concurrency ([`LABEL_WARM_CONCURRENCY`], 1 when absent) items at
+//! once, starting them in the order received. An item is identified by its partition and offset
+//! (the worker serves one processor, hence one topic). Readers accept single and batched forms
+//! alike ([`WorkItem::decode_all`], [`WorkResult::decode_all`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -24,6 +29,8 @@ use crate::processor::Processor;
 
 /// Label on a warm worker task: `true`.
 pub const LABEL_WARM: &str = "brigade-warm-worker";
+/// Label on a warm worker task: how many items it runs at once (a positive integer).
+pub const LABEL_WARM_CONCURRENCY: &str = "brigade-warm-concurrency";
 
 /// One message for a warm worker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,26 +50,34 @@ pub struct WorkResult {
 }
 
 #[derive(Serialize, Deserialize)]
+struct WorkWire {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    payload: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ResultWire {
+    partition: i32,
+    offset: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    output: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cause: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Wire {
-    Work {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        key: Option<String>,
-        payload: String,
-    },
-    Result {
-        partition: i32,
-        offset: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        output: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        error: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        cause: Option<String>,
-    },
+    Work(WorkWire),
+    Result(ResultWire),
+    Batch { items: Vec<WorkWire> },
+    Results { results: Vec<ResultWire> },
 }
 
 fn bad(reason: impl Into<String>) -> ProtocolError {
@@ -74,82 +89,131 @@ fn unbase64(s: &str) -> Result<Vec<u8>, ProtocolError> {
 }
 
 impl WorkItem {
-    /// The MESSAGE data.
-    pub fn encode(&self) -> Vec<u8> {
+    fn wire(&self) -> WorkWire {
         let m = &self.0;
-        let wire = Wire::Work {
+        WorkWire {
             topic: m.topic.clone(),
             partition: m.partition,
             offset: m.offset,
             key: m.key.as_ref().map(|k| BASE64.encode(k)),
             payload: BASE64.encode(&m.payload),
+        }
+    }
+
+    fn from_wire(w: WorkWire) -> Result<Self, ProtocolError> {
+        Ok(WorkItem(InputMessage {
+            topic: w.topic,
+            partition: w.partition,
+            offset: w.offset,
+            key: w.key.as_deref().map(unbase64).transpose()?,
+            payload: unbase64(&w.payload)?,
+        }))
+    }
+
+    /// The MESSAGE data.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(&Wire::Work(self.wire())).unwrap_or_default()
+    }
+
+    /// The MESSAGE data of several items (`batch`); a single item is sent as `work`.
+    pub fn encode_batch(items: &[WorkItem]) -> Vec<u8> {
+        if let [one] = items {
+            return one.encode();
+        }
+        let wire = Wire::Batch {
+            items: items.iter().map(WorkItem::wire).collect(),
         };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
-    /// From MESSAGE data.
+    /// From MESSAGE data holding one item (`work`).
     pub fn decode(data: &[u8]) -> Result<Self, ProtocolError> {
         match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
-            Wire::Work {
-                topic,
-                partition,
-                offset,
-                key,
-                payload,
-            } => Ok(WorkItem(InputMessage {
-                topic,
-                partition,
-                offset,
-                key: key.as_deref().map(unbase64).transpose()?,
-                payload: unbase64(&payload)?,
-            })),
-            Wire::Result { .. } => Err(bad("expected a work item, got a result")),
+            Wire::Work(w) => Self::from_wire(w),
+            _ => Err(bad("expected a work item")),
+        }
+    }
+
+    /// From MESSAGE data holding one item (`work`) or several (`batch`).
+    pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, ProtocolError> {
+        match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
+            Wire::Work(w) => Ok(vec![Self::from_wire(w)?]),
+            Wire::Batch { items } => items.into_iter().map(Self::from_wire).collect(),
+            _ => Err(bad("expected work items")),
         }
     }
 }
 
 impl WorkResult {
-    /// The MESSAGE data.
-    pub fn encode(&self) -> Vec<u8> {
+    fn wire(&self) -> ResultWire {
         let (output, error) = match &self.outcome {
             Outcome::Output(o) => (Some(BASE64.encode(o)), None),
             Outcome::Failed { reason } => (None, Some(reason.clone())),
         };
-        let wire = Wire::Result {
+        ResultWire {
             partition: self.partition,
             offset: self.offset,
             output,
             error,
             cause: self.cause.map(|c| c.as_str().to_string()),
+        }
+    }
+
+    fn from_wire(w: ResultWire) -> Result<Self, ProtocolError> {
+        let outcome = match (w.output, w.error) {
+            (Some(o), None) => Outcome::Output(unbase64(&o)?),
+            (None, Some(reason)) => Outcome::Failed { reason },
+            _ => return Err(bad("a result has exactly one of output and error")),
+        };
+        Ok(WorkResult {
+            partition: w.partition,
+            offset: w.offset,
+            outcome,
+            cause: w.cause.as_deref().and_then(FailureCause::parse),
+        })
+    }
+
+    /// The MESSAGE data.
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(&Wire::Result(self.wire())).unwrap_or_default()
+    }
+
+    /// The MESSAGE data of several results (`results`); a single one is sent as `result`.
+    pub fn encode_batch(results: &[WorkResult]) -> Vec<u8> {
+        if let [one] = results {
+            return one.encode();
+        }
+        let wire = Wire::Results {
+            results: results.iter().map(WorkResult::wire).collect(),
         };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
-    /// From MESSAGE data.
+    /// From MESSAGE data holding one result (`result`).
     pub fn decode(data: &[u8]) -> Result<Self, ProtocolError> {
         match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
-            Wire::Result {
-                partition,
-                offset,
-                output,
-                error,
-                cause,
-            } => {
-                let outcome = match (output, error) {
-                    (Some(o), None) => Outcome::Output(unbase64(&o)?),
-                    (None, Some(reason)) => Outcome::Failed { reason },
-                    _ => return Err(bad("a result has exactly one of output and error")),
-                };
-                Ok(WorkResult {
-                    partition,
-                    offset,
-                    outcome,
-                    cause: cause.as_deref().and_then(FailureCause::parse),
-                })
-            }
-            Wire::Work { .. } => Err(bad("expected a result, got a work item")),
+            Wire::Result(w) => Self::from_wire(w),
+            _ => Err(bad("expected a result")),
         }
     }
+
+    /// From MESSAGE data holding one result (`result`) or several (`results`).
+    pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, ProtocolError> {
+        match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
+            Wire::Result(w) => Ok(vec![Self::from_wire(w)?]),
+            Wire::Results { results } => results.into_iter().map(Self::from_wire).collect(),
+            _ => Err(bad("expected results")),
+        }
+    }
+}
+
+/// The concurrency of a warm worker task: its [`LABEL_WARM_CONCURRENCY`] label, 1 when absent
+/// or unreadable.
+pub fn worker_concurrency(task: &v1::TaskInfo) -> usize {
+    label(task.labels.as_ref(), LABEL_WARM_CONCURRENCY)
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
 }
 
 /// Makes `task` a warm worker of `processor`: labels `processor-configuration`,

@@ -4,6 +4,7 @@
 
 pub mod etcd;
 pub mod kafka;
+pub mod procs;
 pub mod tansu;
 
 use std::sync::Arc;
