@@ -94,53 +94,6 @@ async fn an_agent_crash_mid_stream_loses_no_message() {
     cluster.shutdown().await;
 }
 
-/// The pids of `brigade-executor` processes descending from this test process that run a task of
-/// `processor` (their working directory is the sandbox of an executor `brigade-<processor>-...`;
-/// the other test of this file runs its own executors in the same process).
-fn my_executors(processor: &str) -> Vec<u32> {
-    let sandbox_of = format!("/executors/brigade-{processor}-");
-    let me = std::process::id();
-    let parent_of = |pid: u32| -> Option<u32> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let after = stat.rsplit_once(')')?.1;
-        after.split_whitespace().nth(1)?.parse().ok()
-    };
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
-        if !String::from_utf8_lossy(first).ends_with("brigade-executor") {
-            continue;
-        }
-        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap_or_default();
-        if !cwd.to_string_lossy().contains(&sandbox_of) {
-            continue;
-        }
-        let mut at = pid;
-        for _ in 0..16 {
-            match parent_of(at) {
-                Some(p) if p == me => {
-                    out.push(pid);
-                    break;
-                }
-                Some(p) if p > 1 => at = p,
-                _ => break,
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_executor_killed_mid_message_gets_its_message_rerun() {
     support::init_logs();
@@ -178,7 +131,7 @@ async fn an_executor_killed_mid_message_gets_its_message_rerun() {
     let offsets = produce(&brokers, "ex-in", &payloads).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let victim = loop {
-        if let Some(pid) = my_executors("ex").first().copied() {
+        if let Some(pid) = support::procs::executors_of("ex").first().copied() {
             break pid;
         }
         assert!(Instant::now() < deadline, "no executor process appeared");
