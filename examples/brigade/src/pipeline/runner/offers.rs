@@ -29,11 +29,7 @@ impl Runner {
         let framework_id = self.scheduler.framework_id();
         let mut records = Vec::new();
         let mut accepts: Vec<(Vec<v1::OfferId>, Vec<TaskInfo>)> = Vec::new();
-        let executor_request = Resources::builder()
-            .cpus(self.config.executor_cpus)
-            .mem(self.config.executor_mem)
-            .build()
-            .into_vec();
+        let executor_request = self.executor_request();
         // One request per ready message while slots are free: the task's own resources. The
         // executor's share is carved out of the offers of agents that have no executor of ours
         // yet (see `executors`), before placement.
@@ -299,18 +295,8 @@ impl Runner {
             self.processor.name(),
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
-        let mut info = protocol::executor_info(
-            framework_id,
-            &id,
-            self.config.executor_uri.clone(),
-            &self.processor,
-        );
-        info.resources = resources;
+        let mut info = self.executor_info(framework_id, &id, resources);
         if let Some(command) = info.command.as_mut() {
-            if let Some(path) = &self.config.executor_on_agent {
-                command.uris.clear();
-                command.value = Some(format!("exec '{}'", path.display()));
-            }
             let stop_after = executors::self_stop_after(self.config.executor_idle);
             command
                 .environment
@@ -323,6 +309,39 @@ impl Runner {
                 });
         }
         info
+    }
+
+    /// The `ExecutorInfo` of an executor `id` of this processor with `resources`: fetched from
+    /// the artifact server, or run from `executor_on_agent` when set (shared per-message
+    /// executors and warm workers alike).
+    pub(super) fn executor_info(
+        &self,
+        framework_id: &v1::FrameworkId,
+        id: &str,
+        resources: Vec<v1::Resource>,
+    ) -> v1::ExecutorInfo {
+        let mut info = protocol::executor_info(
+            framework_id,
+            id,
+            self.config.executor_uri.clone(),
+            &self.processor,
+        );
+        info.resources = resources;
+        if let (Some(command), Some(path)) = (info.command.as_mut(), &self.config.executor_on_agent)
+        {
+            command.uris.clear();
+            command.value = Some(format!("exec '{}'", path.display()));
+        }
+        info
+    }
+
+    /// The resources of one executor (beside its tasks').
+    pub(super) fn executor_request(&self) -> Vec<v1::Resource> {
+        Resources::builder()
+            .cpus(self.config.executor_cpus)
+            .mem(self.config.executor_mem)
+            .build()
+            .into_vec()
     }
 
     pub(super) fn record_for(

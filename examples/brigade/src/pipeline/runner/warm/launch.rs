@@ -7,16 +7,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use mesos_sdk::resourcemgr::OfferResources;
 use mesos_sdk::resourcemgr::placement::{Demand, Request};
 use mesos_sdk::resourcemgr::pool::OfferPool;
-use mesos_sdk::resourcemgr::{OfferResources, Resources};
 use mesos_sdk::scheduler::calls;
 use mesos_sdk::v1::{self, Offer, TaskInfo};
 
 use super::super::super::PipelineError;
 use super::super::Runner;
 use super::pool::{Worker, WorkerState};
-use crate::protocol::{self, warm};
+use crate::protocol::warm;
 
 impl Runner {
     /// Offers in warm mode: launch the workers the backlog wants, decline the rest.
@@ -32,11 +32,7 @@ impl Runner {
             return Ok(());
         };
         let concurrency = self.warm.as_ref().map_or(1, |w| w.concurrency) as f64;
-        let executor_request = Resources::builder()
-            .cpus(self.config.executor_cpus)
-            .mem(self.config.executor_mem)
-            .build()
-            .into_vec();
+        let executor_request = self.executor_request();
         let demand = Demand {
             scalars: vec![
                 ("cpus".to_string(), self.processor.cpus() * concurrency),
@@ -177,22 +173,11 @@ impl Runner {
         task: &TaskInfo,
         resources: Vec<v1::Resource>,
     ) -> v1::ExecutorInfo {
-        let mut info = protocol::executor_info(
-            framework_id,
-            &task.task_id.value,
-            self.config.executor_uri.clone(),
-            &self.processor,
-        );
-        info.resources = resources;
+        let mut info = self.executor_info(framework_id, &task.task_id.value, resources);
         info.name = Some(format!(
             "brigade-executor warm worker of {}",
             self.processor.name()
         ));
-        if let (Some(command), Some(path)) = (info.command.as_mut(), &self.config.executor_on_agent)
-        {
-            command.uris.clear();
-            command.value = Some(format!("exec '{}'", path.display()));
-        }
         info
     }
 }
