@@ -9,9 +9,16 @@
 //! ```
 //!
 //! Without BROKERS it runs librdkafka's mock cluster in-process. mesos-local runs in-process;
-//! the processor is `cat` (no-op). Prints messages/s end to end for each, the ratios to both
-//! baselines, and the p50/p99 latency from produce to output record. Warm mode runs
-//! [`WARM_WORKERS`] workers of [`WARM_CONCURRENCY`] concurrent items each.
+//! the processor is `cat` (no-op). Brigade runs three ways: per-message mode, warm mode with a
+//! process per message, and warm mode with a streaming processor (`"stream": "lines"`: one `cat`
+//! per worker slot). Each warm run has [`WARM_WORKERS`] workers of [`WARM_CONCURRENCY`] slots.
+//! Prints messages/s end to end for each, the ratios to both baselines, and the p50/p99 latency
+//! from produce to output record.
+//!
+//! Knobs (environment): `MODES` (comma-separated subset of `per-message,warm,stream`),
+//! `MAX_IN_FLIGHT` (per-message mode's `max_in_flight`, default 500; the streaming run uses at
+//! least 2,000), `FETCH_WAIT_MS` (librdkafka's `fetch.wait.max.ms`), `KEEP_WORK=1` (keeps
+//! mesos-local's work directory, with the executors' logs).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -180,6 +187,45 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// One warm-mode run's figures.
+struct WarmRun {
+    /// Messages/s from the processor's start to its last output.
+    rate: f64,
+    /// Messages/s from its first output to its last (without the workers' start).
+    steady: f64,
+    latencies: Vec<i64>,
+}
+
+/// Produces `n` messages to `{name}-in` and runs them through a warm `cat` processor with the
+/// extra fields `extra`.
+async fn warm_run(
+    brigade: &Brigade,
+    brokers: &str,
+    name: &str,
+    n: usize,
+    extra: serde_json::Value,
+) -> WarmRun {
+    produce(brokers, &format!("{name}-in"), n).await;
+    let mut doc = serde_json::json!({
+        "name": name, "input": format!("{name}-in"), "output": format!("{name}-out"),
+        "error": format!("{name}-err"), "command": "cat", "cpus": 0.01, "mem": 8,
+        "mode": "warm", "workers": {"min": WARM_WORKERS, "max": WARM_WORKERS},
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        doc.extend(extra.clone());
+    }
+    let processor = Processor::from_value(doc).expect("warm processor");
+    let start = Instant::now();
+    brigade.add(processor).await.expect("warm processor starts");
+    let (first, end, mut latencies) = collect(brokers, &format!("{name}-out"), n).await;
+    latencies.sort_unstable();
+    WarmRun {
+        rate: n as f64 / end.duration_since(start).as_secs_f64(),
+        steady: (n - 1) as f64 / end.duration_since(first).as_secs_f64(),
+        latencies,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
@@ -203,7 +249,11 @@ async fn main() {
         .expect("brokers");
     let topics = [
         "tp-in", "tp-out", "tp-err", "raw-out", "proc-out", "tpw-in", "tpw-out", "tpw-err",
+        "tps-in", "tps-out", "tps-err",
     ];
+    // MODES=per-message,warm,stream runs only those Brigade sections (all by default).
+    let modes = std::env::var("MODES").unwrap_or_else(|_| "per-message,warm,stream".into());
+    let runs = |mode: &str| modes.split(',').any(|m| m.trim() == mode);
     for topic in topics {
         if let Some(mock) = &mock {
             mock.create_topic(topic, 1, 1).expect("topic");
@@ -291,37 +341,52 @@ async fn main() {
     let max_in_flight: u32 = std::env::var("MAX_IN_FLIGHT")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
-    let processor = Processor::from_json(&format!(
-        r#"{{"name":"tp","input":"tp-in","output":"tp-out","error":"tp-err",
-            "command":"cat","cpus":0.01,"mem":8,"max_in_flight":{max_in_flight}}}"#
-    ))
-    .expect("processor");
-    let start = Instant::now();
-    brigade.add(processor).await.expect("processor starts");
-    let (_, end, mut latencies) = collect(&brokers, "tp-out", n).await;
-    let rate = n as f64 / end.duration_since(start).as_secs_f64();
-    latencies.sort_unstable();
+        .unwrap_or(500);
+    let mut per_message = None;
+    if runs("per-message") {
+        let processor = Processor::from_json(&format!(
+            r#"{{"name":"tp","input":"tp-in","output":"tp-out","error":"tp-err",
+                "command":"cat","cpus":0.01,"mem":8,"max_in_flight":{max_in_flight}}}"#
+        ))
+        .expect("processor");
+        let start = Instant::now();
+        brigade.add(processor).await.expect("processor starts");
+        let (_, end, mut latencies) = collect(&brokers, "tp-out", n).await;
+        latencies.sort_unstable();
+        per_message = Some((
+            n as f64 / end.duration_since(start).as_secs_f64(),
+            latencies,
+        ));
+    }
 
-    // Warm mode: fresh topics, the same `cat`, long-lived workers.
-    produce(&brokers, "tpw-in", n).await;
-    let warm = Processor::from_json(
-        &serde_json::json!({
-            "name": "tpw", "input": "tpw-in", "output": "tpw-out", "error": "tpw-err",
-            "command": "cat", "cpus": 0.01, "mem": 8, "mode": "warm",
-            "workers": {"min": WARM_WORKERS, "max": WARM_WORKERS},
-            "max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 8
-        })
-        .to_string(),
-    )
-    .expect("warm processor");
-    let warm_start = Instant::now();
-    brigade.add(warm).await.expect("warm processor starts");
-    let (warm_first, warm_end, mut warm_latencies) = collect(&brokers, "tpw-out", n).await;
-    let warm_rate = n as f64 / warm_end.duration_since(warm_start).as_secs_f64();
-    // Without the start-up (subscription, the workers' launch): first output to last.
-    let warm_steady = (n - 1) as f64 / warm_end.duration_since(warm_first).as_secs_f64();
-    warm_latencies.sort_unstable();
+    // Warm mode: fresh topics, the same `cat` once per message, long-lived workers.
+    let mut warm = None;
+    if runs("warm") {
+        warm = Some(
+            warm_run(
+                &brigade,
+                &brokers,
+                "tpw",
+                n,
+                serde_json::json!({"max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 8}),
+            )
+            .await,
+        );
+    }
+    // Warm mode with a streaming processor: one `cat` per worker slot, a line per message.
+    let mut stream = None;
+    if runs("stream") {
+        stream = Some(
+            warm_run(
+                &brigade,
+                &brokers,
+                "tps",
+                n,
+                serde_json::json!({"stream": "lines", "max_in_flight": max_in_flight.max(2000)}),
+            )
+            .await,
+        );
+    }
 
     println!("messages: {n}");
     println!("raw consume-transform-produce: {raw_rate:.0} messages/s (baseline 1: no processing)");
@@ -330,31 +395,47 @@ async fn main() {
          (baseline 2: the same work without Mesos)",
         proc_rate / raw_rate
     );
+    if let Some((rate, latencies)) = &per_message {
+        println!(
+            "brigade per-message mode ({max_in_flight} in flight): {rate:.0} messages/s = {:.3} x raw \
+             = {:.3} x process loop (target: 300 messages/s); latency p50 {} ms, p99 {} ms",
+            rate / raw_rate,
+            rate / proc_rate,
+            percentile(latencies, 0.50),
+            percentile(latencies, 0.99),
+        );
+    }
+    for (label, result) in [
+        (
+            format!(
+                "warm mode, a process per message ({WARM_WORKERS} workers x {WARM_CONCURRENCY})"
+            ),
+            &warm,
+        ),
+        (
+            format!(
+                "warm mode, streaming processor ({WARM_WORKERS} workers x {WARM_CONCURRENCY} processes)"
+            ),
+            &stream,
+        ),
+    ] {
+        let Some(r) = result else { continue };
+        println!(
+            "brigade {label}: {:.0} messages/s = {:.3} x raw = {:.3} x process loop \
+             (target: 0.5 x raw); first output to last {:.0} messages/s = {:.3} x raw; \
+             latency p50 {} ms, p99 {} ms",
+            r.rate,
+            r.rate / raw_rate,
+            r.rate / proc_rate,
+            r.steady,
+            r.steady / raw_rate,
+            percentile(&r.latencies, 0.50),
+            percentile(&r.latencies, 0.99),
+        );
+    }
     println!(
-        "brigade per-message mode:      {rate:.0} messages/s = {:.3} x raw = {:.3} x process loop",
-        rate / raw_rate,
-        rate / proc_rate
-    );
-    println!(
-        "brigade warm mode ({WARM_WORKERS} workers x {WARM_CONCURRENCY}): {warm_rate:.0} messages/s = \
-         {:.3} x raw = {:.3} x process loop (target: 0.5 x process loop)",
-        warm_rate / raw_rate,
-        warm_rate / proc_rate
-    );
-    println!(
-        "brigade warm mode, first output to last: {warm_steady:.0} messages/s = {:.3} x raw = \
-         {:.3} x process loop",
-        warm_steady / raw_rate,
-        warm_steady / proc_rate
-    );
-    println!(
-        "latency produce->output, per-message: p50 {} ms, p99 {} ms; warm: p50 {} ms, p99 {} ms \
-         (includes the backlog: all {n} messages were queued before the processor started, and \
-         the workers' start for warm mode)",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        percentile(&warm_latencies, 0.50),
-        percentile(&warm_latencies, 0.99)
+        "(latencies include the backlog: all {n} messages were queued before each processor \
+         started, and for warm mode the workers' start)"
     );
     brigade.shutdown().await;
     cluster.shutdown().await;

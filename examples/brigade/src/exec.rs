@@ -1,10 +1,12 @@
 //! What `brigade-executor` does with a task: [`run`] runs a processor once (command or Docker
 //! image, stdin, bounded stdout, stderr tail, timeout, kill) and [`executor`] is the
 //! [`mesos_sdk::executor::Executor`] that turns tasks and warm-mode messages into runs and
-//! status updates. [`executor_binary`] finds the binary a scheduler serves to the fetcher.
+//! status updates; [`stream`] keeps a streaming processor (`"stream": "lines"`) up in a warm
+//! worker. [`executor_binary`] finds the binary a scheduler serves to the fetcher.
 
 pub mod executor;
 pub mod run;
+pub mod stream;
 
 use std::path::PathBuf;
 

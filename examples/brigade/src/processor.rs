@@ -1,7 +1,7 @@
 //! The processor configuration: the original Brigade's JSON schema (`name`, `input`, `output`,
 //! `error`, `docker` or `command`, `cpus`, `mem`, `volumes`, `env`) plus the fields operators
 //! need (`timeout`, `max_in_flight`, `retries`/`backoff`/`max_backoff`, `constraints`,
-//! `docker_options`, `mode`, `workers`, `max_output`), with accessors for the scheduler and the
+//! `docker_options`, `mode`, `workers`, `stream`, `max_output`), with accessors for the scheduler and the
 //! executor. Parsing and validation (every problem with its field) live in [`validate`].
 //!
 //! JSON written by [`Processor::to_json`] parses back to an equal processor.
@@ -80,7 +80,21 @@ pub struct Processor {
     pub(crate) mode: Mode,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) workers: Option<Workers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stream: Option<Stream>,
     pub(crate) max_output: u64,
+}
+
+/// How a warm worker talks to its processor (`"stream"`, warm mode only). Without it, the
+/// processor runs once per message (the message on stdin, its stdout the result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stream {
+    /// The processor starts once per worker slot and stays up: each message is one line on its
+    /// stdin (without the newline, which a message must not contain), each result one line on
+    /// its stdout, in order. Exiting, a timeout or an over-long line fails what it had in
+    /// flight and the process is started again.
+    Lines,
 }
 
 /// How a processor's tasks run.
@@ -328,6 +342,11 @@ impl Processor {
     /// Warm mode's worker pool size (min 1, max 2 when not given).
     pub fn workers(&self) -> Workers {
         self.workers.unwrap_or(Workers { min: 1, max: 2 })
+    }
+
+    /// Warm mode's streaming protocol, if the processor stays up between messages.
+    pub fn stream(&self) -> Option<Stream> {
+        self.stream
     }
 
     /// The bound on a task's stdout, bytes; more fails the task.

@@ -2,7 +2,8 @@
 //! `brigade-executor`: N messages in, N records out matched by source offset; a failing
 //! processor fills the error topic; a worker whose executor is killed with SIGKILL mid-stream
 //! loses no message (its items run again); a backlog grows the pool beyond `workers.min`, and
-//! the idle workers above it go again.
+//! the idle workers above it go again; a streaming processor (`"stream": "lines"`) serves many
+//! messages per process, and a poison message that kills it fails alone.
 //!
 //! Without tansu they skip, as the other pipeline tests do; `BRIGADE_TEST_MOCK_KAFKA=1` runs them
 //! against librdkafka's in-process mock cluster instead (a development aid, not the contract).
@@ -307,6 +308,88 @@ async fn warm_pool_grows_with_the_backlog_and_shrinks_when_idle() {
     println!(
         "warm pool: {n} messages, {} workers launched, {most} at once, back to 1 when idle",
         counters.launched
+    );
+    brigade.shutdown().await;
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_streaming_processor_serves_many_messages_per_process() {
+    support::init_logs();
+    let Some(broker) = Broker::start("warm_streaming_processor") else {
+        return;
+    };
+    let brokers = broker.brokers();
+    broker.topics(&["wl-in", "wl-out", "wl-err"]).await;
+    let work = tempfile::tempdir().unwrap();
+    let cluster = support::local_cluster(work.path()).await;
+    let brigade = support::brigade(config(&cluster.master_url(), &brokers)).await;
+    // Each result carries the id of the shell that answered; "die" makes it exit (a poison
+    // message: its error is reported, the messages the process held are re-run).
+    brigade
+        .add(processor(serde_json::json!({
+            "name": "wl", "input": "wl-in", "output": "wl-out", "error": "wl-err",
+            "command": "while read -r l; do if [ \"$l\" = die ]; then echo poisoned >&2; exit 5; fi; echo \"$l $$\"; done",
+            "cpus": 0.1, "mem": 32, "retries": 0, "max_in_flight": 64,
+            "mode": "warm", "workers": {"min": 2, "max": 2}, "stream": "lines"
+        })))
+        .await
+        .unwrap();
+    let n = 80;
+    let mut inputs = payloads("line", n);
+    inputs[30] = b"die".to_vec();
+    inputs[50] = b"two\nlines".to_vec();
+    let offsets = produce(&brokers, "wl-in", &inputs).await;
+    let outputs = read(&brokers, "wl-out", n - 2, WAIT).await;
+    let errors = read(&brokers, "wl-err", 2, WAIT).await;
+    let counters = brigade.counters().await["wl"];
+    assert_eq!(outputs.len(), n - 2, "outputs; counters {counters:?}");
+    assert_eq!(errors.len(), 2, "errors {errors:?}; counters {counters:?}");
+    let mut shells = BTreeSet::new();
+    let map = by_offset(&outputs);
+    for (i, offset) in offsets.iter().enumerate() {
+        if i == 30 || i == 50 {
+            assert!(!map.contains_key(offset), "no output for offset {offset}");
+            continue;
+        }
+        let got = &map[offset];
+        assert_eq!(got.len(), 1, "one output for offset {offset}");
+        let text = String::from_utf8(got[0].payload.clone()).unwrap();
+        let (line, shell) = text.rsplit_once(' ').expect("line and shell id");
+        assert_eq!(line.as_bytes(), &inputs[i][..]);
+        shells.insert(shell.to_string());
+    }
+    // Two workers of two slots, plus the one restarted after the poison message.
+    assert!(
+        shells.len() <= 5,
+        "{} processes served {} messages: {shells:?}",
+        shells.len(),
+        n - 2
+    );
+    let reasons: Vec<(i64, String)> = errors
+        .iter()
+        .map(|r| {
+            (
+                r.source_offset.unwrap_or(-1),
+                r.reason.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    for (offset, reason) in &reasons {
+        if *offset == offsets[30] {
+            assert!(
+                reason.contains("status 5") && reason.contains("poisoned"),
+                "{reason}"
+            );
+        } else {
+            assert_eq!(*offset, offsets[50], "{reasons:?}");
+            assert!(reason.contains("newline"), "{reason}");
+        }
+    }
+    assert!(counters.launched <= 2, "workers: {counters:?}");
+    println!(
+        "warm streaming: {n} messages served by {} processes; counters {counters:?}",
+        shells.len()
     );
     brigade.shutdown().await;
     cluster.shutdown().await;

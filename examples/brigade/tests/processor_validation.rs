@@ -57,7 +57,7 @@ fn operator_fields_parse_and_round_trip() {
     let p = Processor::from_json(&with(json!({
         "timeout": "1.5mins", "max_in_flight": 4, "retries": 3, "backoff": 0.5,
         "max_backoff": "3secs", "mode": "warm", "workers": {"min": 2, "max": 5},
-        "max_output": 1000,
+        "max_output": 1000, "stream": "lines",
         "constraints": [["hostname", "UNIQUE"], ["rack", "LIKE", "r[0-9]"], ["zone", "PREFER", "a"]],
     })))
     .unwrap();
@@ -71,6 +71,7 @@ fn operator_fields_parse_and_round_trip() {
     assert_eq!(p.mode(), Mode::Warm);
     assert_eq!(p.workers().max, 5);
     assert_eq!(p.max_output(), 1000);
+    assert_eq!(p.stream(), Some(brigade::processor::Stream::Lines));
     assert_eq!(p.hard_constraints().len(), 2);
     assert_eq!(p.preferences()[0].value, "a");
     assert_eq!(Processor::from_json(&p.to_json()).unwrap(), p);
@@ -138,6 +139,8 @@ fn every_problem_is_reported_with_its_field() {
             vec!["workers.x", "workers.max"],
         ),
         (json!({"max_output": 0}), vec!["max_output"]),
+        (json!({"stream": "lines"}), vec!["stream"]),
+        (json!({"mode": "warm", "stream": "bytes"}), vec!["stream"]),
         (
             json!({"constraints": [["hostname", "NEAR"]]}),
             vec!["constraints[0]"],

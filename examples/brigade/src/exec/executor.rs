@@ -1,7 +1,8 @@
 //! `brigade-executor`'s [`Executor`]: per-message tasks (decode the task, run the processor
 //! once, report `TASK_FINISHED` with stdout in `data` or `TASK_FAILED`/`TASK_KILLED` with the
 //! reason) and warm workers (a long-lived task that runs the work items of MESSAGEs, up to its
-//! concurrency at once, and answers with MESSAGEs, results finished together batched in one).
+//! concurrency at once, and answers with MESSAGEs, results finished together batched in one;
+//! a streaming processor's worker keeps one process per slot instead, see [`super::stream`]).
 //!
 //! A per-message task is reported TASK_RUNNING only when its processor is still running after
 //! [`BrigadeExecutor::running_after`] (200 ms by default): most messages take less, and go
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::run::{RunConfig, RunOutcome, container_name, run};
+use super::stream::Streams;
 use crate::protocol::warm::{WorkItem, WorkResult, decode_worker, is_worker, worker_concurrency};
 use crate::protocol::{FailureCause, LABEL_FAILURE, Outcome, decode_task};
 
@@ -200,48 +202,72 @@ impl BrigadeExecutor {
                     }
                 })
             };
-            let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
             let mut runs = tokio::task::JoinSet::new();
-            loop {
-                let item = tokio::select! {
-                    item = rx.recv() => item,
-                    () = token.cancelled() => None,
-                };
-                let Some(WorkItem(msg)) = item else { break };
-                let permit = tokio::select! {
-                    permit = slots.clone().acquire_owned() => permit,
-                    () = token.cancelled() => break,
-                };
-                let Ok(permit) = permit else { break };
-                while runs.try_join_next().is_some() {}
-                // One container name per item: a killed item's container may still be removed.
-                let item_name = format!("{name}-{}-{}", msg.partition, msg.offset);
-                let (config, processor, token, results) = (
-                    Arc::clone(&config),
-                    Arc::clone(&processor),
-                    token.clone(),
-                    results_tx.clone(),
+            if processor.stream().is_some() {
+                // One long-lived process per slot; messages are lines.
+                let streams = Streams::start(
+                    &config,
+                    &processor,
+                    &name,
+                    concurrency,
+                    &results_tx,
+                    &token,
+                    &mut runs,
                 );
-                runs.spawn(async move {
-                    let outcome = run(&config, &processor, &msg, &item_name, &token).await;
-                    drop(permit);
-                    if token.is_cancelled() {
-                        // The item's result is lost with the worker; the scheduler re-runs it.
-                        return;
-                    }
-                    let (outcome, cause) = match outcome {
-                        RunOutcome::Output(o) => (Outcome::Output(o), None),
-                        RunOutcome::Failed { cause, message } => {
-                            (Outcome::Failed { reason: message }, Some(cause))
-                        }
+                loop {
+                    let item = tokio::select! {
+                        item = rx.recv() => item,
+                        () = token.cancelled() => None,
                     };
-                    let _ = results.send(WorkResult {
-                        partition: msg.partition,
-                        offset: msg.offset,
-                        outcome,
-                        cause,
+                    let Some(WorkItem(msg)) = item else { break };
+                    if !streams.submit(msg) {
+                        break;
+                    }
+                }
+            } else {
+                let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+                loop {
+                    let item = tokio::select! {
+                        item = rx.recv() => item,
+                        () = token.cancelled() => None,
+                    };
+                    let Some(WorkItem(msg)) = item else { break };
+                    let permit = tokio::select! {
+                        permit = slots.clone().acquire_owned() => permit,
+                        () = token.cancelled() => break,
+                    };
+                    let Ok(permit) = permit else { break };
+                    while runs.try_join_next().is_some() {}
+                    // One container name per item: a killed item's container may still be
+                    // removed.
+                    let item_name = format!("{name}-{}-{}", msg.partition, msg.offset);
+                    let (config, processor, token, results) = (
+                        Arc::clone(&config),
+                        Arc::clone(&processor),
+                        token.clone(),
+                        results_tx.clone(),
+                    );
+                    runs.spawn(async move {
+                        let outcome = run(&config, &processor, &msg, &item_name, &token).await;
+                        drop(permit);
+                        if token.is_cancelled() {
+                            // The item's result is lost with the worker; the scheduler re-runs it.
+                            return;
+                        }
+                        let (outcome, cause) = match outcome {
+                            RunOutcome::Output(o) => (Outcome::Output(o), None),
+                            RunOutcome::Failed { cause, message } => {
+                                (Outcome::Failed { reason: message }, Some(cause))
+                            }
+                        };
+                        let _ = results.send(WorkResult {
+                            partition: msg.partition,
+                            offset: msg.offset,
+                            outcome,
+                            cause,
+                        });
                     });
-                });
+                }
             }
             // Killed: every run stops with the token (containers are removed), no result leaves.
             token.cancel();

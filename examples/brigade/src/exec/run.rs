@@ -86,6 +86,17 @@ pub fn command_line(
     msg: &InputMessage,
     name: &str,
 ) -> Vec<String> {
+    argv(config, processor, &env(processor, msg), name)
+}
+
+/// The argument list for a processor with environment `vars` (passed with `-e` to a
+/// container; a command gets them from the spawner).
+pub(super) fn argv(
+    config: &RunConfig,
+    processor: &Processor,
+    vars: &[(String, String)],
+    name: &str,
+) -> Vec<String> {
     match processor.runner() {
         Runner::Command(command) => vec![
             config.shell.display().to_string(),
@@ -105,7 +116,7 @@ pub fn command_line(
                 "--memory".into(),
                 format!("{}m", processor.mem().ceil().max(6.0)),
             ];
-            for (k, v) in env(processor, msg) {
+            for (k, v) in vars {
                 args.push("-e".into());
                 args.push(format!("{k}={v}"));
             }
@@ -132,6 +143,19 @@ pub fn command_line(
             args
         }
     }
+}
+
+/// A streaming processor's environment (it serves many messages): its `env` entries, then
+/// `BRIGADE_PROCESSOR` and `BRIGADE_TOPIC`.
+pub fn stream_env(processor: &Processor) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = processor
+        .env_pairs()
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    out.push(("BRIGADE_PROCESSOR".into(), processor.name().to_string()));
+    out.push(("BRIGADE_TOPIC".into(), processor.input().to_string()));
+    out
 }
 
 /// The processor's environment: its `env` entries, then `BRIGADE_PROCESSOR`, `BRIGADE_TOPIC`,
@@ -284,7 +308,7 @@ pub async fn run(
     }
 }
 
-fn describe(status: ExitStatus) -> String {
+pub(super) fn describe(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exited with status {code}"),
@@ -309,7 +333,11 @@ async fn read_bounded(mut r: impl AsyncRead + Unpin, max: u64) -> std::io::Resul
     }
 }
 
-async fn keep_tail(mut r: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<u8>>>, limit: usize) {
+pub(super) async fn keep_tail(
+    mut r: impl AsyncRead + Unpin,
+    tail: Arc<Mutex<VecDeque<u8>>>,
+    limit: usize,
+) {
     let mut buf = [0u8; 8 * 1024];
     while let Ok(n) = r.read(&mut buf).await {
         if n == 0 {
@@ -324,7 +352,7 @@ async fn keep_tail(mut r: impl AsyncRead + Unpin, tail: Arc<Mutex<VecDeque<u8>>>
     }
 }
 
-fn kill_group(pid: Option<i32>) {
+pub(super) fn kill_group(pid: Option<i32>) {
     if let Some(pid) = pid.filter(|p| *p > 0) {
         if let Err(e) = killpg(Pid::from_raw(pid), Signal::SIGKILL) {
             if e != nix::errno::Errno::ESRCH {
@@ -334,7 +362,7 @@ fn kill_group(pid: Option<i32>) {
     }
 }
 
-async fn docker_kill(config: &RunConfig, name: &str) {
+pub(super) async fn docker_kill(config: &RunConfig, name: &str) {
     let result = Command::new(&config.docker)
         .args(["kill", name])
         .stdin(Stdio::null())

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use mesos_sdk::client::Client;
 use mesos_sdk::resourcemgr::etiquette::TokenBucket;
 use mesos_sdk::resourcemgr::placement::{Placer, PlacerConfig};
@@ -410,7 +410,23 @@ impl Runner {
                 }
                 msg = consumer.recv(), if want => {
                     match msg {
-                        Ok(msg) => self.on_message(msg),
+                        Ok(msg) => {
+                            self.on_message(msg);
+                            if self.warm.is_some() {
+                                // Every message ready now goes out in one batch per worker.
+                                while self.open() < self.max_in_flight() {
+                                    match consumer.recv().now_or_never() {
+                                        Some(Ok(msg)) => self.on_message(msg),
+                                        Some(Err(e)) => {
+                                            tracing::warn!(processor = %self.name(), error = %e, "consumer");
+                                            break;
+                                        }
+                                        None => break,
+                                    }
+                                }
+                                self.warm_dispatch();
+                            }
+                        }
                         Err(e) => tracing::warn!(processor = %self.name(), error = %e, "consumer"),
                     }
                 }

@@ -7,8 +7,8 @@
 //! numeric strings (as the original's sample writes them), finite and above zero; `env` entries
 //! `NAME=value`; volume paths absolute, `mode` `RO` or `RW` (default `RO`); durations as seconds
 //! (a number) or Mesos duration text (`30secs`, `1.5mins`); `constraints` Marathon triples (or
-//! `PREFER` for a soft one); `docker_options` and `volumes` only with `docker`; `workers` only
-//! with `mode` `warm`. The structured fields' checks are in the `sections` submodule.
+//! `PREFER` for a soft one); `docker_options` and `volumes` only with `docker`; `workers` and
+//! `stream` (`"lines"`) only with `mode` `warm`. The structured fields' checks are in the `sections` submodule.
 
 use std::fmt;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::{
     DEFAULT_BACKOFF, DEFAULT_CPUS, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_OUTPUT,
-    DEFAULT_MEM, DEFAULT_TIMEOUT, Mode, Processor,
+    DEFAULT_MEM, DEFAULT_TIMEOUT, Mode, Processor, Stream,
 };
 
 mod sections;
@@ -47,6 +47,7 @@ pub const KEYS: &[&str] = &[
     "docker_options",
     "mode",
     "workers",
+    "stream",
     "max_output",
 ];
 
@@ -212,6 +213,17 @@ pub fn from_value(value: Value) -> Result<Processor, ValidationErrors> {
     if workers.is_some() && mode != Mode::Warm {
         p.add("workers", "workers apply to mode \"warm\" only");
     }
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s == "lines" => Some(Stream::Lines),
+        Some(other) => {
+            p.add("stream", format!("must be \"lines\", not {other}"));
+            None
+        }
+    };
+    if stream.is_some() && mode != Mode::Warm {
+        p.add("stream", "stream applies to mode \"warm\" only");
+    }
     let max_output = whole(&obj, "max_output", DEFAULT_MAX_OUTPUT, &mut p);
     if max_output == 0 {
         p.add("max_output", "must be at least 1");
@@ -239,6 +251,7 @@ pub fn from_value(value: Value) -> Result<Processor, ValidationErrors> {
         docker_options,
         mode,
         workers,
+        stream,
         max_output,
     })
 }

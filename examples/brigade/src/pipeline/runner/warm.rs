@@ -6,7 +6,10 @@
 //!
 //! - A worker is its own task with its own `brigade-executor` (never a per-message executor);
 //!   it runs up to [`SchedulerConfig::warm_concurrency`] items at once and is sent up to four
-//!   times that (so it never waits for the next MESSAGE).
+//!   times that (so it never waits for the next MESSAGE); a streaming processor's worker is sent
+//!   up to its share of the processor's `max_in_flight`.
+//! - Batching: the event loop takes every message the consumer has ready before it dispatches,
+//!   so a burst leaves as one MESSAGE per worker rather than one per message.
 //! - Sizing: the pool holds between `workers.min` and `workers.max` workers, as many as the
 //!   items waiting or in flight need at that depth; a worker idle for
 //!   [`SchedulerConfig::warm_idle`] above the minimum is killed.
@@ -71,14 +74,22 @@ impl Warm {
     pub(super) fn new(processor: &Processor, concurrency: usize, idle: Duration) -> Self {
         let workers = processor.workers();
         let concurrency = concurrency.max(1);
+        let max = (workers.max as usize).max(1);
+        // A streaming processor answers as fast as lines go through a pipe: its workers are
+        // kept fed with the processor's whole `max_in_flight` spread over the pool.
+        let depth = if processor.stream().is_some() {
+            (concurrency * PREFETCH).max((processor.max_in_flight() as usize).div_ceil(max))
+        } else {
+            concurrency * PREFETCH
+        };
         Self {
             pool: Pool::default(),
             queue: VecDeque::new(),
             recovered: HashMap::new(),
             min: workers.min as usize,
-            max: (workers.max as usize).max(1),
+            max,
             concurrency,
-            depth: concurrency * PREFETCH,
+            depth,
             idle,
         }
     }
@@ -129,6 +140,8 @@ impl Runner {
     }
 
     /// A consumed message (new, not finished by an earlier incarnation) waits for a worker.
+    /// The caller sends it with [`Runner::warm_dispatch`] once it has taken every message
+    /// ready now, so that they leave in one MESSAGE per worker.
     pub(super) fn warm_message(&mut self, msg: Arc<InputMessage>) {
         let Some(warm) = self.warm_mut() else { return };
         let key = key_of(&msg.topic, msg.partition, msg.offset);
@@ -138,7 +151,6 @@ impl Runner {
             attempt,
             not_before: Instant::now(),
         });
-        self.warm_dispatch();
         self.etiquette();
     }
 
