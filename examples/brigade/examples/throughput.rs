@@ -15,7 +15,7 @@
 //! Prints messages/s end to end for each, the ratios to both baselines, and the p50/p99 latency
 //! from produce to output record.
 //!
-//! Knobs (environment): `MODES` (comma-separated subset of `per-message,warm,stream`),
+//! Knobs (environment): `PROCESS_LOOP=0` (skips that baseline, for profiling), `MODES` (comma-separated subset of `per-message,warm,stream`),
 //! `MAX_IN_FLIGHT` (per-message mode's `max_in_flight`, default 500; the streaming run uses at
 //! least 2,000), `FETCH_WAIT_MS` (librdkafka's `fetch.wait.max.ms`), `KEEP_WORK=1` (keeps
 //! mesos-local's work directory, with the executors' logs).
@@ -93,12 +93,13 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
         .await;
 }
 
-/// Reads `n` records of `topic`; answers when the first and the last arrived and the latencies
-/// (record timestamp minus the produce time in the payload).
-async fn collect(brokers: &str, topic: &str, n: usize) -> (Instant, Instant, Vec<i64>) {
+/// Reads `n` records of `topic`; answers the earliest and latest record timestamps (when
+/// Brigade produced them, ms since the epoch) and the latencies (record timestamp minus the
+/// produce time in the payload).
+async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
     let consumer = consumer(brokers, topic);
     let mut latencies = Vec::with_capacity(n);
-    let mut first = None;
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
     while latencies.len() < n {
         let message = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
             .await
@@ -114,10 +115,15 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (Instant, Instant, Vec
             Timestamp::NotAvailable => now_ms(),
         };
         latencies.push(at - sent);
-        first.get_or_insert_with(Instant::now);
+        first = first.min(at);
+        last = last.max(at);
     }
-    let end = Instant::now();
-    (first.unwrap_or(end), end, latencies)
+    (first, last, latencies)
+}
+
+/// Messages/s over `from_ms..to_ms`.
+fn rate_between(n: usize, from_ms: i64, to_ms: i64) -> f64 {
+    n as f64 * 1000.0 / ((to_ms - from_ms).max(1) as f64)
 }
 
 /// Runs `cat` through the shell once with `payload` on stdin, as the executor does.
@@ -191,7 +197,7 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
 struct WarmRun {
     /// Messages/s from the processor's start to its last output.
     rate: f64,
-    /// Messages/s from its first output to its last (without the workers' start).
+    /// Messages/s from its first output record to its last (without the workers' start).
     steady: f64,
     latencies: Vec<i64>,
 }
@@ -215,13 +221,13 @@ async fn warm_run(
         doc.extend(extra.clone());
     }
     let processor = Processor::from_value(doc).expect("warm processor");
-    let start = Instant::now();
+    let start = now_ms();
     brigade.add(processor).await.expect("warm processor starts");
-    let (first, end, mut latencies) = collect(brokers, &format!("{name}-out"), n).await;
+    let (first, last, mut latencies) = collect(brokers, &format!("{name}-out"), n).await;
     latencies.sort_unstable();
     WarmRun {
-        rate: n as f64 / end.duration_since(start).as_secs_f64(),
-        steady: (n - 1) as f64 / end.duration_since(first).as_secs_f64(),
+        rate: rate_between(n, start, last),
+        steady: rate_between(n - 1, first, last),
         latencies,
     }
 }
@@ -297,7 +303,12 @@ async fn main() {
     // The fair limit of warm mode: the same work (one `cat` per message) without Mesos, with
     // the concurrency of the warm workers.
     let concurrency = WARM_WORKERS * WARM_CONCURRENCY;
-    let proc_rate = process_loop(&brokers, "tp-in", "proc-out", n, concurrency).await;
+    // PROCESS_LOOP=0 skips it (for profiling Brigade alone; its ratios then print as inf).
+    let proc_rate = if std::env::var("PROCESS_LOOP").as_deref() == Ok("0") {
+        0.0
+    } else {
+        process_loop(&brokers, "tp-in", "proc-out", n, concurrency).await
+    };
 
     // Brigade: the same messages through a `cat` processor, one Mesos task each.
     let work = std::env::temp_dir().join(format!("brigade-tp-{}", uuid::Uuid::new_v4().simple()));
@@ -349,14 +360,11 @@ async fn main() {
                 "command":"cat","cpus":0.01,"mem":8,"max_in_flight":{max_in_flight}}}"#
         ))
         .expect("processor");
-        let start = Instant::now();
+        let start = now_ms();
         brigade.add(processor).await.expect("processor starts");
-        let (_, end, mut latencies) = collect(&brokers, "tp-out", n).await;
+        let (_, last, mut latencies) = collect(&brokers, "tp-out", n).await;
         latencies.sort_unstable();
-        per_message = Some((
-            n as f64 / end.duration_since(start).as_secs_f64(),
-            latencies,
-        ));
+        per_message = Some((rate_between(n, start, last), latencies));
     }
 
     // Warm mode: fresh topics, the same `cat` once per message, long-lived workers.

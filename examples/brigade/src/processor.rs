@@ -113,7 +113,7 @@ pub enum Mode {
 pub enum Runner<'a> {
     /// A Docker image, run with `docker run --rm -i`.
     Docker(&'a str),
-    /// A command, run with `sh -c`.
+    /// A command, run with `sh -c` (directly when it has no shell syntax, e.g. `cat`).
     Command(&'a str),
 }
 

@@ -1,6 +1,8 @@
 //! At-least-once across a crash: `brigade run` (a child process, state in a real etcd) is
 //! killed with SIGKILL in the middle of the stream and started again; every input message ends
-//! with an output record, and duplicates are counted and printed, not hidden.
+//! with an output record, and duplicates are counted and printed, not hidden. Once with a
+//! per-message processor, once with a warm streaming one (the new incarnation kills the old
+//! workers and re-runs what they had in flight).
 //!
 //! The message count is `BRIGADE_RESTART_MESSAGES` (default 300; the figure is 10,000).
 
@@ -72,14 +74,34 @@ impl Drop for Scheduler {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_scheduler_loses_no_message() {
+    restart_loses_no_message("kill_9_of_the_scheduler", "crash", serde_json::json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_a_warm_streaming_scheduler_loses_no_message() {
+    restart_loses_no_message(
+        "kill_9_of_a_warm_scheduler",
+        "crashw",
+        // Slow enough (10 lines/s per process) that the kill lands mid-stream.
+        serde_json::json!({
+            "command": "while read -r l; do sleep 0.1; echo \"$l\"; done",
+            "mode": "warm", "stream": "lines", "workers": {"min": 1, "max": 2},
+            "max_in_flight": 64
+        }),
+    )
+    .await;
+}
+
+/// Runs processor `name` (a `cat`, with the `extra` fields) through a kill -9 of its scheduler.
+async fn restart_loses_no_message(test: &str, name: &str, extra: serde_json::Value) {
     support::init_logs();
-    let Some(broker) = support::tansu::tansu_or_skip("kill_9_of_the_scheduler") else {
+    let Some(broker) = support::tansu::tansu_or_skip(test) else {
         return;
     };
     let etcd = match support::etcd::Etcd::start().await {
         Ok(etcd) => etcd,
         Err(reason) => {
-            eprintln!("SKIPPED kill_9_of_the_scheduler: {reason}");
+            eprintln!("SKIPPED {test}: {reason}");
             return;
         }
     };
@@ -88,9 +110,14 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let brokers = broker.brokers();
+    let (input, output, error) = (
+        format!("{name}-in"),
+        format!("{name}-out"),
+        format!("{name}-err"),
+    );
     create_topics(
         &KafkaConfig::new(&brokers),
-        &["crash-in", "crash-out", "crash-err"],
+        &[input.as_str(), output.as_str(), error.as_str()],
         1,
     )
     .await
@@ -98,27 +125,26 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
     let processor = work.path().join("processor.json");
-    std::fs::write(
-        &processor,
-        serde_json::json!({
-            "name": "crash", "input": "crash-in", "output": "crash-out", "error": "crash-err",
-            "command": "cat", "cpus": 0.05, "mem": 16, "max_in_flight": 16
-        })
-        .to_string(),
-    )
-    .unwrap();
+    let mut doc = serde_json::json!({
+        "name": name, "input": input, "output": output, "error": error,
+        "command": "cat", "cpus": 0.05, "mem": 16, "max_in_flight": 16
+    });
+    if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+        doc.extend(extra.clone());
+    }
+    std::fs::write(&processor, doc.to_string()).unwrap();
     let log = work.path().join("brigade.log");
     let master = cluster.master_url();
     let mut scheduler = Scheduler::start(&master, &brokers, &etcd.endpoint(), &processor, &log);
     let payloads: Vec<Vec<u8>> = (0..n).map(|i| format!("m{i}").into_bytes()).collect();
-    let offsets = produce(&brokers, "crash-in", &payloads).await;
+    let offsets = produce(&brokers, &input, &payloads).await;
 
     // Kill it once a third of the outputs are in.
     // Deadlines grow with the message count (a few messages per second on a loaded machine).
     let per_message = Duration::from_millis(250);
     let deadline = Instant::now() + Duration::from_secs(120) + per_message * (n as u32 / 3);
     loop {
-        let seen = read(&brokers, "crash-out", n / 3, Duration::from_secs(2))
+        let seen = read(&brokers, &output, n / 3, Duration::from_secs(2))
             .await
             .len();
         if seen >= n / 3 {
@@ -137,14 +163,8 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
     let deadline = Instant::now() + Duration::from_secs(240) + per_message * n as u32;
     let mut outputs;
     loop {
-        outputs = read(&brokers, "crash-out", usize::MAX, Duration::from_secs(3)).await;
-        let errors = read(
-            &brokers,
-            "crash-err",
-            usize::MAX,
-            Duration::from_millis(500),
-        )
-        .await;
+        outputs = read(&brokers, &output, usize::MAX, Duration::from_secs(3)).await;
+        let errors = read(&brokers, &error, usize::MAX, Duration::from_millis(500)).await;
         let covered: BTreeSet<i64> = outputs
             .iter()
             .chain(errors.iter())
@@ -177,7 +197,7 @@ async fn kill_9_of_the_scheduler_loses_no_message() {
         }
     }
     println!(
-        "kill -9 restart: {n} messages, {} output records, {duplicates} duplicates",
+        "kill -9 restart ({name}): {n} messages, {} output records, {duplicates} duplicates",
         outputs.len()
     );
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();

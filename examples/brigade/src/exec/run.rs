@@ -1,5 +1,7 @@
-//! Running a processor once: a command through `sh -c`, or a Docker image through the docker
-//! CLI (`docker run --rm -i --name ...`), in a process group of its own; the message is written
+//! Running a processor once: a command through `sh -c` (or, when it has no shell syntax at all,
+//! such as `cat` or `jq -c .foo`, executed directly: one exec instead of two per message, the
+//! same result), or a Docker image through the docker CLI (`docker run --rm -i --name ...`), in
+//! a process group of its own; the message is written
 //! to stdin, stdout is captured up to the processor's `max_output` bound, the tail of stderr is
 //! kept, and the run ends by exit, timeout, an over-long stdout or a kill (the whole group is
 //! killed, and a container with `docker kill`).
@@ -98,11 +100,14 @@ pub(super) fn argv(
     name: &str,
 ) -> Vec<String> {
     match processor.runner() {
-        Runner::Command(command) => vec![
-            config.shell.display().to_string(),
-            "-c".into(),
-            command.to_string(),
-        ],
+        Runner::Command(command) => match plain_words(command) {
+            Some(words) => words.into_iter().map(str::to_string).collect(),
+            None => vec![
+                config.shell.display().to_string(),
+                "-c".into(),
+                command.to_string(),
+            ],
+        },
         Runner::Docker(image) => {
             let mut args: Vec<String> = vec![
                 config.docker.display().to_string(),
@@ -143,6 +148,27 @@ pub(super) fn argv(
             args
         }
     }
+}
+
+/// Shell keywords and builtins with no program of the same name: a command starting with one
+/// needs the shell.
+const SHELL_ONLY: &[&str] = &[
+    "exit", "cd", "export", "set", "unset", "read", "eval", "exec", "return", "shift", "trap",
+    "wait", "ulimit", "umask", "alias", "unalias", "source", ".", ":", "if", "then", "else",
+    "elif", "fi", "for", "while", "until", "case", "esac", "do", "done", "local", "break",
+    "continue", "times", "type", "hash", "getopts", "command", "jobs", "fg", "bg", "readonly",
+];
+
+/// The words of a command that has no shell syntax (only letters, digits, `_-./:=,+@%` and
+/// spaces or tabs; not starting with an assignment or a shell-only word), which runs the same
+/// without a shell; `None` for anything else.
+pub fn plain_words(command: &str) -> Option<Vec<&str>> {
+    let plain = command
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ' ' | '\t') || "_-./:=,+@%".contains(c));
+    let words: Vec<&str> = command.split_ascii_whitespace().collect();
+    let first = *words.first()?;
+    (plain && !first.contains('=') && !SHELL_ONLY.contains(&first)).then_some(words)
 }
 
 /// A streaming processor's environment (it serves many messages): its `env` entries, then
@@ -464,6 +490,34 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn commands_without_shell_syntax_run_without_a_shell() {
+        assert_eq!(plain_words("cat"), Some(vec!["cat"]));
+        assert_eq!(plain_words("jq  -c .foo"), Some(vec!["jq", "-c", ".foo"]));
+        assert_eq!(
+            plain_words("dd bs=1 count=2"),
+            Some(vec!["dd", "bs=1", "count=2"])
+        );
+        for shell in [
+            "tr a-z A-Z; echo",
+            "cat | wc",
+            "echo $HOME",
+            "FOO=1 env",
+            "exit 3",
+            "cat > out",
+            "echo 'a b'",
+            "ls *",
+            "cat\nls",
+            "",
+            "cd /tmp",
+        ] {
+            assert_eq!(plain_words(shell), None, "{shell:?}");
+        }
+        let p = processor(r#","command":"cat -u""#);
+        let argv = command_line(&RunConfig::default(), &p, &msg(b""), "x");
+        assert_eq!(argv, vec!["cat", "-u"]);
     }
 
     #[tokio::test]

@@ -220,8 +220,12 @@ impl Process {
         let (stdin, mut feed) = mpsc::unbounded_channel::<Vec<u8>>();
         if let Some(mut pipe) = child.stdin.take() {
             tokio::spawn(async move {
-                while let Some(line) = feed.recv().await {
-                    if pipe.write_all(&line).await.is_err() {
+                while let Some(mut lines) = feed.recv().await {
+                    // Lines queued meanwhile go in the same write.
+                    while let Ok(more) = feed.try_recv() {
+                        lines.extend_from_slice(&more);
+                    }
+                    if pipe.write_all(&lines).await.is_err() {
                         // The process has gone; the stdout reader reports it.
                         break;
                     }
@@ -284,11 +288,7 @@ impl Process {
 async fn read_lines(r: impl AsyncRead + Unpin, max: usize, out: mpsc::Sender<Line>) {
     let mut reader = BufReader::with_capacity(64 * 1024, r);
     let mut line = Vec::new();
-    loop {
-        let available = match reader.fill_buf().await {
-            Ok(buf) => buf,
-            Err(_) => break,
-        };
+    while let Ok(available) = reader.fill_buf().await {
         if available.is_empty() {
             // A last line without its newline still counts.
             if !line.is_empty() {
@@ -570,7 +570,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_processor_that_cannot_start_fails_with_start() {
-        let p = processor(r#","command":"true""#);
+        // Shell syntax, so it needs the (missing) shell.
+        let p = processor(r#","command":"true; true""#);
         let (tx, mut results) = mpsc::unbounded_channel();
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
