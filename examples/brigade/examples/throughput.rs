@@ -96,15 +96,36 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
 /// Reads `n` records of `topic`; answers the earliest and latest record timestamps (when
 /// Brigade produced them, ms since the epoch) and the latencies (record timestamp minus the
 /// produce time in the payload).
+///
+/// The reader is assigned partition 0 from its start (no group join to wait for), and callers
+/// start it before the processor: librdkafka's mock cluster keeps only the newest records of a
+/// topic, so a reader that starts late can find the first ones gone.
 async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
-    let consumer = consumer(brokers, topic);
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "measure-collect")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .expect("partition");
+    consumer.assign(&assignment).expect("assign");
     let mut latencies = Vec::with_capacity(n);
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     while latencies.len() < n {
-        let message = tokio::time::timeout(Duration::from_secs(120), consumer.recv())
-            .await
-            .expect("records keep arriving")
-            .expect("record");
+        let Ok(message) = tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await
+        else {
+            eprintln!(
+                "no record of {topic} for 120 s after {} of {n}; watermarks {:?}, position {:?}",
+                latencies.len(),
+                consumer.fetch_watermarks(topic, 0, Duration::from_secs(5)),
+                consumer.position()
+            );
+            break;
+        };
+        let message = message.expect("record");
         let sent: i64 = message
             .payload()
             .and_then(|p| std::str::from_utf8(p).ok())
@@ -119,6 +140,11 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
         last = last.max(at);
     }
     (first, last, latencies)
+}
+
+/// [`collect`] for a spawned task.
+async fn collect_owned(brokers: String, topic: String, n: usize) -> (i64, i64, Vec<i64>) {
+    collect(&brokers, &topic, n).await
 }
 
 /// Messages/s over `from_ms..to_ms`.
@@ -221,9 +247,16 @@ async fn warm_run(
         doc.extend(extra.clone());
     }
     let processor = Processor::from_value(doc).expect("warm processor");
+    let collector = tokio::spawn(collect_owned(brokers.to_string(), format!("{name}-out"), n));
     let start = now_ms();
     brigade.add(processor).await.expect("warm processor starts");
-    let (first, last, mut latencies) = collect(brokers, &format!("{name}-out"), n).await;
+    let (first, last, mut latencies) = collector.await.expect("collector");
+    assert_eq!(
+        latencies.len(),
+        n,
+        "counters: {:?}",
+        brigade.counters().await.get(name)
+    );
     latencies.sort_unstable();
     WarmRun {
         rate: rate_between(n, start, last),
@@ -360,9 +393,10 @@ async fn main() {
                 "command":"cat","cpus":0.01,"mem":8,"max_in_flight":{max_in_flight}}}"#
         ))
         .expect("processor");
+        let collector = tokio::spawn(collect_owned(brokers.clone(), "tp-out".into(), n));
         let start = now_ms();
         brigade.add(processor).await.expect("processor starts");
-        let (_, last, mut latencies) = collect(&brokers, "tp-out", n).await;
+        let (_, last, mut latencies) = collector.await.expect("collector");
         latencies.sort_unstable();
         per_message = Some((rate_between(n, start, last), latencies));
     }
