@@ -17,7 +17,6 @@
 #![allow(deprecated)]
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use super::FastMap;
 use super::amounts::Amounts;
@@ -108,8 +107,10 @@ pub(crate) struct Piece {
 
 /// One agent's offers for one allocation role.
 #[derive(Debug, Clone)]
-pub(crate) struct Bin {
-    pub(crate) view: Arc<AgentView>,
+pub(crate) struct Bin<'p> {
+    /// The agent, as the pool holds it (copied into an `Arc` only for the answer, when the
+    /// bin is used).
+    pub(crate) view: &'p AgentView,
     pub(crate) role: Option<String>,
     pub(crate) offer_ids: Vec<OfferId>,
     pub(crate) capacity: Amounts,
@@ -130,7 +131,7 @@ pub(crate) struct Bin {
     pub(crate) values: Vec<Option<String>>,
 }
 
-impl Bin {
+impl Bin<'_> {
     /// Takes `demand` from the bin's revocable resources first, the rest from the ordinary
     /// ones (as [`Carver`] with [`From::Revocable`] cuts them).
     pub(crate) fn consume_revocable(&mut self, demand: &[i64]) {
@@ -183,10 +184,14 @@ impl Bin {
 
 /// Builds the bins of the pool's offers. `label` is the reservation label key of the placer;
 /// `fields` the constraint fields whose values each bin caches.
-pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String]) -> Vec<Bin> {
+pub(crate) fn build<'p>(
+    pool: &'p OfferPool,
+    dims: &Dims,
+    label: &str,
+    fields: &[String],
+) -> Vec<Bin<'p>> {
     let mut bins = Vec::new();
     for (view, offers) in pool.agents() {
-        let view = Arc::new(view.clone());
         let mut by_role: Vec<Bin> = Vec::new();
         for offer in offers {
             let role = offer
@@ -203,7 +208,7 @@ pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String
                 Some(p) => p,
                 None => {
                     by_role.push(Bin {
-                        view: Arc::clone(&view),
+                        view,
                         role: role.clone(),
                         offer_ids: Vec::new(),
                         capacity: Amounts::zeros(dims.len()),

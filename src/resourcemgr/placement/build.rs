@@ -6,14 +6,16 @@
 use super::*;
 
 impl Placer {
-    /// Builds the answer of a round from the search's choices. The placed requests are taken
-    /// apart: their `TaskInfo`s, executors, ids and port names move into the answer (nothing
-    /// of them is copied but the task ids kept in [`Placed`]); the others come back in
+    /// Builds the answer of a round from the search's choices, and the offers it uses or
+    /// declines (the caller takes them out of the pool). The placed requests are taken apart:
+    /// their `TaskInfo`s, executors, ids and port names move into the answer (nothing of them
+    /// is copied but the task ids kept in [`Placed`]); the others come back in
     /// [`Placement::pending`]. `apps` is each request's app number and the number of apps.
+    /// A used bin's agent view is copied once, into the `Arc` its [`Placed`] entries and the
+    /// ledger share (unused agents are not copied).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn finish(
         &mut self,
-        pool: &mut OfferPool,
         mut requests: Vec<Request>,
         (req_app, apps): (&[u32], usize),
         compiled: &[Compiled],
@@ -22,7 +24,7 @@ impl Placer {
         mut placed: Vec<Choice>,
         unplaced: Vec<Unplaced>,
         any_waiting: bool,
-    ) -> Placement {
+    ) -> (Placement, Vec<OfferId>) {
         let placed_count = placed.len();
         // The choices grouped by bin, each bin's in the order they were made (a counting
         // sort): bin `b`'s are `order[start[b]..start[b + 1]]`.
@@ -62,7 +64,8 @@ impl Placer {
                 continue;
             }
             gone.extend(bin.offer_ids.iter().cloned());
-            self.ledger.note_agent(&bin.view);
+            let view = Arc::new(bin.view.clone());
+            self.ledger.note_agent(&view);
             let mut reserves: Vec<Operation> = Vec::new();
             let mut creates: Vec<Operation> = Vec::new();
             let mut launches: Vec<TaskInfo> = Vec::with_capacity(
@@ -180,7 +183,7 @@ impl Placer {
                             .collect(),
                     );
                     task_ids.push(spec.task.task_id.clone());
-                    spec.task.agent_id = bin.view.agent_id.clone();
+                    spec.task.agent_id = view.agent_id.clone();
                     spec.task.resources = resources;
                 }
                 let tasks = specs.into_iter().map(|s| s.task);
@@ -203,16 +206,16 @@ impl Placer {
                     ));
                 }
                 if let Some((id, true)) = &reservation {
-                    self.ledger.reserved(id, &bin.view.agent_id.value);
+                    self.ledger.reserved(id, &view.agent_id.value);
                 }
                 let app = match req_app.get(ri).and_then(|a| app_names.get_mut(*a as usize)) {
                     Some(slot) => Arc::clone(slot.get_or_insert_with(|| Arc::from(r.app_key()))),
                     None => Arc::from(r.app_key()),
                 };
-                self.ledger.record_running(r.id.clone(), &app, &bin.view);
+                self.ledger.record_running(r.id.clone(), &app, &view);
                 out.placed.push(Placed {
                     request_id: std::mem::take(&mut r.id),
-                    agent: Arc::clone(&bin.view),
+                    agent: Arc::clone(&view),
                     accept: out.accepts.len(),
                     task_ids,
                     ports: named,
@@ -249,10 +252,7 @@ impl Placer {
         gone.extend(out.decline.iter().cloned());
         gone.sort_by(|a, b| a.value.cmp(&b.value));
         gone.dedup();
-        if let Err(e) = pool.take(&gone) {
-            tracing::warn!(error = %e, "offer pool changed during placement");
-        }
-        out
+        (out, gone)
     }
 
     /// Gives back what is no longer wanted: for each offer carrying a reservation (or volume)

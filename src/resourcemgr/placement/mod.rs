@@ -515,8 +515,7 @@ impl Placer {
         }
 
         let apps = app_ids.len();
-        self.finish(
-            pool,
+        let (out, gone) = self.finish(
             owned,
             (&req_app, apps),
             &compiled,
@@ -525,7 +524,11 @@ impl Placer {
             placed,
             unplaced,
             any_waiting,
-        )
+        );
+        if let Err(e) = pool.take(&gone) {
+            tracing::warn!(error = %e, "offer pool changed during placement");
+        }
+        out
     }
 
     fn compile(&self, r: &Request, dims: &Dims, max_cap: &[i64], fields: &[String]) -> Compiled {
