@@ -190,10 +190,11 @@ pub(crate) fn build<'p>(
     label: &str,
     fields: &[String],
 ) -> Vec<Bin<'p>> {
-    let mut bins = Vec::new();
+    let mut bins: Vec<Bin> = Vec::with_capacity(pool.agent_count());
     for (view, offers) in pool.agents() {
-        let mut by_role: Vec<Bin> = Vec::new();
-        for offer in offers {
+        // This agent's bins, one per role, are `bins[first..]`.
+        let first = bins.len();
+        for offer in &offers {
             let role = offer
                 .allocation_info
                 .as_ref()
@@ -204,13 +205,13 @@ pub(crate) fn build<'p>(
                         .iter()
                         .find_map(|r| allocation_role(r).map(str::to_string))
                 });
-            let pos = match by_role.iter().position(|b| b.role == role) {
-                Some(p) => p,
+            let pos = match bins[first..].iter().position(|b| b.role == role) {
+                Some(p) => first + p,
                 None => {
-                    by_role.push(Bin {
+                    bins.push(Bin {
                         view,
                         role: role.clone(),
-                        offer_ids: Vec::new(),
+                        offer_ids: Vec::with_capacity(offers.len()),
                         capacity: Amounts::zeros(dims.len()),
                         free: Amounts::zeros(dims.len()),
                         unreserved: Amounts::zeros(dims.len()),
@@ -224,16 +225,17 @@ pub(crate) fn build<'p>(
                         pieces: Vec::new(),
                         values: fields.iter().map(|f| view.field(f)).collect(),
                     });
-                    by_role.len() - 1
+                    bins.len() - 1
                 }
             };
-            let bin = &mut by_role[pos];
+            let bin = &mut bins[pos];
             bin.offer_ids.push(offer.id.clone());
+            bin.pieces.reserve(offer.resources.len());
             for r in &offer.resources {
                 add_piece(bin, r, dims, label);
             }
         }
-        for bin in &mut by_role {
+        for bin in &mut bins[first..] {
             let mut port_ranges: Vec<(u64, u64)> = bin
                 .pieces
                 .iter()
@@ -252,7 +254,6 @@ pub(crate) fn build<'p>(
             bin.ports = FreePorts::new(merge(port_ranges));
             bin.capacity = bin.free.clone();
         }
-        bins.extend(by_role);
     }
     bins
 }

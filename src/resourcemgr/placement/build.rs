@@ -249,9 +249,8 @@ impl Placer {
         let mut placed_flags = is_placed.into_iter();
         requests.retain(|_| !placed_flags.next().unwrap_or(false));
         out.pending = requests;
+        // Each offer is in one bin, so the list holds no offer twice.
         gone.extend(out.decline.iter().cloned());
-        gone.sort_by(|a, b| a.value.cmp(&b.value));
-        gone.dedup();
         (out, gone)
     }
 
