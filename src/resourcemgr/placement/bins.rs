@@ -103,6 +103,8 @@ pub(crate) struct Piece {
     pub(crate) resource: Resource,
     pub(crate) class: Class,
     pub(crate) left: i64,
+    /// Its dimension, for a scalar one of [`Dims`].
+    pub(crate) dim: Option<usize>,
 }
 
 /// One agent's offers for one allocation role.
@@ -361,13 +363,13 @@ fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
         resource: r.clone(),
         class,
         left: amount,
+        dim,
     });
 }
 
 /// Cuts real resources out of a bin's offered pieces.
 pub(crate) struct Carver<'a> {
     pub(crate) pieces: &'a mut [Piece],
-    pub(crate) dims: &'a Dims,
 }
 
 /// Where a request's resources come from.
@@ -408,7 +410,6 @@ impl Carver<'_> {
             if want <= 0 {
                 continue;
             }
-            let name = &self.dims.names[d];
             let passes: &[fn(&Class, &str) -> bool] = match from {
                 From::Ordinary => &[|c, _| *c == Class::Reserved, |c, _| *c == Class::Unreserved],
                 From::Unreserved => &[|c, _| *c == Class::Unreserved],
@@ -428,7 +429,7 @@ impl Carver<'_> {
                     if want == 0 {
                         break;
                     }
-                    if piece.resource.name != *name || piece.left <= 0 || !pass(&piece.class, id) {
+                    if piece.dim != Some(d) || piece.left <= 0 || !pass(&piece.class, id) {
                         continue;
                     }
                     let n = piece.left.min(want);

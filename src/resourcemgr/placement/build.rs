@@ -81,7 +81,6 @@ impl Placer {
             let shared = std::mem::take(&mut bin.shared);
             let mut carver = Carver {
                 pieces: &mut bin.pieces,
-                dims,
             };
             for ci in items {
                 let (ri, _, ref mut ports, disk_piece) = placed[*ci];
