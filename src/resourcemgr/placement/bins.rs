@@ -16,9 +16,10 @@
 // `role` (Resource) is deprecated in the schema but Mesos still reads and writes it.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::borrow::Cow;
 
+use super::FastMap;
+use super::amounts::Amounts;
 use super::ports::FreePorts;
 use crate::resourcemgr::algebra::{from_fixed, normalize, reservation_role, to_fixed};
 use crate::resourcemgr::kinds::{
@@ -33,7 +34,7 @@ use crate::v1::{OfferId, Resource};
 #[derive(Debug, Clone)]
 pub(crate) struct Dims {
     pub(crate) names: Vec<String>,
-    index: HashMap<String, usize>,
+    index: FastMap<String, usize>,
 }
 
 pub(crate) const CPUS: usize = 0;
@@ -45,7 +46,7 @@ impl Dims {
     pub(crate) fn new<'a>(extra: impl Iterator<Item = &'a str>) -> Self {
         let mut dims = Dims {
             names: Vec::new(),
-            index: HashMap::new(),
+            index: FastMap::default(),
         };
         for n in ["cpus", "mem", "disk", GPUS].into_iter().chain(extra) {
             if dims.names.len() >= 4 && Self::fixed(n).is_some() {
@@ -102,45 +103,46 @@ pub(crate) struct Piece {
     pub(crate) resource: Resource,
     pub(crate) class: Class,
     pub(crate) left: i64,
+    /// Its dimension, for a scalar one of [`Dims`].
+    pub(crate) dim: Option<usize>,
 }
 
 /// One agent's offers for one allocation role.
 #[derive(Debug, Clone)]
-pub(crate) struct Bin {
-    pub(crate) view: Arc<AgentView>,
+pub(crate) struct Bin<'p> {
+    /// The agent, as the pool holds it (copied into an `Arc` only for the answer, when the
+    /// bin is used).
+    pub(crate) view: &'p AgentView,
     pub(crate) role: Option<String>,
     pub(crate) offer_ids: Vec<OfferId>,
-    pub(crate) capacity: Vec<i64>,
-    pub(crate) free: Vec<i64>,
-    pub(crate) unreserved: Vec<i64>,
+    pub(crate) capacity: Amounts,
+    pub(crate) free: Amounts,
+    pub(crate) unreserved: Amounts,
     pub(crate) ports: FreePorts,
-    pub(crate) reservations: HashMap<String, Vec<i64>>,
-    pub(crate) volumes: HashMap<String, Resource>,
+    pub(crate) reservations: FastMap<String, Vec<i64>>,
+    pub(crate) volumes: FastMap<String, Resource>,
     /// Revocable amounts per dimension (for requests that opt in).
-    pub(crate) revocable: Vec<i64>,
+    pub(crate) revocable: Amounts,
     /// PATH and MOUNT disks: (index in `pieces`, what is left of it, whether MOUNT), as the
     /// search sees them (the pieces themselves are cut when the calls are built).
     pub(crate) disks: Vec<(usize, i64, bool)>,
     /// Shared persistent volumes by persistence id.
-    pub(crate) shared: HashMap<String, Resource>,
+    pub(crate) shared: FastMap<String, Resource>,
     pub(crate) gpu: bool,
     pub(crate) pieces: Vec<Piece>,
     pub(crate) values: Vec<Option<String>>,
 }
 
-impl Bin {
+impl Bin<'_> {
     /// Takes `demand` from the bin's revocable resources first, the rest from the ordinary
     /// ones (as [`Carver`] with [`From::Revocable`] cuts them).
     pub(crate) fn consume_revocable(&mut self, demand: &[i64]) {
-        let rest: Vec<i64> = demand
-            .iter()
-            .enumerate()
-            .map(|(d, want)| {
-                let from_revocable = self.revocable[d].min(*want).max(0);
-                self.revocable[d] -= from_revocable;
-                want - from_revocable
-            })
-            .collect();
+        let mut rest = Amounts::zeros(demand.len());
+        for ((d, want), left) in demand.iter().enumerate().zip(rest.iter_mut()) {
+            let from_revocable = self.revocable[d].min(*want).max(0);
+            self.revocable[d] -= from_revocable;
+            *left = want - from_revocable;
+        }
         self.consume(&rest, false);
     }
 
@@ -184,12 +186,17 @@ impl Bin {
 
 /// Builds the bins of the pool's offers. `label` is the reservation label key of the placer;
 /// `fields` the constraint fields whose values each bin caches.
-pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String]) -> Vec<Bin> {
-    let mut bins = Vec::new();
+pub(crate) fn build<'p>(
+    pool: &'p OfferPool,
+    dims: &Dims,
+    label: &str,
+    fields: &[String],
+) -> Vec<Bin<'p>> {
+    let mut bins: Vec<Bin> = Vec::with_capacity(pool.agent_count());
     for (view, offers) in pool.agents() {
-        let view = Arc::new(view.clone());
-        let mut by_role: Vec<Bin> = Vec::new();
-        for offer in offers {
+        // This agent's bins, one per role, are `bins[first..]`.
+        let first = bins.len();
+        for offer in &offers {
             let role = offer
                 .allocation_info
                 .as_ref()
@@ -200,36 +207,37 @@ pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String
                         .iter()
                         .find_map(|r| allocation_role(r).map(str::to_string))
                 });
-            let pos = match by_role.iter().position(|b| b.role == role) {
-                Some(p) => p,
+            let pos = match bins[first..].iter().position(|b| b.role == role) {
+                Some(p) => first + p,
                 None => {
-                    by_role.push(Bin {
-                        view: Arc::clone(&view),
+                    bins.push(Bin {
+                        view,
                         role: role.clone(),
-                        offer_ids: Vec::new(),
-                        capacity: vec![0; dims.len()],
-                        free: vec![0; dims.len()],
-                        unreserved: vec![0; dims.len()],
+                        offer_ids: Vec::with_capacity(offers.len()),
+                        capacity: Amounts::zeros(dims.len()),
+                        free: Amounts::zeros(dims.len()),
+                        unreserved: Amounts::zeros(dims.len()),
                         ports: FreePorts::default(),
-                        reservations: HashMap::new(),
-                        volumes: HashMap::new(),
-                        revocable: vec![0; dims.len()],
+                        reservations: FastMap::default(),
+                        volumes: FastMap::default(),
+                        revocable: Amounts::zeros(dims.len()),
                         disks: Vec::new(),
-                        shared: HashMap::new(),
+                        shared: FastMap::default(),
                         gpu: false,
                         pieces: Vec::new(),
                         values: fields.iter().map(|f| view.field(f)).collect(),
                     });
-                    by_role.len() - 1
+                    bins.len() - 1
                 }
             };
-            let bin = &mut by_role[pos];
+            let bin = &mut bins[pos];
             bin.offer_ids.push(offer.id.clone());
+            bin.pieces.reserve(offer.resources.len());
             for r in &offer.resources {
                 add_piece(bin, r, dims, label);
             }
         }
-        for bin in &mut by_role {
+        for bin in &mut bins[first..] {
             let mut port_ranges: Vec<(u64, u64)> = bin
                 .pieces
                 .iter()
@@ -248,7 +256,6 @@ pub(crate) fn build(pool: &OfferPool, dims: &Dims, label: &str, fields: &[String
             bin.ports = FreePorts::new(merge(port_ranges));
             bin.capacity = bin.free.clone();
         }
-        bins.extend(by_role);
     }
     bins
 }
@@ -265,7 +272,15 @@ fn merge(pairs: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
 }
 
 fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
-    let normal = normalize(r);
+    // The checks below read the reservations the way `normalize` writes them; a resource
+    // that already has them so (or has none, legacy or not) is read as it is, uncopied.
+    let as_is = !r.reservations.is_empty()
+        || (r.reservation.is_none() && r.role.as_deref().is_none_or(|role| role == "*"));
+    let normal = if as_is {
+        Cow::Borrowed(r)
+    } else {
+        Cow::Owned(normalize(r))
+    };
     let is_scalar = r.r#type == value::Type::Scalar as i32;
     let amount = if is_scalar {
         r.scalar.as_ref().map_or(0, |s| to_fixed(s.value)).max(0)
@@ -348,13 +363,13 @@ fn add_piece(bin: &mut Bin, r: &Resource, dims: &Dims, label: &str) {
         resource: r.clone(),
         class,
         left: amount,
+        dim,
     });
 }
 
 /// Cuts real resources out of a bin's offered pieces.
 pub(crate) struct Carver<'a> {
     pub(crate) pieces: &'a mut [Piece],
-    pub(crate) dims: &'a Dims,
 }
 
 /// Where a request's resources come from.
@@ -395,7 +410,6 @@ impl Carver<'_> {
             if want <= 0 {
                 continue;
             }
-            let name = &self.dims.names[d];
             let passes: &[fn(&Class, &str) -> bool] = match from {
                 From::Ordinary => &[|c, _| *c == Class::Reserved, |c, _| *c == Class::Unreserved],
                 From::Unreserved => &[|c, _| *c == Class::Unreserved],
@@ -415,7 +429,7 @@ impl Carver<'_> {
                     if want == 0 {
                         break;
                     }
-                    if piece.resource.name != *name || piece.left <= 0 || !pass(&piece.class, id) {
+                    if piece.dim != Some(d) || piece.left <= 0 || !pass(&piece.class, id) {
                         continue;
                     }
                     let n = piece.left.min(want);
@@ -444,23 +458,25 @@ impl Carver<'_> {
                         .flat_map(|r| &r.range)
                         .any(|r| r.begin <= *p && *p <= r.end)
                 };
-                let mut pairs: Vec<(u64, u64)> =
-                    ports.iter().copied().filter(held).map(|p| (p, p)).collect();
-                if pairs.is_empty() {
+                let mut held_ports: Vec<u64> = ports.iter().copied().filter(held).collect();
+                if held_ports.is_empty() {
                     continue;
                 }
-                pairs.sort_unstable();
+                held_ports.sort_unstable();
+                // Consecutive numbers make one range.
+                let mut range: Vec<Range> = Vec::with_capacity(held_ports.len());
+                for p in held_ports {
+                    match range.last_mut() {
+                        Some(last) if p <= last.end.saturating_add(1) => last.end = last.end.max(p),
+                        _ => range.push(Range { begin: p, end: p }),
+                    }
+                }
                 // The cut is the piece without its ranges (not copied only to be replaced),
                 // then the ports taken.
                 let offered = piece.resource.ranges.take();
                 let mut cut = piece.resource.clone();
                 piece.resource.ranges = offered;
-                cut.ranges = Some(Ranges {
-                    range: merge(pairs)
-                        .into_iter()
-                        .map(|(begin, end)| Range { begin, end })
-                        .collect(),
-                });
+                cut.ranges = Some(Ranges { range });
                 out.push(cut);
             }
         }

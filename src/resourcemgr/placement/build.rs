@@ -6,31 +6,42 @@
 use super::*;
 
 impl Placer {
-    /// Builds the answer of a round from the search's choices. The placed requests are taken
-    /// apart: their `TaskInfo`s, executors, ids and port names move into the answer (nothing
-    /// of them is copied but the task ids kept in [`Placed`]); the others come back in
+    /// Builds the answer of a round from the search's choices, and the offers it uses or
+    /// declines (the caller takes them out of the pool). The placed requests are taken apart:
+    /// their `TaskInfo`s, executors, ids and port names move into the answer (nothing of them
+    /// is copied but the task ids kept in [`Placed`]); the others come back in
     /// [`Placement::pending`]. `apps` is each request's app number and the number of apps.
+    /// A used bin's agent view is copied once, into the `Arc` its [`Placed`] entries and the
+    /// ledger share (unused agents are not copied).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn finish(
         &mut self,
-        pool: &mut OfferPool,
         mut requests: Vec<Request>,
         (req_app, apps): (&[u32], usize),
         compiled: &[Compiled],
         dims: &Dims,
         mut bins: Vec<Bin>,
-        placed: Vec<Choice>,
+        mut placed: Vec<Choice>,
         unplaced: Vec<Unplaced>,
         any_waiting: bool,
-    ) -> Placement {
-        // Per bin: (request index, ports per task, disk piece).
-        type Item = (usize, Vec<Vec<u64>>, Option<usize>);
+    ) -> (Placement, Vec<OfferId>) {
         let placed_count = placed.len();
-        let mut per_bin: Vec<Vec<Item>> = vec![Vec::new(); bins.len()];
-        for (ri, bi, ports, disk) in placed {
-            per_bin[bi].push((ri, ports, disk));
+        // The choices grouped by bin, each bin's in the order they were made (a counting
+        // sort): bin `b`'s are `order[start[b]..start[b + 1]]`.
+        let mut start = vec![0usize; bins.len() + 1];
+        for (_, bi, ..) in &placed {
+            start[bi + 1] += 1;
         }
-        let used_bins = per_bin.iter().filter(|items| !items.is_empty()).count();
+        for b in 0..bins.len() {
+            start[b + 1] += start[b];
+        }
+        let mut next = start.clone();
+        let mut order = vec![0usize; placed_count];
+        for (ci, (_, bi, ..)) in placed.iter().enumerate() {
+            order[next[*bi]] = ci;
+            next[*bi] += 1;
+        }
+        let used_bins = start.windows(2).filter(|w| w[0] < w[1]).count();
         let mut out = Placement {
             unplaced,
             accepts: Vec::with_capacity(used_bins),
@@ -44,8 +55,8 @@ impl Placer {
         // Each app's name, shared by the ledger entries of its tasks (one copy per round).
         let mut app_names: Vec<Option<Arc<str>>> = vec![None; apps];
         self.ledger.reserve(placed_count);
-        for (bi, items) in per_bin.into_iter().enumerate() {
-            let bin = &mut bins[bi];
+        for (bi, bin) in bins.iter_mut().enumerate() {
+            let items = &order[start[bi]..start[bi + 1]];
             if items.is_empty() {
                 if !any_waiting {
                     out.decline.extend(bin.offer_ids.iter().cloned());
@@ -53,14 +64,16 @@ impl Placer {
                 continue;
             }
             gone.extend(bin.offer_ids.iter().cloned());
-            self.ledger.note_agent(&bin.view);
+            let view = Arc::new(bin.view.clone());
+            self.ledger.note_agent(&view);
             let mut reserves: Vec<Operation> = Vec::new();
             let mut creates: Vec<Operation> = Vec::new();
             let mut launches: Vec<TaskInfo> = Vec::with_capacity(
                 items
                     .iter()
-                    .filter(|(ri, ..)| !requests[*ri].is_group())
-                    .map(|(ri, ..)| requests[*ri].tasks.len())
+                    .map(|ci| &requests[placed[*ci].0])
+                    .filter(|r| !r.is_group())
+                    .map(|r| r.tasks.len())
                     .sum(),
             );
             let mut groups: Vec<Operation> = Vec::new();
@@ -68,31 +81,33 @@ impl Placer {
             let shared = std::mem::take(&mut bin.shared);
             let mut carver = Carver {
                 pieces: &mut bin.pieces,
-                dims,
             };
-            for (ri, ports, disk_piece) in items {
+            for ci in items {
+                let (ri, _, ref mut ports, disk_piece) = placed[*ci];
+                let ports = std::mem::take(ports);
                 is_placed[ri] = true;
                 let c = &compiled[ri];
                 let r = &mut requests[ri];
                 let group = r.is_group();
                 // The request is placed: its tasks and executor move into the ACCEPT.
-                let specs = std::mem::take(&mut r.tasks);
-                let executor_template = r.executor.take().map(|(e, _)| e);
-                let mut reservation = None;
-                let mut group_tasks = Vec::new();
-                let dest = if group {
-                    &mut group_tasks
+                let mut specs = std::mem::take(&mut r.tasks);
+                // (`take` of a `None` would still copy the whole large `Option`.)
+                let executor_template = if r.executor.is_some() {
+                    r.executor.take().map(|(e, _)| e)
                 } else {
-                    &mut launches
+                    None
                 };
-                let first = dest.len();
+                let mut reservation = None;
                 let mut named = Vec::with_capacity(specs.len());
-                for (ti, TaskSpec { task, demand }) in specs.into_iter().enumerate() {
+                let mut task_ids = Vec::with_capacity(specs.len());
+                // Each task's agent and resources are written into its template where it lies;
+                // the templates then move into the ACCEPT in one pass.
+                for (ti, spec) in specs.iter_mut().enumerate() {
                     let task_ports: &[u64] = ports.get(ti).map_or(&[], Vec::as_slice);
                     let mut resources = match (&c.bound, &r.reservation) {
                         (Some(id), _) => {
                             reservation = Some((id.clone(), false));
-                            let mut rs = carver.take(&c.per_task[ti], &[], From::Reservation(id));
+                            let mut rs = carver.take(c.task(ti), &[], From::Reservation(id));
                             rs.extend(carver.take(&[], task_ports, From::Ordinary));
                             if let Some(v) = volumes.get(id) {
                                 rs.push(v.clone());
@@ -101,7 +116,7 @@ impl Placer {
                         }
                         (None, Some(spec)) => {
                             reservation = Some((spec.id.clone(), true));
-                            let taken = carver.take(&c.per_task[ti], &[], From::Unreserved);
+                            let taken = carver.take(c.task(ti), &[], From::Unreserved);
                             let info = dynamic_reservation(
                                 &r.role,
                                 principal.as_deref(),
@@ -143,7 +158,7 @@ impl Placer {
                             } else {
                                 From::Ordinary
                             };
-                            let mut rs = carver.take(&c.per_task[ti], task_ports, from);
+                            let mut rs = carver.take(c.task(ti), task_ports, from);
                             if let (Some(piece), Some((_, amount))) = (disk_piece, c.disk) {
                                 rs.extend(carver.take_piece(piece, amount));
                             }
@@ -160,22 +175,23 @@ impl Placer {
                         resources = Resources::from_slice(&resources).into_vec();
                     }
                     named.push(
-                        demand
-                            .ports
+                        std::mem::take(&mut spec.demand.ports)
                             .into_iter()
                             .map(|s| s.name)
                             .zip(task_ports.iter().copied())
                             .collect(),
                     );
-                    // The template moves into its place in the ACCEPT; only the agent and the
-                    // resources are written.
-                    dest.push(task);
-                    if let Some(task) = dest.last_mut() {
-                        task.agent_id = bin.view.agent_id.clone();
-                        task.resources = resources;
-                    }
+                    task_ids.push(spec.task.task_id.clone());
+                    spec.task.agent_id = view.agent_id.clone();
+                    spec.task.resources = resources;
                 }
-                let task_ids = dest[first..].iter().map(|t| t.task_id.clone()).collect();
+                let tasks = specs.into_iter().map(|s| s.task);
+                let mut group_tasks = Vec::new();
+                if group {
+                    group_tasks.extend(tasks);
+                } else {
+                    launches.extend(tasks);
+                }
                 let executor = executor_template.map(|mut e| {
                     e.resources =
                         Resources::from_slice(&carver.take(&c.executor, &[], From::Ordinary))
@@ -189,16 +205,16 @@ impl Placer {
                     ));
                 }
                 if let Some((id, true)) = &reservation {
-                    self.ledger.reserved(id, &bin.view.agent_id.value);
+                    self.ledger.reserved(id, &view.agent_id.value);
                 }
                 let app = match req_app.get(ri).and_then(|a| app_names.get_mut(*a as usize)) {
                     Some(slot) => Arc::clone(slot.get_or_insert_with(|| Arc::from(r.app_key()))),
                     None => Arc::from(r.app_key()),
                 };
-                self.ledger.record_running(r.id.clone(), &app, &bin.view);
+                self.ledger.record_running(r.id.clone(), &app, &view);
                 out.placed.push(Placed {
                     request_id: std::mem::take(&mut r.id),
-                    agent: Arc::clone(&bin.view),
+                    agent: Arc::clone(&view),
                     accept: out.accepts.len(),
                     task_ids,
                     ports: named,
@@ -232,13 +248,9 @@ impl Placer {
         let mut placed_flags = is_placed.into_iter();
         requests.retain(|_| !placed_flags.next().unwrap_or(false));
         out.pending = requests;
+        // Each offer is in one bin, so the list holds no offer twice.
         gone.extend(out.decline.iter().cloned());
-        gone.sort_by(|a, b| a.value.cmp(&b.value));
-        gone.dedup();
-        if let Err(e) = pool.take(&gone) {
-            tracing::warn!(error = %e, "offer pool changed during placement");
-        }
-        out
+        (out, gone)
     }
 
     /// Gives back what is no longer wanted: for each offer carrying a reservation (or volume)

@@ -6,11 +6,14 @@ use super::*;
 
 /// Compiled request: fixed-point demand and the indexes it needs.
 pub(super) struct Compiled {
-    pub(super) total: Vec<i64>,
-    pub(super) per_task: Vec<Vec<i64>>,
-    pub(super) executor: Vec<i64>,
-    pub(super) ports: Vec<PortSpec>,
-    pub(super) reserve_total: Vec<i64>,
+    pub(super) total: Amounts,
+    /// Each task's demand, one after the other ([`Compiled::task`] cuts them out).
+    pub(super) per_task: Amounts,
+    pub(super) executor: Amounts,
+    /// How many ports its tasks ask for, and the fixed numbers among them (sorted).
+    pub(super) port_count: u64,
+    pub(super) fixed_ports: Vec<u64>,
+    pub(super) reserve_total: Amounts,
     pub(super) share: f64,
     pub(super) dominant: usize,
     pub(super) constraints: Vec<(usize, usize)>,
@@ -28,6 +31,12 @@ pub(super) struct Compiled {
 }
 
 impl Compiled {
+    /// Task `ti`'s demand.
+    pub(super) fn task(&self, ti: usize) -> &[i64] {
+        let n = self.total.len();
+        self.per_task.get(ti * n..(ti + 1) * n).unwrap_or(&[])
+    }
+
     /// How much of dimension `d` of `b` this request may use beyond `have`: the revocable
     /// amount, for a request that opts in.
     fn extra(&self, b: &Bin, d: usize) -> i64 {
@@ -39,7 +48,7 @@ impl Compiled {
 pub(super) struct Ctx<'a> {
     pub(super) req: &'a Request,
     pub(super) c: &'a Compiled,
-    pub(super) counts: &'a HashMap<(u32, usize), HashMap<String, u32>>,
+    pub(super) counts: &'a FastMap<(u32, usize), Counts>,
     pub(super) seen: &'a [usize],
     pub(super) app: u32,
     pub(super) gpu_rule: bool,
@@ -123,7 +132,7 @@ impl Ctx<'_> {
                 ok = false;
             }
         }
-        if !c.ports.is_empty() && !b.ports.fits(&c.ports) {
+        if c.port_count > 0 && !b.ports.fits(c.port_count, &c.fixed_ports) {
             if !report(FailureKind::Ports) {
                 return false;
             }

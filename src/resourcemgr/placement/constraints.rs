@@ -15,13 +15,12 @@
 //!   values are seen, the unseen ones count as 0, so only values with no task qualify.
 //! - CLUSTER field without a value: every task of the app on the value the first one got.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use regex::Regex;
 
 /// A constraint field value's counts for one app: value -> tasks.
-pub(crate) type Counts = HashMap<String, u32>;
+pub(crate) type Counts = super::FastMap<String, u32>;
 
 /// A hard constraint.
 #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@
 //! The runtime keeps it current: the placer records what it places; the runtime calls
 //! [`Ledger::ended`] when a task reaches a terminal state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::FastMap;
 use crate::resourcemgr::pool::AgentView;
 
 /// A running request: its app and its agent (shared: one placement round records thousands
@@ -23,11 +23,11 @@ struct Running {
 /// See the module doc.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger {
-    running: HashMap<String, Running>,
-    agents: HashMap<String, Arc<AgentView>>,
-    last_agent: HashMap<String, String>,
-    first_seen: HashMap<String, Instant>,
-    reservations: HashMap<String, String>,
+    running: FastMap<String, Running>,
+    agents: FastMap<String, Arc<AgentView>>,
+    last_agent: FastMap<String, String>,
+    first_seen: FastMap<String, Instant>,
+    reservations: FastMap<String, String>,
 }
 
 impl Ledger {
