@@ -187,16 +187,35 @@ pub fn stream_env(processor: &Processor) -> Vec<(String, String)> {
 /// The processor's environment: its `env` entries, then `BRIGADE_PROCESSOR`, `BRIGADE_TOPIC`,
 /// `BRIGADE_PARTITION` and `BRIGADE_OFFSET`.
 pub fn env(processor: &Processor, msg: &InputMessage) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = processor
-        .env_pairs()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    out.push(("BRIGADE_PROCESSOR".into(), processor.name().to_string()));
-    out.push(("BRIGADE_TOPIC".into(), msg.topic.clone()));
+    let mut out = stream_env(processor);
+    if let Some(topic) = out.last_mut() {
+        topic.1.clone_from(&msg.topic);
+    }
     out.push(("BRIGADE_PARTITION".into(), msg.partition.to_string()));
     out.push(("BRIGADE_OFFSET".into(), msg.offset.to_string()));
     out
+}
+
+/// The processor's process with environment `vars`, its stdio piped, in a process group of
+/// its own, killed when dropped; and the program's name (for errors).
+pub(super) fn command(
+    config: &RunConfig,
+    processor: &Processor,
+    vars: Vec<(String, String)>,
+    name: &str,
+) -> (Command, String) {
+    let argv = argv(config, processor, &vars, name);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if matches!(processor.runner(), Runner::Command(_)) {
+        cmd.envs(vars);
+    }
+    (cmd, argv[0].clone())
 }
 
 /// A container name for a task id: Docker allows `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
@@ -231,23 +250,13 @@ pub async fn run(
     name: &str,
     cancel: &CancellationToken,
 ) -> RunOutcome {
-    let argv = command_line(config, processor, msg, name);
-    let mut cmd = Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if matches!(processor.runner(), Runner::Command(_)) {
-        cmd.envs(env(processor, msg));
-    }
+    let (mut cmd, program) = command(config, processor, env(processor, msg), name);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => {
             return RunOutcome::Failed {
                 cause: FailureCause::Start,
-                message: format!("cannot start {}: {e}", argv[0]),
+                message: format!("cannot start {program}: {e}"),
             };
         }
     };

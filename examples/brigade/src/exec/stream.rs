@@ -16,19 +16,18 @@
 //!   `BRIGADE_OFFSET`: one process serves many messages).
 
 use std::collections::VecDeque;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::run::{RunConfig, argv, describe, docker_kill, keep_tail, kill_group, stream_env};
+use super::run::{RunConfig, command, describe, docker_kill, keep_tail, kill_group, stream_env};
 use crate::processor::{Processor, Runner};
 use crate::protocol::warm::WorkResult;
 use crate::protocol::{FailureCause, InputMessage, Outcome};
@@ -202,20 +201,10 @@ enum Line {
 impl Process {
     fn spawn(context: &SlotContext, name: &str) -> Result<Self, String> {
         let vars = stream_env(&context.processor);
-        let argv = argv(&context.config, &context.processor, &vars, name);
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if matches!(context.processor.runner(), Runner::Command(_)) {
-            cmd.envs(vars);
-        }
+        let (mut cmd, program) = command(&context.config, &context.processor, vars, name);
         let mut child = cmd
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", argv[0]))?;
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
         let pid = child.id().and_then(|id| i32::try_from(id).ok());
         let (stdin, mut feed) = mpsc::unbounded_channel::<Vec<u8>>();
         if let Some(mut pipe) = child.stdin.take() {
