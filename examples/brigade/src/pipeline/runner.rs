@@ -37,9 +37,6 @@ use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer, TopicPartition}
 use crate::processor::Processor;
 use crate::protocol::InputMessage;
 
-/// How long consumption is held back by `max_in_flight` before the input partitions are paused.
-const PAUSE_AFTER: Duration = Duration::from_secs(5);
-
 /// What happened to one input message, announced once its record is acknowledged by Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResultKind {
@@ -254,8 +251,6 @@ struct Runner {
     maybe_produced: HashSet<String>,
     producing: JoinSet<Produced>,
     paused: bool,
-    /// Since when consumption has been held back by `max_in_flight` (see [`PAUSE_AFTER`]).
-    held_since: Option<Instant>,
     suppressed: bool,
     filtered: bool,
     revive_bucket: TokenBucket,
@@ -304,7 +299,6 @@ impl Runner {
             maybe_produced: HashSet::new(),
             producing: JoinSet::new(),
             paused: false,
-            held_since: None,
             suppressed: false,
             filtered: false,
             revive_bucket,
@@ -361,19 +355,6 @@ impl Runner {
         (self.processor.max_in_flight() as usize).max(1)
     }
 
-    /// Whether to take more messages: below `max_in_flight`, and once held back there, not
-    /// again before a quarter of it has completed (so that messages are taken, and in warm
-    /// mode sent, in batches rather than one per completion).
-    fn room(&self) -> bool {
-        let max = self.max_in_flight();
-        let open = self.open();
-        if self.held_since.is_some() {
-            open <= max - max.div_ceil(4)
-        } else {
-            open < max
-        }
-    }
-
     /// Messages consumed and not completed.
     fn open(&self) -> usize {
         self.tracker.open()
@@ -397,7 +378,7 @@ impl Runner {
             if draining && self.open() == 0 && self.producing.is_empty() {
                 break Ok(());
             }
-            let want = !self.stopping && !draining && self.room();
+            let want = !self.stopping && !draining && self.open() < self.max_in_flight();
             self.back_pressure(want);
             tokio::select! {
                 biased;
@@ -465,31 +446,17 @@ impl Runner {
         result
     }
 
-    /// Holds consumption back while `max_in_flight` messages are open. The event loop simply
-    /// stops taking messages (librdkafka keeps a bounded prefetch); the partitions are paused
-    /// only once that has lasted [`PAUSE_AFTER`]: pausing drops librdkafka's prefetched
-    /// messages and resuming fetches them again, which at a few completions per round trip
-    /// would stall a busy pipeline on every message.
     fn back_pressure(&mut self, want: bool) {
-        if want {
-            self.held_since = None;
-        } else if self.held_since.is_none() {
-            self.held_since = Some(Instant::now());
-        }
-        let pause = !want
-            && self
-                .held_since
-                .is_some_and(|since| since.elapsed() >= PAUSE_AFTER);
-        if pause == self.paused {
+        if want != self.paused {
             return;
         }
-        let result = if pause {
-            self.consumer.pause()
-        } else {
+        let result = if want {
             self.consumer.resume()
+        } else {
+            self.consumer.pause()
         };
         match result {
-            Ok(()) => self.paused = pause,
+            Ok(()) => self.paused = !want,
             Err(e) => tracing::debug!(processor = %self.name(), error = %e, "pause/resume"),
         }
     }
