@@ -203,9 +203,10 @@ impl BrigadeExecutor {
                 })
             };
             let mut runs = tokio::task::JoinSet::new();
-            if processor.stream().is_some() {
-                // One long-lived process per slot; messages are lines.
-                let streams = Streams::start(
+            // A streaming processor keeps one long-lived process per slot (messages are lines);
+            // any other runs once per message, up to `concurrency` at once.
+            let streams = processor.stream().is_some().then(|| {
+                Streams::start(
                     &config,
                     &processor,
                     &name,
@@ -213,62 +214,58 @@ impl BrigadeExecutor {
                     &results_tx,
                     &token,
                     &mut runs,
-                );
-                loop {
-                    let item = tokio::select! {
-                        item = rx.recv() => item,
-                        () = token.cancelled() => None,
-                    };
-                    let Some(WorkItem(msg)) = item else { break };
+                )
+            });
+            let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+            loop {
+                let item = tokio::select! {
+                    item = rx.recv() => item,
+                    () = token.cancelled() => None,
+                };
+                let Some(WorkItem(msg)) = item else { break };
+                if let Some(streams) = &streams {
                     if !streams.submit(msg) {
                         break;
                     }
+                    continue;
                 }
-            } else {
-                let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
-                loop {
-                    let item = tokio::select! {
-                        item = rx.recv() => item,
-                        () = token.cancelled() => None,
-                    };
-                    let Some(WorkItem(msg)) = item else { break };
-                    let permit = tokio::select! {
-                        permit = slots.clone().acquire_owned() => permit,
-                        () = token.cancelled() => break,
-                    };
-                    let Ok(permit) = permit else { break };
-                    while runs.try_join_next().is_some() {}
-                    // One container name per item: a killed item's container may still be
-                    // removed.
-                    let item_name = format!("{name}-{}-{}", msg.partition, msg.offset);
-                    let (config, processor, token, results) = (
-                        Arc::clone(&config),
-                        Arc::clone(&processor),
-                        token.clone(),
-                        results_tx.clone(),
-                    );
-                    runs.spawn(async move {
-                        let outcome = run(&config, &processor, &msg, &item_name, &token).await;
-                        drop(permit);
-                        if token.is_cancelled() {
-                            // The item's result is lost with the worker; the scheduler re-runs it.
-                            return;
+                let permit = tokio::select! {
+                    permit = slots.clone().acquire_owned() => permit,
+                    () = token.cancelled() => break,
+                };
+                let Ok(permit) = permit else { break };
+                while runs.try_join_next().is_some() {}
+                // One container name per item: a killed item's container may still be removed.
+                let item_name = format!("{name}-{}-{}", msg.partition, msg.offset);
+                let (config, processor, token, results) = (
+                    Arc::clone(&config),
+                    Arc::clone(&processor),
+                    token.clone(),
+                    results_tx.clone(),
+                );
+                runs.spawn(async move {
+                    let outcome = run(&config, &processor, &msg, &item_name, &token).await;
+                    drop(permit);
+                    if token.is_cancelled() {
+                        // The item's result is lost with the worker; the scheduler re-runs it.
+                        return;
+                    }
+                    let (outcome, cause) = match outcome {
+                        RunOutcome::Output(o) => (Outcome::Output(o), None),
+                        RunOutcome::Failed { cause, message } => {
+                            (Outcome::Failed { reason: message }, Some(cause))
                         }
-                        let (outcome, cause) = match outcome {
-                            RunOutcome::Output(o) => (Outcome::Output(o), None),
-                            RunOutcome::Failed { cause, message } => {
-                                (Outcome::Failed { reason: message }, Some(cause))
-                            }
-                        };
-                        let _ = results.send(WorkResult {
-                            partition: msg.partition,
-                            offset: msg.offset,
-                            outcome,
-                            cause,
-                        });
+                    };
+                    let _ = results.send(WorkResult {
+                        partition: msg.partition,
+                        offset: msg.offset,
+                        outcome,
+                        cause,
                     });
-                }
+                });
             }
+            // The streaming slots end with their queues.
+            drop(streams);
             // Killed: every run stops with the token (containers are removed), no result leaves.
             token.cancel();
             while runs.join_next().await.is_some() {}

@@ -1,10 +1,10 @@
 //! Running a processor once: a command through `sh -c` (or, when it has no shell syntax at all,
 //! such as `cat` or `jq -c .foo`, executed directly: one exec instead of two per message, the
 //! same result), or a Docker image through the docker CLI (`docker run --rm -i --name ...`), in
-//! a process group of its own; the message is written
-//! to stdin, stdout is captured up to the processor's `max_output` bound, the tail of stderr is
-//! kept, and the run ends by exit, timeout, an over-long stdout or a kill (the whole group is
-//! killed, and a container with `docker kill`).
+//! a process group of its own; the message is written to stdin, stdout is captured up to the
+//! processor's `max_output` bound, the tail of stderr is kept, and the run ends by exit,
+//! timeout, an over-long stdout or a kill (the whole group is killed, and a container with
+//! `docker kill`).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -174,25 +174,26 @@ pub fn plain_words(command: &str) -> Option<Vec<&str>> {
 /// A streaming processor's environment (it serves many messages): its `env` entries, then
 /// `BRIGADE_PROCESSOR` and `BRIGADE_TOPIC`.
 pub fn stream_env(processor: &Processor) -> Vec<(String, String)> {
+    base_env(processor, processor.input())
+}
+
+/// The processor's environment: its `env` entries, then `BRIGADE_PROCESSOR`, `BRIGADE_TOPIC`,
+/// `BRIGADE_PARTITION` and `BRIGADE_OFFSET`.
+pub fn env(processor: &Processor, msg: &InputMessage) -> Vec<(String, String)> {
+    let mut out = base_env(processor, &msg.topic);
+    out.push(("BRIGADE_PARTITION".into(), msg.partition.to_string()));
+    out.push(("BRIGADE_OFFSET".into(), msg.offset.to_string()));
+    out
+}
+
+fn base_env(processor: &Processor, topic: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = processor
         .env_pairs()
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     out.push(("BRIGADE_PROCESSOR".into(), processor.name().to_string()));
-    out.push(("BRIGADE_TOPIC".into(), processor.input().to_string()));
-    out
-}
-
-/// The processor's environment: its `env` entries, then `BRIGADE_PROCESSOR`, `BRIGADE_TOPIC`,
-/// `BRIGADE_PARTITION` and `BRIGADE_OFFSET`.
-pub fn env(processor: &Processor, msg: &InputMessage) -> Vec<(String, String)> {
-    let mut out = stream_env(processor);
-    if let Some(topic) = out.last_mut() {
-        topic.1.clone_from(&msg.topic);
-    }
-    out.push(("BRIGADE_PARTITION".into(), msg.partition.to_string()));
-    out.push(("BRIGADE_OFFSET".into(), msg.offset.to_string()));
+    out.push(("BRIGADE_TOPIC".into(), topic.to_string()));
     out
 }
 
@@ -306,20 +307,9 @@ pub async fn run(
     if let Some(task) = stderr_task {
         let _ = tokio::time::timeout(config.reap_wait, task).await;
     }
-    let stderr = {
-        let guard = tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bytes: Vec<u8> = guard.iter().copied().collect();
-        String::from_utf8_lossy(&bytes).trim().to_string()
-    };
     let failed = |cause: FailureCause, what: String| RunOutcome::Failed {
         cause,
-        message: if stderr.is_empty() {
-            format!("{what} (stderr empty)")
-        } else {
-            format!("{what}; stderr: {stderr}")
-        },
+        message: with_stderr(what, &tail),
     };
     match finish {
         Finish::Exited(Ok(status), bytes) if status.success() => RunOutcome::Output(bytes),
@@ -332,15 +322,33 @@ pub async fn run(
                 "stdout exceeded the limit of {max} bytes (max_output); the processor was killed"
             ),
         ),
-        Finish::TimedOut => failed(
-            FailureCause::Timeout,
-            format!(
-                "timed out after {}; the processor was killed",
-                mesos_sdk::duration::format_duration(processor.timeout())
-            ),
-        ),
+        Finish::TimedOut => failed(FailureCause::Timeout, timed_out(processor)),
         Finish::Killed => failed(FailureCause::Killed, "killed on request".to_string()),
     }
+}
+
+/// A failure's sentence: `what`, then the tail of stderr kept in `tail`.
+pub(super) fn with_stderr(what: String, tail: &Mutex<VecDeque<u8>>) -> String {
+    let stderr = {
+        let guard = tail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bytes: Vec<u8> = guard.iter().copied().collect();
+        String::from_utf8_lossy(&bytes).trim().to_string()
+    };
+    if stderr.is_empty() {
+        format!("{what} (stderr empty)")
+    } else {
+        format!("{what}; stderr: {stderr}")
+    }
+}
+
+/// What a run past the processor's `timeout` failed with.
+pub(super) fn timed_out(processor: &Processor) -> String {
+    format!(
+        "timed out after {}; the processor was killed",
+        mesos_sdk::duration::format_duration(processor.timeout())
+    )
 }
 
 pub(super) fn describe(status: ExitStatus) -> String {

@@ -27,7 +27,10 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::run::{RunConfig, command, describe, docker_kill, keep_tail, kill_group, stream_env};
+use super::run::{
+    RunConfig, command, describe, docker_kill, keep_tail, kill_group, stream_env, timed_out,
+    with_stderr,
+};
 use crate::processor::{Processor, Runner};
 use crate::protocol::warm::WorkResult;
 use crate::protocol::{FailureCause, InputMessage, Outcome};
@@ -118,11 +121,11 @@ impl SlotContext {
     }
 
     /// The oldest message fails with `cause`; the rest are given back for a re-run.
-    fn fail_all(&self, pending: &mut VecDeque<InputMessage>, cause: FailureCause, reason: &str) {
-        if let Some(first) = pending.pop_front() {
+    fn fail_all(&self, pending: &mut VecDeque<Waiting>, cause: FailureCause, reason: &str) {
+        if let Some((first, _)) = pending.pop_front() {
             self.fail(&first, cause, reason.to_string());
         }
-        for msg in pending.drain(..) {
+        for (msg, _) in pending.drain(..) {
             self.fail(
                 &msg,
                 FailureCause::Infrastructure,
@@ -131,6 +134,9 @@ impl SlotContext {
         }
     }
 }
+
+/// A message written to the process, with the time its result is due by.
+type Waiting = (InputMessage, Instant);
 
 /// Why [`serve`] returned.
 enum End {
@@ -244,15 +250,6 @@ impl Process {
         })
     }
 
-    fn stderr(&self) -> String {
-        let guard = self
-            .tail
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let bytes: Vec<u8> = guard.iter().copied().collect();
-        String::from_utf8_lossy(&bytes).trim().to_string()
-    }
-
     /// Kills the process (group and container) and reaps it.
     async fn kill(&mut self, context: &SlotContext) {
         kill_group(self.pid);
@@ -264,12 +261,7 @@ impl Process {
 
     /// A sentence with the tail of stderr.
     fn reason(&self, what: String) -> String {
-        let stderr = self.stderr();
-        if stderr.is_empty() {
-            format!("{what} (stderr empty)")
-        } else {
-            format!("{what}; stderr: {stderr}")
-        }
+        with_stderr(what, &self.tail)
     }
 }
 
@@ -319,10 +311,9 @@ async fn serve(
     queue: &mut mpsc::UnboundedReceiver<InputMessage>,
 ) -> End {
     let timeout = context.processor.timeout();
-    let mut pending: VecDeque<InputMessage> = VecDeque::new();
-    let mut deadlines: VecDeque<Instant> = VecDeque::new();
+    let mut pending: VecDeque<Waiting> = VecDeque::new();
     loop {
-        let deadline = deadlines.front().copied();
+        let deadline = pending.front().map(|(_, deadline)| *deadline);
         tokio::select! {
             biased;
             () = context.cancel.cancelled() => {
@@ -331,9 +322,8 @@ async fn serve(
             }
             line = process.lines.recv() => match line {
                 Some(Line::Text(text)) => {
-                    deadlines.pop_front();
                     match pending.pop_front() {
-                        Some(msg) => context.answer(&msg, Outcome::Output(text), None),
+                        Some((msg, _)) => context.answer(&msg, Outcome::Output(text), None),
                         None => tracing::warn!(
                             processor = %context.processor.name(),
                             "a streaming processor wrote a line no message asked for; ignored"
@@ -367,10 +357,7 @@ async fn serve(
             },
             () = sleep_until(deadline), if deadline.is_some() => {
                 process.kill(context).await;
-                let reason = process.reason(format!(
-                    "timed out after {}; the processor was killed",
-                    mesos_sdk::duration::format_duration(timeout)
-                ));
+                let reason = process.reason(timed_out(&context.processor));
                 context.fail_all(&mut pending, FailureCause::Timeout, &reason);
                 return End::Restart;
             }
@@ -393,8 +380,7 @@ async fn serve(
                     line.push(b'\n');
                     // A closed stdin means the process is gone: the reader reports it.
                     let _ = process.stdin.send(line);
-                    pending.push_back(msg);
-                    deadlines.push_back(Instant::now() + timeout);
+                    pending.push_back((msg, Instant::now() + timeout));
                 }
             },
         }
