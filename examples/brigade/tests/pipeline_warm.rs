@@ -61,6 +61,32 @@ impl Broker {
     }
 }
 
+/// What one test runs against: a broker with topics `<prefix>-in`, `-out` and `-err`, and
+/// mesos-local in a temporary work directory (both live as long as this).
+struct Setup {
+    _broker: Broker,
+    brokers: String,
+    _work: tempfile::TempDir,
+    cluster: mesos_local::cluster::LocalCluster,
+}
+
+/// Starts a test's broker and cluster; `None` (the test skips) without a broker.
+async fn setup(test: &str, prefix: &str) -> Option<Setup> {
+    support::init_logs();
+    let broker = Broker::start(test)?;
+    let brokers = broker.brokers();
+    let topics = ["in", "out", "err"].map(|t| format!("{prefix}-{t}"));
+    broker.topics(&topics.each_ref().map(String::as_str)).await;
+    let work = tempfile::tempdir().unwrap();
+    let cluster = support::local_cluster(work.path()).await;
+    Some(Setup {
+        _broker: broker,
+        brokers,
+        _work: work,
+        cluster,
+    })
+}
+
 fn payloads(prefix: &str, n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| format!("{prefix} {i}").into_bytes())
@@ -76,14 +102,15 @@ fn config(master: &str, brokers: &str) -> SchedulerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_every_message_gets_exactly_one_output_matched_by_offset() {
-    support::init_logs();
-    let Some(broker) = Broker::start("warm_every_message_gets_one_output") else {
+    let Some(Setup {
+        _broker,
+        brokers,
+        _work,
+        cluster,
+    }) = setup("warm_every_message_gets_one_output", "wf").await
+    else {
         return;
     };
-    let brokers = broker.brokers();
-    broker.topics(&["wf-in", "wf-out", "wf-err"]).await;
-    let work = tempfile::tempdir().unwrap();
-    let cluster = support::local_cluster(work.path()).await;
     let brigade = support::brigade(config(&cluster.master_url(), &brokers)).await;
     brigade
         .add(processor(serde_json::json!({
@@ -125,14 +152,15 @@ async fn warm_every_message_gets_exactly_one_output_matched_by_offset() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_failing_processor_fills_the_error_topic_with_reasons() {
-    support::init_logs();
-    let Some(broker) = Broker::start("warm_failing_processor") else {
+    let Some(Setup {
+        _broker,
+        brokers,
+        _work,
+        cluster,
+    }) = setup("warm_failing_processor", "wx").await
+    else {
         return;
     };
-    let brokers = broker.brokers();
-    broker.topics(&["wx-in", "wx-out", "wx-err"]).await;
-    let work = tempfile::tempdir().unwrap();
-    let cluster = support::local_cluster(work.path()).await;
     let brigade = support::brigade(config(&cluster.master_url(), &brokers)).await;
     brigade
         .add(processor(serde_json::json!({
@@ -166,14 +194,15 @@ async fn warm_failing_processor_fills_the_error_topic_with_reasons() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_worker_killed_mid_stream_gets_its_messages_rerun() {
-    support::init_logs();
-    let Some(broker) = Broker::start("warm_worker_killed_mid_stream") else {
+    let Some(Setup {
+        _broker,
+        brokers,
+        _work,
+        cluster,
+    }) = setup("warm_worker_killed_mid_stream", "wk").await
+    else {
         return;
     };
-    let brokers = broker.brokers();
-    broker.topics(&["wk-in", "wk-out", "wk-err"]).await;
-    let work = tempfile::tempdir().unwrap();
-    let cluster = support::local_cluster(work.path()).await;
     let brigade = support::brigade(config(&cluster.master_url(), &brokers)).await;
     brigade
         .add(processor(serde_json::json!({
@@ -254,14 +283,15 @@ async fn warm_worker_killed_mid_stream_gets_its_messages_rerun() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_pool_grows_with_the_backlog_and_shrinks_when_idle() {
-    support::init_logs();
-    let Some(broker) = Broker::start("warm_pool_grows") else {
+    let Some(Setup {
+        _broker,
+        brokers,
+        _work,
+        cluster,
+    }) = setup("warm_pool_grows", "ws").await
+    else {
         return;
     };
-    let brokers = broker.brokers();
-    broker.topics(&["ws-in", "ws-out", "ws-err"]).await;
-    let work = tempfile::tempdir().unwrap();
-    let cluster = support::local_cluster(work.path()).await;
     let mut config = config(&cluster.master_url(), &brokers);
     config.warm_concurrency = 1;
     let brigade = support::brigade(config).await;
@@ -315,14 +345,15 @@ async fn warm_pool_grows_with_the_backlog_and_shrinks_when_idle() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warm_streaming_processor_serves_many_messages_per_process() {
-    support::init_logs();
-    let Some(broker) = Broker::start("warm_streaming_processor") else {
+    let Some(Setup {
+        _broker,
+        brokers,
+        _work,
+        cluster,
+    }) = setup("warm_streaming_processor", "wl").await
+    else {
         return;
     };
-    let brokers = broker.brokers();
-    broker.topics(&["wl-in", "wl-out", "wl-err"]).await;
-    let work = tempfile::tempdir().unwrap();
-    let cluster = support::local_cluster(work.path()).await;
     let brigade = support::brigade(config(&cluster.master_url(), &brokers)).await;
     // Each result carries the id of the shell that answered; "die" makes it exit (a poison
     // message: its error is reported, the messages the process held are re-run).
