@@ -195,6 +195,7 @@ struct Process {
     stdin: mpsc::UnboundedSender<Vec<u8>>,
     lines: mpsc::Receiver<Line>,
     tail: Arc<Mutex<VecDeque<u8>>>,
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// What the stdout reader saw.
@@ -228,13 +229,13 @@ impl Process {
             });
         }
         let tail = Arc::new(Mutex::new(VecDeque::<u8>::new()));
-        if let Some(stderr) = child.stderr.take() {
+        let stderr_task = child.stderr.take().map(|stderr| {
             tokio::spawn(keep_tail(
                 stderr,
                 Arc::clone(&tail),
                 context.config.stderr_tail,
-            ));
-        }
+            ))
+        });
         let (line_tx, lines) = mpsc::channel(256);
         if let Some(stdout) = child.stdout.take() {
             let max = usize::try_from(context.processor.max_output()).unwrap_or(usize::MAX);
@@ -247,6 +248,7 @@ impl Process {
             stdin,
             lines,
             tail,
+            stderr_task,
         })
     }
 
@@ -259,8 +261,13 @@ impl Process {
         let _ = tokio::time::timeout(context.config.reap_wait, self.child.wait()).await;
     }
 
-    /// A sentence with the tail of stderr.
-    fn reason(&self, what: String) -> String {
+    /// A sentence with the tail of stderr. Called once the process has gone: it first lets the
+    /// stderr reader drain what the process wrote last (bounded by `reap_wait`), which can
+    /// otherwise still be in the pipe when stdout reports the end.
+    async fn reason(&mut self, context: &SlotContext, what: String) -> String {
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(context.config.reap_wait, task).await;
+        }
         with_stderr(what, &self.tail)
     }
 }
@@ -333,9 +340,9 @@ async fn serve(
                 Some(Line::TooLong) => {
                     let max = context.processor.max_output();
                     process.kill(context).await;
-                    let reason = process.reason(format!(
+                    let reason = process.reason(context, format!(
                         "a result line exceeded the limit of {max} bytes (max_output); the processor was killed"
-                    ));
+                    )).await;
                     context.fail_all(&mut pending, FailureCause::OutputTooLarge, &reason);
                     return End::Restart;
                 }
@@ -347,7 +354,7 @@ async fn serve(
                         Ok(Err(e)) => format!("cannot wait for the streaming processor: {e}"),
                         Err(_) => "the streaming processor closed its stdout".to_string(),
                     };
-                    let reason = process.reason(what);
+                    let reason = process.reason(context, what).await;
                     if pending.is_empty() {
                         tracing::warn!(processor = %context.processor.name(), %reason, "streaming processor ended; restarting it");
                     }
@@ -357,7 +364,7 @@ async fn serve(
             },
             () = sleep_until(deadline), if deadline.is_some() => {
                 process.kill(context).await;
-                let reason = process.reason(timed_out(&context.processor));
+                let reason = process.reason(context, timed_out(&context.processor)).await;
                 context.fail_all(&mut pending, FailureCause::Timeout, &reason);
                 return End::Restart;
             }
