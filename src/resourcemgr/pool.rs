@@ -12,11 +12,12 @@
 //!
 //! The pool is plain data over [`Offer`]s and [`OfferId`]s: it depends on no event type.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::algebra::Resources;
 use super::validate::ResourceError;
+use super::{FastMap, FastSet};
 use crate::v1::{AgentId, Attribute, DomainInfo, Offer, OfferId, Resource};
 
 /// What the pool refuses.
@@ -112,7 +113,7 @@ struct Held {
 /// The live offers; see the module doc.
 #[derive(Debug, Clone, Default)]
 pub struct OfferPool {
-    offers: HashMap<String, Held>,
+    offers: FastMap<String, Held>,
     agents: BTreeMap<String, (AgentView, Vec<String>)>,
     ttl: Option<Duration>,
 }
@@ -187,7 +188,7 @@ impl OfferPool {
     /// Takes offers out to use them in an ACCEPT or a DECLINE: all of them, or none (and the
     /// first unknown id) when one is not in the pool.
     pub fn take(&mut self, offer_ids: &[OfferId]) -> Result<Vec<Offer>, PoolError> {
-        let mut seen = HashSet::new();
+        let mut seen = FastSet::default();
         for id in offer_ids {
             if !self.offers.contains_key(&id.value) || !seen.insert(&id.value) {
                 return Err(PoolError::Unknown(id.value.clone()));
@@ -294,7 +295,7 @@ impl OfferPool {
                 .iter()
                 .map(|(id, h)| (id.clone(), Resources::from_slice(&h.offer.resources)))
                 .collect(),
-            used: HashSet::new(),
+            used: FastSet::default(),
         }
     }
 }
@@ -303,8 +304,8 @@ impl OfferPool {
 /// change until the used offers are [taken](OfferPool::take); dropping a round undoes it.
 #[derive(Debug, Clone, Default)]
 pub struct Round {
-    left: HashMap<String, Resources>,
-    used: HashSet<String>,
+    left: FastMap<String, Resources>,
+    used: FastSet<String>,
 }
 
 impl Round {

@@ -50,7 +50,7 @@ mod ports;
 mod request;
 mod search;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,11 +79,7 @@ use crate::v1::{ExecutorInfo, OfferId, Resource, TaskGroupInfo, TaskId, TaskInfo
 /// asks for none), the PATH or MOUNT disk piece it takes).
 type Choice = (usize, usize, Vec<Vec<u64>>, Option<usize>);
 
-/// The placer's hash maps and sets: foldhash (randomly seeded per map) instead of SipHash,
-/// which was ~9% of a round's instructions on request ids and attribute values.
-pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// See [`FastMap`].
-pub(crate) type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+pub(crate) use super::{FastMap, FastSet};
 
 /// Label key of the reservations the placer makes (value: the reservation id).
 pub const RESERVATION_LABEL: &str = "mesos-sdk/reservation";
