@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
 
+/// Records written or deleted per store transaction (etcd's default limit is 128 operations).
+pub const RECORDS_PER_TXN: usize = 64;
+
 /// How far a task's result got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -128,18 +131,19 @@ impl Records {
         Ok(())
     }
 
-    /// Writes `records` in one transaction.
+    /// Writes `records`, [`RECORDS_PER_TXN`] to a transaction (etcd refuses transactions of
+    /// more than 128 operations by default). Each record stands alone, so a failure part way
+    /// leaves some written and some not; the caller retries or treats all as unwritten.
     pub async fn put_all(&self, records: &[TaskRecord]) -> Result<(), PipelineError> {
-        if records.is_empty() {
-            return Ok(());
+        for chunk in records.chunks(RECORDS_PER_TXN) {
+            let mut txn = Txn::new();
+            for record in chunk {
+                let key = self.task_key(&record.task_id);
+                let value = encode_json(&key, record)?;
+                txn = txn.and_then(Op::put(key, value));
+            }
+            self.store.txn(txn).await?;
         }
-        let mut txn = Txn::new();
-        for record in records {
-            let key = self.task_key(&record.task_id);
-            let value = encode_json(&key, record)?;
-            txn = txn.and_then(Op::put(key, value));
-        }
-        self.store.txn(txn).await?;
         Ok(())
     }
 
@@ -153,7 +157,7 @@ impl Records {
 
     /// Deletes the records of `task_ids` in one transaction.
     pub async fn delete_all(&self, task_ids: &[String]) -> Result<(), PipelineError> {
-        for chunk in task_ids.chunks(64) {
+        for chunk in task_ids.chunks(RECORDS_PER_TXN) {
             let mut txn = Txn::new();
             for id in chunk {
                 txn = txn.and_then(Op::delete(self.task_key(id)));

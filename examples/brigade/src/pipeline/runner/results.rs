@@ -127,8 +127,8 @@ impl Runner {
         }
     }
 
-    /// Produces the record of a finished message in the background: marks it producing,
-    /// produces, marks it produced (retrying each step until it succeeds or the scheduler stops).
+    /// Produces the record of a finished message in the background (see
+    /// [`Runner::start_produce_all`]).
     pub(super) fn start_produce(
         &mut self,
         record: TaskRecord,
@@ -136,59 +136,89 @@ impl Runner {
         token: Option<AckToken>,
         started: Option<Instant>,
     ) {
-        if self.maybe_produced.remove(&record.task_id) {
-            self.counters.duplicates();
-            tracing::warn!(
-                processor = %self.name(),
-                offset = record.offset,
-                partition = record.partition,
-                "a record that may already be in Kafka is produced again (duplicate)"
-            );
+        self.start_produce_all(vec![Produced {
+            record,
+            started,
+            kind,
+            token,
+        }]);
+    }
+
+    /// Produces the records of finished messages in the background, as one batch: marks them
+    /// producing (one store transaction per [`RECORDS_PER_TXN`](super::super::record::RECORDS_PER_TXN)), produces them all at once,
+    /// marks them produced; each step is retried until it succeeds or the scheduler stops.
+    /// Their acknowledgement tokens are used once their records are acknowledged by Kafka.
+    pub(super) fn start_produce_all(&mut self, batch: Vec<Produced>) {
+        if batch.is_empty() {
+            return;
         }
-        self.producing_tasks.insert(record.task_id.clone());
+        for done in &batch {
+            let record = &done.record;
+            if self.maybe_produced.remove(&record.task_id) {
+                self.counters.duplicates();
+                tracing::warn!(
+                    processor = %self.name(),
+                    offset = record.offset,
+                    partition = record.partition,
+                    "a record that may already be in Kafka is produced again (duplicate)"
+                );
+            }
+            self.producing_tasks.insert(record.task_id.clone());
+        }
         let processor = self.processor.clone();
         let producer = self.producer.clone();
         let records = self.records.clone();
         self.producing.spawn(async move {
-            let mut record = record;
-            record.stage = Stage::Producing;
-            retry_forever("marking producing", || records.put(&record)).await;
-            let msg = InputMessage {
-                topic: record.topic.clone(),
-                partition: record.partition,
-                offset: record.offset,
-                key: record.key.clone(),
-                payload: Vec::new(),
-            };
-            let source = Source {
-                processor: processor.name(),
-                message: &msg,
-                attempts: record.attempt,
-            };
-            match &kind {
-                ResultKind::Output(output) => {
-                    if let Some(topic) = processor.output() {
-                        retry_forever("producing output", || {
-                            producer.produce_output(topic, &source, output)
-                        })
-                        .await;
+            let mut batch = batch;
+            let mut marked: Vec<TaskRecord> = batch
+                .iter_mut()
+                .map(|done| {
+                    done.record.stage = Stage::Producing;
+                    done.record.clone()
+                })
+                .collect();
+            retry_forever("marking producing", || records.put_all(&marked)).await;
+            let sends = batch.iter().map(|done| {
+                let record = &done.record;
+                let msg = InputMessage {
+                    topic: record.topic.clone(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    key: record.key.clone(),
+                    payload: Vec::new(),
+                };
+                let (processor, producer) = (&processor, &producer);
+                async move {
+                    let source = Source {
+                        processor: processor.name(),
+                        message: &msg,
+                        attempts: record.attempt,
+                    };
+                    match &done.kind {
+                        ResultKind::Output(output) => {
+                            if let Some(topic) = processor.output() {
+                                retry_forever("producing output", || {
+                                    producer.produce_output(topic, &source, output)
+                                })
+                                .await;
+                            }
+                        }
+                        ResultKind::Error(reason) => {
+                            retry_forever("producing error", || {
+                                producer.produce_error(processor.error(), &source, reason)
+                            })
+                            .await;
+                        }
                     }
                 }
-                ResultKind::Error(reason) => {
-                    retry_forever("producing error", || {
-                        producer.produce_error(processor.error(), &source, reason)
-                    })
-                    .await;
-                }
+            });
+            futures::future::join_all(sends).await;
+            for (done, record) in batch.iter_mut().zip(marked.iter_mut()) {
+                done.record.stage = Stage::Produced;
+                record.stage = Stage::Produced;
             }
-            record.stage = Stage::Produced;
-            retry_forever("marking produced", || records.put(&record)).await;
-            Produced {
-                record,
-                started,
-                kind,
-                token,
-            }
+            retry_forever("marking produced", || records.put_all(&marked)).await;
+            batch
         });
     }
 

@@ -43,7 +43,7 @@ use mesos_sdk::scheduler::{AckToken, calls};
 use mesos_sdk::v1::{AgentId, ExecutorId, TaskStatus};
 
 use super::super::record::{Stage, TaskRecord};
-use super::{Attempt, Key, ResultKind, Runner, key_of};
+use super::{Attempt, Key, Produced, ResultKind, Runner, key_of};
 use crate::processor::Processor;
 use crate::protocol::warm::{WorkItem, WorkResult};
 use crate::protocol::{self, FailureCause, InputMessage, Outcome};
@@ -299,10 +299,12 @@ impl Runner {
             }
             worker.agent_id.clone()
         };
+        // The outputs of one MESSAGE are produced (and their records written) as one batch.
+        let mut outputs = Vec::with_capacity(finished.len());
         for (item, result) in finished {
             match result.outcome {
                 Outcome::Output(output) => {
-                    self.warm_produce(item, &agent, ResultKind::Output(output));
+                    outputs.push(self.warm_result(item, &agent, ResultKind::Output(output)));
                 }
                 Outcome::Failed { reason } => {
                     let cause = result.cause.unwrap_or(FailureCause::Exit);
@@ -310,6 +312,7 @@ impl Runner {
                 }
             }
         }
+        self.start_produce_all(outputs);
         self.warm_dispatch();
     }
 
@@ -339,12 +342,13 @@ impl Runner {
                 });
             }
         } else {
-            self.warm_produce(item, agent, ResultKind::Error(reason));
+            let done = self.warm_result(item, agent, ResultKind::Error(reason));
+            self.start_produce_all(vec![done]);
         }
     }
 
-    /// Produces an item's record (shared with per-message mode).
-    fn warm_produce(&mut self, item: Item, agent: &AgentId, kind: ResultKind) {
+    /// An item's result, to produce as in per-message mode.
+    fn warm_result(&mut self, item: Item, agent: &AgentId, kind: ResultKind) -> Produced {
         let msg = &item.msg;
         let key = key_of(&msg.topic, msg.partition, msg.offset);
         let recovered = self.warm.as_mut().and_then(|w| w.recovered.remove(&key));
@@ -362,7 +366,12 @@ impl Runner {
             attempt: item.attempt,
             stage: Stage::Launched,
         };
-        self.start_produce(record, kind, None, Some(item.sent_at));
+        Produced {
+            record,
+            started: Some(item.sent_at),
+            kind,
+            token: None,
+        }
     }
 
     /// Timers: items with no answer for too long run again, idle workers above the minimum
