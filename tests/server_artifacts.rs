@@ -573,3 +573,40 @@ async fn shutdown_drops_what_is_left_after_the_grace_period() {
     let _ = stream.read_to_end(&mut bytes).await;
     assert!(bytes.is_empty(), "{}", String::from_utf8_lossy(&bytes));
 }
+
+/// A port still held when the server starts: with the default `bind_wait` the server takes it
+/// once it is given up; with no wait it fails at once with the typed bind error.
+#[tokio::test]
+async fn a_port_in_use_is_tried_again_for_bind_wait() {
+    use std::time::{Duration, Instant};
+
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap();
+
+    let started = Instant::now();
+    let refused = Server::builder()
+        .bind(addr)
+        .bind_wait(Duration::ZERO)
+        .start()
+        .await
+        .expect_err("the port is taken");
+    assert!(
+        matches!(&refused, mesos_sdk::server::ServerError::Bind { addr: a, source }
+            if *a == addr && source.kind() == std::io::ErrorKind::AddrInUse),
+        "{refused}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(holder);
+    });
+    let server = Server::builder()
+        .bind(addr)
+        .start()
+        .await
+        .expect("bound once the holder let go");
+    assert_eq!(server.local_addr(), addr);
+    release.await.unwrap();
+    server.shutdown().await;
+}

@@ -51,6 +51,13 @@ pub use state::{StateProvider, WatchState};
 /// The default shutdown grace period: how long requests in flight may take to finish.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// How long [`ServerBuilder::start`] keeps trying a port in use, by default (see
+/// [`ServerBuilder::bind_wait`]).
+pub const DEFAULT_BIND_WAIT: Duration = Duration::from_secs(2);
+
+/// Pause between two tries of a port in use.
+const BIND_RETRY: Duration = Duration::from_millis(50);
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -75,6 +82,7 @@ pub struct ServerBuilder {
     advertised_port: Option<u16>,
     tls: Option<Arc<rustls::ServerConfig>>,
     shutdown_grace: Duration,
+    bind_wait: Duration,
     state: Option<Arc<dyn StateProvider>>,
     routes: Option<axum::Router>,
     metrics: Option<Metrics>,
@@ -89,6 +97,7 @@ impl std::fmt::Debug for ServerBuilder {
             .field("advertised_port", &self.advertised_port)
             .field("tls", &self.tls.is_some())
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("bind_wait", &self.bind_wait)
             .field("state", &self.state.is_some())
             .field("routes", &self.routes.is_some())
             .finish_non_exhaustive()
@@ -103,6 +112,7 @@ impl Default for ServerBuilder {
             advertised_port: None,
             tls: None,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            bind_wait: DEFAULT_BIND_WAIT,
             state: None,
             routes: None,
             metrics: None,
@@ -149,6 +159,16 @@ impl ServerBuilder {
         self
     }
 
+    /// How long [`start`](Self::start) keeps trying a port that is in use before it fails
+    /// with [`ServerError::Bind`] (default 2 s; zero tries once). A fixed port given up a
+    /// moment ago can still be held: a process this one spawned holds a copy of every open
+    /// socket between its fork and its exec, the previous listener's included, so a
+    /// framework's next term (or a restarted process) binding the same port can meet it.
+    pub fn bind_wait(mut self, wait: Duration) -> Self {
+        self.bind_wait = wait;
+        self
+    }
+
     /// The source of `GET /state`.
     pub fn state(mut self, provider: impl StateProvider) -> Self {
         self.state = Some(Arc::new(provider));
@@ -175,12 +195,7 @@ impl ServerBuilder {
 
     /// Binds and starts serving in a background task.
     pub async fn start(self) -> Result<Server, ServerError> {
-        let listener = TcpListener::bind(self.bind)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: self.bind,
-                source,
-            })?;
+        let listener = bind(self.bind, self.bind_wait).await?;
         let local_addr = listener.local_addr().map_err(ServerError::LocalAddr)?;
         let host = match self.advertised_host {
             // A bare IPv6 literal needs brackets in a URL.
@@ -234,6 +249,24 @@ impl ServerBuilder {
             stop,
             task: Some(task),
         })
+    }
+}
+
+/// Binds `addr`, trying again every [`BIND_RETRY`] while the port is in use, for up to `wait`.
+async fn bind(addr: SocketAddr, wait: Duration) -> Result<TcpListener, ServerError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(source)
+                if source.kind() == std::io::ErrorKind::AddrInUse
+                    && tokio::time::Instant::now() + BIND_RETRY <= deadline =>
+            {
+                tracing::debug!(%addr, "address in use; trying again");
+                tokio::time::sleep(BIND_RETRY).await;
+            }
+            Err(source) => return Err(ServerError::Bind { addr, source }),
+        }
     }
 }
 
