@@ -17,6 +17,12 @@
 //!   runs on the agent, otherwise decline and say so ([`InverseOfferDecision`]).
 //!
 //! Time is passed in (`now`), so tests drive it without waiting.
+//!
+//! Send the calls in the order they come out, each after the previous one's answer (one task
+//! with a queue is enough). Calls sent concurrently can reach the master in any order. A
+//! SUPPRESS overtaken by the REVIVE that followed it leaves the role suppressed at the master
+//! while this state machine believes it revived, and no offer comes again. A DECLINE whose
+//! refuse filter lands after a REVIVE holds back the offers that REVIVE asked for.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

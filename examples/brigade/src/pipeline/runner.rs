@@ -19,7 +19,7 @@ use mesos_sdk::scheduler::{
     AckMode, AckToken, FrameworkInfoBuilder, Scheduler, SchedulerEvent, SchedulerEvents, calls,
 };
 use mesos_sdk::v1::{self, AgentId, Offer, TaskId};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 mod executors;
@@ -235,6 +235,8 @@ struct Runner {
     processor: Arc<Processor>,
     config: SchedulerConfig,
     scheduler: Scheduler,
+    /// DECLINE, SUPPRESS and REVIVE, sent one after the other (see [`Runner::send_in_order`]).
+    offer_calls: mpsc::UnboundedSender<v1::scheduler::Call>,
     consumer: Arc<InputConsumer>,
     producer: ResultProducer,
     records: Records,
@@ -287,10 +289,12 @@ impl Runner {
         recovered: Vec<TaskRecord>,
     ) -> Self {
         let revive_bucket = TokenBucket::new(3, config.revive_interval);
+        let offer_calls = spawn_ordered_sender(scheduler.clone());
         let mut runner = Self {
             processor: Arc::new(processor),
             config,
             scheduler,
+            offer_calls,
             consumer,
             producer,
             records,
@@ -542,10 +546,7 @@ impl Runner {
                 self.records.set_framework_id(&framework_id.value).await?;
                 self.reconcile().await;
                 if self.suppressed {
-                    let _ = self
-                        .scheduler
-                        .call(calls::suppress(vec![self.config.role.clone()]))
-                        .await;
+                    self.send_in_order(calls::suppress(vec![self.config.role.clone()]));
                 }
                 self.etiquette();
             }
@@ -636,11 +637,22 @@ impl Runner {
         let role = vec![self.config.role.clone()];
         if !ready && self.pending.is_empty() && self.running.is_empty() && !self.suppressed {
             self.suppressed = true;
-            self.send(calls::suppress(role));
+            self.send_in_order(calls::suppress(role));
         } else if ready && (self.suppressed || self.filtered) && self.revive_bucket.try_take(now) {
             self.suppressed = false;
             self.filtered = false;
-            self.send(calls::revive(role));
+            self.send_in_order(calls::revive(role));
+        }
+    }
+
+    /// Sends an offer-etiquette call (DECLINE, SUPPRESS, REVIVE) without waiting for the
+    /// answer, after those sent before it. Calls sent by [`Runner::send`] each go on their own
+    /// and can reach the master in any order: a SUPPRESS overtaken by the REVIVE that followed
+    /// it would leave the framework suppressed while it believes it revived, and a DECLINE
+    /// filter overtaking a REVIVE would hold back the offers the REVIVE asked for.
+    fn send_in_order(&self, call: v1::scheduler::Call) {
+        if self.offer_calls.send(call).is_err() {
+            tracing::debug!(processor = %self.name(), "offer-call sender gone");
         }
     }
 
@@ -653,4 +665,18 @@ impl Runner {
             }
         });
     }
+}
+
+/// The task that sends a runner's offer-etiquette calls one at a time, in the order given; it
+/// ends when the runner (the sender) is dropped.
+fn spawn_ordered_sender(scheduler: Scheduler) -> mpsc::UnboundedSender<v1::scheduler::Call> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<v1::scheduler::Call>();
+    tokio::spawn(async move {
+        while let Some(call) = rx.recv().await {
+            if let Err(e) = scheduler.call(call).await {
+                tracing::debug!(error = %e, "offer call failed");
+            }
+        }
+    });
+    tx
 }

@@ -251,7 +251,7 @@ impl Runner {
             self.send(call);
         }
         if !decline.is_empty() {
-            self.send(calls::decline(decline, None));
+            self.send_in_order(calls::decline(decline, None));
         }
         let backlog = self.pending.iter().any(|a| a.not_before <= now);
         if backlog && self.running.len() >= self.max_in_flight() {
@@ -259,7 +259,7 @@ impl Runner {
         } else if !unused.is_empty() {
             self.filtered = true;
             let ids = unused.into_iter().map(|o| o.id).collect();
-            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
+            self.send_in_order(calls::decline(ids, Some(self.config.decline_refuse)));
         }
         self.etiquette();
         Ok(())
@@ -278,7 +278,7 @@ impl Runner {
         } else {
             let ids: Vec<v1::OfferId> = self.held.drain(..).map(|o| o.id).collect();
             self.filtered = true;
-            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
+            self.send_in_order(calls::decline(ids, Some(self.config.decline_refuse)));
             Ok(())
         }
     }

@@ -432,14 +432,14 @@ impl Runner {
         let role = vec![self.config.role.clone()];
         if !wanted && !self.suppressed {
             self.suppressed = true;
-            self.send(calls::suppress(role));
+            self.send_in_order(calls::suppress(role));
         } else if wanted
             && (self.suppressed || self.filtered)
             && self.revive_bucket.try_take(Instant::now())
         {
             self.suppressed = false;
             self.filtered = false;
-            self.send(calls::revive(role));
+            self.send_in_order(calls::revive(role));
         }
     }
 

@@ -161,7 +161,7 @@ impl Runner {
         if !offers.is_empty() {
             self.filtered = true;
             let ids = offers.into_iter().map(|o| o.id).collect();
-            self.send(calls::decline(ids, Some(self.config.decline_refuse)));
+            self.send_in_order(calls::decline(ids, Some(self.config.decline_refuse)));
         }
         self.etiquette();
     }
