@@ -37,8 +37,8 @@ use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer, TopicPartition}
 use crate::processor::Processor;
 use crate::protocol::InputMessage;
 
-/// How long warm mode holds consumption back at `max_in_flight` before it pauses the input
-/// partitions (see [`Runner::back_pressure`]).
+/// How long consumption is held back at `max_in_flight` before the input partitions are
+/// paused (see [`Runner::back_pressure`]).
 const PAUSE_AFTER: Duration = Duration::from_secs(5);
 
 /// What happened to one input message, announced once its record is acknowledged by Kafka.
@@ -367,14 +367,13 @@ impl Runner {
         (self.processor.max_in_flight() as usize).max(1)
     }
 
-    /// Whether to take more messages: below `max_in_flight`; in warm mode, once held back
-    /// there, not again before a quarter of it has completed, so that messages leave for the
-    /// workers in batches rather than one per completion. Per-message mode takes one at the
-    /// first free slot (each message is a task launch anyway).
+    /// Whether to take more messages: below `max_in_flight`; once held back there, not again
+    /// before a quarter of it has completed, so that messages are taken (and launched, or sent
+    /// to the warm workers) in batches rather than one per completion.
     fn room(&self) -> bool {
         let max = self.max_in_flight();
         let open = self.open();
-        if self.held_since.is_some() && self.warm.is_some() {
+        if self.held_since.is_some() {
             open <= max - max.div_ceil(4)
         } else {
             open < max
@@ -477,12 +476,12 @@ impl Runner {
     }
 
     /// Holds consumption back while `max_in_flight` messages are open: the event loop stops
-    /// taking messages, and the input partitions are paused. Per-message mode pauses at once.
-    /// Warm mode pauses only once held back for [`PAUSE_AFTER`]: pausing drops librdkafka's
-    /// prefetched messages and resuming fetches them again, which at the rate a warm pipeline
-    /// completes messages cost five sixths of its throughput (2.7k instead of 15.5k
-    /// messages/s in the throughput example); until then librdkafka's own bounded prefetch
-    /// (`queued.max.messages.kbytes`) is the only buffer.
+    /// taking messages at once, and pauses the input partitions only once held back for
+    /// [`PAUSE_AFTER`]. Pausing drops librdkafka's prefetched messages and resuming fetches
+    /// them again: done at every completion, it cost a streaming warm pipeline five sixths of
+    /// its throughput (2.7k instead of 15.5k messages/s in the throughput example). Until the
+    /// pause, librdkafka's own bounded prefetch (`queued.max.messages.kbytes`) is the only
+    /// buffer.
     fn back_pressure(&mut self, want: bool) {
         if want {
             self.held_since = None;
@@ -490,10 +489,9 @@ impl Runner {
             self.held_since = Some(Instant::now());
         }
         let pause = !want
-            && (self.warm.is_none()
-                || self
-                    .held_since
-                    .is_some_and(|since| since.elapsed() >= PAUSE_AFTER));
+            && self
+                .held_since
+                .is_some_and(|since| since.elapsed() >= PAUSE_AFTER);
         if pause == self.paused {
             return;
         }
