@@ -6,50 +6,14 @@
 
 #[path = "common/etcd.rs"]
 mod etcd_support;
+#[path = "common/ha_instances.rs"]
+mod ha_instances;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use etcd_support::EtcdCluster;
-use mesos_local::cluster::LocalCluster;
+use ha_instances::{Setup, TTL_MS};
 use mesos_sdk::storage::{EventKind, Namespace, Store};
-
-const TTL_MS: u64 = 3000;
-const WAIT: Duration = Duration::from_secs(40);
-
-/// The example binary, built (once per test run, a no-op when up to date) with the same
-/// cargo: `cargo test --test ha_process` alone does not build examples.
-fn example_binary() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo
-                .args(["build", "--example", "ha", "--features", "etcd"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            // The variables cargo sets for this test (CARGO_PKG_NAME, ...) would look like a
-            // changed environment to build scripts (ring's) and rebuild half the tree.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy().into_owned();
-                let keep = matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
-                if (name.starts_with("CARGO_") && !keep) || name == "OUT_DIR" {
-                    cargo.env_remove(&name);
-                }
-            }
-            let status = cargo.status().expect("cargo build --example ha");
-            assert!(status.success(), "building the ha example failed");
-            let exe = std::env::current_exe().expect("test binary path");
-            exe.parent()
-                .and_then(|deps| deps.parent())
-                .expect("target directory")
-                .join("examples")
-                .join("ha")
-        })
-        .clone()
-}
 
 /// Samples the master's `/state` every 25 ms while a test runs: the frameworks named like
 /// ours, and how many of them are connected. "Never two leaders at once", as the master sees
@@ -139,174 +103,6 @@ impl MasterSampler {
             samples.samples, samples.connected
         );
         samples
-    }
-}
-
-/// One instance process and its stdout lines.
-struct Instance {
-    id: String,
-    child: Option<Child>,
-}
-
-impl Instance {
-    fn signal(&self, signal: &str) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .args([format!("-{signal}"), child.id().to_string()])
-                .status();
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.signal("CONT");
-        self.kill();
-    }
-}
-
-/// Everything a test needs, stopped on drop.
-struct Setup {
-    etcd: EtcdCluster,
-    cluster: LocalCluster,
-    instances: Vec<Instance>,
-    lines: tokio::sync::mpsc::UnboundedReceiver<(String, String)>,
-    tx: tokio::sync::mpsc::UnboundedSender<(String, String)>,
-    tasks: usize,
-    /// Every line seen so far, by instance.
-    seen: Vec<(String, String)>,
-    framework: String,
-    /// More arguments for every instance.
-    extra: Vec<String>,
-}
-
-impl Setup {
-    async fn start(framework: &str, tasks: usize) -> Self {
-        Self::start_with(framework, tasks, &[]).await
-    }
-
-    async fn start_with(framework: &str, tasks: usize, extra: &[&str]) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let etcd = EtcdCluster::single().await;
-        let cluster = LocalCluster::builder()
-            .heartbeat_interval(Duration::from_millis(300))
-            .allocation_interval(Duration::from_millis(50))
-            .status_update_retry(Duration::from_millis(200), Duration::from_secs(1))
-            .start()
-            .await
-            .expect("local cluster starts");
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        let mut setup = Self {
-            etcd,
-            cluster,
-            instances: Vec::new(),
-            lines,
-            tx,
-            seen: Vec::new(),
-            framework: framework.to_string(),
-            tasks,
-            extra: extra.iter().map(|a| a.to_string()).collect(),
-        };
-        for id in ["i1", "i2", "i3"] {
-            setup.spawn(id);
-        }
-        setup
-    }
-
-    /// Starts one more instance.
-    fn spawn(&mut self, id: &str) {
-        let mut child = Command::new(example_binary())
-            .args(["--master", &self.cluster.master_url()])
-            .args(["--etcd", &self.etcd.endpoint()])
-            .args(["--id", id, "--name", &self.framework])
-            .args(["--tasks", &self.tasks.to_string()])
-            .args(["--ttl-ms", &TTL_MS.to_string()])
-            .args(["--keepalive-ms", "300", "--margin-ms", "500"])
-            .args(&self.extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("HA_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start an ha instance");
-        let stdout = child.stdout.take().expect("stdout");
-        let tx = self.tx.clone();
-        let who = id.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((who.clone(), line)).is_err() {
-                    break;
-                }
-            }
-        });
-        self.instances.push(Instance {
-            id: id.to_string(),
-            child: Some(child),
-        });
-    }
-
-    /// Waits for a line starting with `prefix` from an instance accepted by `from`.
-    async fn wait_line(&mut self, from: impl Fn(&str) -> bool, prefix: &str) -> (String, String) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(Some((who, line))) = tokio::time::timeout(left, self.lines.recv()).await else {
-                panic!("no `{prefix}` line; seen: {:#?}", self.seen)
-            };
-            self.seen.push((who.clone(), line.clone()));
-            if from(&who) && line.starts_with(prefix) {
-                return (who, line);
-            }
-        }
-    }
-
-    /// Drains the lines that arrived so far.
-    fn drain(&mut self) {
-        while let Ok(item) = self.lines.try_recv() {
-            self.seen.push(item);
-        }
-    }
-
-    fn instance(&mut self, id: &str) -> &mut Instance {
-        self.instances
-            .iter_mut()
-            .find(|i| i.id == id)
-            .expect("instance")
-    }
-
-    /// Waits for a leader with `tasks` running tasks; answers (leader, framework id).
-    async fn wait_steady(&mut self, tasks: usize) -> (String, String) {
-        let (leader, _) = self.wait_line(|_| true, "LEADING").await;
-        let (_, subscribed) = self.wait_line(|w| w == leader, "SUBSCRIBED ").await;
-        let framework_id = subscribed["SUBSCRIBED ".len()..].to_string();
-        let mut running = BTreeSet::new();
-        while running.len() < tasks {
-            let (_, line) = self.wait_line(|w| w == leader, "TASK ").await;
-            let parts: Vec<&str> = line.split_whitespace().collect();
-            if parts.get(2) == Some(&"TaskRunning") {
-                running.insert(parts[1].to_string());
-            }
-        }
-        (leader, framework_id)
-    }
-
-    fn task_launches(&self, who: &str) -> usize {
-        self.seen
-            .iter()
-            .filter(|(w, l)| w == who && l.starts_with("LAUNCH "))
-            .count()
     }
 }
 
@@ -548,35 +344,5 @@ async fn leader_that_loses_etcd_steps_down_and_nobody_leads_meanwhile() {
     let (_, subscribed) = setup.wait_line(|_| true, "SUBSCRIBED ").await;
     assert_eq!(subscribed, format!("SUBSCRIBED {framework_id}"));
     master.check(&framework_id).await;
-    setup.cluster.shutdown().await;
-}
-
-/// Failover time over 20 leader kills, p50 and p99 against the TTL (a measurement, not a
-/// check; about a minute): `cargo test --features etcd --test ha_process -- --ignored
-/// failover_time --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement; run explicitly"]
-async fn failover_time_over_20_leader_kills() {
-    let mut setup = Setup::start("ha-failover", 1).await;
-    let (mut leader, _) = setup.wait_steady(1).await;
-    let mut samples = Vec::new();
-    for round in 0..20 {
-        let killed_at = Instant::now();
-        setup.instance(&leader).kill();
-        let (next, _) = setup.wait_line(|w| w != leader, "SUBSCRIBED ").await;
-        samples.push(killed_at.elapsed());
-        setup.spawn(&format!("r{round}"));
-        leader = next;
-    }
-    samples.sort();
-    let p = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "failover over {} SIGKILLs: p50 {:?}, p99 {:?}, max {:?} (TTL {TTL_MS} ms, keep-alive 300 ms, \
-         margin 500 ms, master heartbeat 300 ms)",
-        samples.len(),
-        p(0.5),
-        p(0.99),
-        samples[samples.len() - 1]
-    );
     setup.cluster.shutdown().await;
 }
