@@ -7,11 +7,12 @@
 
 #[path = "common/etcd.rs"]
 mod etcd_support;
+#[path = "common/ha_instances.rs"]
+mod ha_instances;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use etcd_support::EtcdCluster;
@@ -22,30 +23,9 @@ const NAME: &str = "ha-controller";
 const WAIT: Duration = Duration::from_secs(40);
 
 /// The example binary, built with the same cargo (`cargo test --test NAME` builds no
-/// examples); cargo's variables for this test are removed so build scripts see no change.
+/// examples).
 fn example_binary() -> PathBuf {
-    let mut cargo = Command::new(env!("CARGO"));
-    cargo
-        .args(["build", "--example", "ha_controller", "--features", "etcd"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy().into_owned();
-        let keep = matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
-        if (name.starts_with("CARGO_") && !keep) || name == "OUT_DIR" {
-            cargo.env_remove(&name);
-        }
-    }
-    let status = cargo.status().expect("cargo build --example ha_controller");
-    assert!(
-        status.success(),
-        "building the ha_controller example failed"
-    );
-    let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target directory")
-        .join("examples")
-        .join("ha_controller")
+    ha_instances::build_example("ha_controller")
 }
 
 /// A child process killed when dropped.
@@ -66,27 +46,12 @@ fn spawn(
     id: &str,
     tx: &tokio::sync::mpsc::UnboundedSender<(String, String)>,
 ) -> Instance {
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["--master", &cluster.master_url()])
         .args(["--etcd", &etcd.endpoint()])
-        .args(["--id", id, "--tasks", "3", "--ttl-ms", "3000"])
-        .env(
-            "RUST_LOG",
-            std::env::var("HA_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start an ha_controller instance");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, who) = (tx.clone(), id.to_string());
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send((who.clone(), line)).is_err() {
-                break;
-            }
-        }
-    });
+        .args(["--id", id, "--tasks", "3", "--ttl-ms", "3000"]);
+    let child = ha_instances::spawn_tagged(command, id, tx);
     Instance(child)
 }
 
@@ -176,11 +141,8 @@ async fn a_sigkilled_leader_is_replaced_by_the_standby_without_launching_again()
         .await
         .expect("build");
     let etcd = EtcdCluster::single().await;
-    let cluster = LocalCluster::builder()
+    let cluster = ha_instances::quick_cluster()
         .agents(2)
-        .heartbeat_interval(Duration::from_millis(300))
-        .allocation_interval(Duration::from_millis(50))
-        .status_update_retry(Duration::from_millis(200), Duration::from_secs(1))
         .start()
         .await
         .expect("local cluster starts");

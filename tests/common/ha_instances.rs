@@ -28,31 +28,70 @@ pub fn example_binary() -> PathBuf {
         return exe.parent().expect("examples directory").join("ha");
     }
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let mut cargo = Command::new(env!("CARGO"));
-            cargo
-                .args(["build", "--example", "ha", "--features", "etcd"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            // The variables cargo sets for this test (CARGO_PKG_NAME, ...) would look like a
-            // changed environment to build scripts (ring's) and rebuild half the tree.
-            for (name, _) in std::env::vars_os() {
-                let name = name.to_string_lossy().into_owned();
-                let keep = matches!(name.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
-                if (name.starts_with("CARGO_") && !keep) || name == "OUT_DIR" {
-                    cargo.env_remove(&name);
-                }
+    BUILT.get_or_init(|| build_example("ha")).clone()
+}
+
+/// Builds example `name` (feature `etcd`) with the cargo that runs this test, and answers its
+/// path in the test's target directory.
+pub fn build_example(name: &str) -> PathBuf {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "--example", name, "--features", "etcd"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    // The variables cargo sets for this test (CARGO_PKG_NAME, ...) would look like a changed
+    // environment to build scripts (ring's) and rebuild half the tree.
+    for (var, _) in std::env::vars_os() {
+        let var = var.to_string_lossy().into_owned();
+        let keep = matches!(var.as_str(), "CARGO_HOME" | "CARGO_TARGET_DIR");
+        if (var.starts_with("CARGO_") && !keep) || var == "OUT_DIR" {
+            cargo.env_remove(&var);
+        }
+    }
+    let status = cargo.status().expect("cargo build --example");
+    assert!(status.success(), "building the {name} example failed");
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory")
+        .join("examples")
+        .join(name)
+}
+
+/// mesos-local with the quick heartbeats, allocations and update retries the HA process tests
+/// use (so that a failover is not measured against Mesos' default intervals).
+pub fn quick_cluster() -> mesos_local::cluster::LocalClusterBuilder {
+    LocalCluster::builder()
+        .heartbeat_interval(Duration::from_millis(300))
+        .allocation_interval(Duration::from_millis(50))
+        .status_update_retry(Duration::from_millis(200), Duration::from_secs(1))
+}
+
+/// Starts `command` (an instance `id`, its log level from `HA_CHILD_LOG`, default `warn`);
+/// its stdout lines go to `tx` as `(id, line)`, read by a thread of their own.
+pub fn spawn_tagged(
+    mut command: Command,
+    id: &str,
+    tx: &tokio::sync::mpsc::UnboundedSender<(String, String)>,
+) -> Child {
+    let mut child = command
+        .env(
+            "RUST_LOG",
+            std::env::var("HA_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start an instance");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, who) = (tx.clone(), id.to_string());
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send((who.clone(), line)).is_err() {
+                break;
             }
-            let status = cargo.status().expect("cargo build --example ha");
-            assert!(status.success(), "building the ha example failed");
-            let exe = std::env::current_exe().expect("test binary path");
-            exe.parent()
-                .and_then(|deps| deps.parent())
-                .expect("target directory")
-                .join("examples")
-                .join("ha")
-        })
-        .clone()
+        }
+    });
+    child
 }
 
 /// One instance process and its stdout lines.
@@ -114,13 +153,7 @@ impl Setup {
             .with_test_writer()
             .try_init();
         let etcd = EtcdCluster::single().await;
-        let cluster = LocalCluster::builder()
-            .heartbeat_interval(Duration::from_millis(300))
-            .allocation_interval(Duration::from_millis(50))
-            .status_update_retry(Duration::from_millis(200), Duration::from_secs(1))
-            .start()
-            .await
-            .expect("local cluster starts");
+        let cluster = quick_cluster().start().await.expect("local cluster starts");
         let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
         let mut setup = Self {
             etcd,
@@ -141,32 +174,16 @@ impl Setup {
 
     /// Starts one more instance.
     pub fn spawn(&mut self, id: &str) {
-        let mut child = Command::new(example_binary())
+        let mut command = Command::new(example_binary());
+        command
             .args(["--master", &self.cluster.master_url()])
             .args(["--etcd", &self.etcd.endpoint()])
             .args(["--id", id, "--name", &self.framework])
             .args(["--tasks", &self.tasks.to_string()])
             .args(["--ttl-ms", &TTL_MS.to_string()])
             .args(["--keepalive-ms", "300", "--margin-ms", "500"])
-            .args(&self.extra)
-            .env(
-                "RUST_LOG",
-                std::env::var("HA_CHILD_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start an ha instance");
-        let stdout = child.stdout.take().expect("stdout");
-        let tx = self.tx.clone();
-        let who = id.to_string();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send((who.clone(), line)).is_err() {
-                    break;
-                }
-            }
-        });
+            .args(&self.extra);
+        let child = spawn_tagged(command, id, &self.tx);
         self.instances.push(Instance {
             id: id.to_string(),
             child: Some(child),
