@@ -225,8 +225,8 @@ async fn sigstopped_leader_is_fenced_when_it_wakes_up() {
 /// every 100 ms, and tolerates 100 missed master heartbeats. The leader is SIGSTOPped past its
 /// TTL; a standby takes over the framework, and the master fails the old subscription over.
 /// On SIGCONT the old leader still believes it leads: it writes at once, and every such write
-/// is rejected by the fence (none lands in the store); its scheduler reads `Framework failed
-/// over` and its term ends. The master never has two subscriptions of the framework, nor a
+/// is rejected by the fence (none lands in the store); its term ends, by its scheduler reading
+/// `Framework failed over` or by its election finding the lease gone, whichever comes first. The master never has two subscriptions of the framework, nor a
 /// second framework id. (With the default heartbeat watchdog, a long-paused scheduler may call
 /// its connection dead on waking before it reads the buffered error, and resubscribe, failing
 /// the new leader over in turn: the safe deadline is what prevents that.)
@@ -274,9 +274,15 @@ async fn woken_leader_past_an_unsafe_deadline_is_fenced_and_failed_over() {
     );
     let rejected: u64 = rejected["REJECTED_WRITES ".len()..].parse().unwrap();
     assert!(rejected > 0, "the woken leader attempted no write");
-    // Mesos-side fencing: the master failed the old subscription over.
+    // Mesos-side fencing: the master failed the old subscription over (checked on the master
+    // by the sampler below: never two subscriptions). What the woken process notices first is
+    // a race between its scheduler reading the buffered `Framework failed over` and its
+    // election finding the lease gone (then it stops its scheduler before reading the error);
+    // both end the term, and both were seen in full runs.
     assert!(
-        end.contains("FailedOver") || termination.contains("Some(FailedOver"),
+        end.contains("FailedOver")
+            || termination.contains("Some(FailedOver")
+            || (end.contains("LeaseGone") && termination.contains("Some(Stopped)")),
         "{end}; {termination}"
     );
 
