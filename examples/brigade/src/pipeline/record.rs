@@ -134,10 +134,14 @@ impl Records {
     /// Writes `records`, [`RECORDS_PER_TXN`] to a transaction (etcd refuses transactions of
     /// more than 128 operations by default). Each record stands alone, so a failure part way
     /// leaves some written and some not; the caller retries or treats all as unwritten.
-    pub async fn put_all(&self, records: &[TaskRecord]) -> Result<(), PipelineError> {
-        for chunk in records.chunks(RECORDS_PER_TXN) {
+    pub async fn put_all<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a TaskRecord>,
+    ) -> Result<(), PipelineError> {
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
             let mut txn = Txn::new();
-            for record in chunk {
+            for record in records.by_ref().take(RECORDS_PER_TXN) {
                 let key = self.task_key(&record.task_id);
                 let value = encode_json(&key, record)?;
                 txn = txn.and_then(Op::put(key, value));

@@ -170,14 +170,11 @@ impl Runner {
         let records = self.records.clone();
         self.producing.spawn(async move {
             let mut batch = batch;
-            let mut marked: Vec<TaskRecord> = batch
-                .iter_mut()
-                .map(|done| {
-                    done.record.stage = Stage::Producing;
-                    done.record.clone()
-                })
-                .collect();
-            retry_forever("marking producing", || records.put_all(&marked)).await;
+            mark(&mut batch, Stage::Producing);
+            retry_forever("marking producing", || {
+                records.put_all(batch.iter().map(record_of))
+            })
+            .await;
             let sends = batch.iter().map(|done| {
                 let record = &done.record;
                 let msg = InputMessage {
@@ -213,11 +210,11 @@ impl Runner {
                 }
             });
             futures::future::join_all(sends).await;
-            for (done, record) in batch.iter_mut().zip(marked.iter_mut()) {
-                done.record.stage = Stage::Produced;
-                record.stage = Stage::Produced;
-            }
-            retry_forever("marking produced", || records.put_all(&marked)).await;
+            mark(&mut batch, Stage::Produced);
+            retry_forever("marking produced", || {
+                records.put_all(batch.iter().map(record_of))
+            })
+            .await;
             batch
         });
     }
@@ -354,6 +351,19 @@ impl Runner {
                 }
             });
         }
+    }
+}
+
+/// A produce's task record (a named function: a closure here would trip the compiler's
+/// higher-ranked lifetime check on the spawned future).
+fn record_of(done: &Produced) -> &TaskRecord {
+    &done.record
+}
+
+/// Sets the stage of every record of `batch`.
+fn mark(batch: &mut [Produced], stage: Stage) {
+    for done in batch {
+        done.record.stage = stage;
     }
 }
 
