@@ -219,37 +219,38 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-/// One warm-mode run's figures.
-struct WarmRun {
+/// One Brigade run's figures.
+struct Run {
     /// Messages/s from the processor's start to its last output.
     rate: f64,
-    /// Messages/s from its first output record to its last (without the workers' start).
+    /// Messages/s from its first output record to its last (without the subscription and
+    /// the workers' start).
     steady: f64,
     latencies: Vec<i64>,
 }
 
-/// Produces `n` messages to `{name}-in` and runs them through a warm `cat` processor with the
-/// extra fields `extra`.
-async fn warm_run(
+/// Runs the `n` messages already in `input` through a `cat` processor `name` (outputs to
+/// `{name}-out`) with the extra fields `extra`; the processor is removed afterwards, so that
+/// each mode is measured alone.
+async fn brigade_run(
     brigade: &Brigade,
     brokers: &str,
     name: &str,
+    input: &str,
     n: usize,
     extra: serde_json::Value,
-) -> WarmRun {
-    produce(brokers, &format!("{name}-in"), n).await;
+) -> Run {
     let mut doc = serde_json::json!({
-        "name": name, "input": format!("{name}-in"), "output": format!("{name}-out"),
+        "name": name, "input": input, "output": format!("{name}-out"),
         "error": format!("{name}-err"), "command": "cat", "cpus": 0.01, "mem": 8,
-        "mode": "warm", "workers": {"min": WARM_WORKERS, "max": WARM_WORKERS},
     });
     if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
         doc.extend(extra.clone());
     }
-    let processor = Processor::from_value(doc).expect("warm processor");
+    let processor = Processor::from_value(doc).expect("processor");
     let collector = tokio::spawn(collect_owned(brokers.to_string(), format!("{name}-out"), n));
     let start = now_ms();
-    brigade.add(processor).await.expect("warm processor starts");
+    brigade.add(processor).await.expect("processor starts");
     let (first, last, mut latencies) = collector.await.expect("collector");
     assert_eq!(
         latencies.len(),
@@ -258,12 +259,8 @@ async fn warm_run(
         brigade.counters().await.get(name)
     );
     latencies.sort_unstable();
-    // Each mode is measured alone: its scheduler and workers go before the next one starts.
-    brigade
-        .remove(name)
-        .await
-        .expect("remove the warm processor");
-    WarmRun {
+    brigade.remove(name).await.expect("remove the processor");
+    Run {
         rate: rate_between(n, start, last),
         steady: rate_between(n - 1, first, last),
         latencies,
@@ -397,49 +394,47 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5000);
-    let mut per_message = None;
-    if runs("per-message") {
-        let processor = Processor::from_json(&format!(
-            r#"{{"name":"tp","input":"tp-in","output":"tp-out","error":"tp-err",
-                "command":"cat","cpus":0.01,"mem":8,"max_in_flight":{max_in_flight}}}"#
-        ))
-        .expect("processor");
-        let collector = tokio::spawn(collect_owned(brokers.clone(), "tp-out".into(), n));
-        let start = now_ms();
-        brigade.add(processor).await.expect("processor starts");
-        let (_, last, mut latencies) = collector.await.expect("collector");
-        latencies.sort_unstable();
-        brigade.remove("tp").await.expect("remove the processor");
-        per_message = Some((rate_between(n, start, last), latencies));
-    }
-
-    // Warm mode: fresh topics, the same `cat` once per message, long-lived workers.
-    let mut warm = None;
-    if runs("warm") {
-        warm = Some(
-            warm_run(
-                &brigade,
-                &brokers,
-                "tpw",
-                n,
-                serde_json::json!({"max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 8}),
-            )
-            .await,
-        );
-    }
-    // Warm mode with a streaming processor: one `cat` per worker slot, a line per message.
-    let mut stream = None;
-    if runs("stream") {
-        stream = Some(
-            warm_run(
-                &brigade,
-                &brokers,
-                "tps",
-                n,
-                serde_json::json!({"stream": "lines", "max_in_flight": stream_in_flight}),
-            )
-            .await,
-        );
+    let per_message = if runs("per-message") {
+        // The raw loop's input again, under another consumer group.
+        let extra = serde_json::json!({ "max_in_flight": max_in_flight });
+        Some(brigade_run(&brigade, &brokers, "tp", "tp-in", n, extra).await)
+    } else {
+        None
+    };
+    // Warm mode, on fresh topics: the same `cat` once per message on long-lived workers, then
+    // a streaming processor (one `cat` per worker slot, a line per message).
+    let workers = serde_json::json!({"min": WARM_WORKERS, "max": WARM_WORKERS});
+    let warm_modes = [
+        (
+            "warm",
+            "tpw",
+            format!(
+                "warm mode, a process per message ({WARM_WORKERS} workers x {WARM_CONCURRENCY})"
+            ),
+            serde_json::json!({"mode": "warm", "workers": workers,
+                "max_in_flight": WARM_WORKERS * WARM_CONCURRENCY * 8}),
+        ),
+        (
+            "stream",
+            "tps",
+            format!(
+                "warm mode, streaming processor ({WARM_WORKERS} workers x {WARM_CONCURRENCY} processes)"
+            ),
+            serde_json::json!({"mode": "warm", "workers": workers,
+                "stream": "lines", "max_in_flight": stream_in_flight}),
+        ),
+    ];
+    let mut warm_runs = Vec::new();
+    for (mode, name, label, extra) in warm_modes {
+        if !runs(mode) {
+            continue;
+        }
+        let input = format!("{name}-in");
+        produce(&brokers, &input, n).await;
+        warm_runs.push((
+            label,
+            brigade_run(&brigade, &brokers, name, &input, n, extra).await,
+        ));
     }
 
     println!("messages: {n}");
@@ -449,31 +444,18 @@ async fn main() {
          (baseline 2: the same work without Mesos)",
         proc_rate / raw_rate
     );
-    if let Some((rate, latencies)) = &per_message {
+    if let Some(r) = &per_message {
         println!(
-            "brigade per-message mode ({max_in_flight} in flight): {rate:.0} messages/s = {:.3} x raw \
+            "brigade per-message mode ({max_in_flight} in flight): {:.0} messages/s = {:.3} x raw \
              = {:.3} x process loop (target: 300 messages/s); latency p50 {} ms, p99 {} ms",
-            rate / raw_rate,
-            rate / proc_rate,
-            percentile(latencies, 0.50),
-            percentile(latencies, 0.99),
+            r.rate,
+            r.rate / raw_rate,
+            r.rate / proc_rate,
+            percentile(&r.latencies, 0.50),
+            percentile(&r.latencies, 0.99),
         );
     }
-    for (label, result) in [
-        (
-            format!(
-                "warm mode, a process per message ({WARM_WORKERS} workers x {WARM_CONCURRENCY})"
-            ),
-            &warm,
-        ),
-        (
-            format!(
-                "warm mode, streaming processor ({WARM_WORKERS} workers x {WARM_CONCURRENCY} processes)"
-            ),
-            &stream,
-        ),
-    ] {
-        let Some(r) = result else { continue };
+    for (label, r) in &warm_runs {
         println!(
             "brigade {label}: {:.0} messages/s = {:.3} x raw = {:.3} x process loop \
              (target: 0.5 x raw); first output to last (timed like the raw loop, from its first \
