@@ -365,7 +365,7 @@ async fn the_fetcher_downloads_a_custom_executor_built_from_this_workspace() {
                 value: "custom".into(),
             },
             agent_id: offer.agent_id.clone(),
-            executor: Some(executor),
+            executor: Some(Box::new(executor)),
             resources: small(),
             // The example executor runs `data` as a shell command when the task has none.
             data: Some(Bytes::from_static(b"test -x ./mesos-example-executor")),

@@ -312,7 +312,7 @@ async fn custom_executor_fetched_over_http_runs_tasks_and_echoes_messages() {
             value: "custom".into(),
         },
         agent_id: agent.clone(),
-        executor: Some(executor),
+        executor: Some(Box::new(executor)),
         resources: small_resources(),
         data: Some(Bytes::from_static(b"sleep 0.5; echo done")),
         ..Default::default()

@@ -118,7 +118,7 @@ async fn a_checkpointing_executor_survives_a_killed_mesos_local() {
             value: "long".into(),
         },
         agent_id: agent.clone(),
-        executor: Some(executor),
+        executor: Some(Box::new(executor)),
         resources: vec![
             scalar("cpus", 0.1, "restart"),
             scalar("mem", 32.0, "restart"),

@@ -476,7 +476,7 @@ fn command_check(value: &str, consecutive_failures: u32) -> HealthCheck {
 async fn command_health_checks_report_health_and_kill_unhealthy_tasks() {
     let (agent, mut master) = start(config(None)).await;
     let mut healthy = task("t-healthy", Some(shell("sleep 30")));
-    healthy.health_check = Some(command_check("true", 3));
+    healthy.health_check = Some(Box::new(command_check("true", 3)));
     master.run_task(framework(false), None, healthy);
     let report = loop {
         let status = master.next_update().await;
@@ -496,7 +496,7 @@ async fn command_health_checks_report_health_and_kill_unhealthy_tasks() {
     assert_eq!(state_of(updates.last().unwrap()), TaskState::TaskKilled);
 
     let mut sick = task("t-sick", Some(shell("sleep 30")));
-    sick.health_check = Some(command_check("false", 2));
+    sick.health_check = Some(Box::new(command_check("false", 2)));
     master.run_task(framework(false), None, sick);
     let updates = master.updates_until_terminal("t-sick").await;
     let unhealthy = updates
@@ -517,7 +517,7 @@ async fn http_health_checks_probe_the_port() {
     let server = FileServer::start(files).await;
     let (agent, mut master) = start(config(None)).await;
     let mut probed = task("t-http", Some(shell("sleep 30")));
-    probed.health_check = Some(HealthCheck {
+    probed.health_check = Some(Box::new(HealthCheck {
         r#type: Some(health_check::Type::Http as i32),
         http: Some(health_check::HttpCheckInfo {
             port: u32::from(server.addr.port()),
@@ -528,7 +528,7 @@ async fn http_health_checks_probe_the_port() {
         interval_seconds: Some(0.05),
         grace_period_seconds: Some(0.0),
         ..Default::default()
-    });
+    }));
     master.run_task(framework(false), None, probed);
     let report = loop {
         let status = master.next_update().await;

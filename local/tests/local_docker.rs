@@ -380,7 +380,7 @@ async fn a_custom_executor_runs_in_a_container() {
             ..shell("exec $MESOS_SANDBOX/mesos-example-executor")
         },
     );
-    executor.container = Some(info);
+    executor.container = Some(Box::new(info));
     executor.resources = mesos_sdk::resourcemgr::parse_resources("cpus:0.1;mem:32").unwrap();
     // The task waits for `go` so that its container can be looked at.
     let work = TaskInfo {
@@ -499,10 +499,10 @@ async fn command_health_checks_run_inside_the_container() {
         container(Network::Host),
     );
     // Failures before the first success (the container still starting) are within the grace.
-    healthy.health_check = Some(mesos_sdk::v1::HealthCheck {
+    healthy.health_check = Some(Box::new(mesos_sdk::v1::HealthCheck {
         grace_period_seconds: Some(20.0),
         ..command_check("test -f /inside", 3)
-    });
+    }));
     master.run_task(framework(false), None, healthy);
     let report = loop {
         let status = master.next_update().await;
@@ -522,7 +522,7 @@ async fn command_health_checks_run_inside_the_container() {
         shell("exec sleep 1000"),
         container(Network::Host),
     );
-    unhealthy.health_check = Some(command_check("test -f /inside", 2));
+    unhealthy.health_check = Some(Box::new(command_check("test -f /inside", 2)));
     master.run_task(framework(false), None, unhealthy);
     let updates = master.updates_until_terminal("d-unhealthy").await;
     let last = updates.last().unwrap();

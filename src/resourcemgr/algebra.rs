@@ -816,13 +816,13 @@ mod tests {
     #[test]
     fn volumes_are_discrete() {
         let mut volume = scalar("disk", 64.0);
-        volume.disk = Some(crate::v1::resource::DiskInfo {
+        volume.disk = Some(Box::new(crate::v1::resource::DiskInfo {
             persistence: Some(crate::v1::resource::disk_info::Persistence {
                 id: "v1".into(),
                 principal: None,
             }),
             ..Default::default()
-        });
+        }));
         let mut r = Resources::from_slice(&res("disk:100"));
         r.add(&volume);
         assert!(r.contains_one(&volume));

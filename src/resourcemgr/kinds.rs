@@ -218,10 +218,10 @@ pub fn disk_with_source(megabytes: f64, root: &str, mount: bool) -> Resource {
             root: Some(root.to_string()),
         });
     }
-    r.disk = Some(DiskInfo {
+    r.disk = Some(Box::new(DiskInfo {
         source: Some(src),
         ..Default::default()
-    });
+    }));
     r
 }
 
@@ -235,7 +235,7 @@ pub fn persistent_volume(
     container_path: &str,
 ) -> Resource {
     let mut r = disk.clone();
-    let info = r.disk.get_or_insert_with(DiskInfo::default);
+    let info = r.disk.get_or_insert_with(Box::default);
     info.persistence = Some(Persistence {
         id: id.to_string(),
         principal: principal.map(str::to_string),

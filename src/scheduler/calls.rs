@@ -234,10 +234,10 @@ pub mod operations {
     /// LAUNCH_GROUP: a task group on one executor.
     pub fn launch_group(executor: ExecutorInfo, task_group: TaskGroupInfo) -> Operation {
         Operation {
-            launch_group: Some(operation::LaunchGroup {
+            launch_group: Some(Box::new(operation::LaunchGroup {
                 executor,
                 task_group,
-            }),
+            })),
             ..operation_of(OperationType::LaunchGroup)
         }
     }

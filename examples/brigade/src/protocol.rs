@@ -465,7 +465,7 @@ pub fn message_task(
     let mut task = v1::TaskInfo {
         name: id.clone(),
         task_id: v1::TaskId { value: id.clone() },
-        executor: Some(executor_info(framework_id, &id, uri, processor)),
+        executor: Some(Box::new(executor_info(framework_id, &id, uri, processor))),
         ..Default::default()
     };
     encode_task(&mut task, processor, msg)?;

@@ -146,12 +146,12 @@ async fn run_all(launches: Vec<Launch>) -> Vec<Done> {
                             let mut t = v1::TaskInfo {
                                 name: id.clone(),
                                 task_id: v1::TaskId { value: id.clone() },
-                                executor: Some(protocol::executor_info(
+                                executor: Some(Box::new(protocol::executor_info(
                                     fw,
                                     &id,
                                     uri.clone(),
                                     &l.processor,
-                                )),
+                                ))),
                                 ..Default::default()
                             };
                             protocol::warm::encode_worker(&mut t, &l.processor);

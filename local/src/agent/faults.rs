@@ -49,9 +49,9 @@ impl Agent {
                         state: task.state as i32,
                         resources: task.info.resources.clone(),
                         labels: task.info.labels.clone(),
-                        discovery: task.info.discovery.clone(),
-                        container: task.info.container.clone(),
-                        health_check: task.info.health_check.clone(),
+                        discovery: task.info.discovery.as_deref().cloned(),
+                        container: task.info.container.as_deref().cloned(),
+                        health_check: task.info.health_check.as_deref().cloned(),
                         kill_policy: task.info.kill_policy,
                         user: task
                             .info

@@ -120,9 +120,9 @@ pub(super) fn task_of(
         state: state as i32,
         resources: info.resources.clone(),
         labels: info.labels.clone(),
-        discovery: info.discovery.clone(),
-        container: info.container.clone(),
-        health_check: info.health_check.clone(),
+        discovery: info.discovery.as_deref().cloned(),
+        container: info.container.as_deref().cloned(),
+        health_check: info.health_check.as_deref().cloned(),
         kill_policy: info.kill_policy,
         user: info.command.as_ref().and_then(|c| c.user.clone()),
         ..Default::default()

@@ -148,7 +148,7 @@ impl Agent {
                 let run_id = executor.run_id.clone();
                 // An executor in a Docker container is stopped through Docker.
                 let container =
-                    super::docker_run::docker_container(executor.info.container.as_ref())
+                    super::docker_run::docker_container(executor.info.container.as_deref())
                         .map(|_| super::docker_args::container_name(&run_id));
                 drop(state);
                 let agent = Arc::downgrade(self);

@@ -107,7 +107,7 @@ impl Agent {
         mut task: TaskInfo,
     ) {
         task.agent_id = self.id.clone();
-        let executor = executor.or_else(|| task.executor.clone());
+        let executor = executor.or_else(|| task.executor.as_deref().cloned());
         match executor {
             None => self.run_command_task(framework_info, task),
             Some(info)

@@ -180,7 +180,7 @@ pub(crate) async fn run_task_command(
     env.extend(command_env(&command));
     // In a Docker container the watched process is the container's `docker wait`.
     let mut running = None;
-    let mut child = match docker_container(run.task.container.as_ref()) {
+    let mut child = match docker_container(run.task.container.as_deref()) {
         Some(_) if run.sandbox != run.executor_sandbox => {
             launch_failed(LaunchError::Docker(DockerError::Invalid(
                 "tasks of a task group cannot run in DOCKER containers".to_string(),
@@ -265,8 +265,8 @@ pub(crate) async fn run_task_command(
         None,
     );
     let (health_tx, mut health_rx) = mpsc::unbounded_channel();
-    let health_task = run.task.health_check.clone().map(|check| {
-        let check = match (&running, docker_container(run.task.container.as_ref())) {
+    let health_task = run.task.health_check.as_deref().cloned().map(|check| {
+        let check = match (&running, docker_container(run.task.container.as_deref())) {
             (Some(running), Some(container)) => {
                 docker_run::health_check_in(check, &running.name, container, agent.docker.config())
             }
@@ -449,7 +449,7 @@ pub(crate) async fn launch_custom_executor(agent: Arc<Agent>, launch: ExecutorLa
     env.extend(command_env(&command));
     let _ = &launch.framework_info;
     // In a Docker container the watched process is the container's `docker wait`.
-    let (mut child, mut running) = match docker_container(launch.info.container.as_ref()) {
+    let (mut child, mut running) = match docker_container(launch.info.container.as_deref()) {
         Some(container) => {
             let docker_launch = Launch {
                 container_id: &run_id,

@@ -105,7 +105,7 @@ mod tests {
                 role: Some("db".into()),
                 ..Default::default()
             }],
-            disk: Some(DiskInfo {
+            disk: Some(Box::new(DiskInfo {
                 persistence: Some(disk_info::Persistence {
                     id: id.into(),
                     principal: None,
@@ -116,7 +116,7 @@ mod tests {
                     ..Default::default()
                 }),
                 source: None,
-            }),
+            })),
             ..Default::default()
         }
     }

@@ -108,7 +108,7 @@ pub fn container(network: Network) -> ContainerInfo {
 
 pub fn docker_task(id: &str, command: CommandInfo, container: ContainerInfo) -> TaskInfo {
     TaskInfo {
-        container: Some(container),
+        container: Some(Box::new(container)),
         resources: mesos_sdk::resourcemgr::parse_resources("cpus:0.5;mem:64").unwrap(),
         ..task(id, Some(command))
     }

@@ -166,7 +166,7 @@ impl TaskSpec {
                     agent_id,
                     resources,
                     command: Some(command),
-                    container: Some(self.docker_container(docker, &ports)),
+                    container: Some(Box::new(self.docker_container(docker, &ports))),
                     ..Default::default()
                 }
             }
@@ -190,7 +190,7 @@ impl TaskSpec {
                         environment: environment(&env),
                         ..Default::default()
                     }),
-                    container: self.mesos_container(),
+                    container: self.mesos_container().map(Box::new),
                     resources: executor_resources,
                     ..Default::default()
                 };
@@ -201,7 +201,7 @@ impl TaskSpec {
                     },
                     agent_id,
                     resources,
-                    executor: Some(executor),
+                    executor: Some(Box::new(executor)),
                     ..Default::default()
                 }
             }
@@ -216,7 +216,7 @@ impl TaskSpec {
             }
         };
         if self.command.is_some() && self.docker.is_none() {
-            task.container = self.mesos_container();
+            task.container = self.mesos_container().map(Box::new);
         }
         task.labels = (!self.labels.is_empty()).then(|| Labels {
             labels: self
@@ -231,7 +231,7 @@ impl TaskSpec {
         task.health_check = self
             .health_check
             .as_ref()
-            .map(|check| health_check_info(check, &ports));
+            .map(|check| Box::new(health_check_info(check, &ports)));
         task.kill_policy = self.kill_policy.as_ref().map(|policy| KillPolicy {
             grace_period: Some(duration_info(policy.grace_period)),
         });

@@ -192,7 +192,7 @@ impl State {
             }
             Some(OperationType::LaunchGroup) => {
                 if let Some(group) = operation.launch_group {
-                    self.launch_group(framework_id, agent_id, remaining, group);
+                    self.launch_group(framework_id, agent_id, remaining, *group);
                 }
                 return;
             }

@@ -117,7 +117,7 @@ impl State {
                 .is_some_and(|f| f.executors.contains_key(&key));
             if !known {
                 needed.extend(executor.resources.iter().map(resources::normalize));
-                new_executor = Some(executor.clone());
+                new_executor = Some(ExecutorInfo::clone(executor));
             }
         }
         if !remaining.contains(&needed) {
@@ -145,7 +145,7 @@ impl State {
         };
         let framework_info = framework.info.clone();
         if let Some(agent) = self.agents.get(agent_id) {
-            let executor = task.executor.clone();
+            let executor = task.executor.as_deref().cloned();
             agent.send(ToAgent::RunTask {
                 framework_info,
                 executor,
@@ -227,7 +227,7 @@ impl State {
         let mut new_executor = if known { None } else { Some(executor.clone()) };
         for task in &tasks {
             let mut with_executor = task.clone();
-            with_executor.executor = Some(executor.clone());
+            with_executor.executor = Some(Box::new(executor.clone()));
             let task_resources: Vec<Resource> =
                 task.resources.iter().map(resources::normalize).collect();
             self.start_task(
@@ -284,9 +284,9 @@ impl State {
             status_update_state: None,
             status_update_uuid: None,
             labels: info.labels.clone(),
-            discovery: info.discovery.clone(),
-            container: info.container.clone(),
-            health_check: info.health_check.clone(),
+            discovery: info.discovery.as_deref().cloned(),
+            container: info.container.as_deref().cloned(),
+            health_check: info.health_check.as_deref().cloned(),
             kill_policy: info.kill_policy,
             user,
             limits: info.limits.clone(),

@@ -173,7 +173,7 @@ impl Runner {
                                 info
                             }
                         };
-                        task.executor = Some(executor);
+                        task.executor = Some(Box::new(executor));
                         let msg = attempt.msg.clone();
                         let record =
                             self.record_for(&task_id, Some(&task.agent_id), &msg, attempt.attempt);

@@ -116,7 +116,11 @@ impl Runner {
                         self.placer.ledger_mut().forget(&task.task_id.value);
                         continue;
                     };
-                    task.executor = Some(self.worker_executor(&framework_id, &task, resources));
+                    task.executor = Some(Box::new(self.worker_executor(
+                        &framework_id,
+                        &task,
+                        resources,
+                    )));
                     tasks.push(task);
                 }
             }
