@@ -37,30 +37,11 @@ impl Agent {
                     if TaskState::is_terminal(task.state) {
                         continue;
                     }
-                    tasks.push(mesos_sdk::v1::Task {
-                        name: task.info.name.clone(),
-                        task_id: task.info.task_id.clone(),
-                        framework_id: FrameworkId {
-                            value: framework_id.clone(),
-                        },
-                        executor_id: (executor.kind != ExecutorKind::Command)
-                            .then(|| executor.info.executor_id.clone()),
-                        agent_id: self.id.clone(),
-                        state: task.state as i32,
-                        resources: task.info.resources.clone(),
-                        labels: task.info.labels.clone(),
-                        discovery: task.info.discovery.as_deref().cloned(),
-                        container: task.info.container.as_deref().cloned(),
-                        health_check: task.info.health_check.as_deref().cloned(),
-                        kill_policy: task.info.kill_policy,
-                        user: task
-                            .info
-                            .command
-                            .as_ref()
-                            .and_then(|c| c.user.clone())
-                            .or_else(|| Some(framework.info.user.clone())),
-                        ..Default::default()
-                    });
+                    let mut reported =
+                        super::http::task_of(self, framework_id, executor, &task.info, task.state);
+                    // The master wants a user: the framework's when the command names none.
+                    reported.user = reported.user.or_else(|| Some(framework.info.user.clone()));
+                    tasks.push(reported);
                 }
             }
         }
