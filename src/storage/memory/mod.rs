@@ -1,7 +1,9 @@
 //! [`MemoryStore`]: the in-process [`Store`] backend with etcd's semantics (revisions,
 //! compaction, watches with replay, leases that expire on a clock tests can drive).
 //!
-//! It keeps all history until [`Store::compact`] is called, like etcd without auto-compaction.
+//! It keeps all history until [`Store::compact`] is called, like etcd without auto-compaction,
+//! unless made with [`MemoryStore::auto_compact`] (like etcd's revision-based auto-compaction):
+//! a long-running program on this store should use it, or its history grows with every write.
 //! Lease expiry: with the system clock a background task (started when the store is created
 //! inside a tokio runtime) expires leases about every 50 ms, and every operation expires due
 //! leases first; with a [`ManualClock`] leases expire exactly when the test advances it.
@@ -120,6 +122,19 @@ impl MemoryStore {
         (store, clock)
     }
 
+    /// Compacts the history automatically, keeping the newest `revisions` revisions (at least
+    /// one), like etcd's `--auto-compaction-mode=revision --auto-compaction-retention`. The
+    /// history is compacted each time it spans twice that, so it never holds more than twice
+    /// `revisions` revisions; reads and watches from a compacted revision fail with
+    /// [`Error::Compacted`], as after [`Store::compact`].
+    pub fn auto_compact(self, revisions: u32) -> Self {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retention = Some(i64::from(revisions.max(1)));
+        self
+    }
+
     /// Locks the state after expiring due leases.
     fn lock(&self) -> MutexGuard<'_, Mvcc> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -205,5 +220,60 @@ impl Store for MemoryStore {
             Clock::System(_) => EXPIRY_TICK,
             Clock::Manual(_) => Duration::ZERO,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn auto_compaction_keeps_the_newest_revisions_and_the_current_values() {
+        let store = MemoryStore::new().auto_compact(10);
+        for i in 0..100u32 {
+            store
+                .put(&format!("k{}", i % 3), Bytes::from(i.to_string()), None)
+                .await
+                .unwrap();
+        }
+        store.delete("k0").await.unwrap();
+        let revision = store.current_revision().await.unwrap();
+        assert_eq!(revision, 102);
+        let compacted = store.lock().compacted;
+        assert!(
+            (revision - 20..=revision - 10).contains(&compacted),
+            "compacted at {compacted} of {revision}"
+        );
+        // The current values are all there; the history before the compaction is gone.
+        assert!(store.get("k0").await.unwrap().is_none());
+        assert_eq!(
+            store.get("k1").await.unwrap().unwrap().value,
+            Bytes::from("97")
+        );
+        assert_eq!(
+            store.get("k2").await.unwrap().unwrap().value,
+            Bytes::from("98")
+        );
+        let mut watch = store.watch("k", compacted - 1).await.unwrap();
+        assert!(matches!(
+            futures::StreamExt::next(&mut watch).await,
+            Some(Err(Error::Compacted { .. }))
+        ));
+        let keys = store
+            .range("k", RangeRequest::all())
+            .await
+            .unwrap()
+            .kvs
+            .len();
+        assert_eq!(keys, 2);
+        // Without it, everything is kept.
+        let plain = MemoryStore::new();
+        for i in 0..100u32 {
+            plain
+                .put("k", Bytes::from(i.to_string()), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(plain.lock().compacted, 0);
     }
 }

@@ -47,6 +47,8 @@ pub(super) struct Mvcc {
     expired: BTreeSet<i64>,
     next_lease: i64,
     watchers: Vec<Watcher>,
+    /// Revisions kept by automatic compaction (`None`: all history is kept).
+    pub retention: Option<i64>,
 }
 
 /// How many expired lease ids the store remembers (ids grow, so the oldest are dropped).
@@ -64,6 +66,7 @@ impl Mvcc {
             // Lease ids are opaque; start away from small numbers so nobody relies on them.
             next_lease: 0x694d_0000 + i64::from(rand::random::<u16>()),
             watchers: Vec::new(),
+            retention: None,
         }
     }
 
@@ -171,6 +174,7 @@ impl Mvcc {
         let mut events = Vec::new();
         let results = self.run_ops(ops, revision, &mut events);
         self.commit(revision, events);
+        self.auto_compact();
         let mut response = TxnResponse {
             succeeded,
             revision: self.revision,
@@ -327,6 +331,17 @@ impl Mvcc {
             prefix: prefix.to_owned(),
             tx,
         });
+    }
+
+    /// With a retention of `keep` revisions: once the history spans twice that, compacts it
+    /// down to the newest `keep` (so the cost of a compaction is spread over `keep` writes).
+    fn auto_compact(&mut self) {
+        let Some(keep) = self.retention else { return };
+        let keep = keep.max(1);
+        if self.revision - self.compacted.max(1) >= 2 * keep {
+            // Cannot fail: the revision is above the compacted one and not in the future.
+            let _ = self.compact(self.revision - keep);
+        }
     }
 
     pub fn compact(&mut self, revision: i64) -> Result<()> {
