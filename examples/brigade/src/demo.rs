@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesos_local::cluster::LocalCluster;
-use mesos_sdk::storage::MemoryStore;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -96,7 +95,7 @@ pub async fn run(options: DemoOptions) -> Result<usize, DemoError> {
     println!("mock Kafka at {}", kafka.brokers);
 
     let (results_tx, mut results) = tokio::sync::mpsc::unbounded_channel();
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(crate::pipeline::record::memory_store());
     let mut scheduler = SchedulerConfig::new(
         cluster.master_url(),
         kafka.clone(),

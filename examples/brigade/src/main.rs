@@ -14,7 +14,7 @@ use brigade::kafka::KafkaConfig;
 use brigade::pipeline::{Brigade, BrigadeConfig, SchedulerConfig};
 use brigade::processor::Processor;
 use clap::{Parser, Subcommand};
-use mesos_sdk::storage::{EtcdStore, MemoryStore, Store};
+use mesos_sdk::storage::{EtcdStore, Store};
 
 /// Brigade: one Mesos task per Kafka message.
 #[derive(Debug, Parser)]
@@ -202,7 +202,7 @@ async fn run(options: RunOptions) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("etcd {endpoints}: {e}"))?,
         ),
-        None => Arc::new(MemoryStore::new()),
+        None => Arc::new(brigade::pipeline::record::memory_store()),
     };
     let mut kafka = KafkaConfig::new(options.brokers);
     for option in &options.kafka_options {

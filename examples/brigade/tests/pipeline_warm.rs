@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use brigade::kafka::{KafkaConfig, create_topics};
 use brigade::pipeline::SchedulerConfig;
 use brigade::processor::Processor;
+use mesos_sdk::storage::{RangeRequest, Store};
 use support::kafka::{by_offset, produce, read};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -111,7 +112,9 @@ async fn warm_every_message_gets_exactly_one_output_matched_by_offset() {
     else {
         return;
     };
-    let brigade = support::brigade(config(&cluster.master_url(), &brokers)).await;
+    let config = config(&cluster.master_url(), &brokers);
+    let store = config.store.clone();
+    let brigade = support::brigade(config).await;
     brigade
         .add(processor(serde_json::json!({
             "name": "wf", "input": "wf-in", "output": "wf-out", "error": "wf-err",
@@ -145,6 +148,28 @@ async fn warm_every_message_gets_exactly_one_output_matched_by_offset() {
         counters.launched <= 2,
         "workers, not tasks per message: {counters:?}"
     );
+    // Once every offset is committed, the store holds no record of these messages (result
+    // batches and task records alike are deleted).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = store
+            .range("brigade/wf/", RangeRequest::all())
+            .await
+            .unwrap()
+            .kvs
+            .into_iter()
+            .filter(|kv| kv.key.contains("/results/") || kv.key.contains("/tasks/"))
+            .map(|kv| kv.key)
+            .collect::<Vec<_>>();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records left after every offset was committed: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     println!("warm flow: {n} messages, counters {counters:?}");
     brigade.shutdown().await;
     cluster.shutdown().await;

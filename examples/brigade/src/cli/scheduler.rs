@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesos_sdk::storage::{EtcdStore, MemoryStore, Store};
+use mesos_sdk::storage::{EtcdStore, Store};
 
 use crate::general::{FileSource, General, GeneralConfig, ProcessorSource, StoreSource, TermStore};
 use crate::kafka::KafkaConfig;
@@ -86,7 +86,9 @@ pub async fn run(args: SchedulerArgs) -> Result<(), String> {
         (None, Some(store)) => Some(Arc::new(store.clone()) as Arc<dyn Store>),
         (None, None) => None,
     };
-    let store: Arc<dyn Store> = etcd.clone().unwrap_or_else(|| Arc::new(MemoryStore::new()));
+    let store: Arc<dyn Store> = etcd
+        .clone()
+        .unwrap_or_else(|| Arc::new(crate::pipeline::record::memory_store()));
     let (source, watch_path, watch_store): (Arc<dyn ProcessorSource>, _, _) =
         match (&args.processors, &etcd) {
             (Some(path), _) => (Arc::new(FileSource::new(path)), Some(path.clone()), None),

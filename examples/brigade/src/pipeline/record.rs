@@ -1,11 +1,22 @@
 //! What a process scheduler keeps in the store (`mesos_sdk::storage`), under
-//! `brigade/<processor>/`: its framework id, and one record per launched task saying which
-//! message it carries and how far its result got. A restarted scheduler reads them back to avoid
-//! launching a message twice and to count what may have been produced twice.
+//! `brigade/<processor>/`: its framework id, the input offsets it committed, and records saying
+//! which message each task carries and how far its result got. A restarted scheduler reads them
+//! back to avoid launching a message twice and to count what may have been produced twice.
+//!
+//! - `tasks/<task id>`: a per-message task, written when it is launched (stage `launched`).
+//! - `results/<batch id>`: the records of one produce batch (up to [`RECORDS_PER_BATCH`]), all
+//!   at one stage (`producing`, then `produced`): one store write per batch and stage, not one
+//!   per message. Warm mode writes only these.
+//! - Both are deleted once the input offset is committed past every message they name.
+//!
+//! Where a task appears under several keys (launched under `tasks/`, producing or produced in a
+//! batch), [`Records::load`] keeps its furthest stage.
 
 use std::sync::Arc;
 
-use mesos_sdk::storage::{Op, RangeRequest, Store, StoreExt, Txn, decode_json, encode_json};
+use mesos_sdk::storage::{
+    MemoryStore, Op, RangeRequest, Store, StoreExt, Txn, decode_json, encode_json,
+};
 use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
@@ -13,8 +24,22 @@ use super::PipelineError;
 /// Records written or deleted per store transaction (etcd's default limit is 128 operations).
 pub const RECORDS_PER_TXN: usize = 64;
 
-/// How far a task's result got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Records in one result batch at most (a larger produce is split): bounds the size of one
+/// stored value (a record is about 200 bytes of JSON; etcd refuses requests over 1.5 MiB).
+pub const RECORDS_PER_BATCH: usize = 256;
+
+/// Revisions kept by the in-memory store Brigade runs on without etcd ([`memory_store`]).
+pub const MEMORY_STORE_RETENTION: u32 = 1_000;
+
+/// The store Brigade runs on without etcd: in memory, compacted automatically down to the
+/// newest [`MEMORY_STORE_RETENTION`] revisions (without it, every write a long run makes would
+/// be kept). Brigade's watches on it start from the present, so the compaction never cuts one.
+pub fn memory_store() -> MemoryStore {
+    MemoryStore::new().auto_compact(MEMORY_STORE_RETENTION)
+}
+
+/// How far a task's result got (ordered: a later stage is greater).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Stage {
     /// Launched (or about to be); no result yet.
@@ -46,6 +71,34 @@ pub struct TaskRecord {
     pub stage: Stage,
 }
 
+/// Where the messages of a result batch lie: per source topic and partition, the highest
+/// offset it holds. The batch is deleted once the committed offset of each passed it.
+pub type Span = Vec<(String, i32, i64)>;
+
+/// The [`Span`] of `records`.
+pub fn span_of<'a>(records: impl IntoIterator<Item = &'a TaskRecord>) -> Span {
+    let mut span: Span = Vec::new();
+    for r in records {
+        match span
+            .iter_mut()
+            .find(|(t, p, _)| *p == r.partition && *t == r.topic)
+        {
+            Some((_, _, highest)) => *highest = (*highest).max(r.offset),
+            None => span.push((r.topic.clone(), r.partition, r.offset)),
+        }
+    }
+    span
+}
+
+/// What [`Records::load`] found.
+#[derive(Debug, Default)]
+pub struct Recovered {
+    /// One record per task, at the furthest stage the store holds for it.
+    pub tasks: Vec<TaskRecord>,
+    /// The result batches, by id, with the span of their messages.
+    pub batches: Vec<(String, Span)>,
+}
+
 /// The store keys of one processor.
 #[derive(Debug, Clone)]
 pub struct Records {
@@ -64,6 +117,10 @@ impl Records {
 
     fn task_key(&self, task_id: &str) -> String {
         format!("{}tasks/{task_id}", self.prefix)
+    }
+
+    fn batch_key(&self, batch: &str) -> String {
+        format!("{}results/{batch}", self.prefix)
     }
 
     /// The persisted framework id.
@@ -159,31 +216,102 @@ impl Records {
         Ok(())
     }
 
-    /// Deletes the records of `task_ids` in one transaction.
+    /// Deletes the records of `task_ids`, [`RECORDS_PER_TXN`] to a transaction.
     pub async fn delete_all(&self, task_ids: &[String]) -> Result<(), PipelineError> {
-        for chunk in task_ids.chunks(RECORDS_PER_TXN) {
+        let keys: Vec<String> = task_ids.iter().map(|id| self.task_key(id)).collect();
+        self.delete_keys(keys).await
+    }
+
+    /// Writes the records of one produce batch (at most [`RECORDS_PER_BATCH`]; more are
+    /// refused) under one key, `results/<batch>`, replacing what it held.
+    pub async fn put_batch<'a>(
+        &self,
+        batch: &str,
+        records: impl IntoIterator<Item = &'a TaskRecord>,
+    ) -> Result<(), PipelineError> {
+        let records: Vec<&TaskRecord> = records.into_iter().collect();
+        if records.len() > RECORDS_PER_BATCH {
+            return Err(PipelineError::Config(format!(
+                "a result batch holds at most {RECORDS_PER_BATCH} records, not {}",
+                records.len()
+            )));
+        }
+        let key = self.batch_key(batch);
+        let value = encode_json(&key, &records)?;
+        self.store.put(&key, value, None).await?;
+        Ok(())
+    }
+
+    /// Deletes the records of committed messages: the task records of `task_ids` first, then
+    /// the result batches `batches` (so a failure part way leaves a batch saying "produced",
+    /// which a restart treats as done, rather than a task record saying "launched").
+    pub async fn delete_done(
+        &self,
+        task_ids: &[String],
+        batches: &[String],
+    ) -> Result<(), PipelineError> {
+        self.delete_all(task_ids).await?;
+        let keys: Vec<String> = batches.iter().map(|b| self.batch_key(b)).collect();
+        self.delete_keys(keys).await
+    }
+
+    async fn delete_keys(&self, keys: Vec<String>) -> Result<(), PipelineError> {
+        for chunk in keys.chunks(RECORDS_PER_TXN) {
             let mut txn = Txn::new();
-            for id in chunk {
-                txn = txn.and_then(Op::delete(self.task_key(id)));
+            for key in chunk {
+                txn = txn.and_then(Op::delete(key.clone()));
             }
             self.store.txn(txn).await?;
         }
         Ok(())
     }
 
-    /// Every task record (unreadable ones are skipped with a warning).
-    pub async fn load(&self) -> Result<Vec<TaskRecord>, PipelineError> {
-        let prefix = format!("{}tasks/", self.prefix);
+    /// Every task record and result batch (unreadable ones are skipped with a warning).
+    pub async fn load(&self) -> Result<Recovered, PipelineError> {
+        let mut tasks: std::collections::HashMap<String, TaskRecord> =
+            std::collections::HashMap::new();
+        let mut keep = |record: TaskRecord| match tasks.get(&record.task_id) {
+            Some(known) if known.stage >= record.stage => {}
+            _ => {
+                tasks.insert(record.task_id.clone(), record);
+            }
+        };
+        for kv in self.read_all("tasks/").await? {
+            match decode_json::<TaskRecord>(&kv) {
+                Ok(record) => keep(record),
+                Err(e) => tracing::warn!(key = %kv.key, error = %e, "unreadable task record"),
+            }
+        }
+        let mut batches = Vec::new();
+        for kv in self.read_all("results/").await? {
+            let Some(id) = kv.key.rsplit('/').next().map(str::to_string) else {
+                continue;
+            };
+            match decode_json::<Vec<TaskRecord>>(&kv) {
+                Ok(records) => {
+                    batches.push((id, span_of(&records)));
+                    records.into_iter().for_each(&mut keep);
+                }
+                Err(e) => tracing::warn!(key = %kv.key, error = %e, "unreadable result batch"),
+            }
+        }
+        Ok(Recovered {
+            tasks: tasks.into_values().collect(),
+            batches,
+        })
+    }
+
+    /// Every key-value under `prefix` (below this processor's), read in pages.
+    async fn read_all(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<mesos_sdk::storage::KeyValue>, PipelineError> {
+        let prefix = format!("{}{prefix}", self.prefix);
         let mut out = Vec::new();
         let mut request = RangeRequest::limit(500);
         loop {
             let page = self.store.range(&prefix, request.clone()).await?;
-            for kv in &page.kvs {
-                match decode_json::<TaskRecord>(kv) {
-                    Ok(record) => out.push(record),
-                    Err(e) => tracing::warn!(key = %kv.key, error = %e, "unreadable task record"),
-                }
-            }
+            out.extend(page.kvs);
             match page.next {
                 Some(next) => request.continuation = Some(next),
                 None => break,
@@ -196,7 +324,6 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesos_sdk::storage::MemoryStore;
 
     fn record(id: &str, offset: i64, stage: Stage) -> TaskRecord {
         TaskRecord {
@@ -226,14 +353,14 @@ mod tests {
             .collect();
         a.put_all(&records).await.unwrap();
         a.put(&record("t3", 3, Stage::Produced)).await.unwrap();
-        let loaded = a.load().await.unwrap();
+        let loaded = a.load().await.unwrap().tasks;
         assert_eq!(loaded.len(), 700, "paged reads see every record");
         assert!(loaded.contains(&record("t3", 3, Stage::Produced)));
-        assert!(b.load().await.unwrap().is_empty());
+        assert!(b.load().await.unwrap().tasks.is_empty());
 
         let ids: Vec<String> = (0..650).map(|i| format!("t{i}")).collect();
         a.delete_all(&ids).await.unwrap();
-        assert_eq!(a.load().await.unwrap().len(), 50);
+        assert_eq!(a.load().await.unwrap().tasks.len(), 50);
 
         a.set_committed("in", 0, 42).await.unwrap();
         a.set_committed("in", 3, 7).await.unwrap();
@@ -241,5 +368,84 @@ mod tests {
         assert_eq!(committed.get(&0), Some(&42));
         assert_eq!(committed.get(&3), Some(&7));
         assert!(a.committed("other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn result_batches_hold_their_records_and_the_furthest_stage_wins() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let r = Records::new(store, "p");
+        // Launched under tasks/, then produced in a batch: the batch's stage wins.
+        r.put_all(&[
+            record("t1", 1, Stage::Launched),
+            record("t2", 2, Stage::Launched),
+        ])
+        .await
+        .unwrap();
+        let mut batch = vec![
+            record("t1", 1, Stage::Produced),
+            record("w5", 5, Stage::Producing),
+        ];
+        batch[1].partition = 3;
+        r.put_batch("b1", &batch).await.unwrap();
+        // The same task in a later batch at a lower stage does not go back.
+        r.put_batch("b2", &[record("t1", 1, Stage::Producing)])
+            .await
+            .unwrap();
+        let found = r.load().await.unwrap();
+        let mut tasks = found.tasks.clone();
+        tasks.sort_by_key(|t| t.offset);
+        let stages: Vec<(&str, Stage)> = tasks
+            .iter()
+            .map(|t| (t.task_id.as_str(), t.stage))
+            .collect();
+        assert_eq!(
+            stages,
+            [
+                ("t1", Stage::Produced),
+                ("t2", Stage::Launched),
+                ("w5", Stage::Producing)
+            ]
+        );
+        let mut batches = found.batches.clone();
+        batches.sort();
+        assert_eq!(
+            batches,
+            [
+                (
+                    "b1".to_string(),
+                    vec![("in".to_string(), 0, 1), ("in".to_string(), 3, 5)]
+                ),
+                ("b2".to_string(), vec![("in".to_string(), 0, 1)]),
+            ]
+        );
+
+        let too_many: Vec<TaskRecord> = (0..=RECORDS_PER_BATCH as i64)
+            .map(|i| record(&format!("x{i}"), i, Stage::Producing))
+            .collect();
+        assert!(r.put_batch("big", &too_many).await.is_err());
+
+        r.delete_done(&["t1".into(), "t2".into()], &["b1".into(), "b2".into()])
+            .await
+            .unwrap();
+        let found = r.load().await.unwrap();
+        assert!(
+            found.tasks.is_empty() && found.batches.is_empty(),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_span_holds_the_highest_offset_of_each_partition() {
+        let mut records = vec![
+            record("a", 7, Stage::Produced),
+            record("b", 3, Stage::Produced),
+            record("c", 9, Stage::Produced),
+        ];
+        records[2].partition = 1;
+        assert_eq!(
+            span_of(&records),
+            vec![("in".to_string(), 0, 7), ("in".to_string(), 1, 9)]
+        );
+        assert!(span_of(&[]).is_empty());
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! A message's life: consumed → pending → launched on an offer (task record written first) →
 //! terminal update → its output (or, after the retries, its error) record produced and
-//! acknowledged by Kafka → task record marked produced → status update acknowledged → input
-//! offset committed once everything before it is done → task record deleted.
+//! acknowledged by Kafka, its produce batch recorded as producing, then produced (one store
+//! write per batch and stage, see [`super::record`]) → status update acknowledged → input
+//! offset committed once everything before it is done → task record and batch deleted.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ pub use executors::{EXECUTOR_IDLE_ENV, self_stop_after};
 
 use super::counters::{Counters, CountersSnapshot};
 use super::latency::LatencySnapshot;
-use super::record::{Records, Stage, TaskRecord};
+use super::record::{Records, Recovered, Span, Stage, TaskRecord};
 use super::{PipelineError, SchedulerConfig};
 use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer, TopicPartition};
 use crate::processor::Processor;
@@ -219,6 +220,9 @@ struct Running {
 /// A produce that finished (its record is acknowledged by Kafka and marked produced).
 struct Produced {
     record: TaskRecord,
+    /// Whether a `tasks/` record may exist for it (per-message tasks, recovered records), to
+    /// delete once its offset is committed; warm items have only their batch.
+    task_key: bool,
     /// When its task was launched (by this incarnation), for the latency.
     started: Option<Instant>,
     kind: ResultKind,
@@ -251,8 +255,13 @@ struct Runner {
     produced_tasks: HashSet<String>,
     /// Tasks whose record is being produced (resent updates wait: the agent resends them).
     producing_tasks: HashSet<String>,
-    /// Produced tasks waiting for their offset to be committed, then deleted from the store.
-    done: Vec<(Key, String)>,
+    /// Produced tasks waiting for their offset to be committed; the flag says whether a
+    /// `tasks/` record is to be deleted then.
+    done: Vec<(Key, String, bool)>,
+    /// Result batches in the store, deleted once the committed offsets pass their span.
+    batches: HashMap<String, Span>,
+    /// The last offset committed, per topic and partition.
+    committed: HashMap<(String, i32), i64>,
     /// Tasks whose record was "producing" when this incarnation started (maybe in Kafka).
     maybe_produced: HashSet<String>,
     producing: JoinSet<Vec<Produced>>,
@@ -286,7 +295,7 @@ impl Runner {
         producer: ResultProducer,
         records: Records,
         counters: Arc<Counters>,
-        recovered: Vec<TaskRecord>,
+        recovered: Recovered,
     ) -> Self {
         let revive_bucket = TokenBucket::new(3, config.revive_interval);
         let offer_calls = spawn_ordered_sender(scheduler.clone());
@@ -307,6 +316,8 @@ impl Runner {
             produced_tasks: HashSet::new(),
             producing_tasks: HashSet::new(),
             done: Vec::new(),
+            batches: recovered.batches.into_iter().collect(),
+            committed: HashMap::new(),
             maybe_produced: HashSet::new(),
             producing: JoinSet::new(),
             paused: false,
@@ -320,13 +331,13 @@ impl Runner {
             executors: executors::Executors::default(),
             warm: None,
         };
-        for record in recovered {
+        for record in recovered.tasks {
             let key = key_of(&record.topic, record.partition, record.offset);
             match record.stage {
                 Stage::Produced => {
                     runner.finished.insert(key.clone());
                     runner.produced_tasks.insert(record.task_id.clone());
-                    runner.done.push((key, record.task_id.clone()));
+                    runner.done.push((key, record.task_id.clone(), true));
                 }
                 Stage::Launched | Stage::Producing => {
                     if record.stage == Stage::Producing {

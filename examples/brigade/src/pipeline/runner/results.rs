@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mesos_sdk::scheduler::{AckToken, calls};
 use mesos_sdk::v1::{self, AgentId, TaskId, TaskState, TaskStatus};
 
-use super::super::record::{Stage, TaskRecord};
+use super::super::record::{RECORDS_PER_BATCH, Stage, TaskRecord, span_of};
 use super::{Attempt, Produced, ResultEvent, ResultKind, Runner, key_of};
 use crate::kafka::{Source, TopicPartition};
 use crate::protocol::{self, InputMessage, Outcome};
@@ -138,20 +138,33 @@ impl Runner {
     ) {
         self.start_produce_all(vec![Produced {
             record,
+            task_key: true,
             started,
             kind,
             token,
         }]);
     }
 
-    /// Produces the records of finished messages in the background, as one batch: marks them
-    /// producing (one store transaction per [`RECORDS_PER_TXN`](super::super::record::RECORDS_PER_TXN)), produces them all at once,
-    /// marks them produced; each step is retried until it succeeds or the scheduler stops.
-    /// Their acknowledgement tokens are used once their records are acknowledged by Kafka.
-    pub(super) fn start_produce_all(&mut self, batch: Vec<Produced>) {
+    /// Produces the records of finished messages in the background, in batches of at most
+    /// [`RECORDS_PER_BATCH`]: each batch is recorded as producing (one store write), its
+    /// records are produced all at once, then it is recorded as produced (one more write);
+    /// each step is retried until it succeeds or the scheduler stops. Their acknowledgement
+    /// tokens are used once their records are acknowledged by Kafka.
+    pub(super) fn start_produce_all(&mut self, mut all: Vec<Produced>) {
+        while all.len() > RECORDS_PER_BATCH {
+            let rest = all.split_off(RECORDS_PER_BATCH);
+            self.start_produce_batch(std::mem::replace(&mut all, rest));
+        }
+        self.start_produce_batch(all);
+    }
+
+    fn start_produce_batch(&mut self, batch: Vec<Produced>) {
         if batch.is_empty() {
             return;
         }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.batches
+            .insert(id.clone(), span_of(batch.iter().map(record_of)));
         for done in &batch {
             let record = &done.record;
             if self.maybe_produced.remove(&record.task_id) {
@@ -172,7 +185,7 @@ impl Runner {
             let mut batch = batch;
             mark(&mut batch, Stage::Producing);
             retry_forever("marking producing", || {
-                records.put_all(batch.iter().map(record_of))
+                records.put_batch(&id, batch.iter().map(record_of))
             })
             .await;
             let sends = batch.iter().map(|done| {
@@ -212,7 +225,7 @@ impl Runner {
             futures::future::join_all(sends).await;
             mark(&mut batch, Stage::Produced);
             retry_forever("marking produced", || {
-                records.put_all(batch.iter().map(record_of))
+                records.put_batch(&id, batch.iter().map(record_of))
             })
             .await;
             batch
@@ -222,6 +235,7 @@ impl Runner {
     pub(super) fn on_produced(&mut self, done: Produced) {
         let Produced {
             record,
+            task_key,
             started,
             kind,
             token,
@@ -243,7 +257,7 @@ impl Runner {
         }
         self.producing_tasks.remove(&record.task_id);
         self.produced_tasks.insert(record.task_id.clone());
-        self.done.push((key, record.task_id.clone()));
+        self.done.push((key, record.task_id.clone(), task_key));
         if let Some(results) = &self.config.results {
             let _ = results.send(ResultEvent {
                 processor: self.processor.name().to_string(),
@@ -297,7 +311,8 @@ impl Runner {
         }
     }
 
-    /// Commits what the tracker allows, then deletes the records of committed messages.
+    /// Commits what the tracker allows, then deletes the task records and result batches of
+    /// committed messages.
     pub(super) async fn commit(&mut self) {
         let offsets = self.tracker.committable();
         if offsets.is_empty() {
@@ -329,25 +344,46 @@ impl Runner {
                 return;
             }
             self.tracker.mark_committed(tp, *offset);
+            self.committed
+                .insert((tp.topic.clone(), tp.partition), *offset);
         }
         let mut delete = Vec::new();
-        self.done.retain(|((topic, partition, offset), task_id)| {
-            let committed = offsets
-                .iter()
-                .any(|(tp, c)| &tp.topic == topic && tp.partition == *partition && offset < c);
-            if committed {
-                delete.push(task_id.clone());
-            }
-            !committed
-        });
-        if !delete.is_empty() {
-            for id in &delete {
-                self.produced_tasks.remove(id);
-            }
+        let produced_tasks = &mut self.produced_tasks;
+        self.done
+            .retain(|((topic, partition, offset), task_id, task_key)| {
+                let committed = offsets
+                    .iter()
+                    .any(|(tp, c)| &tp.topic == topic && tp.partition == *partition && offset < c);
+                if committed {
+                    produced_tasks.remove(task_id);
+                    if *task_key {
+                        delete.push(task_id.clone());
+                    }
+                }
+                !committed
+            });
+        let committed = &self.committed;
+        let passed = |span: &Vec<(String, i32, i64)>| {
+            span.iter().all(|(topic, partition, highest)| {
+                committed
+                    .get(&(topic.clone(), *partition))
+                    .is_some_and(|c| highest < c)
+            })
+        };
+        let batches: Vec<String> = self
+            .batches
+            .iter()
+            .filter(|(_, span)| passed(span))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &batches {
+            self.batches.remove(id);
+        }
+        if !delete.is_empty() || !batches.is_empty() {
             let records = self.records.clone();
             tokio::spawn(async move {
-                if let Err(e) = records.delete_all(&delete).await {
-                    tracing::debug!(error = %e, "deleting committed task records");
+                if let Err(e) = records.delete_done(&delete, &batches).await {
+                    tracing::debug!(error = %e, "deleting the records of committed messages");
                 }
             });
         }

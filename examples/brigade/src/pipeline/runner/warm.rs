@@ -60,7 +60,8 @@ pub(super) struct Warm {
     /// Messages waiting for a worker (in consumption order; retries after their backoff).
     queue: VecDeque<Attempt>,
     /// Task records of an earlier incarnation, by message: the re-run keeps the attempt count
-    /// and record id (so a record that may be in Kafka already counts as a duplicate).
+    /// and record id (so a record that may be in Kafka already counts as a duplicate), and
+    /// deletes its `tasks/` record, if any, with the rest once committed.
     recovered: HashMap<Key, TaskRecord>,
     min: usize,
     max: usize,
@@ -352,6 +353,7 @@ impl Runner {
         let msg = &item.msg;
         let key = key_of(&msg.topic, msg.partition, msg.offset);
         let recovered = self.warm.as_mut().and_then(|w| w.recovered.remove(&key));
+        let task_key = recovered.is_some();
         let task_id = recovered.map_or_else(
             || record_id(self.processor.name(), msg.partition, msg.offset),
             |r| r.task_id,
@@ -368,6 +370,7 @@ impl Runner {
         };
         Produced {
             record,
+            task_key,
             started: Some(item.sent_at),
             kind,
             token: None,
