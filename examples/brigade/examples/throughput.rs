@@ -26,9 +26,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use brigade::kafka::KafkaConfig;
 use brigade::pipeline::{Brigade, BrigadeConfig, SchedulerConfig};
 use brigade::processor::Processor;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use mesos_local::cluster::LocalCluster;
-use mesos_sdk::storage::MemoryStore;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Message, Timestamp};
@@ -39,6 +38,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 const WARM_WORKERS: usize = 2;
 /// Items each warm worker runs at once (`SchedulerConfig::warm_concurrency`).
 const WARM_CONCURRENCY: usize = 4;
+/// Partitions of the output topics: librdkafka's mock cluster keeps only the newest 5 MB of a
+/// partition, so a fast run's records (with Brigade's headers, about 150 bytes each) must be
+/// spread to stay readable until the reader gets to them.
+const OUTPUT_PARTITIONS: i32 = 4;
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -97,9 +100,9 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
 /// Brigade produced them, ms since the epoch) and the latencies (record timestamp minus the
 /// produce time in the payload).
 ///
-/// The reader is assigned partition 0 from its start (no group join to wait for), and callers
-/// start it before the processor: librdkafka's mock cluster keeps only the newest records of a
-/// topic, so a reader that starts late can find the first ones gone.
+/// The reader is assigned every partition from its start (no group join to wait for), and
+/// callers start it before the processor: librdkafka's mock cluster keeps only the newest
+/// records of a partition, so a reader that starts late can find the first ones gone.
 async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
@@ -108,9 +111,11 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
         .create()
         .expect("consumer");
     let mut assignment = rdkafka::TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
-        .expect("partition");
+    for partition in 0..OUTPUT_PARTITIONS {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .expect("partition");
+    }
     consumer.assign(&assignment).expect("assign");
     let mut latencies = Vec::with_capacity(n);
     let (mut first, mut last) = (i64::MAX, i64::MIN);
@@ -288,25 +293,32 @@ async fn main() {
         .cloned()
         .or_else(|| mock.as_ref().map(|m| m.bootstrap_servers()))
         .expect("brokers");
-    let topics = [
-        "tp-in", "tp-out", "tp-err", "raw-out", "proc-out", "tpw-in", "tpw-out", "tpw-err",
-        "tps-in", "tps-out", "tps-err",
-    ];
+    let topics = ["tp-in", "tp-err", "tpw-in", "tpw-err", "tps-in", "tps-err"];
+    let outputs = ["tp-out", "raw-out", "proc-out", "tpw-out", "tps-out"];
     // MODES=per-message,warm,stream runs only those Brigade sections (all by default).
     let modes = std::env::var("MODES").unwrap_or_else(|_| "per-message,warm,stream".into());
     let runs = |mode: &str| modes.split(',').any(|m| m.trim() == mode);
-    for topic in topics {
-        if let Some(mock) = &mock {
+    if let Some(mock) = &mock {
+        for topic in topics {
             mock.create_topic(topic, 1, 1).expect("topic");
         }
-    }
-    if mock.is_none() {
-        brigade::kafka::create_topics(&KafkaConfig::new(&brokers), &topics, 1)
+        for topic in outputs {
+            mock.create_topic(topic, OUTPUT_PARTITIONS, 1)
+                .expect("topic");
+        }
+    } else {
+        let config = KafkaConfig::new(&brokers);
+        brigade::kafka::create_topics(&config, &topics, 1)
+            .await
+            .expect("topics");
+        brigade::kafka::create_topics(&config, &outputs, OUTPUT_PARTITIONS)
             .await
             .expect("topics");
     }
 
-    // The limit: consume, transform, produce with rdkafka alone.
+    // The limit: consume, transform, produce with rdkafka alone. Each record is handed to the
+    // producer as soon as its message is consumed (as a consume-transform-produce loop does);
+    // the acknowledgements are collected as they come, and all of them by the end.
     produce(&brokers, "tp-in", n).await;
     let mut raw_start = Instant::now();
     {
@@ -319,19 +331,33 @@ async fn main() {
                 // From the first message on: the consumer group's join is not the loop's cost.
                 raw_start = Instant::now();
             }
-            let payload = message.payload().map(<[u8]>::to_vec).unwrap_or_default();
-            let output = output.clone();
-            pending.push(async move {
-                output
-                    .send(
-                        FutureRecord::<(), _>::to("raw-out").payload(&payload),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .expect("raw produce");
-            });
+            let mut record =
+                FutureRecord::<(), _>::to("raw-out").payload(message.payload().unwrap_or_default());
+            loop {
+                match output.send_result(record) {
+                    Ok(delivery) => {
+                        pending.push(delivery);
+                        break;
+                    }
+                    Err((_, back)) => {
+                        // The producer's queue is full: wait for an acknowledgement.
+                        record = back;
+                        match pending.next().await {
+                            Some(ack) => {
+                                let _ = ack.expect("raw delivery").expect("raw produce");
+                            }
+                            None => tokio::time::sleep(Duration::from_millis(1)).await,
+                        }
+                    }
+                }
+            }
+            while let Some(Some(ack)) = pending.next().now_or_never() {
+                let _ = ack.expect("raw delivery").expect("raw produce");
+            }
         }
-        while pending.next().await.is_some() {}
+        while let Some(ack) = pending.next().await {
+            let _ = ack.expect("raw delivery").expect("raw produce");
+        }
     }
     let raw_rate = n as f64 / raw_start.elapsed().as_secs_f64();
 
@@ -363,7 +389,7 @@ async fn main() {
     let mut config = SchedulerConfig::new(
         cluster.master_url(),
         kafka,
-        Arc::new(MemoryStore::new()),
+        Arc::new(brigade::pipeline::record::memory_store()),
         Default::default(),
     );
     config.revive_interval = Duration::from_millis(50);
