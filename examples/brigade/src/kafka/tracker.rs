@@ -63,7 +63,14 @@ impl OffsetTracker {
     /// changing nothing, when the offset was seen before (still open, or already completed: a
     /// partition delivers in order, so an offset below the highest seen is a redelivery).
     pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) -> bool {
-        let state = self.partitions.entry(tp.clone()).or_default();
+        // Looked up first: the entry API would copy the topic name on every message.
+        if !self.partitions.contains_key(tp) {
+            self.partitions
+                .insert(tp.clone(), PartitionState::default());
+        }
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return false;
+        };
         if state.next.is_some_and(|next| offset < next) {
             return false;
         }

@@ -220,8 +220,10 @@ struct Running {
 /// A produce that finished (its record is acknowledged by Kafka and marked produced).
 struct Produced {
     record: TaskRecord,
-    /// Whether a `tasks/` record may exist for it (per-message tasks, recovered records), to
-    /// delete once its offset is committed; warm items have only their batch.
+    /// Whether it has a task and a `tasks/` record of its own (per-message tasks, records
+    /// recovered from an earlier incarnation): its resent status updates are recognized and
+    /// its record is deleted once its offset is committed. A fresh warm item has neither,
+    /// only its batch.
     task_key: bool,
     /// When its task was launched (by this incarnation), for the latency.
     started: Option<Instant>,
@@ -255,9 +257,9 @@ struct Runner {
     produced_tasks: HashSet<String>,
     /// Tasks whose record is being produced (resent updates wait: the agent resends them).
     producing_tasks: HashSet<String>,
-    /// Produced tasks waiting for their offset to be committed; the flag says whether a
-    /// `tasks/` record is to be deleted then.
-    done: Vec<(Key, String, bool)>,
+    /// Produced tasks waiting for their offset to be committed, then their `tasks/` records
+    /// are deleted.
+    done: Vec<(Key, String)>,
     /// Result batches in the store, deleted once the committed offsets pass their span.
     batches: HashMap<String, Span>,
     /// The last offset committed, per topic and partition.
@@ -337,7 +339,7 @@ impl Runner {
                 Stage::Produced => {
                     runner.finished.insert(key.clone());
                     runner.produced_tasks.insert(record.task_id.clone());
-                    runner.done.push((key, record.task_id.clone(), true));
+                    runner.done.push((key, record.task_id.clone()));
                 }
                 Stage::Launched | Stage::Producing => {
                     if record.stage == Stage::Producing {
@@ -524,8 +526,11 @@ impl Runner {
             tracing::debug!(offset = msg.offset, "message delivered again; already seen");
             return;
         }
-        let key = key_of(&msg.topic, msg.partition, msg.offset);
-        if self.finished.remove(&key) {
+        if !self.finished.is_empty()
+            && self
+                .finished
+                .remove(&key_of(&msg.topic, msg.partition, msg.offset))
+        {
             self.tracker.completed(&tp, msg.offset);
             return;
         }
@@ -534,6 +539,7 @@ impl Runner {
             self.warm_message(msg);
             return;
         }
+        let key = key_of(&msg.topic, msg.partition, msg.offset);
         if let Some(task_id) = self.by_offset.get(&key) {
             if let Some(running) = self.running.get_mut(task_id) {
                 running.msg = Some(msg);

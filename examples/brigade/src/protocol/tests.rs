@@ -319,6 +319,51 @@ fn warm_batches_round_trip_and_single_forms_stay_readable() {
 }
 
 #[test]
+fn warm_messages_with_missing_parts_are_refused_by_name() {
+    let refused = |data: &str, expected: &str| {
+        let items = WorkItem::decode_all(data.as_bytes()).map(|_| ());
+        let results = WorkResult::decode_all(data.as_bytes()).map(|_| ());
+        let reason = format!("{:?} {:?}", items.err(), results.err());
+        assert!(reason.contains(expected), "{data}: {reason}");
+    };
+    refused(r#"{"kind":"batch"}"#, "a batch without items");
+    refused(r#"{"kind":"results"}"#, "results without a list");
+    refused(
+        r#"{"kind":"work","topic":"t","partition":0,"offset":1}"#,
+        "without payload",
+    );
+    refused(
+        r#"{"kind":"result","offset":1,"output":"eA=="}"#,
+        "without partition",
+    );
+    refused(r#"{"kind":"other"}"#, "expected work items, not");
+    refused(r#"{"partition":0}"#, "missing field `kind`");
+    refused(
+        r#"{"kind":"batch","items":[{"topic":"t"}]}"#,
+        "missing field",
+    );
+    // Borrowed and owned encodings agree.
+    let messages: Vec<InputMessage> = (0..3)
+        .map(|i| InputMessage {
+            topic: "in".into(),
+            partition: 1,
+            offset: i,
+            key: (i == 1).then(|| b"k".to_vec()),
+            payload: vec![0, 255, b'\n'],
+        })
+        .collect();
+    let items: Vec<WorkItem> = messages.iter().cloned().map(WorkItem).collect();
+    assert_eq!(
+        WorkItem::encode_messages(&messages),
+        WorkItem::encode_batch(&items)
+    );
+    assert_eq!(
+        WorkItem::decode_all(&WorkItem::encode_messages(&messages)).unwrap(),
+        items
+    );
+}
+
+#[test]
 fn warm_workers_carry_their_processor() {
     let mut t = task("w");
     super::warm::encode_worker(&mut t, &processor());

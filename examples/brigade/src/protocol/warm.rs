@@ -49,12 +49,12 @@ pub struct WorkResult {
     pub cause: Option<FailureCause>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct WorkWire {
     topic: String,
     partition: i32,
     offset: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     key: Option<String>,
     payload: String,
 }
@@ -71,13 +71,94 @@ struct ResultWire {
     cause: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// Bytes written as base64 straight into the JSON text (no intermediate string).
+struct Base64Out<'a>(&'a [u8]);
+
+impl Serialize for Base64Out<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&base64::display::Base64Display::new(self.0, &BASE64))
+    }
+}
+
+/// A work item as written, borrowed from its message.
+#[derive(Serialize)]
+struct WorkOut<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<Base64Out<'a>>,
+    payload: Base64Out<'a>,
+}
+
+impl<'a> WorkOut<'a> {
+    fn of(m: &'a InputMessage) -> Self {
+        WorkOut {
+            topic: &m.topic,
+            partition: m.partition,
+            offset: m.offset,
+            key: m.key.as_deref().map(Base64Out),
+            payload: Base64Out(&m.payload),
+        }
+    }
+}
+
+/// What is written (an internally tagged enum).
+#[derive(Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
-enum Wire {
-    Work(WorkWire),
+enum Wire<'a> {
+    Work(WorkOut<'a>),
     Result(ResultWire),
-    Batch { items: Vec<WorkWire> },
+    Batch { items: Vec<WorkOut<'a>> },
     Results { results: Vec<ResultWire> },
+}
+
+/// What is read: the fields of every kind in one flat struct, sorted out by `kind` after.
+/// (serde reads an internally tagged enum by first copying the whole document into an
+/// intermediate tree; a batch of hundreds of items paid that on every MESSAGE.)
+#[derive(Deserialize)]
+struct AnyWire {
+    kind: String,
+    items: Option<Vec<WorkWire>>,
+    results: Option<Vec<ResultWire>>,
+    topic: Option<String>,
+    partition: Option<i32>,
+    offset: Option<i64>,
+    key: Option<String>,
+    payload: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+impl AnyWire {
+    fn read(data: &[u8]) -> Result<Self, ProtocolError> {
+        serde_json::from_slice(data).map_err(|e| bad(e.to_string()))
+    }
+
+    /// A single work item's fields.
+    fn work(self) -> Result<WorkWire, ProtocolError> {
+        let missing = |field: &str| bad(format!("a work item without {field}"));
+        Ok(WorkWire {
+            topic: self.topic.ok_or_else(|| missing("topic"))?,
+            partition: self.partition.ok_or_else(|| missing("partition"))?,
+            offset: self.offset.ok_or_else(|| missing("offset"))?,
+            key: self.key,
+            payload: self.payload.ok_or_else(|| missing("payload"))?,
+        })
+    }
+
+    /// A single result's fields.
+    fn result(self) -> Result<ResultWire, ProtocolError> {
+        let missing = |field: &str| bad(format!("a result without {field}"));
+        Ok(ResultWire {
+            partition: self.partition.ok_or_else(|| missing("partition"))?,
+            offset: self.offset.ok_or_else(|| missing("offset"))?,
+            output: self.output,
+            error: self.error,
+            cause: self.cause,
+        })
+    }
 }
 
 fn bad(reason: impl Into<String>) -> ProtocolError {
@@ -89,17 +170,6 @@ fn unbase64(s: &str) -> Result<Vec<u8>, ProtocolError> {
 }
 
 impl WorkItem {
-    fn wire(&self) -> WorkWire {
-        let m = &self.0;
-        WorkWire {
-            topic: m.topic.clone(),
-            partition: m.partition,
-            offset: m.offset,
-            key: m.key.as_ref().map(|k| BASE64.encode(k)),
-            payload: BASE64.encode(&m.payload),
-        }
-    }
-
     fn from_wire(w: WorkWire) -> Result<Self, ProtocolError> {
         Ok(WorkItem(InputMessage {
             topic: w.topic,
@@ -112,34 +182,46 @@ impl WorkItem {
 
     /// The MESSAGE data.
     pub fn encode(&self) -> Vec<u8> {
-        serde_json::to_vec(&Wire::Work(self.wire())).unwrap_or_default()
+        serde_json::to_vec(&Wire::Work(WorkOut::of(&self.0))).unwrap_or_default()
     }
 
     /// The MESSAGE data of several items (`batch`); a single item is sent as `work`.
     pub fn encode_batch(items: &[WorkItem]) -> Vec<u8> {
-        if let [one] = items {
-            return one.encode();
-        }
-        let wire = Wire::Batch {
-            items: items.iter().map(WorkItem::wire).collect(),
+        Self::encode_messages(items.iter().map(|item| &item.0))
+    }
+
+    /// [`encode_batch`](Self::encode_batch) of the messages themselves (no copy of them).
+    pub fn encode_messages<'a>(messages: impl IntoIterator<Item = &'a InputMessage>) -> Vec<u8> {
+        let mut items: Vec<WorkOut<'a>> = messages.into_iter().map(WorkOut::of).collect();
+        let wire = if items.len() == 1 {
+            Wire::Work(items.remove(0))
+        } else {
+            Wire::Batch { items }
         };
         serde_json::to_vec(&wire).unwrap_or_default()
     }
 
     /// From MESSAGE data holding one item (`work`).
     pub fn decode(data: &[u8]) -> Result<Self, ProtocolError> {
-        match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
-            Wire::Work(w) => Self::from_wire(w),
-            _ => Err(bad("expected a work item")),
+        let any = AnyWire::read(data)?;
+        match any.kind.as_str() {
+            "work" => Self::from_wire(any.work()?),
+            other => Err(bad(format!("expected a work item, not {other:?}"))),
         }
     }
 
     /// From MESSAGE data holding one item (`work`) or several (`batch`).
     pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, ProtocolError> {
-        match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
-            Wire::Work(w) => Ok(vec![Self::from_wire(w)?]),
-            Wire::Batch { items } => items.into_iter().map(Self::from_wire).collect(),
-            _ => Err(bad("expected work items")),
+        let any = AnyWire::read(data)?;
+        match any.kind.as_str() {
+            "work" => Ok(vec![Self::from_wire(any.work()?)?]),
+            "batch" => any
+                .items
+                .ok_or_else(|| bad("a batch without items"))?
+                .into_iter()
+                .map(Self::from_wire)
+                .collect(),
+            other => Err(bad(format!("expected work items, not {other:?}"))),
         }
     }
 }
@@ -191,18 +273,25 @@ impl WorkResult {
 
     /// From MESSAGE data holding one result (`result`).
     pub fn decode(data: &[u8]) -> Result<Self, ProtocolError> {
-        match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
-            Wire::Result(w) => Self::from_wire(w),
-            _ => Err(bad("expected a result")),
+        let any = AnyWire::read(data)?;
+        match any.kind.as_str() {
+            "result" => Self::from_wire(any.result()?),
+            other => Err(bad(format!("expected a result, not {other:?}"))),
         }
     }
 
     /// From MESSAGE data holding one result (`result`) or several (`results`).
     pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, ProtocolError> {
-        match serde_json::from_slice(data).map_err(|e| bad(e.to_string()))? {
-            Wire::Result(w) => Ok(vec![Self::from_wire(w)?]),
-            Wire::Results { results } => results.into_iter().map(Self::from_wire).collect(),
-            _ => Err(bad("expected results")),
+        let any = AnyWire::read(data)?;
+        match any.kind.as_str() {
+            "result" => Ok(vec![Self::from_wire(any.result()?)?]),
+            "results" => any
+                .results
+                .ok_or_else(|| bad("results without a list"))?
+                .into_iter()
+                .map(Self::from_wire)
+                .collect(),
+            other => Err(bad(format!("expected results, not {other:?}"))),
         }
     }
 }

@@ -167,7 +167,7 @@ impl Runner {
             .insert(id.clone(), span_of(batch.iter().map(record_of)));
         for done in &batch {
             let record = &done.record;
-            if self.maybe_produced.remove(&record.task_id) {
+            if !self.maybe_produced.is_empty() && self.maybe_produced.remove(&record.task_id) {
                 self.counters.duplicates();
                 tracing::warn!(
                     processor = %self.name(),
@@ -176,7 +176,11 @@ impl Runner {
                     "a record that may already be in Kafka is produced again (duplicate)"
                 );
             }
-            self.producing_tasks.insert(record.task_id.clone());
+            if done.task_key {
+                // Its task's status updates may be resent meanwhile (a fresh warm item has no
+                // task of its own).
+                self.producing_tasks.insert(record.task_id.clone());
+            }
         }
         let processor = self.processor.clone();
         let producer = self.producer.clone();
@@ -255,9 +259,14 @@ impl Runner {
             self.counters.recovered();
             self.finished.insert(key.clone());
         }
-        self.producing_tasks.remove(&record.task_id);
-        self.produced_tasks.insert(record.task_id.clone());
-        self.done.push((key, record.task_id.clone(), task_key));
+        if task_key {
+            // A task (and a record) of its own: its updates are acknowledged from now on, and
+            // its record is deleted once its offset is committed. Otherwise its batch is all
+            // there is, deleted by its span.
+            self.producing_tasks.remove(&record.task_id);
+            self.produced_tasks.insert(record.task_id.clone());
+            self.done.push((key, record.task_id.clone()));
+        }
         if let Some(results) = &self.config.results {
             let _ = results.send(ResultEvent {
                 processor: self.processor.name().to_string(),
@@ -349,19 +358,16 @@ impl Runner {
         }
         let mut delete = Vec::new();
         let produced_tasks = &mut self.produced_tasks;
-        self.done
-            .retain(|((topic, partition, offset), task_id, task_key)| {
-                let committed = offsets
-                    .iter()
-                    .any(|(tp, c)| &tp.topic == topic && tp.partition == *partition && offset < c);
-                if committed {
-                    produced_tasks.remove(task_id);
-                    if *task_key {
-                        delete.push(task_id.clone());
-                    }
-                }
-                !committed
-            });
+        self.done.retain(|((topic, partition, offset), task_id)| {
+            let committed = offsets
+                .iter()
+                .any(|(tp, c)| &tp.topic == topic && tp.partition == *partition && offset < c);
+            if committed {
+                produced_tasks.remove(task_id);
+                delete.push(task_id.clone());
+            }
+            !committed
+        });
         let committed = &self.committed;
         let passed = |span: &Vec<(String, i32, i64)>| {
             span.iter().all(|(topic, partition, highest)| {

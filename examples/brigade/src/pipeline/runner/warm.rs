@@ -145,8 +145,12 @@ impl Runner {
     /// ready now, so that they leave in one MESSAGE per worker.
     pub(super) fn warm_message(&mut self, msg: Arc<InputMessage>) {
         let Some(warm) = self.warm_mut() else { return };
-        let key = key_of(&msg.topic, msg.partition, msg.offset);
-        let attempt = warm.recovered.get(&key).map_or(1, |r| r.attempt);
+        let attempt = if warm.recovered.is_empty() {
+            1
+        } else {
+            let key = key_of(&msg.topic, msg.partition, msg.offset);
+            warm.recovered.get(&key).map_or(1, |r| r.attempt)
+        };
         warm.queue.push_back(Attempt {
             msg,
             attempt,
@@ -187,7 +191,7 @@ impl Runner {
             let mut work = Vec::with_capacity(items.len());
             for attempt in items {
                 let msg = attempt.msg;
-                work.push(WorkItem((*msg).clone()));
+                work.push(Arc::clone(&msg));
                 worker.in_flight.insert(
                     key_of(&msg.topic, msg.partition, msg.offset),
                     Item {
@@ -201,7 +205,7 @@ impl Runner {
             calls_out.push(calls::message(
                 worker.agent_id.clone(),
                 worker.executor_id.clone(),
-                Bytes::from(WorkItem::encode_batch(&work)),
+                Bytes::from(WorkItem::encode_messages(work.iter().map(|m| &**m))),
             ));
         }
         for call in calls_out {
@@ -432,17 +436,17 @@ impl Runner {
             return;
         };
         let wanted = warm.wanted() > 0;
-        let role = vec![self.config.role.clone()];
+        let role = || vec![self.config.role.clone()];
         if !wanted && !self.suppressed {
             self.suppressed = true;
-            self.send_in_order(calls::suppress(role));
+            self.send_in_order(calls::suppress(role()));
         } else if wanted
             && (self.suppressed || self.filtered)
             && self.revive_bucket.try_take(Instant::now())
         {
             self.suppressed = false;
             self.filtered = false;
-            self.send_in_order(calls::revive(role));
+            self.send_in_order(calls::revive(role()));
         }
     }
 
