@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mesos_sdk::scheduler::{AckToken, calls};
 use mesos_sdk::v1::{self, AgentId, TaskId, TaskState, TaskStatus};
 
-use super::super::record::{RECORDS_PER_BATCH, Stage, TaskRecord, span_of};
+use super::super::record::{RECORDS_PER_BATCH, Span, Stage, TaskRecord, span_of};
 use super::{Attempt, Produced, ResultEvent, ResultKind, Runner, key_of};
 use crate::kafka::{Source, TopicPartition};
 use crate::protocol::{self, InputMessage, Outcome};
@@ -369,7 +369,7 @@ impl Runner {
             !committed
         });
         let committed = &self.committed;
-        let passed = |span: &Vec<(String, i32, i64)>| {
+        let passed = |span: &Span| {
             span.iter().all(|(topic, partition, highest)| {
                 committed
                     .get(&(topic.clone(), *partition))
