@@ -40,12 +40,9 @@ async fn every_message_gets_exactly_one_output_matched_by_offset() {
     topics(&brokers, &["flow-in", "flow-out", "flow-err"]).await;
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
-    let brigade = support::brigade(support::scheduler_config(
-        &cluster.master_url(),
-        &brokers,
-        None,
-    ))
-    .await;
+    let config = support::scheduler_config(&cluster.master_url(), &brokers, None);
+    let store = config.store.clone();
+    let brigade = support::brigade(config).await;
     brigade
         .add(processor(serde_json::json!({
             "name": "flow", "input": "flow-in", "output": "flow-out", "error": "flow-err",
@@ -74,6 +71,8 @@ async fn every_message_gets_exactly_one_output_matched_by_offset() {
             .await
             .is_empty()
     );
+    // Task records and result batches are deleted once every offset is committed.
+    support::wait_for_no_records(&store, "flow", WAIT).await;
     brigade.shutdown().await;
     cluster.shutdown().await;
 }

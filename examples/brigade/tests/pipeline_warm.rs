@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use brigade::kafka::{KafkaConfig, create_topics};
 use brigade::pipeline::SchedulerConfig;
 use brigade::processor::Processor;
-use mesos_sdk::storage::{RangeRequest, Store};
 use support::kafka::{by_offset, produce, read};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -148,28 +147,8 @@ async fn warm_every_message_gets_exactly_one_output_matched_by_offset() {
         counters.launched <= 2,
         "workers, not tasks per message: {counters:?}"
     );
-    // Once every offset is committed, the store holds no record of these messages (result
-    // batches and task records alike are deleted).
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let left = store
-            .range("brigade/wf/", RangeRequest::all())
-            .await
-            .unwrap()
-            .kvs
-            .into_iter()
-            .filter(|kv| kv.key.contains("/results/") || kv.key.contains("/tasks/"))
-            .map(|kv| kv.key)
-            .collect::<Vec<_>>();
-        if left.is_empty() {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "records left after every offset was committed: {left:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Once every offset is committed, the store holds no record of these messages.
+    support::wait_for_no_records(&store, "wf", WAIT).await;
     println!("warm flow: {n} messages, counters {counters:?}");
     brigade.shutdown().await;
     cluster.shutdown().await;

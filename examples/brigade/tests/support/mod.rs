@@ -13,7 +13,7 @@ use std::time::Duration;
 use brigade::kafka::KafkaConfig;
 use brigade::pipeline::{Brigade, BrigadeConfig, SchedulerConfig};
 use mesos_local::cluster::LocalCluster;
-use mesos_sdk::storage::{MemoryStore, Store};
+use mesos_sdk::storage::{MemoryStore, RangeRequest, Store};
 
 /// The executor binary cargo built for this package.
 pub fn executor_binary() -> std::path::PathBuf {
@@ -68,4 +68,30 @@ pub fn init_logs() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// Waits until `store` holds no task record or result batch of `processor` (once every offset
+/// is committed, both are deleted); panics with the keys left after `within`.
+pub async fn wait_for_no_records(store: &Arc<dyn Store>, processor: &str, within: Duration) {
+    let prefix = format!("brigade/{processor}/");
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left: Vec<String> = store
+            .range(&prefix, RangeRequest::all())
+            .await
+            .expect("store range")
+            .kvs
+            .into_iter()
+            .map(|kv| kv.key)
+            .filter(|key| key.contains("/results/") || key.contains("/tasks/"))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "records left after every offset was committed: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
