@@ -34,6 +34,15 @@ struct PartitionState {
 }
 
 impl PartitionState {
+    /// See [`OffsetTracker::consumed`].
+    fn consume(&mut self, offset: i64) -> bool {
+        if self.next.is_some_and(|next| offset < next) {
+            return false;
+        }
+        self.next = Some(offset + 1);
+        self.open.insert(offset)
+    }
+
     fn committable(&self) -> Option<i64> {
         let next = self.next?;
         let candidate = self.open.first().copied().unwrap_or(next);
@@ -63,19 +72,14 @@ impl OffsetTracker {
     /// changing nothing, when the offset was seen before (still open, or already completed: a
     /// partition delivers in order, so an offset below the highest seen is a redelivery).
     pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) -> bool {
-        // Looked up first: the entry API would copy the topic name on every message.
-        if !self.partitions.contains_key(tp) {
-            self.partitions
-                .insert(tp.clone(), PartitionState::default());
+        // Looked up before inserting: the entry API would copy the topic name every message.
+        if let Some(state) = self.partitions.get_mut(tp) {
+            return state.consume(offset);
         }
-        let Some(state) = self.partitions.get_mut(tp) else {
-            return false;
-        };
-        if state.next.is_some_and(|next| offset < next) {
-            return false;
-        }
-        state.next = Some(offset + 1);
-        state.open.insert(offset)
+        let mut state = PartitionState::default();
+        let fresh = state.consume(offset);
+        self.partitions.insert(tp.clone(), state);
+        fresh
     }
 
     /// Records that the output or error record of `offset` was acknowledged. Answers false when

@@ -20,6 +20,7 @@ use mesos_sdk::storage::{
 use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
+use crate::kafka::TopicPartition;
 
 /// Records written or deleted per store transaction (etcd's default limit is 128 operations).
 pub const RECORDS_PER_TXN: usize = 64;
@@ -73,7 +74,7 @@ pub struct TaskRecord {
 
 /// Where the messages of a result batch lie: per source topic and partition, the highest
 /// offset it holds. The batch is deleted once the committed offset of each passed it.
-pub type Span = Vec<(String, i32, i64)>;
+pub type Span = Vec<(TopicPartition, i64)>;
 
 /// The [`Span`] of `records`.
 pub fn span_of<'a>(records: impl IntoIterator<Item = &'a TaskRecord>) -> Span {
@@ -81,10 +82,10 @@ pub fn span_of<'a>(records: impl IntoIterator<Item = &'a TaskRecord>) -> Span {
     for r in records {
         match span
             .iter_mut()
-            .find(|(t, p, _)| *p == r.partition && *t == r.topic)
+            .find(|(tp, _)| tp.partition == r.partition && tp.topic == r.topic)
         {
-            Some((_, _, highest)) => *highest = (*highest).max(r.offset),
-            None => span.push((r.topic.clone(), r.partition, r.offset)),
+            Some((_, highest)) => *highest = (*highest).max(r.offset),
+            None => span.push((TopicPartition::new(r.topic.clone(), r.partition), r.offset)),
         }
     }
     span
@@ -413,9 +414,12 @@ mod tests {
             [
                 (
                     "b1".to_string(),
-                    vec![("in".to_string(), 0, 1), ("in".to_string(), 3, 5)]
+                    vec![
+                        (TopicPartition::new("in", 0), 1),
+                        (TopicPartition::new("in", 3), 5)
+                    ]
                 ),
-                ("b2".to_string(), vec![("in".to_string(), 0, 1)]),
+                ("b2".to_string(), vec![(TopicPartition::new("in", 0), 1)]),
             ]
         );
 
@@ -444,7 +448,10 @@ mod tests {
         records[2].partition = 1;
         assert_eq!(
             span_of(&records),
-            vec![("in".to_string(), 0, 7), ("in".to_string(), 1, 9)]
+            vec![
+                (TopicPartition::new("in", 0), 7),
+                (TopicPartition::new("in", 1), 9)
+            ]
         );
         assert!(span_of(&[]).is_empty());
     }

@@ -260,10 +260,9 @@ struct Runner {
     /// Produced tasks waiting for their offset to be committed, then their `tasks/` records
     /// are deleted.
     done: Vec<(Key, String)>,
-    /// Result batches in the store, deleted once the committed offsets pass their span.
+    /// Result batches in the store, deleted once the committed offsets (the tracker's) pass
+    /// their span.
     batches: HashMap<String, Span>,
-    /// The last offset committed, per topic and partition.
-    committed: HashMap<(String, i32), i64>,
     /// Tasks whose record was "producing" when this incarnation started (maybe in Kafka).
     maybe_produced: HashSet<String>,
     producing: JoinSet<Vec<Produced>>,
@@ -319,7 +318,6 @@ impl Runner {
             producing_tasks: HashSet::new(),
             done: Vec::new(),
             batches: recovered.batches.into_iter().collect(),
-            committed: HashMap::new(),
             maybe_produced: HashSet::new(),
             producing: JoinSet::new(),
             paused: false,

@@ -353,8 +353,6 @@ impl Runner {
                 return;
             }
             self.tracker.mark_committed(tp, *offset);
-            self.committed
-                .insert((tp.topic.clone(), tp.partition), *offset);
         }
         let mut delete = Vec::new();
         let produced_tasks = &mut self.produced_tasks;
@@ -368,13 +366,10 @@ impl Runner {
             }
             !committed
         });
-        let committed = &self.committed;
+        let tracker = &self.tracker;
         let passed = |span: &Span| {
-            span.iter().all(|(topic, partition, highest)| {
-                committed
-                    .get(&(topic.clone(), *partition))
-                    .is_some_and(|c| highest < c)
-            })
+            span.iter()
+                .all(|(tp, highest)| tracker.committed(tp).is_some_and(|c| *highest < c))
         };
         let batches: Vec<String> = self
             .batches
