@@ -313,16 +313,39 @@ async fn main() {
         .cloned()
         .or_else(|| mock.as_ref().map(|m| m.bootstrap_servers()))
         .expect("brokers");
-    let topics = ["tp-in", "tp-err", "tpw-in", "tpw-err", "tps-in", "tps-err"];
-    let outputs = ["tp-out", "raw-out", "proc-out", "tpw-out", "tps-out"];
+    // On a real broker, every run has topics of its own (the names carry a run tag): a broker
+    // keeps its log between runs, and a reader of a reused output topic would count the records
+    // of an earlier run (COLLECT_AFTER reads each output topic from its start).
+    let tag = if mock.is_some() {
+        String::new()
+    } else {
+        uuid::Uuid::new_v4().simple().to_string()[..8].to_string()
+    };
+    let (tp, tpw, tps) = (format!("tp{tag}"), format!("tpw{tag}"), format!("tps{tag}"));
+    let (tp_in, raw_out, proc_out) = (
+        format!("{tp}-in"),
+        format!("raw{tag}-out"),
+        format!("proc{tag}-out"),
+    );
+    let topics: Vec<String> = [&tp, &tpw, &tps]
+        .iter()
+        .flat_map(|name| [format!("{name}-in"), format!("{name}-err")])
+        .collect();
+    let outputs: Vec<String> = [&tp, &tpw, &tps]
+        .iter()
+        .map(|name| format!("{name}-out"))
+        .chain([raw_out.clone(), proc_out.clone()])
+        .collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
     // MODES=per-message,warm,stream runs only those Brigade sections (all by default).
     let modes = std::env::var("MODES").unwrap_or_else(|_| "per-message,warm,stream".into());
     let runs = |mode: &str| modes.split(',').any(|m| m.trim() == mode);
     if let Some(mock) = &mock {
-        for topic in topics {
+        for topic in &topics {
             mock.create_topic(topic, 1, 1).expect("topic");
         }
-        for topic in outputs {
+        for topic in &outputs {
             mock.create_topic(topic, OUTPUT_PARTITIONS, 1)
                 .expect("topic");
         }
@@ -339,10 +362,10 @@ async fn main() {
     // The limit: consume, transform, produce with rdkafka alone. Each record is handed to the
     // producer as soon as its message is consumed (as a consume-transform-produce loop does);
     // the acknowledgements are collected as they come, and all of them by the end.
-    produce(&brokers, "tp-in", n).await;
+    produce(&brokers, &tp_in, n).await;
     let mut raw_start = Instant::now();
     {
-        let input = consumer(&brokers, "tp-in");
+        let input = consumer(&brokers, &tp_in);
         let output = producer(&brokers);
         let mut pending = futures::stream::FuturesUnordered::new();
         for i in 0..n {
@@ -352,7 +375,7 @@ async fn main() {
                 raw_start = Instant::now();
             }
             let mut record =
-                FutureRecord::<(), _>::to("raw-out").payload(message.payload().unwrap_or_default());
+                FutureRecord::<(), _>::to(&raw_out).payload(message.payload().unwrap_or_default());
             loop {
                 match output.send_result(record) {
                     Ok(delivery) => {
@@ -388,7 +411,7 @@ async fn main() {
     let proc_rate = if std::env::var("PROCESS_LOOP").as_deref() == Ok("0") {
         0.0
     } else {
-        process_loop(&brokers, "tp-in", "proc-out", n, concurrency).await
+        process_loop(&brokers, &tp_in, &proc_out, n, concurrency).await
     };
 
     // Brigade: the same messages through a `cat` processor, one Mesos task each.
@@ -443,7 +466,7 @@ async fn main() {
     let per_message = if runs("per-message") {
         // The raw loop's input again, under another consumer group.
         let extra = serde_json::json!({ "max_in_flight": max_in_flight });
-        Some(brigade_run(&brigade, &brokers, "tp", "tp-in", n, extra).await)
+        Some(brigade_run(&brigade, &brokers, &tp, &tp_in, n, extra).await)
     } else {
         None
     };
@@ -453,7 +476,7 @@ async fn main() {
     let warm_modes = [
         (
             "warm",
-            "tpw",
+            tpw.as_str(),
             format!(
                 "warm mode, a process per message ({WARM_WORKERS} workers x {WARM_CONCURRENCY})"
             ),
@@ -462,7 +485,7 @@ async fn main() {
         ),
         (
             "stream",
-            "tps",
+            tps.as_str(),
             format!(
                 "warm mode, streaming processor ({WARM_WORKERS} workers x {WARM_CONCURRENCY} processes)"
             ),
