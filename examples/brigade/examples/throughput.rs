@@ -18,7 +18,8 @@
 //! Knobs (environment): `PROCESS_LOOP=0` (skips that baseline, for profiling), `MODES` (comma-separated subset of `per-message,warm,stream`),
 //! `COLLECT_AFTER=1` (reads the output after the run instead of during it; needs a broker
 //! that keeps its log, not the mock cluster), `MAX_IN_FLIGHT` (per-message mode's `max_in_flight`, default 500), `STREAM_IN_FLIGHT` (the
-//! streaming processor's, default 5,000), `FETCH_WAIT_MS` (librdkafka's `fetch.wait.max.ms`), `KEEP_WORK=1` (keeps
+//! streaming processor's, default 5,000), `FETCH_WAIT_MS` (librdkafka's `fetch.wait.max.ms`), `TIMELINE=1` (prints each Brigade run's
+//! output records per 50 ms from the processor's start), `KEEP_WORK=1` (keeps
 //! mesos-local's work directory, with the executors' logs).
 
 use std::sync::Arc;
@@ -104,7 +105,7 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
 /// The reader is assigned every partition from its start (no group join to wait for), and
 /// callers start it before the processor: librdkafka's mock cluster keeps only the newest
 /// records of a partition, so a reader that starts late can find the first ones gone.
-async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
+async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>, Vec<i64>) {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "measure-collect")
@@ -119,6 +120,7 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
     }
     consumer.assign(&assignment).expect("assign");
     let mut latencies = Vec::with_capacity(n);
+    let mut stamps = Vec::with_capacity(n);
     let (mut first, mut last) = (i64::MAX, i64::MIN);
     while latencies.len() < n {
         let Ok(message) = tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await
@@ -142,14 +144,15 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>) {
             Timestamp::NotAvailable => now_ms(),
         };
         latencies.push(at - sent);
+        stamps.push(at);
         first = first.min(at);
         last = last.max(at);
     }
-    (first, last, latencies)
+    (first, last, latencies, stamps)
 }
 
 /// [`collect`] for a spawned task.
-async fn collect_owned(brokers: String, topic: String, n: usize) -> (i64, i64, Vec<i64>) {
+async fn collect_owned(brokers: String, topic: String, n: usize) -> (i64, i64, Vec<i64>, Vec<i64>) {
     collect(&brokers, &topic, n).await
 }
 
@@ -217,6 +220,19 @@ async fn process_loop(
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// `TIMELINE=1`: output records per 50 ms from the processor's start (where a run stalls).
+fn print_timeline(name: &str, start: i64, stamps: &[i64]) {
+    let mut buckets = std::collections::BTreeMap::<i64, usize>::new();
+    for at in stamps {
+        *buckets.entry((at - start) / 50).or_default() += 1;
+    }
+    let line: Vec<String> = buckets
+        .iter()
+        .map(|(bucket, count)| format!("{}ms:{count}", bucket * 50))
+        .collect();
+    println!("timeline {name}: {}", line.join(" "));
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -263,7 +279,7 @@ async fn brigade_run(
         (!after).then(|| tokio::spawn(collect_owned(brokers.to_string(), output.clone(), n)));
     let start = now_ms();
     brigade.add(processor).await.expect("processor starts");
-    let (first, last, mut latencies) = match collector {
+    let (first, last, mut latencies, stamps) = match collector {
         Some(collector) => collector.await.expect("collector"),
         None => {
             while brigade
@@ -283,6 +299,9 @@ async fn brigade_run(
         "counters: {:?}",
         brigade.counters().await.get(name)
     );
+    if std::env::var_os("TIMELINE").is_some() {
+        print_timeline(name, start, &stamps);
+    }
     latencies.sort_unstable();
     brigade.remove(name).await.expect("remove the processor");
     Run {
