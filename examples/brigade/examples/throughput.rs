@@ -98,14 +98,29 @@ async fn produce(brokers: &str, topic: &str, n: usize) {
         .await;
 }
 
-/// Reads `n` records of `topic`; answers the earliest and latest record timestamps (when
-/// Brigade produced them, ms since the epoch) and the latencies (record timestamp minus the
-/// produce time in the payload).
+/// The records of an output topic as [`collect`] read them.
+struct Collected {
+    /// Each record's timestamp (when Brigade produced it, ms since the epoch).
+    stamps: Vec<i64>,
+    /// Each record's latency: its timestamp minus the produce time in its payload.
+    latencies: Vec<i64>,
+}
+
+impl Collected {
+    /// The earliest and latest record timestamps.
+    fn span(&self) -> (i64, i64) {
+        let first = self.stamps.iter().copied().min().unwrap_or(0);
+        let last = self.stamps.iter().copied().max().unwrap_or(0);
+        (first, last)
+    }
+}
+
+/// Reads `n` records of `topic`: their timestamps and latencies.
 ///
 /// The reader is assigned every partition from its start (no group join to wait for), and
 /// callers start it before the processor: librdkafka's mock cluster keeps only the newest
 /// records of a partition, so a reader that starts late can find the first ones gone.
-async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>, Vec<i64>) {
+async fn collect(brokers: &str, topic: &str, n: usize) -> Collected {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "measure-collect")
@@ -121,7 +136,6 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>, V
     consumer.assign(&assignment).expect("assign");
     let mut latencies = Vec::with_capacity(n);
     let mut stamps = Vec::with_capacity(n);
-    let (mut first, mut last) = (i64::MAX, i64::MIN);
     while latencies.len() < n {
         let Ok(message) = tokio::time::timeout(Duration::from_secs(120), consumer.recv()).await
         else {
@@ -145,14 +159,12 @@ async fn collect(brokers: &str, topic: &str, n: usize) -> (i64, i64, Vec<i64>, V
         };
         latencies.push(at - sent);
         stamps.push(at);
-        first = first.min(at);
-        last = last.max(at);
     }
-    (first, last, latencies, stamps)
+    Collected { stamps, latencies }
 }
 
 /// [`collect`] for a spawned task.
-async fn collect_owned(brokers: String, topic: String, n: usize) -> (i64, i64, Vec<i64>, Vec<i64>) {
+async fn collect_owned(brokers: String, topic: String, n: usize) -> Collected {
     collect(&brokers, &topic, n).await
 }
 
@@ -279,7 +291,7 @@ async fn brigade_run(
         (!after).then(|| tokio::spawn(collect_owned(brokers.to_string(), output.clone(), n)));
     let start = now_ms();
     brigade.add(processor).await.expect("processor starts");
-    let (first, last, mut latencies, stamps) = match collector {
+    let collected = match collector {
         Some(collector) => collector.await.expect("collector"),
         None => {
             while brigade
@@ -294,14 +306,16 @@ async fn brigade_run(
         }
     };
     assert_eq!(
-        latencies.len(),
+        collected.latencies.len(),
         n,
         "counters: {:?}",
         brigade.counters().await.get(name)
     );
     if std::env::var_os("TIMELINE").is_some() {
-        print_timeline(name, start, &stamps);
+        print_timeline(name, start, &collected.stamps);
     }
+    let (first, last) = collected.span();
+    let mut latencies = collected.latencies;
     latencies.sort_unstable();
     brigade.remove(name).await.expect("remove the processor");
     Run {
