@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brigade::kafka::KafkaConfig;
+use brigade::pipeline::record::Records;
 use brigade::pipeline::{Brigade, BrigadeConfig, SchedulerConfig};
 use mesos_local::cluster::LocalCluster;
-use mesos_sdk::storage::{MemoryStore, RangeRequest, Store};
+use mesos_sdk::storage::{MemoryStore, Store};
 
 /// The executor binary cargo built for this package.
 pub fn executor_binary() -> std::path::PathBuf {
@@ -71,26 +72,21 @@ pub fn init_logs() {
 }
 
 /// Waits until `store` holds no task record or result batch of `processor` (once every offset
-/// is committed, both are deleted); panics with the keys left after `within`.
+/// is committed, both are deleted), as a restarted scheduler would read them
+/// ([`Records::load`]); panics with what is left after `within`.
 pub async fn wait_for_no_records(store: &Arc<dyn Store>, processor: &str, within: Duration) {
-    let prefix = format!("brigade/{processor}/");
+    let records = Records::new(store.clone(), processor);
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let left: Vec<String> = store
-            .range(&prefix, RangeRequest::all())
-            .await
-            .expect("store range")
-            .kvs
-            .into_iter()
-            .map(|kv| kv.key)
-            .filter(|key| key.contains("/results/") || key.contains("/tasks/"))
-            .collect();
-        if left.is_empty() {
+        let left = records.load().await.expect("store readable");
+        if left.tasks.is_empty() && left.batches.is_empty() {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "records left after every offset was committed: {left:?}"
+            "records left after every offset was committed: tasks {:?}, batches {:?}",
+            left.tasks.iter().map(|t| &t.task_id).collect::<Vec<_>>(),
+            left.batches.iter().map(|(id, _)| id).collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
