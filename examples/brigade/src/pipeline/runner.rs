@@ -91,6 +91,21 @@ impl ProcessScheduler {
         let recovered = records.load().await?;
         let group = format!("brigade-{name}");
         let start = records.committed(processor.input()).await?;
+        let producer = ResultProducer::new(&config.kafka)?;
+        // The producer connects while the consumer starts (see `ResultProducer::connect`).
+        let connecting = {
+            let producer = producer.clone();
+            let topics: Vec<String> = processor
+                .output()
+                .into_iter()
+                .chain([processor.error()])
+                .map(str::to_string)
+                .collect();
+            tokio::task::spawn_blocking(move || {
+                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+                producer.connect(&topics, Duration::from_secs(15))
+            })
+        };
         let consumer = {
             let (kafka, group, topic) = (
                 config.kafka.clone(),
@@ -102,7 +117,16 @@ impl ProcessScheduler {
                 .map_err(|e| PipelineError::Config(format!("consumer start: {e}")))??
         };
         let consumer = Arc::new(consumer);
-        let producer = ResultProducer::new(&config.kafka)?;
+        match connecting.await {
+            Ok(Ok(missing)) if missing.is_empty() => {}
+            Ok(Ok(missing)) => tracing::warn!(
+                processor = %name,
+                topics = ?missing,
+                "the cluster does not know these topics yet; their records wait until they exist"
+            ),
+            Ok(Err(e)) => tracing::warn!(processor = %name, error = %e, "result producer"),
+            Err(e) => tracing::warn!(processor = %name, error = %e, "result producer start"),
+        }
         let client = Client::builder().endpoint(config.master.as_str()).build()?;
         let mut framework = FrameworkInfoBuilder::new(config.user.clone(), group.clone())
             .roles([config.role.clone()])
