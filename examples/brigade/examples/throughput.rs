@@ -16,8 +16,8 @@
 //! from produce to output record.
 //!
 //! Knobs (environment): `PROCESS_LOOP=0` (skips that baseline, for profiling), `MODES` (comma-separated subset of `per-message,warm,stream`),
-//! `COLLECT_AFTER=1` (reads the output after the run instead of during it; needs a broker
-//! that keeps its log, not the mock cluster), `MAX_IN_FLIGHT` (per-message mode's `max_in_flight`, default 500), `STREAM_IN_FLIGHT` (the
+//! `COLLECT_AFTER=1` or `0` (reads the output after the run instead of during it; the default
+//! on a real broker, not on the mock cluster, which drops old records), `MAX_IN_FLIGHT` (per-message mode's `max_in_flight`, default 500), `STREAM_IN_FLIGHT` (the
 //! streaming processor's, default 5,000), `FETCH_WAIT_MS` (librdkafka's `fetch.wait.max.ms`), `TIMELINE=1` (prints each Brigade run's
 //! output records per 50 ms from the processor's start), `KEEP_WORK=1` (keeps
 //! mesos-local's work directory, with the executors' logs).
@@ -253,6 +253,19 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// Whether Brigade's output is read after each run rather than during it: `COLLECT_AFTER=1`
+/// or `0`; by default after on a real broker (a reader during the run loads the broker, and
+/// the raw loop has none: on tansu it took about half of two cores) and during on the mock
+/// cluster, which keeps only the newest 5 MB of a partition and could drop records before a
+/// late reader gets to them.
+fn collect_after(mock: bool) -> bool {
+    match std::env::var("COLLECT_AFTER").as_deref() {
+        Ok("0") => false,
+        Ok(_) => true,
+        Err(_) => !mock,
+    }
+}
+
 /// One Brigade run's figures.
 struct Run {
     /// Messages/s from the processor's start to its last output.
@@ -273,6 +286,7 @@ async fn brigade_run(
     input: &str,
     n: usize,
     extra: serde_json::Value,
+    after: bool,
 ) -> Run {
     let mut doc = serde_json::json!({
         "name": name, "input": input, "output": format!("{name}-out"),
@@ -282,10 +296,9 @@ async fn brigade_run(
         doc.extend(extra.clone());
     }
     let processor = Processor::from_value(doc).expect("processor");
-    // COLLECT_AFTER=1: the output is read once Brigade counts every output acknowledged (the
-    // record timestamps still time the run), so the reader does not load the broker during the
-    // run, as the raw loop has no reader. Only for a broker that keeps its log (not the mock).
-    let after = std::env::var_os("COLLECT_AFTER").is_some();
+    // `after`: the output is read once Brigade counts every output acknowledged (the record
+    // timestamps still time the run), so the reader does not load the broker during the run,
+    // as the raw loop has no reader (see `collect_after`).
     let output = format!("{name}-out");
     let collector =
         (!after).then(|| tokio::spawn(collect_owned(brokers.to_string(), output.clone(), n)));
@@ -371,6 +384,7 @@ async fn main() {
         .collect();
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     let outputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+    let after = collect_after(mock.is_some());
     // MODES=per-message,warm,stream runs only those Brigade sections (all by default).
     let modes = std::env::var("MODES").unwrap_or_else(|_| "per-message,warm,stream".into());
     let runs = |mode: &str| modes.split(',').any(|m| m.trim() == mode);
@@ -499,7 +513,7 @@ async fn main() {
     let per_message = if runs("per-message") {
         // The raw loop's input again, under another consumer group.
         let extra = serde_json::json!({ "max_in_flight": max_in_flight });
-        Some(brigade_run(&brigade, &brokers, &tp, &tp_in, n, extra).await)
+        Some(brigade_run(&brigade, &brokers, &tp, &tp_in, n, extra, after).await)
     } else {
         None
     };
@@ -535,7 +549,7 @@ async fn main() {
         produce(&brokers, &input, n).await;
         warm_runs.push((
             label,
-            brigade_run(&brigade, &brokers, name, &input, n, extra).await,
+            brigade_run(&brigade, &brokers, name, &input, n, extra, after).await,
         ));
     }
 

@@ -9,6 +9,22 @@ use std::time::Duration;
 use brigade::kafka::{KafkaConfig, KafkaError, ResultProducer, Source, create_topics};
 use brigade::protocol::InputMessage;
 
+/// `producer.connect(topics)` on a blocking thread, as the process scheduler calls it.
+async fn connect(
+    producer: &ResultProducer,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<String>, KafkaError> {
+    let producer = producer.clone();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+        producer.connect(&topics, timeout)
+    })
+    .await
+    .expect("connect task")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_names_the_topics_the_cluster_does_not_know_and_records_then_flow() {
     support::init_logs();
@@ -21,14 +37,12 @@ async fn connect_names_the_topics_the_cluster_does_not_know_and_records_then_flo
         .await
         .expect("topics created");
     let producer = ResultProducer::new(&config).expect("producer");
-    let known = {
-        let producer = producer.clone();
-        tokio::task::spawn_blocking(move || {
-            producer.connect(&["conn-out", "conn-err"], Duration::from_secs(10))
-        })
-        .await
-        .expect("connect task")
-    };
+    let known = connect(
+        &producer,
+        &["conn-out", "conn-err"],
+        Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(known.expect("metadata read"), Vec::<String>::new());
 
     // A record to a known topic is acknowledged with its coordinates.
@@ -52,15 +66,13 @@ async fn connect_names_the_topics_the_cluster_does_not_know_and_records_then_flo
 
     // The broker may create a topic when asked for its metadata; if it does not, the topic is
     // named.
-    let unknown = {
-        let producer = producer.clone();
-        tokio::task::spawn_blocking(move || {
-            producer.connect(&["conn-out", "conn-nowhere"], Duration::from_secs(10))
-        })
-        .await
-        .expect("connect task")
-        .expect("metadata read")
-    };
+    let unknown = connect(
+        &producer,
+        &["conn-out", "conn-nowhere"],
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("metadata read");
     assert!(
         unknown.is_empty() || unknown == vec!["conn-nowhere".to_string()],
         "unknown topics: {unknown:?}"
@@ -74,12 +86,7 @@ async fn connect_without_a_reachable_broker_is_a_client_error() {
     let port = support::tansu::free_port();
     let producer =
         ResultProducer::new(&KafkaConfig::new(format!("127.0.0.1:{port}"))).expect("producer");
-    let answer = tokio::task::spawn_blocking(move || {
-        producer.connect(&["anything"], Duration::from_millis(500))
-    })
-    .await
-    .expect("connect task");
-    match answer {
+    match connect(&producer, &["anything"], Duration::from_millis(500)).await {
         Err(KafkaError::Client(reason)) => assert!(reason.contains("anything"), "{reason}"),
         other => panic!("expected a client error, got {other:?}"),
     }
