@@ -17,12 +17,9 @@ async fn connect(
 ) -> Result<Vec<String>, KafkaError> {
     let producer = producer.clone();
     let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        producer.connect(&topics, timeout)
-    })
-    .await
-    .expect("connect task")
+    tokio::task::spawn_blocking(move || producer.connect(&topics, timeout))
+        .await
+        .expect("connect task")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

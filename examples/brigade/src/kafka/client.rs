@@ -257,9 +257,13 @@ impl ResultProducer {
     /// producer id again only on a half-second timer, so without this the first records of a
     /// process scheduler waited about a second for their acknowledgement (measured on tansu);
     /// with it the id comes within tens of milliseconds.
-    pub fn connect(&self, topics: &[&str], timeout: Duration) -> Result<Vec<String>, KafkaError> {
+    pub fn connect<S: AsRef<str>>(
+        &self,
+        topics: &[S],
+        timeout: Duration,
+    ) -> Result<Vec<String>, KafkaError> {
         let mut missing = Vec::new();
-        for topic in topics {
+        for topic in topics.iter().map(AsRef::as_ref) {
             let metadata = self
                 .producer
                 .client()
@@ -268,9 +272,9 @@ impl ResultProducer {
             let known = metadata
                 .topics()
                 .iter()
-                .any(|t| t.name() == *topic && t.error().is_none() && !t.partitions().is_empty());
+                .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty());
             if !known {
-                missing.push((*topic).to_string());
+                missing.push(topic.to_string());
             }
         }
         Ok(missing)

@@ -101,10 +101,7 @@ impl ProcessScheduler {
                 .chain([processor.error()])
                 .map(str::to_string)
                 .collect();
-            tokio::task::spawn_blocking(move || {
-                let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-                producer.connect(&topics, Duration::from_secs(15))
-            })
+            tokio::task::spawn_blocking(move || producer.connect(&topics, Duration::from_secs(15)))
         };
         let consumer = {
             let (kafka, group, topic) = (
