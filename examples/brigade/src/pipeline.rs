@@ -91,6 +91,20 @@ pub struct SchedulerConfig {
     pub tick: Duration,
     /// How long past its processor's timeout a task may stay unfinished before it is killed.
     pub kill_grace: Duration,
+    /// How long a task may stay unreachable (TASK_UNREACHABLE or TASK_UNKNOWN: its agent was
+    /// partitioned or lost, so the master already waited its own `agent_removal_timeout`)
+    /// before Brigade gives up on it and runs its message again elsewhere (a warm worker: its
+    /// items). Default 60 s, as the SDK's `FrameworkBuilder::unreachable_timeout`. If the agent
+    /// comes back later, the old task is killed when it reports running, and a result it
+    /// reports is dropped, so a message gets no second record from it. Without this a message
+    /// whose agent never came back would wait for it forever (TASK_UNREACHABLE is not
+    /// terminal, and a KILL is answered with TASK_UNREACHABLE again).
+    pub unreachable_grace: Duration,
+    /// How often the scheduler asks the master for the state of all its tasks (implicit
+    /// reconciliation) besides after every subscription: a task it does not know (an old
+    /// worker whose agent came back, say) is killed, and a state change whose update was lost
+    /// is seen. Default 15 minutes, the interval the Mesos reconciliation guide suggests.
+    pub reconcile_interval: Duration,
     /// Extra attempts for a message whose task failed for reasons of the infrastructure
     /// (executor terminated, agent lost), beyond the processor's own `retries`.
     pub infrastructure_retries: u32,
@@ -147,6 +161,8 @@ impl SchedulerConfig {
             revive_interval: Duration::from_secs(1),
             tick: Duration::from_millis(100),
             kill_grace: Duration::from_secs(60),
+            unreachable_grace: Duration::from_secs(60),
+            reconcile_interval: Duration::from_secs(15 * 60),
             infrastructure_retries: 3,
             max_tasks_per_offer: 32,
             executor_cpus: crate::protocol::EXECUTOR_CPUS,

@@ -352,6 +352,35 @@ pub fn task_source(task: &v1::TaskInfo) -> Result<(String, i32, i64), ProtocolEr
     Ok((topic, partition, offset))
 }
 
+/// Whether `state` says the master cannot reach the task now (TASK_UNREACHABLE: its agent is
+/// partitioned; TASK_UNKNOWN: the master does not know its agent). Neither is terminal: the
+/// task may come back; the scheduler decides how long to wait (see
+/// [`crate::pipeline::SchedulerConfig::unreachable_grace`]).
+pub fn unreachable(state: v1::TaskState) -> bool {
+    matches!(
+        state,
+        v1::TaskState::TaskUnreachable | v1::TaskState::TaskUnknown
+    )
+}
+
+/// The TASK_LOST status the scheduler gives itself for a task it stops waiting for (its agent
+/// unreachable too long): a failure of the infrastructure with `message` as its reason, as if
+/// from the master.
+pub fn lost_status(
+    task_id: v1::TaskId,
+    agent_id: Option<v1::AgentId>,
+    message: String,
+) -> v1::TaskStatus {
+    v1::TaskStatus {
+        task_id,
+        agent_id,
+        state: v1::TaskState::TaskLost as i32,
+        message: Some(message),
+        source: Some(v1::task_status::Source::Master as i32),
+        ..Default::default()
+    }
+}
+
 /// The outcome of a terminal status; `None` while the task is not terminal (or only
 /// unreachable, which may come back).
 pub fn outcome(status: &v1::TaskStatus) -> Option<Outcome> {

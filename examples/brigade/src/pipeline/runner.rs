@@ -236,6 +236,9 @@ struct Running {
     msg: Option<Arc<InputMessage>>,
     launched_at: Instant,
     kill_sent: bool,
+    /// Since when the master has reported the task unreachable (or unknown); see
+    /// [`SchedulerConfig::unreachable_grace`].
+    unreachable_since: Option<Instant>,
 }
 
 /// A produce that finished (its record is acknowledged by Kafka and marked produced).
@@ -305,6 +308,9 @@ struct Runner {
     executors: executors::Executors,
     /// Warm mode's workers and queue (`None` in per-message mode); see `warm`.
     warm: Option<warm::Warm>,
+    /// When the last reconciliation was asked for (see
+    /// [`SchedulerConfig::reconcile_interval`]).
+    reconciled_at: Instant,
 }
 
 impl Runner {
@@ -351,6 +357,7 @@ impl Runner {
             placer: Placer::new(PlacerConfig::default()),
             executors: executors::Executors::default(),
             warm: None,
+            reconciled_at: Instant::now(),
         };
         for record in recovered.tasks {
             let key = key_of(&record.topic, record.partition, record.offset);
@@ -372,6 +379,7 @@ impl Runner {
                             msg: None,
                             launched_at: Instant::now(),
                             kill_sent: false,
+                            unreachable_since: None,
                         },
                     );
                 }
@@ -637,6 +645,7 @@ impl Runner {
     }
 
     async fn reconcile(&mut self) {
+        self.reconciled_at = Instant::now();
         let tasks: Vec<(TaskId, Option<AgentId>)> = self
             .running
             .values()

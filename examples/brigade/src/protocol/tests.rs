@@ -209,6 +209,31 @@ fn outcomes() {
 }
 
 #[test]
+fn unreachable_tasks_are_not_terminal_and_a_given_up_one_is_an_infrastructure_loss() {
+    use v1::TaskState as S;
+    for s in [S::TaskUnreachable, S::TaskUnknown] {
+        assert!(unreachable(s), "{s:?}");
+        assert_eq!(outcome(&status(s)), None);
+    }
+    for s in [S::TaskRunning, S::TaskLost, S::TaskGone, S::TaskFinished] {
+        assert!(!unreachable(s), "{s:?}");
+    }
+    let lost = lost_status(
+        v1::TaskId { value: "t".into() },
+        Some(v1::AgentId { value: "a".into() }),
+        "agent unreachable".into(),
+    );
+    assert_eq!(
+        outcome(&lost),
+        Some(Outcome::Failed {
+            reason: "agent unreachable".into()
+        })
+    );
+    assert_eq!(failure_cause(&lost), Some(FailureCause::Infrastructure));
+    assert!(lost.uuid.is_none(), "nothing to acknowledge");
+}
+
+#[test]
 fn executor_info_fetches_the_binary() {
     let uri = v1::command_info::Uri {
         value: "http://127.0.0.1:1/artifacts/brigade-executor".into(),

@@ -29,12 +29,21 @@ impl Runner {
         let state = status.state();
         let Some(outcome) = protocol::outcome(&status) else {
             // Not terminal.
+            let unreachable = protocol::unreachable(state);
             if let Some(running) = self.running.get_mut(&task_id) {
                 if running.record.agent_id.is_none() {
                     running.record.agent_id = status.agent_id.as_ref().map(|a| a.value.clone());
                 }
-            } else if !self.produced_tasks.contains(&task_id) && !self.stopping {
-                // A live task this scheduler does not know (its record is gone): kill it.
+                if !unreachable {
+                    running.unreachable_since = None;
+                } else if running.unreachable_since.is_none() {
+                    tracing::warn!(task = %task_id, ?state, "task unreachable");
+                    running.unreachable_since = Some(Instant::now());
+                }
+            } else if !self.produced_tasks.contains(&task_id) && !self.stopping && !unreachable {
+                // A live task this scheduler does not know (its record is gone): kill it. Not
+                // while unreachable: the master would only answer TASK_UNREACHABLE again; it is
+                // killed when its agent is back and it reports running.
                 tracing::info!(task = %task_id, ?state, "killing an unknown task");
                 self.send(calls::kill(
                     status.task_id.clone(),
@@ -317,6 +326,37 @@ impl Runner {
         for (task_id, agent_id) in overdue {
             tracing::warn!(task = %task_id.value, "task overdue; killing it");
             self.send(calls::kill(task_id, agent_id, None));
+        }
+        self.give_up_unreachable(now).await;
+        if now.duration_since(self.reconciled_at) >= self.config.reconcile_interval {
+            self.reconcile().await;
+        }
+    }
+
+    /// Tasks unreachable for [`SchedulerConfig::unreachable_grace`] end as lost: their
+    /// messages run again (an infrastructure failure). No KILL is sent: the master cannot
+    /// reach the task, and if it comes back it reports running and is killed as unknown.
+    ///
+    /// [`SchedulerConfig::unreachable_grace`]: crate::pipeline::SchedulerConfig::unreachable_grace
+    async fn give_up_unreachable(&mut self, now: Instant) {
+        let grace = self.config.unreachable_grace;
+        let lost: Vec<(String, Option<String>)> = self
+            .running
+            .values()
+            .filter(|r| {
+                r.unreachable_since
+                    .is_some_and(|t| now.duration_since(t) >= grace)
+            })
+            .map(|r| (r.record.task_id.clone(), r.record.agent_id.clone()))
+            .collect();
+        for (task_id, agent_id) in lost {
+            tracing::warn!(task = %task_id, ?grace, "task unreachable past its grace; running its message again");
+            let status = protocol::lost_status(
+                TaskId { value: task_id },
+                agent_id.map(|value| AgentId { value }),
+                format!("agent unreachable for {grace:?} or more; the message runs again"),
+            );
+            self.on_update(status, None).await;
         }
     }
 

@@ -17,8 +17,9 @@
 //!   key, headers, store stages, duplicate counting); a failed item is retried after the
 //!   processor's backoff up to its `retries` (infrastructure failures get
 //!   [`SchedulerConfig::infrastructure_retries`] more).
-//! - Loss: a worker that ends (killed, failed, lost with its agent or executor) has its items
-//!   re-run on the other workers; an item with no answer by twice the processor's timeout plus
+//! - Loss: a worker that ends (killed, failed, lost with its agent or executor), or stays
+//!   unreachable for [`SchedulerConfig::unreachable_grace`], has its items re-run on the other
+//!   workers (an unreachable worker is sent nothing meanwhile, and replaced at once); an item with no answer by twice the processor's timeout plus
 //!   [`SchedulerConfig::kill_grace`] (a MESSAGE may be dropped) is re-run too, and a late answer
 //!   for it is ignored.
 //! - Restart: items are not recorded when sent; a new incarnation re-consumes from the committed
@@ -30,6 +31,7 @@
 //! [`SchedulerConfig::warm_idle`]: crate::pipeline::SchedulerConfig::warm_idle
 //! [`SchedulerConfig::infrastructure_retries`]: crate::pipeline::SchedulerConfig::infrastructure_retries
 //! [`SchedulerConfig::kill_grace`]: crate::pipeline::SchedulerConfig::kill_grace
+//! [`SchedulerConfig::unreachable_grace`]: crate::pipeline::SchedulerConfig::unreachable_grace
 
 mod launch;
 mod pool;
@@ -229,7 +231,16 @@ impl Runner {
             return Some(ack);
         };
         if protocol::outcome(status).is_none() {
-            if status.state() == mesos_sdk::v1::TaskState::TaskRunning
+            let state = status.state();
+            if protocol::unreachable(state) {
+                if worker.unreachable_since.is_none() {
+                    tracing::warn!(processor = %self.processor.name(), worker = %task_id, ?state, "warm worker unreachable");
+                    worker.unreachable_since = Some(Instant::now());
+                }
+            } else {
+                worker.unreachable_since = None;
+            }
+            if state == mesos_sdk::v1::TaskState::TaskRunning
                 && worker.state == WorkerState::Launching
             {
                 tracing::info!(processor = %self.processor.name(), worker = %task_id, "warm worker ready");
@@ -240,14 +251,28 @@ impl Runner {
             self.warm_dispatch();
             return None;
         }
-        // The worker is gone: its items run again elsewhere.
-        // Present (found above); `None` here means "handled", as everywhere in this function.
-        let worker = warm.pool.workers.remove(&task_id)?;
-        self.placer.ledger_mut().forget(&task_id);
         let reason = match protocol::outcome(status) {
             Some(Outcome::Failed { reason }) => reason,
             _ => format!("{:?}", status.state()),
         };
+        self.warm_worker_gone(&task_id, reason);
+        self.acknowledge(ack);
+        self.warm_dispatch();
+        self.etiquette();
+        None
+    }
+
+    /// Worker `task_id` is gone (ended, or given up while unreachable): its items run again
+    /// on the other workers.
+    fn warm_worker_gone(&mut self, task_id: &str, reason: String) {
+        let Some(worker) = self
+            .warm
+            .as_mut()
+            .and_then(|warm| warm.pool.workers.remove(task_id))
+        else {
+            return;
+        };
+        self.placer.ledger_mut().forget(task_id);
         if worker.state == WorkerState::Stopping {
             tracing::info!(processor = %self.processor.name(), worker = %task_id, "warm worker stopped");
         } else {
@@ -262,10 +287,6 @@ impl Runner {
                 FailureCause::Infrastructure,
             );
         }
-        self.acknowledge(ack);
-        self.warm_dispatch();
-        self.etiquette();
-        None
     }
 
     /// An executor's MESSAGE: the results of a worker.
@@ -425,6 +446,21 @@ impl Runner {
         for (task_id, agent_id) in stop {
             tracing::info!(processor = %self.processor.name(), worker = %task_id.value, "stopping an idle warm worker");
             self.send(calls::kill(task_id, Some(agent_id), None));
+        }
+        // Unreachable past the grace: given up (no KILL: the master cannot reach it; if it
+        // comes back it reports running and is killed as unknown).
+        let grace = self.config.unreachable_grace;
+        let given_up = self
+            .warm
+            .as_ref()
+            .map(|warm| pool::unreachable_beyond(&warm.pool, grace, now))
+            .unwrap_or_default();
+        let replace = !given_up.is_empty();
+        for task_id in given_up {
+            self.warm_worker_gone(&task_id, format!("agent unreachable for {grace:?} or more"));
+        }
+        if replace {
+            self.etiquette();
         }
         self.warm_dispatch();
     }

@@ -146,6 +146,7 @@ impl Runner {
                             state: WorkerState::Launching,
                             in_flight: HashMap::new(),
                             idle_since: now,
+                            unreachable_since: None,
                         },
                     );
                     self.counters.launched();

@@ -40,6 +40,8 @@ pub(super) struct Worker {
     pub(super) in_flight: HashMap<Key, Item>,
     /// Since when it has had nothing in flight.
     pub(super) idle_since: Instant,
+    /// Since when the master has reported it unreachable (no item is sent to it meanwhile).
+    pub(super) unreachable_since: Option<Instant>,
 }
 
 /// The workers of one process scheduler, by task id.
@@ -49,11 +51,13 @@ pub(super) struct Pool {
 }
 
 impl Pool {
-    /// Workers launching or ready (the ones that count towards the pool's size).
+    /// Workers launching or ready and not unreachable (the ones that count towards the pool's
+    /// size: an unreachable worker is replaced at once; if it comes back, the pool is above
+    /// its size until idle workers go).
     pub(super) fn live(&self) -> usize {
         self.workers
             .values()
-            .filter(|w| w.state != WorkerState::Stopping)
+            .filter(|w| w.state != WorkerState::Stopping && w.unreachable_since.is_none())
             .count()
     }
 
@@ -74,7 +78,11 @@ impl Pool {
         let mut ready: Vec<(&String, usize)> = self
             .workers
             .iter()
-            .filter(|(_, w)| w.state == WorkerState::Ready && w.in_flight.len() < depth)
+            .filter(|(_, w)| {
+                w.state == WorkerState::Ready
+                    && w.unreachable_since.is_none()
+                    && w.in_flight.len() < depth
+            })
             .map(|(id, w)| (id, w.in_flight.len()))
             .collect();
         ready.sort_by_key(|(id, n)| (*n, (*id).clone()));
@@ -98,6 +106,7 @@ impl Pool {
             .iter()
             .filter(|(_, w)| {
                 w.state == WorkerState::Ready
+                    && w.unreachable_since.is_none()
                     && w.in_flight.is_empty()
                     && now.duration_since(w.idle_since) >= idle
             })
@@ -111,6 +120,21 @@ impl Pool {
             .map(|(id, _)| id.clone())
             .collect()
     }
+}
+
+/// Workers the master has reported unreachable for `grace` or longer (to be given up).
+pub(super) fn unreachable_beyond(pool: &Pool, grace: Duration, now: Instant) -> Vec<String> {
+    let mut ids: Vec<String> = pool
+        .workers
+        .iter()
+        .filter(|(_, w)| {
+            w.unreachable_since
+                .is_some_and(|since| now.duration_since(since) >= grace)
+        })
+        .map(|(id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// How many workers a backlog calls for: enough for every item waiting or in flight to be in
@@ -149,6 +173,7 @@ mod tests {
             state,
             in_flight,
             idle_since,
+            unreachable_since: None,
         }
     }
 
@@ -187,5 +212,32 @@ mod tests {
         assert_eq!(pool.with_room(2), vec!["w1", "w2"]);
         assert_eq!(pool.with_room(3), vec!["w1", "w2", "w3"]);
         assert_eq!(pool.by_executor("w3").map(|w| w.in_flight.len()), Some(2));
+    }
+
+    #[test]
+    fn an_unreachable_worker_takes_no_item_and_is_given_up_after_its_grace() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(3);
+        let mut pool = Pool::default();
+        pool.workers
+            .insert("w1".into(), worker("w1", WorkerState::Ready, 0, t0));
+        let mut cut_off = worker("w2", WorkerState::Ready, 1, t0);
+        cut_off.unreachable_since = Some(t0);
+        pool.workers.insert("w2".into(), cut_off);
+        let mut idle_cut_off = worker("w3", WorkerState::Ready, 0, t0);
+        idle_cut_off.unreachable_since = Some(t0 + Duration::from_secs(2));
+        pool.workers.insert("w3".into(), idle_cut_off);
+        assert_eq!(pool.with_room(4), vec!["w1"]);
+        assert_eq!(pool.live(), 1, "the unreachable ones are replaced");
+        let later = t0 + Duration::from_secs(20);
+        assert_eq!(pool.idle_beyond(0, 0, grace, later), vec!["w1"]);
+        assert!(unreachable_beyond(&pool, grace, t0 + Duration::from_secs(2)).is_empty());
+        assert_eq!(unreachable_beyond(&pool, grace, t0 + grace), vec!["w2"]);
+        assert_eq!(unreachable_beyond(&pool, grace, later), vec!["w2", "w3"]);
+        // No grace: every unreachable worker goes at once.
+        assert_eq!(
+            unreachable_beyond(&pool, Duration::ZERO, t0 + Duration::from_secs(2)),
+            vec!["w2", "w3"]
+        );
     }
 }
