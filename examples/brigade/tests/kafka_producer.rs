@@ -54,11 +54,7 @@ async fn connect_names_the_topics_the_cluster_does_not_know_and_records_then_flo
         key: Some(b"k".to_vec()),
         payload: Vec::new(),
     };
-    let source = Source {
-        processor: "conn",
-        message: &message,
-        attempts: 1,
-    };
+    let source = Source::of("conn", &message, 1);
     let (partition, offset) = producer
         .produce_output("conn-out", &source, b"out")
         .await

@@ -205,15 +205,36 @@ impl InputConsumer {
     }
 }
 
-/// Where a record comes from: the processor and the source message's coordinates.
-#[derive(Debug, Clone)]
+/// Where a record comes from: the processor and the source message's coordinates (borrowed:
+/// a result is produced from its task record without rebuilding the message).
+#[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     /// The processor's name.
     pub processor: &'a str,
-    /// The source message.
-    pub message: &'a InputMessage,
+    /// The source topic.
+    pub topic: &'a str,
+    /// The source partition.
+    pub partition: i32,
+    /// The source offset.
+    pub offset: i64,
+    /// The source key (kept on the result).
+    pub key: Option<&'a [u8]>,
     /// Attempts the message took.
     pub attempts: u32,
+}
+
+impl<'a> Source<'a> {
+    /// The source of a result of `message` after `attempts` attempts of `processor`.
+    pub fn of(processor: &'a str, message: &'a InputMessage, attempts: u32) -> Self {
+        Source {
+            processor,
+            topic: &message.topic,
+            partition: message.partition,
+            offset: message.offset,
+            key: message.key.as_deref(),
+            attempts,
+        }
+    }
 }
 
 /// The producer of output and error records.
@@ -280,30 +301,33 @@ impl ResultProducer {
         Ok(missing)
     }
 
+    /// The tracing headers of a result (five, plus the reason on an error record). Sized up
+    /// front and the numbers formatted on the stack: these were the largest share of the
+    /// allocations of a warm pipeline's scheduler (measured with a malloc uprobe).
     fn headers(source: &Source<'_>) -> OwnedHeaders {
-        let partition = source.message.partition.to_string();
-        let offset = source.message.offset.to_string();
-        let attempts = source.attempts.to_string();
-        OwnedHeaders::new()
+        let mut partition = itoa::Buffer::new();
+        let mut offset = itoa::Buffer::new();
+        let mut attempts = itoa::Buffer::new();
+        OwnedHeaders::new_with_capacity(6)
             .insert(Header {
                 key: HEADER_PROCESSOR,
                 value: Some(source.processor),
             })
             .insert(Header {
                 key: HEADER_TOPIC,
-                value: Some(source.message.topic.as_str()),
+                value: Some(source.topic),
             })
             .insert(Header {
                 key: HEADER_PARTITION,
-                value: Some(partition.as_str()),
+                value: Some(partition.format(source.partition)),
             })
             .insert(Header {
                 key: HEADER_OFFSET,
-                value: Some(offset.as_str()),
+                value: Some(offset.format(source.offset)),
             })
             .insert(Header {
                 key: HEADER_ATTEMPTS,
-                value: Some(attempts.as_str()),
+                value: Some(attempts.format(source.attempts)),
             })
     }
 
@@ -336,13 +360,8 @@ impl ResultProducer {
         source: &Source<'_>,
         output: &[u8],
     ) -> Result<(i32, i64), KafkaError> {
-        self.send(
-            topic,
-            source.message.key.as_deref(),
-            output,
-            Self::headers(source),
-        )
-        .await
+        self.send(topic, source.key, output, Self::headers(source))
+            .await
     }
 
     /// Produces a failure record to the error `topic`: the payload is a JSON document with the
@@ -356,9 +375,9 @@ impl ResultProducer {
     ) -> Result<(i32, i64), KafkaError> {
         let payload = serde_json::json!({
             "processor": source.processor,
-            "topic": source.message.topic,
-            "partition": source.message.partition,
-            "offset": source.message.offset,
+            "topic": source.topic,
+            "partition": source.partition,
+            "offset": source.offset,
             "attempts": source.attempts,
             "reason": reason,
         })
@@ -367,13 +386,8 @@ impl ResultProducer {
             key: HEADER_REASON,
             value: Some(reason),
         });
-        self.send(
-            topic,
-            source.message.key.as_deref(),
-            payload.as_bytes(),
-            headers,
-        )
-        .await
+        self.send(topic, source.key, payload.as_bytes(), headers)
+            .await
     }
 }
 

@@ -59,7 +59,8 @@ impl PartitionState {
 /// offsets 0..=9 of a partition the committable offset is 10.
 #[derive(Debug, Default, Clone)]
 pub struct OffsetTracker {
-    partitions: BTreeMap<TopicPartition, PartitionState>,
+    /// By topic, then partition: looked up by a borrowed topic name (no copy per message).
+    partitions: BTreeMap<String, BTreeMap<i32, PartitionState>>,
 }
 
 impl OffsetTracker {
@@ -68,32 +69,51 @@ impl OffsetTracker {
         Self::default()
     }
 
+    fn state(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.partitions.get(topic)?.get(&partition)
+    }
+
+    fn state_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+        self.partitions.get_mut(topic)?.get_mut(&partition)
+    }
+
     /// Records that `offset` of `tp` was consumed and now waits for its record. Answers false,
     /// changing nothing, when the offset was seen before (still open, or already completed: a
     /// partition delivers in order, so an offset below the highest seen is a redelivery).
     pub fn consumed(&mut self, tp: &TopicPartition, offset: i64) -> bool {
+        self.consumed_at(&tp.topic, tp.partition, offset)
+    }
+
+    /// [`consumed`](Self::consumed) of `topic`/`partition`.
+    pub fn consumed_at(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
         // Looked up before inserting: the entry API would copy the topic name every message.
-        if let Some(state) = self.partitions.get_mut(tp) {
+        if let Some(state) = self.state_mut(topic, partition) {
             return state.consume(offset);
         }
         let mut state = PartitionState::default();
         let fresh = state.consume(offset);
-        self.partitions.insert(tp.clone(), state);
+        self.partitions
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, state);
         fresh
     }
 
     /// Records that the output or error record of `offset` was acknowledged. Answers false when
     /// the offset was not open.
     pub fn completed(&mut self, tp: &TopicPartition, offset: i64) -> bool {
-        self.partitions
-            .get_mut(tp)
+        self.completed_at(&tp.topic, tp.partition, offset)
+    }
+
+    /// [`completed`](Self::completed) of `topic`/`partition`.
+    pub fn completed_at(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.state_mut(topic, partition)
             .is_some_and(|state| state.open.remove(&offset))
     }
 
     /// Whether `offset` of `tp` is consumed and still waits for its record.
     pub fn is_open(&self, tp: &TopicPartition, offset: i64) -> bool {
-        self.partitions
-            .get(tp)
+        self.state(&tp.topic, tp.partition)
             .is_some_and(|state| state.open.contains(&offset))
     }
 
@@ -102,30 +122,51 @@ impl OffsetTracker {
     pub fn committable(&self) -> Vec<(TopicPartition, i64)> {
         self.partitions
             .iter()
-            .filter_map(|(tp, state)| state.committable().map(|o| (tp.clone(), o)))
+            .flat_map(|(topic, partitions)| {
+                partitions.iter().filter_map(move |(partition, state)| {
+                    state
+                        .committable()
+                        .map(|o| (TopicPartition::new(topic.as_str(), *partition), o))
+                })
+            })
             .collect()
     }
 
     /// Records that `offset` was committed for `tp`.
     pub fn mark_committed(&mut self, tp: &TopicPartition, offset: i64) {
-        let state = self.partitions.entry(tp.clone()).or_default();
+        let state = self
+            .partitions
+            .entry(tp.topic.clone())
+            .or_default()
+            .entry(tp.partition)
+            .or_default();
         state.committed = Some(state.committed.map_or(offset, |c| c.max(offset)));
     }
 
     /// The last committed offset of `tp`, if any.
     pub fn committed(&self, tp: &TopicPartition) -> Option<i64> {
-        self.partitions.get(tp).and_then(|state| state.committed)
+        self.state(&tp.topic, tp.partition)
+            .and_then(|state| state.committed)
     }
 
     /// Consumed messages still waiting for their record, over all partitions.
     pub fn open(&self) -> usize {
-        self.partitions.values().map(|s| s.open.len()).sum()
+        self.partitions
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|s| s.open.len())
+            .sum()
     }
 
     /// Forgets `tp` (its partition was revoked in a rebalance; the next owner resumes from the
     /// committed offset).
     pub fn forget(&mut self, tp: &TopicPartition) {
-        self.partitions.remove(tp);
+        if let Some(partitions) = self.partitions.get_mut(&tp.topic) {
+            partitions.remove(&tp.partition);
+            if partitions.is_empty() {
+                self.partitions.remove(&tp.topic);
+            }
+        }
     }
 }
 
@@ -158,6 +199,33 @@ mod tests {
         assert_eq!(t.open(), 0);
         assert!(!t.consumed(&tp(), 3), "a redelivery is refused");
         assert_eq!(t.open(), 0);
+    }
+
+    #[test]
+    fn partitions_of_several_topics_are_kept_apart_and_listed_in_order() {
+        let mut t = OffsetTracker::new();
+        let (a0, a1, b0) = (
+            TopicPartition::new("a", 0),
+            TopicPartition::new("a", 1),
+            TopicPartition::new("b", 0),
+        );
+        assert!(t.consumed_at("b", 0, 7));
+        assert!(t.consumed_at("a", 1, 3));
+        assert!(t.consumed(&a0, 5));
+        assert!(!t.consumed_at("a", 0, 5), "a redelivery is refused");
+        assert!(t.completed_at("a", 1, 3));
+        assert!(!t.completed_at("a", 1, 3), "not open any more");
+        assert!(!t.completed_at("c", 0, 1), "an unknown topic");
+        assert!(t.is_open(&b0, 7));
+        assert_eq!(
+            t.committable(),
+            vec![(a0.clone(), 5), (a1.clone(), 4), (b0.clone(), 7)]
+        );
+        t.mark_committed(&a1, 4);
+        assert_eq!(t.committed(&a1), Some(4));
+        t.forget(&b0);
+        assert_eq!(t.committable(), vec![(a0, 5)]);
+        assert_eq!(t.open(), 1);
     }
 
     proptest! {

@@ -34,7 +34,7 @@ use super::counters::{Counters, CountersSnapshot};
 use super::latency::LatencySnapshot;
 use super::record::{Records, Recovered, Span, Stage, TaskRecord};
 use super::{PipelineError, SchedulerConfig};
-use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer, TopicPartition};
+use crate::kafka::{InputConsumer, OffsetTracker, ResultProducer};
 use crate::processor::Processor;
 use crate::protocol::InputMessage;
 
@@ -548,8 +548,10 @@ impl Runner {
 
     fn on_message(&mut self, msg: InputMessage) {
         self.counters.consumed();
-        let tp = TopicPartition::new(msg.topic.clone(), msg.partition);
-        if !self.tracker.consumed(&tp, msg.offset) {
+        if !self
+            .tracker
+            .consumed_at(&msg.topic, msg.partition, msg.offset)
+        {
             tracing::debug!(offset = msg.offset, "message delivered again; already seen");
             return;
         }
@@ -558,7 +560,8 @@ impl Runner {
                 .finished
                 .remove(&key_of(&msg.topic, msg.partition, msg.offset))
         {
-            self.tracker.completed(&tp, msg.offset);
+            self.tracker
+                .completed_at(&msg.topic, msg.partition, msg.offset);
             return;
         }
         let msg = Arc::new(msg);

@@ -297,6 +297,32 @@ fn warm_messages_round_trip_and_refuse_garbage() {
 }
 
 #[test]
+fn warm_strings_that_need_unescaping_are_read_whole() {
+    // Borrowed where possible, copied where JSON escapes them: both read back the same.
+    let item = WorkItem(InputMessage {
+        topic: "in \"quoted\"\n\u{e9}".into(),
+        partition: 1,
+        offset: 2,
+        key: None,
+        payload: b"p".to_vec(),
+    });
+    assert_eq!(WorkItem::decode_all(&item.encode()).unwrap(), vec![item]);
+    let failed = WorkResult {
+        partition: 1,
+        offset: 2,
+        outcome: Outcome::Failed {
+            reason: "exit 1; stderr: \"boom\"\tline\\two\n".into(),
+        },
+        cause: Some(FailureCause::Exit),
+    };
+    let data = WorkResult::encode_batch(&[failed.clone(), failed.clone()]);
+    assert_eq!(
+        WorkResult::decode_all(&data).unwrap(),
+        vec![failed.clone(), failed]
+    );
+}
+
+#[test]
 fn warm_batches_round_trip_and_single_forms_stay_readable() {
     let items: Vec<WorkItem> = (0..3)
         .map(|i| {

@@ -15,6 +15,8 @@
 //! (the worker serves one processor, hence one topic). Readers accept single and batched forms
 //! alike ([`WorkItem::decode_all`], [`WorkResult::decode_all`]).
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
@@ -49,26 +51,31 @@ pub struct WorkResult {
     pub cause: Option<FailureCause>,
 }
 
+/// A work item as read. Strings are borrowed from the MESSAGE data where they need no
+/// unescaping (base64 never does), so a batch is read without a copy of every payload.
 #[derive(Deserialize)]
-struct WorkWire {
-    topic: String,
+struct WorkWire<'a> {
+    #[serde(borrow)]
+    topic: Cow<'a, str>,
     partition: i32,
     offset: i64,
-    #[serde(default)]
-    key: Option<String>,
-    payload: String,
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
 }
 
+/// A result as written and read (borrowed as [`WorkWire`]).
 #[derive(Serialize, Deserialize)]
-struct ResultWire {
+struct ResultWire<'a> {
     partition: i32,
     offset: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    output: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    cause: Option<String>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    output: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    error: Option<Cow<'a, str>>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    cause: Option<Cow<'a, str>>,
 }
 
 /// Bytes written as base64 straight into the JSON text (no intermediate string).
@@ -108,36 +115,45 @@ impl<'a> WorkOut<'a> {
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Wire<'a> {
     Work(WorkOut<'a>),
-    Result(ResultWire),
+    Result(ResultWire<'a>),
     Batch { items: Vec<WorkOut<'a>> },
-    Results { results: Vec<ResultWire> },
+    Results { results: Vec<ResultWire<'a>> },
 }
 
 /// What is read: the fields of every kind in one flat struct, sorted out by `kind` after.
 /// (serde reads an internally tagged enum by first copying the whole document into an
 /// intermediate tree; a batch of hundreds of items paid that on every MESSAGE.)
 #[derive(Deserialize)]
-struct AnyWire {
-    kind: String,
-    items: Option<Vec<WorkWire>>,
-    results: Option<Vec<ResultWire>>,
-    topic: Option<String>,
+struct AnyWire<'a> {
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    items: Option<Vec<WorkWire<'a>>>,
+    #[serde(borrow)]
+    results: Option<Vec<ResultWire<'a>>>,
+    #[serde(borrow)]
+    topic: Option<Cow<'a, str>>,
     partition: Option<i32>,
     offset: Option<i64>,
-    key: Option<String>,
-    payload: Option<String>,
-    output: Option<String>,
-    error: Option<String>,
-    cause: Option<String>,
+    #[serde(borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    payload: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    output: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    error: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    cause: Option<Cow<'a, str>>,
 }
 
-impl AnyWire {
-    fn read(data: &[u8]) -> Result<Self, ProtocolError> {
+impl<'a> AnyWire<'a> {
+    fn read(data: &'a [u8]) -> Result<Self, ProtocolError> {
         serde_json::from_slice(data).map_err(|e| bad(e.to_string()))
     }
 
     /// A single work item's fields.
-    fn work(self) -> Result<WorkWire, ProtocolError> {
+    fn work(self) -> Result<WorkWire<'a>, ProtocolError> {
         let missing = |field: &str| bad(format!("a work item without {field}"));
         Ok(WorkWire {
             topic: self.topic.ok_or_else(|| missing("topic"))?,
@@ -149,7 +165,7 @@ impl AnyWire {
     }
 
     /// A single result's fields.
-    fn result(self) -> Result<ResultWire, ProtocolError> {
+    fn result(self) -> Result<ResultWire<'a>, ProtocolError> {
         let missing = |field: &str| bad(format!("a result without {field}"));
         Ok(ResultWire {
             partition: self.partition.ok_or_else(|| missing("partition"))?,
@@ -170,9 +186,9 @@ fn unbase64(s: &str) -> Result<Vec<u8>, ProtocolError> {
 }
 
 impl WorkItem {
-    fn from_wire(w: WorkWire) -> Result<Self, ProtocolError> {
+    fn from_wire(w: WorkWire<'_>) -> Result<Self, ProtocolError> {
         Ok(WorkItem(InputMessage {
-            topic: w.topic,
+            topic: w.topic.into_owned(),
             partition: w.partition,
             offset: w.offset,
             key: w.key.as_deref().map(unbase64).transpose()?,
@@ -204,7 +220,7 @@ impl WorkItem {
     /// From MESSAGE data holding one item (`work`).
     pub fn decode(data: &[u8]) -> Result<Self, ProtocolError> {
         let any = AnyWire::read(data)?;
-        match any.kind.as_str() {
+        match &*any.kind {
             "work" => Self::from_wire(any.work()?),
             other => Err(bad(format!("expected a work item, not {other:?}"))),
         }
@@ -213,7 +229,7 @@ impl WorkItem {
     /// From MESSAGE data holding one item (`work`) or several (`batch`).
     pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, ProtocolError> {
         let any = AnyWire::read(data)?;
-        match any.kind.as_str() {
+        match &*any.kind {
             "work" => Ok(vec![Self::from_wire(any.work()?)?]),
             "batch" => any
                 .items
@@ -227,24 +243,26 @@ impl WorkItem {
 }
 
 impl WorkResult {
-    fn wire(&self) -> ResultWire {
+    fn wire(&self) -> ResultWire<'_> {
         let (output, error) = match &self.outcome {
-            Outcome::Output(o) => (Some(BASE64.encode(o)), None),
-            Outcome::Failed { reason } => (None, Some(reason.clone())),
+            Outcome::Output(o) => (Some(Cow::Owned(BASE64.encode(o))), None),
+            Outcome::Failed { reason } => (None, Some(Cow::Borrowed(reason.as_str()))),
         };
         ResultWire {
             partition: self.partition,
             offset: self.offset,
             output,
             error,
-            cause: self.cause.map(|c| c.as_str().to_string()),
+            cause: self.cause.map(|c| Cow::Borrowed(c.as_str())),
         }
     }
 
-    fn from_wire(w: ResultWire) -> Result<Self, ProtocolError> {
+    fn from_wire(w: ResultWire<'_>) -> Result<Self, ProtocolError> {
         let outcome = match (w.output, w.error) {
             (Some(o), None) => Outcome::Output(unbase64(&o)?),
-            (None, Some(reason)) => Outcome::Failed { reason },
+            (None, Some(reason)) => Outcome::Failed {
+                reason: reason.into_owned(),
+            },
             _ => return Err(bad("a result has exactly one of output and error")),
         };
         Ok(WorkResult {
@@ -274,7 +292,7 @@ impl WorkResult {
     /// From MESSAGE data holding one result (`result`).
     pub fn decode(data: &[u8]) -> Result<Self, ProtocolError> {
         let any = AnyWire::read(data)?;
-        match any.kind.as_str() {
+        match &*any.kind {
             "result" => Self::from_wire(any.result()?),
             other => Err(bad(format!("expected a result, not {other:?}"))),
         }
@@ -283,7 +301,7 @@ impl WorkResult {
     /// From MESSAGE data holding one result (`result`) or several (`results`).
     pub fn decode_all(data: &[u8]) -> Result<Vec<Self>, ProtocolError> {
         let any = AnyWire::read(data)?;
-        match any.kind.as_str() {
+        match &*any.kind {
             "result" => Ok(vec![Self::from_wire(any.result()?)?]),
             "results" => any
                 .results

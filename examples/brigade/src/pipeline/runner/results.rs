@@ -9,8 +9,8 @@ use mesos_sdk::v1::{self, AgentId, TaskId, TaskState, TaskStatus};
 
 use super::super::record::{RECORDS_PER_BATCH, Span, Stage, TaskRecord, span_of};
 use super::{Attempt, Produced, ResultEvent, ResultKind, Runner, key_of};
-use crate::kafka::{Source, TopicPartition};
-use crate::protocol::{self, InputMessage, Outcome};
+use crate::kafka::Source;
+use crate::protocol::{self, Outcome};
 
 impl Runner {
     pub(super) fn acknowledge(&self, token: Option<AckToken>) {
@@ -203,18 +203,14 @@ impl Runner {
             .await;
             let sends = batch.iter().map(|done| {
                 let record = &done.record;
-                let msg = InputMessage {
-                    topic: record.topic.clone(),
-                    partition: record.partition,
-                    offset: record.offset,
-                    key: record.key.clone(),
-                    payload: Vec::new(),
-                };
                 let (processor, producer) = (&processor, &producer);
                 async move {
                     let source = Source {
                         processor: processor.name(),
-                        message: &msg,
+                        topic: &record.topic,
+                        partition: record.partition,
+                        offset: record.offset,
+                        key: record.key.as_deref(),
                         attempts: record.attempt,
                     };
                     match &done.kind {
@@ -261,12 +257,14 @@ impl Runner {
             ResultKind::Output(_) => self.counters.outputs(),
             ResultKind::Error(_) => self.counters.errors(),
         }
-        let tp = TopicPartition::new(record.topic.clone(), record.partition);
-        let key = key_of(&record.topic, record.partition, record.offset);
-        if !self.tracker.completed(&tp, record.offset) {
+        if !self
+            .tracker
+            .completed_at(&record.topic, record.partition, record.offset)
+        {
             // Recovered from an earlier incarnation; not consumed again yet.
             self.counters.recovered();
-            self.finished.insert(key.clone());
+            self.finished
+                .insert(key_of(&record.topic, record.partition, record.offset));
         }
         if task_key {
             // A task (and a record) of its own: its updates are acknowledged from now on, and
@@ -274,6 +272,7 @@ impl Runner {
             // there is, deleted by its span.
             self.producing_tasks.remove(&record.task_id);
             self.produced_tasks.insert(record.task_id.clone());
+            let key = key_of(&record.topic, record.partition, record.offset);
             self.done.push((key, record.task_id.clone()));
         }
         if let Some(results) = &self.config.results {

@@ -49,7 +49,7 @@ use super::{Attempt, Key, Produced, ResultKind, Runner, key_of};
 use crate::processor::Processor;
 use crate::protocol::warm::{WorkItem, WorkResult};
 use crate::protocol::{self, FailureCause, InputMessage, Outcome};
-use pool::{Item, Pool, WorkerState};
+use pool::{Item, ItemKey, Pool, WorkerState};
 
 /// Items sent to a worker at most, per item it runs at once: enough that its queue does not run
 /// dry during a MESSAGE round trip through the master and agent.
@@ -195,7 +195,7 @@ impl Runner {
                 let msg = attempt.msg;
                 work.push(Arc::clone(&msg));
                 worker.in_flight.insert(
-                    key_of(&msg.topic, msg.partition, msg.offset),
+                    (msg.partition, msg.offset),
                     Item {
                         msg,
                         attempt: attempt.attempt,
@@ -299,9 +299,8 @@ impl Runner {
             }
         };
         tracing::debug!(executor = %executor_id.value, results = results.len(), "warm results");
-        let topic = self.processor.input().to_string();
         let now = Instant::now();
-        let mut finished = Vec::new();
+        let mut finished = Vec::with_capacity(results.len());
         let agent = {
             let Some(warm) = self.warm.as_mut() else {
                 return;
@@ -311,8 +310,7 @@ impl Runner {
                 return;
             };
             for result in results {
-                let key = key_of(&topic, result.partition, result.offset);
-                match worker.in_flight.remove(&key) {
+                match worker.in_flight.remove(&(result.partition, result.offset)) {
                     Some(item) => finished.push((item, result)),
                     None => tracing::debug!(
                         offset = result.offset,
@@ -376,8 +374,14 @@ impl Runner {
     /// An item's result, to produce as in per-message mode.
     fn warm_result(&mut self, item: Item, agent: &AgentId, kind: ResultKind) -> Produced {
         let msg = &item.msg;
-        let key = key_of(&msg.topic, msg.partition, msg.offset);
-        let recovered = self.warm.as_mut().and_then(|w| w.recovered.remove(&key));
+        let recovered = self
+            .warm
+            .as_mut()
+            .filter(|w| !w.recovered.is_empty())
+            .and_then(|w| {
+                w.recovered
+                    .remove(&key_of(&msg.topic, msg.partition, msg.offset))
+            });
         let task_key = recovered.is_some();
         let task_id = recovered.map_or_else(
             || record_id(self.processor.name(), msg.partition, msg.offset),
@@ -411,11 +415,11 @@ impl Runner {
         let mut stop = Vec::new();
         if let Some(warm) = self.warm.as_mut() {
             for worker in warm.pool.workers.values_mut() {
-                let late: Vec<Key> = worker
+                let late: Vec<ItemKey> = worker
                     .in_flight
                     .iter()
                     .filter(|(_, item)| now.duration_since(item.sent_at) > limit)
-                    .map(|(key, _)| key.clone())
+                    .map(|(key, _)| *key)
                     .collect();
                 for key in late {
                     if let Some(item) = worker.in_flight.remove(&key) {

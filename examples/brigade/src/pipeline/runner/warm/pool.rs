@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use mesos_sdk::v1::{AgentId, ExecutorId, TaskId};
 
-use super::super::Key;
 use crate::protocol::InputMessage;
 
 /// Where a worker is in its life.
@@ -21,6 +20,10 @@ pub(super) enum WorkerState {
     /// Killed by the scheduler (idle above the minimum, or stopping): takes no item.
     Stopping,
 }
+
+/// An item in flight, by source partition and offset: a worker serves one processor, hence
+/// one input topic (a key without the topic name costs no allocation per item).
+pub(super) type ItemKey = (i32, i64);
 
 /// An item sent to a worker.
 #[derive(Debug)]
@@ -37,7 +40,7 @@ pub(super) struct Worker {
     pub(super) executor_id: ExecutorId,
     pub(super) agent_id: AgentId,
     pub(super) state: WorkerState,
-    pub(super) in_flight: HashMap<Key, Item>,
+    pub(super) in_flight: HashMap<ItemKey, Item>,
     /// Since when it has had nothing in flight.
     pub(super) idle_since: Instant,
     /// Since when the master has reported it unreachable (no item is sent to it meanwhile).
@@ -158,7 +161,7 @@ mod tests {
         let mut in_flight = HashMap::new();
         for i in 0..items {
             in_flight.insert(
-                ("t".to_string(), 0, i as i64),
+                (0, i as i64),
                 Item {
                     msg: Arc::new(InputMessage::default()),
                     attempt: 1,
