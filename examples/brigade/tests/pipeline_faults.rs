@@ -12,11 +12,10 @@ mod support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use brigade::kafka::{KafkaConfig, create_topics};
 use brigade::pipeline::{Brigade, SchedulerConfig};
 use brigade::processor::Processor;
 use mesos_local::cluster::LocalCluster;
-use support::kafka::{Record, by_offset, produce, read};
+use support::kafka::{Record, by_offset, processor_topics, produce, read};
 
 /// The processor's command: `cat`, after a second's sleep for messages starting with `s`.
 const COMMAND: &str = "x=$(cat); case \"$x\" in s*) sleep 1;; esac; printf %s \"$x\"";
@@ -62,18 +61,7 @@ impl Scenario {
         support::init_logs();
         let broker = support::tansu::tansu_or_skip(test)?;
         let brokers = broker.brokers();
-        let (input, output, error) = (
-            format!("{name}-in"),
-            format!("{name}-out"),
-            format!("{name}-err"),
-        );
-        create_topics(
-            &KafkaConfig::new(&brokers),
-            &[input.as_str(), output.as_str(), error.as_str()],
-            1,
-        )
-        .await
-        .unwrap();
+        let (input, output, error) = processor_topics(&brokers, name).await;
         let work = tempfile::tempdir().unwrap();
         let cluster = LocalCluster::builder()
             .agents(agents)

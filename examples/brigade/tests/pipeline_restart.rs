@@ -12,8 +12,7 @@ use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use brigade::kafka::{KafkaConfig, create_topics};
-use support::kafka::{by_offset, produce, read};
+use support::kafka::{by_offset, processor_topics, produce, read};
 
 struct Scheduler {
     child: Child,
@@ -110,18 +109,7 @@ async fn restart_loses_no_message(test: &str, name: &str, extra: serde_json::Val
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
     let brokers = broker.brokers();
-    let (input, output, error) = (
-        format!("{name}-in"),
-        format!("{name}-out"),
-        format!("{name}-err"),
-    );
-    create_topics(
-        &KafkaConfig::new(&brokers),
-        &[input.as_str(), output.as_str(), error.as_str()],
-        1,
-    )
-    .await
-    .unwrap();
+    let (input, output, error) = processor_topics(&brokers, name).await;
     let work = tempfile::tempdir().unwrap();
     let cluster = support::local_cluster(work.path()).await;
     let processor = work.path().join("processor.json");

@@ -64,6 +64,24 @@ pub async fn produce(brokers: &str, topic: &str, payloads: &[Vec<u8>]) -> Vec<i6
     offsets
 }
 
+/// Creates the topics of processor `name`, `<name>-in`, `<name>-out` and `<name>-err` (one
+/// partition each), and answers their names in that order.
+pub async fn processor_topics(brokers: &str, name: &str) -> (String, String, String) {
+    let (input, output, error) = (
+        format!("{name}-in"),
+        format!("{name}-out"),
+        format!("{name}-err"),
+    );
+    brigade::kafka::create_topics(
+        &brigade::kafka::KafkaConfig::new(brokers),
+        &[input.as_str(), output.as_str(), error.as_str()],
+        1,
+    )
+    .await
+    .expect("topics created");
+    (input, output, error)
+}
+
 /// Reads `topic` from the start until `count` records arrived or `timeout` passed.
 pub async fn read(brokers: &str, topic: &str, count: usize, timeout: Duration) -> Vec<Record> {
     let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
