@@ -25,6 +25,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 mod executors;
 mod offers;
+mod reachability;
 mod results;
 mod warm;
 
@@ -236,9 +237,8 @@ struct Running {
     msg: Option<Arc<InputMessage>>,
     launched_at: Instant,
     kill_sent: bool,
-    /// Since when the master has reported the task unreachable (or unknown); see
-    /// [`SchedulerConfig::unreachable_grace`].
-    unreachable_since: Option<Instant>,
+    /// Whether the master reports it unreachable, and since when.
+    reachability: reachability::Reachability,
 }
 
 /// A produce that finished (its record is acknowledged by Kafka and marked produced).
@@ -379,7 +379,7 @@ impl Runner {
                             msg: None,
                             launched_at: Instant::now(),
                             kill_sent: false,
-                            unreachable_since: None,
+                            reachability: Default::default(),
                         },
                     );
                 }

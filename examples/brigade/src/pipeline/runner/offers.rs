@@ -189,7 +189,7 @@ impl Runner {
                                 msg: Some(msg),
                                 launched_at: now,
                                 kill_sent: false,
-                                unreachable_since: None,
+                                reachability: Default::default(),
                             },
                         );
                         tasks.push(task);

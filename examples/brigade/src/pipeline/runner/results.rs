@@ -29,18 +29,17 @@ impl Runner {
         let state = status.state();
         let Some(outcome) = protocol::outcome(&status) else {
             // Not terminal.
-            let unreachable = protocol::unreachable(state);
             if let Some(running) = self.running.get_mut(&task_id) {
                 if running.record.agent_id.is_none() {
                     running.record.agent_id = status.agent_id.as_ref().map(|a| a.value.clone());
                 }
-                if !unreachable {
-                    running.unreachable_since = None;
-                } else if running.unreachable_since.is_none() {
+                if running.reachability.note(state, Instant::now()) {
                     tracing::warn!(task = %task_id, ?state, "task unreachable");
-                    running.unreachable_since = Some(Instant::now());
                 }
-            } else if !self.produced_tasks.contains(&task_id) && !self.stopping && !unreachable {
+            } else if !self.produced_tasks.contains(&task_id)
+                && !self.stopping
+                && !protocol::unreachable(state)
+            {
                 // A live task this scheduler does not know (its record is gone): kill it. Not
                 // while unreachable: the master would only answer TASK_UNREACHABLE again; it is
                 // killed when its agent is back and it reports running.
@@ -342,10 +341,7 @@ impl Runner {
         let lost: Vec<(String, Option<String>)> = self
             .running
             .values()
-            .filter(|r| {
-                r.unreachable_since
-                    .is_some_and(|t| now.duration_since(t) >= grace)
-            })
+            .filter(|r| r.reachability.given_up(grace, now))
             .map(|r| (r.record.task_id.clone(), r.record.agent_id.clone()))
             .collect();
         for (task_id, agent_id) in lost {

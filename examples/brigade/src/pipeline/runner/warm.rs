@@ -232,13 +232,8 @@ impl Runner {
         };
         if protocol::outcome(status).is_none() {
             let state = status.state();
-            if protocol::unreachable(state) {
-                if worker.unreachable_since.is_none() {
-                    tracing::warn!(processor = %self.processor.name(), worker = %task_id, ?state, "warm worker unreachable");
-                    worker.unreachable_since = Some(Instant::now());
-                }
-            } else {
-                worker.unreachable_since = None;
+            if worker.reachability.note(state, Instant::now()) {
+                tracing::warn!(processor = %self.processor.name(), worker = %task_id, ?state, "warm worker unreachable");
             }
             if state == mesos_sdk::v1::TaskState::TaskRunning
                 && worker.state == WorkerState::Launching

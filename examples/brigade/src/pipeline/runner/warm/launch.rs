@@ -146,7 +146,7 @@ impl Runner {
                             state: WorkerState::Launching,
                             in_flight: HashMap::new(),
                             idle_since: now,
-                            unreachable_since: None,
+                            reachability: Default::default(),
                         },
                     );
                     self.counters.launched();

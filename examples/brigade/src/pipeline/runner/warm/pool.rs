@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use mesos_sdk::v1::{AgentId, ExecutorId, TaskId};
 
+use super::super::reachability::Reachability;
+
 use crate::protocol::InputMessage;
 
 /// Where a worker is in its life.
@@ -43,8 +45,8 @@ pub(super) struct Worker {
     pub(super) in_flight: HashMap<ItemKey, Item>,
     /// Since when it has had nothing in flight.
     pub(super) idle_since: Instant,
-    /// Since when the master has reported it unreachable (no item is sent to it meanwhile).
-    pub(super) unreachable_since: Option<Instant>,
+    /// Whether the master reports it unreachable (no item is sent to it meanwhile).
+    pub(super) reachability: Reachability,
 }
 
 /// The workers of one process scheduler, by task id.
@@ -60,7 +62,7 @@ impl Pool {
     pub(super) fn live(&self) -> usize {
         self.workers
             .values()
-            .filter(|w| w.state != WorkerState::Stopping && w.unreachable_since.is_none())
+            .filter(|w| w.state != WorkerState::Stopping && !w.reachability.is_unreachable())
             .count()
     }
 
@@ -83,7 +85,7 @@ impl Pool {
             .iter()
             .filter(|(_, w)| {
                 w.state == WorkerState::Ready
-                    && w.unreachable_since.is_none()
+                    && !w.reachability.is_unreachable()
                     && w.in_flight.len() < depth
             })
             .map(|(id, w)| (id, w.in_flight.len()))
@@ -109,7 +111,7 @@ impl Pool {
             .iter()
             .filter(|(_, w)| {
                 w.state == WorkerState::Ready
-                    && w.unreachable_since.is_none()
+                    && !w.reachability.is_unreachable()
                     && w.in_flight.is_empty()
                     && now.duration_since(w.idle_since) >= idle
             })
@@ -130,10 +132,7 @@ pub(super) fn unreachable_beyond(pool: &Pool, grace: Duration, now: Instant) -> 
     let mut ids: Vec<String> = pool
         .workers
         .iter()
-        .filter(|(_, w)| {
-            w.unreachable_since
-                .is_some_and(|since| now.duration_since(since) >= grace)
-        })
+        .filter(|(_, w)| w.reachability.given_up(grace, now))
         .map(|(id, _)| id.clone())
         .collect();
     ids.sort();
@@ -156,6 +155,7 @@ pub(super) fn desired(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesos_sdk::v1::TaskState;
 
     fn worker(id: &str, state: WorkerState, items: usize, idle_since: Instant) -> Worker {
         let mut in_flight = HashMap::new();
@@ -176,7 +176,7 @@ mod tests {
             state,
             in_flight,
             idle_since,
-            unreachable_since: None,
+            reachability: Reachability::default(),
         }
     }
 
@@ -225,10 +225,12 @@ mod tests {
         pool.workers
             .insert("w1".into(), worker("w1", WorkerState::Ready, 0, t0));
         let mut cut_off = worker("w2", WorkerState::Ready, 1, t0);
-        cut_off.unreachable_since = Some(t0);
+        cut_off.reachability.note(TaskState::TaskUnreachable, t0);
         pool.workers.insert("w2".into(), cut_off);
         let mut idle_cut_off = worker("w3", WorkerState::Ready, 0, t0);
-        idle_cut_off.unreachable_since = Some(t0 + Duration::from_secs(2));
+        idle_cut_off
+            .reachability
+            .note(TaskState::TaskUnknown, t0 + Duration::from_secs(2));
         pool.workers.insert("w3".into(), idle_cut_off);
         assert_eq!(pool.with_room(4), vec!["w1"]);
         assert_eq!(pool.live(), 1, "the unreachable ones are replaced");
