@@ -4,10 +4,14 @@
 //! back to avoid launching a message twice and to count what may have been produced twice.
 //!
 //! - `tasks/<task id>`: a per-message task, written when it is launched (stage `launched`).
-//! - `results/<batch id>`: the records of one produce batch (up to [`RECORDS_PER_BATCH`]), all
-//!   at one stage (`producing`, then `produced`): one store write per batch and stage, not one
-//!   per message. Warm mode writes only these.
-//! - Both are deleted once the input offset is committed past every message they name.
+//! - `results/<batch id>`: the records of one produce batch (up to [`RECORDS_PER_BATCH`]),
+//!   written once, before the batch is produced (stage `producing`): one store write per batch,
+//!   not one per message. Warm mode writes only these.
+//! - `produced/<batch id>`: an empty marker written once Kafka acknowledged every record of the
+//!   batch; the batch's records are then at stage `produced`. A marker rather than the batch
+//!   written again: the batch's JSON (about 200 bytes a record) is written once, not twice.
+//! - All are deleted once the input offset is committed past every message they name (a batch
+//!   and its marker in the same transaction).
 //!
 //! Where a task appears under several keys (launched under `tasks/`, producing or produced in a
 //! batch), [`Records::load`] keeps its furthest stage.
@@ -122,6 +126,10 @@ impl Records {
 
     fn batch_key(&self, batch: &str) -> String {
         format!("{}results/{batch}", self.prefix)
+    }
+
+    fn produced_key(&self, batch: &str) -> String {
+        format!("{}produced/{batch}", self.prefix)
     }
 
     /// The persisted framework id.
@@ -243,19 +251,34 @@ impl Records {
         Ok(())
     }
 
+    /// Marks result batch `batch` produced: every record of it was acknowledged by Kafka.
+    pub async fn mark_produced(&self, batch: &str) -> Result<(), PipelineError> {
+        self.store
+            .put(&self.produced_key(batch), bytes::Bytes::new(), None)
+            .await?;
+        Ok(())
+    }
+
     /// Deletes the records of committed messages: the task records of `task_ids` first, then
-    /// the result batches `batches` (so a failure part way leaves a batch saying "produced",
-    /// which a restart treats as done, rather than a task record saying "launched").
+    /// the result batches `batches` with their markers (so a failure part way leaves a batch
+    /// saying "produced", which a restart treats as done, rather than a task record saying
+    /// "launched"). A batch and its marker go in one transaction: a batch is never left
+    /// without the marker it had.
     pub async fn delete_done(
         &self,
         task_ids: &[String],
         batches: &[String],
     ) -> Result<(), PipelineError> {
         self.delete_all(task_ids).await?;
-        let keys: Vec<String> = batches.iter().map(|b| self.batch_key(b)).collect();
+        let keys: Vec<String> = batches
+            .iter()
+            .flat_map(|b| [self.batch_key(b), self.produced_key(b)])
+            .collect();
         self.delete_keys(keys).await
     }
 
+    /// Deletes `keys`, [`RECORDS_PER_TXN`] to a transaction (an even number: a batch's two keys,
+    /// side by side in `keys`, share one).
     async fn delete_keys(&self, keys: Vec<String>) -> Result<(), PipelineError> {
         for chunk in keys.chunks(RECORDS_PER_TXN) {
             let mut txn = Txn::new();
@@ -283,13 +306,24 @@ impl Records {
                 Err(e) => tracing::warn!(key = %kv.key, error = %e, "unreadable task record"),
             }
         }
+        let produced: std::collections::HashSet<String> = self
+            .read_all("produced/")
+            .await?
+            .iter()
+            .filter_map(|kv| kv.key.rsplit('/').next().map(str::to_string))
+            .collect();
         let mut batches = Vec::new();
         for kv in self.read_all("results/").await? {
             let Some(id) = kv.key.rsplit('/').next().map(str::to_string) else {
                 continue;
             };
             match decode_json::<Vec<TaskRecord>>(&kv) {
-                Ok(records) => {
+                Ok(mut records) => {
+                    if produced.contains(&id) {
+                        for record in &mut records {
+                            record.stage = record.stage.max(Stage::Produced);
+                        }
+                    }
                     batches.push((id, span_of(&records)));
                     records.into_iter().for_each(&mut keep);
                 }
@@ -392,6 +426,13 @@ mod tests {
         r.put_batch("b2", &[record("t1", 1, Stage::Producing)])
             .await
             .unwrap();
+        // A batch written at "producing" and then marked produced is at "produced".
+        r.put_batch("b3", &[record("w6", 6, Stage::Producing)])
+            .await
+            .unwrap();
+        r.mark_produced("b3").await.unwrap();
+        // A marker whose batch is gone is ignored.
+        r.mark_produced("gone").await.unwrap();
         let found = r.load().await.unwrap();
         let mut tasks = found.tasks.clone();
         tasks.sort_by_key(|t| t.offset);
@@ -404,7 +445,8 @@ mod tests {
             [
                 ("t1", Stage::Produced),
                 ("t2", Stage::Launched),
-                ("w5", Stage::Producing)
+                ("w5", Stage::Producing),
+                ("w6", Stage::Produced)
             ]
         );
         let mut batches = found.batches.clone();
@@ -420,6 +462,7 @@ mod tests {
                     ]
                 ),
                 ("b2".to_string(), vec![(TopicPartition::new("in", 0), 1)]),
+                ("b3".to_string(), vec![(TopicPartition::new("in", 0), 6)]),
             ]
         );
 
@@ -428,13 +471,21 @@ mod tests {
             .collect();
         assert!(r.put_batch("big", &too_many).await.is_err());
 
-        r.delete_done(&["t1".into(), "t2".into()], &["b1".into(), "b2".into()])
-            .await
-            .unwrap();
+        r.delete_done(
+            &["t1".into(), "t2".into()],
+            &["b1".into(), "b2".into(), "b3".into(), "gone".into()],
+        )
+        .await
+        .unwrap();
         let found = r.load().await.unwrap();
         assert!(
             found.tasks.is_empty() && found.batches.is_empty(),
             "{found:?}"
+        );
+        let left = r.store.range("brigade/p/", RangeRequest::limit(10)).await;
+        assert!(
+            left.unwrap().kvs.is_empty(),
+            "markers deleted with their batches"
         );
     }
 

@@ -155,7 +155,7 @@ impl Runner {
 
     /// Produces the records of finished messages in the background, in batches of at most
     /// [`RECORDS_PER_BATCH`]: each batch is recorded as producing (one store write), its
-    /// records are produced all at once, then it is recorded as produced (one more write);
+    /// records are produced all at once, then it is marked produced (an empty marker key);
     /// each step is retried until it succeeds or the scheduler stops. Their acknowledgement
     /// tokens are used once their records are acknowledged by Kafka.
     pub(super) fn start_produce_all(&mut self, mut all: Vec<Produced>) {
@@ -232,10 +232,7 @@ impl Runner {
             });
             futures::future::join_all(sends).await;
             mark(&mut batch, Stage::Produced);
-            retry_forever("marking produced", || {
-                records.put_batch(&id, batch.iter().map(record_of))
-            })
-            .await;
+            retry_forever("marking produced", || records.mark_produced(&id)).await;
             batch
         });
     }
