@@ -36,6 +36,11 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+/// The same allocator as the `brigade` binary (jemalloc, also behind librdkafka's `malloc`), so
+/// that what is measured is what runs; the raw loop in this process uses it too.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Warm workers (min = max) in the warm section.
 const WARM_WORKERS: usize = 2;
 /// Items each warm worker runs at once (`SchedulerConfig::warm_concurrency`).

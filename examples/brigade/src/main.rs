@@ -16,6 +16,14 @@ use brigade::processor::Processor;
 use clap::{Parser, Subcommand};
 use mesos_sdk::storage::{EtcdStore, Store};
 
+/// The process's allocator: jemalloc, for Rust and (the crate's unprefixed `malloc`) for
+/// librdkafka's C code alike. A process scheduler allocates for every message it moves, and
+/// glibc's malloc was about a sixth of all CPU time in a warm pipeline's busy phase; with
+/// jemalloc a twentieth, and warm streaming ran about 10% faster and far steadier (the README's
+/// Measure section has the runs).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Brigade: one Mesos task per Kafka message.
 #[derive(Debug, Parser)]
 #[command(name = "brigade", version)]

@@ -14,6 +14,11 @@ use std::process::ExitCode;
 use brigade::exec::{BrigadeExecutor, RunConfig};
 use mesos_sdk::executor::{self, ExecutorConfig};
 
+/// The executor's allocator: jemalloc, as in the `brigade` binary (a warm worker decodes, runs
+/// and answers every message it is sent).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
