@@ -28,6 +28,8 @@ use crate::kafka::TopicPartition;
 
 /// Records written or deleted per store transaction (etcd's default limit is 128 operations).
 pub const RECORDS_PER_TXN: usize = 64;
+// A result batch and its "produced" marker are deleted in one transaction (`delete_done`).
+const _: () = assert!(RECORDS_PER_TXN % 2 == 0);
 
 /// Records in one result batch at most (a larger produce is split): bounds the size of one
 /// stored value (a record is about 200 bytes of JSON; etcd refuses requests over 1.5 MiB).

@@ -195,7 +195,9 @@ impl Runner {
         let records = self.records.clone();
         self.producing.spawn(async move {
             let mut batch = batch;
-            mark(&mut batch, Stage::Producing);
+            for done in &mut batch {
+                done.record.stage = Stage::Producing;
+            }
             retry_forever("marking producing", || {
                 records.put_batch(&id, batch.iter().map(record_of))
             })
@@ -231,7 +233,9 @@ impl Runner {
                 }
             });
             futures::future::join_all(sends).await;
-            mark(&mut batch, Stage::Produced);
+            // The stage is not set in memory: "produced" is the marker key written here, and
+            // only a restart reads it back (the records' in-memory stage is not read after the
+            // write above).
             retry_forever("marking produced", || records.mark_produced(&id)).await;
             batch
         });
@@ -427,13 +431,6 @@ impl Runner {
 /// higher-ranked lifetime check on the spawned future).
 fn record_of(done: &Produced) -> &TaskRecord {
     &done.record
-}
-
-/// Sets the stage of every record of `batch`.
-fn mark(batch: &mut [Produced], stage: Stage) {
-    for done in batch {
-        done.record.stage = stage;
-    }
 }
 
 /// Runs `step` until it succeeds, waiting a little longer after each failure (at most 5 s).
